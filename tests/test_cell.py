@@ -1,0 +1,150 @@
+"""ConvGRUCell: equations (against nn.GRUCell and the Cho et al. form), gradients, shapes, errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from convgru import ConvGRUCell
+from gru_reference import copy_gru_cell, gru_cell_ref
+
+
+def image(t):
+    """(B, C) -> (B, C, 1, 1)."""
+    return t[..., None, None]
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_kernel1_on_1x1_images_is_gru_cell(reset):
+    torch.manual_seed(0)
+    ref = nn.GRUCell(5, 7)
+    cell = ConvGRUCell(5, 7, kernel_size=1, reset=reset)
+    copy_gru_cell(ref, cell)
+    x, h = torch.randn(4, 5), torch.randn(4, 7)
+    out = cell(image(x), image(h))[..., 0, 0]
+    expected = ref(x, h) if reset == "after" else gru_cell_ref(
+        x, h, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh, reset="before")
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reset_modes_differ_and_reference_matches_torch():
+    torch.manual_seed(1)
+    ref = nn.GRUCell(3, 4)
+    x, h = torch.randn(2, 3), torch.randn(2, 4)
+    w = ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh
+    torch.testing.assert_close(gru_cell_ref(x, h, *w, reset="after"), ref(x, h))
+    assert not torch.allclose(gru_cell_ref(x, h, *w, reset="before"), ref(x, h), atol=1e-4)
+
+
+def test_no_bias_and_zero_state():
+    torch.manual_seed(2)
+    ref = nn.GRUCell(3, 4, bias=False)
+    cell = ConvGRUCell(3, 4, kernel_size=1, bias=False)
+    assert cell.conv_x.bias is None and cell.conv_h.bias is None
+    with torch.no_grad():
+        cell.conv_x.weight.copy_(image(ref.weight_ih))
+        cell.conv_h.weight.copy_(image(ref.weight_hh))
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(cell(image(x))[..., 0, 0], ref(x))
+
+
+def test_parameters_are_stacked_r_z_n():
+    cell = ConvGRUCell(3, 8, kernel_size=5)
+    assert cell.conv_x.weight.shape == (24, 3, 5, 5)
+    assert cell.conv_h.weight.shape == (24, 8, 5, 5)
+    assert cell.conv_x.bias.shape == cell.conv_h.bias.shape == (24,)
+
+
+@pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (3, 1), (5, 2), (3, 3)])
+def test_same_padding_any_size(kernel_size, dilation):
+    cell = ConvGRUCell(2, 3, kernel_size=kernel_size, dilation=dilation)
+    for hw in [(1, 1), (7, 5), (16, 9)]:
+        assert cell(torch.randn(2, 2, *hw)).shape == (2, 3, *hw)
+
+
+def test_group_norm_sits_on_each_pre_activation():
+    torch.manual_seed(3)
+    cell = ConvGRUCell(2, 4, norm="group", num_groups=2)
+    assert all(isinstance(m, nn.GroupNorm) and m.num_groups == 2
+               for m in (cell.norm_r, cell.norm_z, cell.norm_n))
+    x, h = torch.randn(2, 2, 6, 6), torch.randn(2, 4, 6, 6)
+    xr, xz, xn = cell.conv_x(x).chunk(3, 1)
+    hr, hz, hn = cell.conv_h(h).chunk(3, 1)
+    r, z = torch.sigmoid(cell.norm_r(xr + hr)), torch.sigmoid(cell.norm_z(xz + hz))
+    n = torch.tanh(cell.norm_n(xn + r * hn))
+    torch.testing.assert_close(cell(x, h), (1 - z) * n + z * h)
+
+
+def test_no_input_cell_uses_hidden_path_only():
+    torch.manual_seed(4)
+    cell = ConvGRUCell(0, 4)
+    assert cell.conv_x is None
+    h = torch.randn(2, 4, 5, 5)
+    hr, hz, hn = cell.conv_h(h).chunk(3, 1)
+    r, z = torch.sigmoid(hr), torch.sigmoid(hz)
+    n = torch.tanh(r * hn)
+    torch.testing.assert_close(cell(None, h), (1 - z) * n + z * h)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+@pytest.mark.parametrize("norm", [None, "group"])
+def test_gradcheck(reset, norm):
+    torch.manual_seed(5)
+    cell = ConvGRUCell(2, 4, kernel_size=3, norm=norm, num_groups=2, reset=reset).double()
+    x = torch.randn(2, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(2, 4, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cell, (x, h))
+
+
+def test_state_follows_input_dtype_and_device():
+    cell = ConvGRUCell(2, 3).double()
+    out = cell(torch.randn(1, 2, 4, 4, dtype=torch.float64))
+    assert out.dtype == torch.float64 and out.device.type == "cpu"
+
+
+def test_bfloat16_autocast():
+    torch.manual_seed(6)
+    cell = ConvGRUCell(2, 3, norm="group")
+    x, h = torch.randn(2, 2, 8, 8), torch.randn(2, 3, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = cell(x, h)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), cell(x, h), rtol=0, atol=5e-2)
+
+
+def test_compile_matches_eager():
+    torch.manual_seed(7)
+    cell = ConvGRUCell(2, 4, norm="group", num_groups=2, reset="before")
+    x, h = torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(torch.compile(cell)(x, h), cell(x, h), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(norm="batch"), r"norm must be one of \[None, 'group'\], got 'batch'"),
+    (dict(reset="middle"), r"reset must be one of \['after', 'before'\], got 'middle'"),
+    (dict(kernel_size=4), r"kernel_size must be odd .* got kernel_size=4"),
+    (dict(norm="group", num_groups=3), r"hidden_size \(4\) must be divisible by num_groups \(3\)"),
+    (dict(hidden_size=0), r"hidden_size >= 1, got 2 and 0"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConvGRUCell(**{"input_size": 2, "hidden_size": 4, **kwargs})
+
+
+@pytest.mark.parametrize("x,h,match", [
+    (torch.zeros(2, 2, 4), None, r"x must have shape \(\*, 2, \*, \*\), got \(2, 2, 4\)"),
+    (torch.zeros(2, 5, 4, 4), None, r"x must have shape \(\*, 2, \*, \*\), got \(2, 5, 4, 4\)"),
+    (torch.zeros(2, 2, 4, 4), torch.zeros(2, 4, 4, 5),
+     r"h must have shape \(2, 4, 4, 4\), got \(2, 4, 4, 5\)"),
+    (None, torch.zeros(2, 4, 4, 4), r"input_size=2: x must be a \(B, input_size, H, W\) tensor"),
+])
+def test_bad_inputs(x, h, match):
+    with pytest.raises(ValueError, match=match):
+        ConvGRUCell(2, 4)(x, h)
+
+
+def test_no_input_cell_rejects_input_and_missing_state():
+    cell = ConvGRUCell(0, 4)
+    with pytest.raises(ValueError, match="input_size=0: x must be None"):
+        cell(torch.zeros(1, 1, 2, 2), torch.zeros(1, 4, 2, 2))
+    with pytest.raises(ValueError, match="needs h"):
+        cell(None, None)

@@ -1,0 +1,85 @@
+"""EncoderForecaster: shape contract at depths 1-4, structure, gradients, dtypes, compile, errors."""
+
+import pytest
+import torch
+
+from convgru import EncoderForecaster
+
+
+def small(depth, **kwargs):
+    """A small network of the given depth."""
+    return EncoderForecaster(hidden_sizes=[4 * (i + 1) for i in range(depth)], kernel_size=3,
+                             stem_channels=4, **kwargs)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("t_in,future", [(1, 1), (3, 5)])
+def test_shape_contract(depth, t_in, future):
+    net = small(depth, in_channels=2, out_channels=3)
+    x = torch.rand(2, t_in, 2, 16, 8 * 2 ** (depth - 1))
+    assert net(x, future).shape == (2, future, 3, 16, 8 * 2 ** (depth - 1))
+
+
+def test_default_is_shi_moving_mnist_configuration():
+    net = EncoderForecaster()
+    assert net.hidden_sizes == [64, 96, 96]
+    assert [c.hidden_size for c in net.encoder] == [64, 96, 96]
+    assert [c.input_size for c in net.encoder] == [16, 64, 96]
+    assert [c.input_size for c in net.forecaster] == [64, 96, 0]
+    assert net.encoder[0].conv_h.kernel_size == (5, 5)
+    assert [d[0].stride for d in net.downsample] == [(1, 1), (2, 2), (2, 2)]
+
+
+def test_forecast_depends_on_inputs_and_all_parameters_learn():
+    torch.manual_seed(0)
+    net = small(3, norm=None)
+    x = torch.rand(2, 4, 1, 16, 16)
+    y = net(x, 3)
+    assert not torch.allclose(y, net(torch.rand_like(x), 3))
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_gradcheck(reset):
+    torch.manual_seed(1)
+    net = EncoderForecaster(hidden_sizes=[2, 2], kernel_size=3, stem_channels=2,
+                            reset=reset).double()
+    x = torch.rand(1, 2, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: net(x, 2), (x,))
+
+
+def test_float64_and_bfloat16_autocast():
+    torch.manual_seed(2)
+    net = small(2)
+    x = torch.rand(2, 3, 1, 16, 16)
+    assert net.double()(x.double(), 2).dtype == torch.float64
+    net.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x, 2)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.float(), net(x, 2), rtol=0, atol=5e-2)
+
+
+def test_compile_matches_eager():
+    torch.manual_seed(3)
+    net = small(2)
+    x = torch.rand(2, 3, 1, 16, 16)
+    torch.testing.assert_close(torch.compile(net)(x, 2), net(x, 2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x,future,match", [
+    (torch.zeros(1, 3, 16, 16), 2, r"x \(B, T_in, C_in, H, W\) must have shape .* got \(1, 3, 16, 16\)"),
+    (torch.zeros(1, 3, 2, 16, 16), 2, r"must have shape \(\*, \*, 1, \*, \*\), got \(1, 3, 2, 16, 16\)"),
+    (torch.zeros(1, 3, 1, 16, 10), 2, "H, W divisible by 4 for 3 levels, got T_in=3, H=16, W=10"),
+    (torch.zeros(1, 0, 1, 16, 16), 2, "T_in >= 1"),
+    (torch.zeros(1, 3, 1, 16, 16), 0, "future must be an int >= 1, got 0"),
+])
+def test_bad_inputs(x, future, match):
+    with pytest.raises(ValueError, match=match):
+        small(3)(x, future)
+
+
+def test_empty_hidden_sizes():
+    with pytest.raises(ValueError, match="hidden_sizes must name at least one level"):
+        EncoderForecaster(hidden_sizes=[])
