@@ -1,0 +1,108 @@
+"""LightningDataModule for the user's own sequence arrays (.npy / .npz, memory-mapped)."""
+
+import numpy as np
+
+from .arrays import ArrayFile, SequenceArray
+from .base import SequenceDataModule
+from .datasets import WindowDataset, window_starts
+
+SPLITS = ("train", "val", "test")
+
+
+def _as_list(files) -> list:
+    return [files] if isinstance(files, (str, bytes)) or not hasattr(files, "__iter__") else list(files)
+
+
+class ArrayDataModule(SequenceDataModule):
+    """Sequences from arrays of shape (N, T, C, H, W), (N, T, H, W) or time-major (T, N, H, W) (`layout`).
+
+    Splits come from `train_files` / `val_files` / `test_files`, or from `files` cut in order by
+    `split` fractions (whole sequences, so windows never straddle splits). Each sequence gives the
+    window at frame 0, or windows every `stride` frames. uint8 maps [0, 255] to [0, 1], floats are
+    taken as in [0, 1]; `value_range=[low, high]` maps low..high to [0, 1] instead (clipped if `clip`).
+    """
+
+    def __init__(self, files=None, split=(0.8, 0.1, 0.1), train_files=None, val_files=None, test_files=None,
+                 layout: str = "NTCHW", key: str | None = None, frames_in: int = 10, frames_out: int = 10,
+                 channels: int = 1, stride: int | None = None, value_range=None, clip: bool = True,
+                 batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
+                 persistent_workers: bool = True):
+        super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)
+        per_split = (train_files, val_files, test_files)
+        if (files is None) == all(f is None for f in per_split):
+            raise ValueError("ArrayDataModule: expected either files (with split fractions) or "
+                             f"train_files/val_files/test_files, found files={files!r}, train_files={train_files!r}, "
+                             f"val_files={val_files!r}, test_files={test_files!r}")
+        if files is not None:
+            split = [float(f) for f in split]
+            if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
+                raise ValueError(f"split: expected 3 fractions (train, val, test) >= 0 summing to 1, found {split}")
+        if stride is not None and (not isinstance(stride, int) or stride < 1):
+            raise ValueError(f"stride: expected null or an integer >= 1, found {stride!r}")
+        if value_range is not None and (len(value_range) != 2 or value_range[1] <= value_range[0]):
+            raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
+        self.files, self.split = files, split
+        self.split_files = dict(zip(SPLITS, per_split))
+        self.layout, self.key, self.stride = layout, key, stride
+        self.value_range, self.clip = value_range, clip
+        self.datasets: dict[str, WindowDataset] = {}
+
+    @property
+    def length(self) -> int:
+        return self.frames_in + self.frames_out
+
+    def _open(self, files) -> list[SequenceArray]:
+        """Open and check files: layout, dtype, channels, frame size and frame count."""
+        arrays = [SequenceArray(ArrayFile(path, self.key), self.layout) for path in _as_list(files)]
+        for a in arrays:
+            if a.frame_shape[0] != self.channels:
+                raise ValueError(f"{a.file.path}: expected channels={self.channels} (option channels), "
+                                 f"found {a.frame_shape[0]} in shape {a.file.shape} ({self.layout})")
+            if (a.frame_shape, a.file.dtype) != (arrays[0].frame_shape, arrays[0].file.dtype):
+                raise ValueError(f"{a.file.path}: expected frames {arrays[0].frame_shape} {arrays[0].file.dtype} "
+                                 f"like {arrays[0].file.path}, found {a.frame_shape} {a.file.dtype}")
+            if a.num_frames < self.length:
+                raise ValueError(f"{a.file.path}: expected at least frames_in + frames_out = {self.length} "
+                                 f"frames per sequence, found {a.num_frames} (shape {a.file.shape}, {self.layout})")
+        return arrays
+
+    def _windows(self, arrays: list[SequenceArray], sequences) -> np.ndarray:
+        """(M, 3) windows (array, sequence, first frame) of the given (array, sequence) pairs."""
+        rows = [(i, n, t0) for i, n in sequences
+                for t0 in window_starts(arrays[i].num_frames, self.length, self.stride)]
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+    def _build(self) -> None:
+        if self.files is not None:
+            arrays = self._open(self.files)
+            pairs = [(i, n) for i, a in enumerate(arrays) for n in range(a.num_sequences)]
+            n_train, n_val = (int(f * len(pairs)) for f in self.split[:2])
+            chunks = (pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:])
+            for name, chunk in zip(SPLITS, chunks):
+                self._add(name, arrays, self._windows(arrays, chunk), f"split={self.split} of {len(pairs)} sequences")
+            return
+        for name, files in self.split_files.items():
+            if files is None:
+                raise ValueError(f"{name}_files: expected one or more array files, found None")
+            arrays = self._open(files)
+            pairs = [(i, n) for i, a in enumerate(arrays) for n in range(a.num_sequences)]
+            self._add(name, arrays, self._windows(arrays, pairs), f"{name}_files={files}")
+
+    def _add(self, name: str, arrays, windows: np.ndarray, origin: str) -> None:
+        if len(windows) == 0:
+            raise ValueError(f"{name} split is empty: expected at least one sample, found none ({origin})")
+        self.datasets[name] = WindowDataset(arrays, windows, self.frames_in, self.frames_out, self.value_range,
+                                            self.clip)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            self._build()
+
+    def train_dataloader(self):
+        return self._loader(self.datasets["train"], shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(self.datasets["val"])
+
+    def test_dataloader(self):
+        return self._loader(self.datasets["test"])

@@ -1,0 +1,149 @@
+"""ArrayDataModule and the array readers: layouts, memory-mapping, npz, windows, splits, bad input."""
+
+import hashlib
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from convgru.data import ArrayDataModule, ArrayFile, SequenceArray
+
+
+def video(n=6, t=12, c=1, h=8, w=8, dtype=np.uint8):
+    """Sequences whose pixels encode (sequence, frame): value = 10 * n + t."""
+    values = 10 * np.arange(n)[:, None] + np.arange(t)[None, :]
+    return np.broadcast_to(values[:, :, None, None, None], (n, t, c, h, w)).astype(dtype)
+
+
+def module(**kwargs):
+    return ArrayDataModule(**{"frames_in": 3, "frames_out": 2, "batch_size": 2, "num_workers": 0, **kwargs})
+
+
+@pytest.mark.parametrize("layout", ["NTCHW", "NTHW", "TNHW"])
+def test_layouts_give_same_samples(tmp_path, layout):
+    data = video()
+    stored = {"NTCHW": data, "NTHW": data[:, :, 0], "TNHW": data[:, :, 0].transpose(1, 0, 2, 3)}[layout]
+    np.save(tmp_path / "a.npy", np.ascontiguousarray(stored))
+    dm = module(files=[str(tmp_path / "a.npy")], layout=layout, split=[0.5, 0.5, 0.0], stride=None)
+    with pytest.raises(ValueError, match="test split is empty"):
+        dm.setup("fit")
+    dm = module(files=str(tmp_path / "a.npy"), layout=layout, split=[4 / 6, 1 / 6, 1 / 6])
+    dm.setup("fit")
+    x, y = dm.datasets["val"][0]
+    assert x.shape == (3, 1, 8, 8) and y.shape == (2, 1, 8, 8) and x.dtype == torch.float32
+    np.testing.assert_allclose(x[:, 0, 0, 0].numpy(), (40 + np.arange(3)) / 255, rtol=1e-6)  # sequence 4
+    np.testing.assert_allclose(y[:, 0, 0, 0].numpy(), (43 + np.arange(2)) / 255, rtol=1e-6)
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [4, 1, 1]
+
+
+def test_files_are_memory_mapped_and_untouched(tmp_path):
+    path = tmp_path / "a.npy"
+    np.save(path, video())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    file = ArrayFile(path)
+    assert isinstance(file.array, np.memmap) and not file.array.flags.writeable
+    dm = module(train_files=[path], val_files=[path], test_files=[path])
+    dm.setup("fit")
+    for batch in dm.train_dataloader():
+        pass
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_npz_stored_is_mapped_compressed_is_read_with_warning(tmp_path):
+    np.savez(tmp_path / "plain.npz", frames=video(), other=np.zeros(3))
+    np.savez_compressed(tmp_path / "packed.npz", frames=video())
+    plain = ArrayFile(tmp_path / "plain.npz", key="frames")
+    assert isinstance(plain.array, np.memmap)
+    np.testing.assert_array_equal(plain.array, video())
+    with pytest.warns(UserWarning, match="cannot be memory-mapped"):
+        packed = ArrayFile(tmp_path / "packed.npz")
+    np.testing.assert_array_equal(packed.array, video())
+    with pytest.raises(ValueError, match="key to name one of the arrays"):
+        ArrayFile(tmp_path / "plain.npz")
+
+
+def test_pickled_file_reopens_lazily(tmp_path):
+    import pickle
+
+    np.save(tmp_path / "a.npy", video())
+    file = pickle.loads(pickle.dumps(ArrayFile(tmp_path / "a.npy")))
+    assert file._array is None and file.array.shape == (6, 12, 1, 8, 8)
+
+
+def test_sliding_windows_and_value_range(tmp_path):
+    np.save(tmp_path / "f.npy", video(n=2, t=12, dtype=np.float32))
+    dm = module(train_files=tmp_path / "f.npy", val_files=tmp_path / "f.npy", test_files=tmp_path / "f.npy",
+                stride=3, value_range=[0.0, 20.0])
+    dm.setup("fit")
+    train = dm.datasets["train"]
+    assert len(train) == 2 * 3  # starts 0, 3, 6 of 12 frames, 5 per window
+    assert train.windows[:, 2].tolist() == [0, 3, 6, 0, 3, 6]
+    x, y = train[4]  # sequence 1, start 3 -> values 13, 14, 15 | 16, 17 scaled by 1/20 and clipped
+    np.testing.assert_allclose(x[:, 0, 0, 0].numpy(), [0.65, 0.7, 0.75])
+    np.testing.assert_allclose(y[:, 0, 0, 0].numpy(), [0.8, 0.85])
+    files = dict(train_files=tmp_path / "f.npy", val_files=tmp_path / "f.npy", test_files=tmp_path / "f.npy")
+    for clip, top in ((True, 1.0), (False, 20 / 19)):
+        dm = module(**files, stride=3, value_range=[0.0, 19.0], clip=clip)
+        dm.setup("fit")
+        _, y = dm.datasets["train"][5]  # targets 19, 20
+        assert y.max().item() == pytest.approx(top)
+
+
+def test_multichannel_batches(tmp_path):
+    np.save(tmp_path / "c.npy", video(n=4, c=3))
+    dm = module(files=[tmp_path / "c.npy"], split=[0.5, 0.25, 0.25], channels=3)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (2, 3, 3, 8, 8) and y.shape == (2, 2, 3, 8, 8)
+    assert 0 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.parametrize("array, kwargs, error, match", [
+    (None, {}, FileNotFoundError, "missing.npy not found"),
+    (np.zeros((4, 12, 8, 8), np.uint8), {}, ValueError, "layout NTCHW expects a 5-d array, found shape"),
+    (np.zeros((4, 12, 1, 8, 8), np.int32), {}, ValueError, "expected dtype uint8 or float, found int32"),
+    (np.zeros((4, 4, 1, 8, 8), np.uint8), {}, ValueError, "at least frames_in \\+ frames_out = 5 frames"),
+    (np.zeros((4, 12, 2, 8, 8), np.uint8), {}, ValueError, "expected channels=1"),
+    (np.zeros((4, 12, 8, 8), np.uint8), {"layout": "NHWT"}, ValueError, "layout: expected one of"),
+])
+def test_bad_arrays(tmp_path, array, kwargs, error, match):
+    path = tmp_path / ("missing.npy" if array is None else "a.npy")
+    if array is not None:
+        np.save(path, array)
+    with pytest.raises(error, match=match):
+        module(files=[path], **kwargs).setup("fit")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "expected either files"),
+    ({"files": ["a.npy"], "train_files": ["a.npy"]}, "expected either files"),
+    ({"files": ["a.npy"], "split": [0.5, 0.2]}, "split: expected 3 fractions"),
+    ({"files": ["a.npy"], "stride": 0}, "stride"),
+    ({"files": ["a.npy"], "value_range": [1, 0]}, "value_range"),
+    ({"files": ["a.npy"], "frames_out": 0}, "frames_out"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        module(**kwargs)
+
+
+def test_files_must_agree(tmp_path):
+    np.save(tmp_path / "a.npy", video())
+    np.save(tmp_path / "b.npy", video(dtype=np.float32))
+    with pytest.raises(ValueError, match="b.npy: expected frames \\(1, 8, 8\\) uint8"):
+        module(files=[tmp_path / "a.npy", tmp_path / "b.npy"]).setup("fit")
+
+
+def test_missing_split_files(tmp_path):
+    np.save(tmp_path / "a.npy", video())
+    with pytest.raises(ValueError, match="test_files: expected one or more array files"):
+        module(train_files=[tmp_path / "a.npy"], val_files=[tmp_path / "a.npy"]).setup("fit")
+
+
+def test_sequence_array_clip_time_major(tmp_path):
+    np.save(tmp_path / "t.npy", np.ascontiguousarray(video()[:, :, 0].transpose(1, 0, 2, 3)))
+    seqs = SequenceArray(ArrayFile(tmp_path / "t.npy"), "TNHW")
+    assert (seqs.num_sequences, seqs.num_frames, seqs.frame_shape) == (6, 12, (1, 8, 8))
+    assert seqs.clip(2, 1, 4)[:, 0, 0, 0].tolist() == [21, 22, 23]
