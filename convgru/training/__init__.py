@@ -1,0 +1,22 @@
+"""Lightning training, metrics, checkpoints and the Hydra train/eval pipeline for convgru."""
+
+from convgru.training.paths import register_resolvers
+
+register_resolvers()
+
+from convgru.training.callbacks import PredictionImages  # noqa: E402
+from convgru.training.checkpoint import CheckpointError, load_checkpoint, load_module  # noqa: E402
+from convgru.training.metrics import FrameMetrics  # noqa: E402
+from convgru.training.module import ForecastModule  # noqa: E402
+from convgru.training.pipeline import evaluate, train  # noqa: E402
+
+__all__ = [
+    "CheckpointError",
+    "ForecastModule",
+    "FrameMetrics",
+    "PredictionImages",
+    "evaluate",
+    "load_checkpoint",
+    "load_module",
+    "train",
+]

@@ -1,0 +1,120 @@
+"""ForecastModule: the LightningModule that trains and evaluates an EncoderForecaster."""
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from convgru import EncoderForecaster
+from convgru.training.metrics import FrameMetrics
+from convgru.training.optim import build_optimizer, build_scheduler
+
+LOSSES = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "mse+l1": lambda pred, target: F.mse_loss(pred, target) + F.l1_loss(pred, target),
+}
+
+
+class ForecastModule(pl.LightningModule):
+    """Train an EncoderForecaster on batches (x, y): x (B, T_in, C, H, W) -> y (B, future, C, H, W).
+
+    Args are plain values (stored as hyperparameters in checkpoints): `net` holds the
+    EncoderForecaster kwargs, `loss` is mse | l1 | mse+l1, `optimizer` is {name: adam|adamw, lr, ...},
+    `scheduler` is {name: none|onecycle|cosine, ...}.
+    """
+
+    def __init__(
+        self,
+        net: dict,
+        future: int = 10,
+        loss: str = "mse",
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+    ):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        self.save_hyperparameters()
+        self.net = EncoderForecaster(**net)
+        self.loss_fn = LOSSES[loss]
+        self.val_metrics = FrameMetrics(future)
+        self.test_metrics = FrameMetrics(future)
+        self.test_results: dict[str, list[float]] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W)."""
+        return self.net(x, self.hparams.future)
+
+    def _predict(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        if y.shape[1] != self.hparams.future:
+            raise ValueError(
+                f"the data gives {y.shape[1]} target frames but the model predicts "
+                f"model.future={self.hparams.future}; make data.frames_out and model.future agree"
+            )
+        return self(x), y
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        pred, y = self._predict(batch)
+        loss = self.loss_fn(pred.float(), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
+                "Checkpoints saved so far are kept in the run's checkpoints/ folder. Lower "
+                "model.optimizer.lr, set trainer.gradient_clip_val, or use trainer.precision=32-true, "
+                "and train again (a resumed run keeps the checkpoint's optimizer state and learning rate)"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        pred, y = self._predict(batch)
+        self.log("val/loss", self.loss_fn(pred.float(), y), sync_dist=True, batch_size=y.shape[0])
+        self.val_metrics.update(pred, y)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        pred, y = self._predict(batch)
+        self.test_metrics.update(pred, y)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).clamp(0, 1)
+
+    def on_validation_epoch_end(self) -> None:
+        per_frame = self.val_metrics.compute()
+        self.val_metrics.reset()
+        # already reduced over ranks by FrameMetrics; sync_dist only averages equal values
+        self.log_dict({f"val/{k}": v.mean() for k, v in per_frame.items()}, prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        per_frame = self.test_metrics.compute()
+        self.test_metrics.reset()
+        self.log_dict({f"test/{k}": v.mean() for k, v in per_frame.items()}, sync_dist=True)
+        self.test_results = {k: v.tolist() for k, v in per_frame.items()}
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for frame, value in enumerate(self.test_results["mse"], start=1):
+                    logger.experiment.add_scalar("test/mse_per_frame", value, global_step=frame)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse to resume a OneCycle schedule over a different number of steps: it cannot stretch."""
+        scheduler = self.hparams.scheduler or {}
+        if scheduler.get("name") == "onecycle" and self._trainer and self.trainer.state.fn == "fit":
+            total = int(self.trainer.estimated_stepping_batches)
+            for state in checkpoint.get("lr_schedulers", []):
+                if state.get("total_steps", total) != total:
+                    raise ValueError(
+                        f"the checkpoint's OneCycle schedule lasts {state['total_steps']} steps, this run "
+                        f"{total}; resume with the trainer.max_epochs / max_steps and data.train_size / "
+                        "batch_size it was started with (to train longer, start a new run)"
+                    )
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.parameters(), self.hparams.optimizer or {"name": "adam", "lr": 1e-3})
+        total_steps = self.trainer.estimated_stepping_batches
+        scheduler = build_scheduler(optimizer, self.hparams.scheduler or {"name": "none"}, total_steps)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

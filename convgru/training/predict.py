@@ -1,0 +1,31 @@
+"""Forecast new sequences from arrays with a trained ForecastModule."""
+
+import numpy as np
+import torch
+
+
+def _as_batch(frames: np.ndarray, channels: int) -> tuple[torch.Tensor, bool]:
+    """(T, C, H, W) or (N, T, C, H, W) array, uint8 (scaled by 1/255) or float in [0, 1]
+    -> float32 (N, T, C, H, W) tensor and whether the input was a single sequence."""
+    if frames.ndim not in (4, 5):
+        raise ValueError(
+            f"input frames must be (T, C, H, W) or (N, T, C, H, W), got shape {frames.shape}"
+        )
+    single = frames.ndim == 4
+    batch = torch.from_numpy(np.asarray(frames[None] if single else frames))
+    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
+    if batch.shape[2] != channels:
+        raise ValueError(f"the model takes {channels} channel(s) per frame, the input has {batch.shape[2]} "
+                         f"(shape {frames.shape}, expected (N, T, {channels}, H, W) or (T, {channels}, H, W))")
+    return batch, single
+
+
+@torch.no_grad()
+def forecast(module, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Predict `module.hparams.future` frames after each input sequence; float32 in [0, 1],
+    (T_out, C, H, W) for one input sequence or (N, T_out, C, H, W) for a batch."""
+    batch, single = _as_batch(frames, module.hparams.net.get("in_channels", 1))
+    module.eval()
+    preds = [module.predict_step(chunk.to(module.device), 0).cpu() for chunk in batch.split(batch_size)]
+    out = torch.cat(preds).numpy()
+    return out[0] if single else out

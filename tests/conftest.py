@@ -1,0 +1,60 @@
+"""Shared fixtures for the training, evaluation and config tests: tiny composed Hydra configs."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import convgru.training  # noqa: F401  (registers the ${project_root:} resolver)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# A model and data small enough for a CPU test: 32x32 frames, 3 in / 2 out, one digit.
+TINY = [
+    "data.image_size=32",
+    "data.num_digits=1",
+    "data.frames_in=3",
+    "data.frames_out=2",
+    "data.train_size=8",
+    "data.val_size=4",
+    "data.test_size=4",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.net.hidden_sizes=[4,4]",
+    "model.net.stem_channels=4",
+    "model.net.kernel_size=3",
+    "callbacks.prediction_images.num_sequences=2",
+    "trainer=cpu",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | None = None):
+    """Compose conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`."""
+    paths = [f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}/logs",
+             f"paths.cache_dir={cache_dir or output_dir / 'cache'}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=[*paths, *overrides])
+
+
+def tiny(name: str, extra=()) -> list[str]:
+    """TINY overrides valid for conf/<name>.yaml (eval has no callbacks group) plus `extra`."""
+    keep = [o for o in TINY if name == "train" or not o.startswith("callbacks.")]
+    return [*keep, *extra]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One data cache for the whole session, so fixed val/test sets are generated once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cache_dir):
+    """One tiny training run (1 epoch, then test): (output dir, returned metrics, config)."""
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_config("train", out, tiny("train"), cache_dir)
+    metrics = convgru.training.train(cfg)
+    return out, metrics, cfg

@@ -1,0 +1,105 @@
+"""Evaluation and prediction from checkpoints; checkpoints load safely or fail clearly."""
+
+import csv
+import json
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, compose_config, tiny
+from convgru.training import CheckpointError, evaluate, load_checkpoint
+
+RAN = []
+
+
+class Exploit:
+    """A pickled object whose loading would run code (appends to RAN)."""
+
+    def __reduce__(self):
+        return RAN.append, ("exploit ran",)
+
+
+def _eval_cfg(out, checkpoint, cache_dir, extra=()):
+    return compose_config("eval", out, tiny("eval", [f"ckpt_path={checkpoint}", "num_images=2", *extra]), cache_dir)
+
+
+def test_eval_reproduces_test_metrics(trained_run, tmp_path, cache_dir):
+    out, metrics, _ = trained_run
+    best = next((out / "checkpoints").glob("epoch_*.ckpt"))
+    first = evaluate(_eval_cfg(tmp_path / "a", best, cache_dir))
+    second = evaluate(_eval_cfg(tmp_path / "b", best, cache_dir))
+    assert first == second
+    for name in ("mse", "mae", "ssim", "psnr"):
+        assert first[name] == pytest.approx(metrics[f"test/{name}"], rel=1e-5)
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["mse"] == first["mse"] and saved["ckpt_path"] == str(best)
+    rows = list(csv.DictReader(open(tmp_path / "a" / "per_frame.csv")))
+    assert [int(r["frame"]) for r in rows] == [1, 2]
+    assert np.mean([float(r["mse"]) for r in rows]) == pytest.approx(first["mse"], rel=1e-4)
+    assert (tmp_path / "a" / "predictions.png").stat().st_size > 0
+
+
+def test_eval_missing_checkpoint(tmp_path, cache_dir):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        evaluate(_eval_cfg(tmp_path, tmp_path / "missing.ckpt", cache_dir))
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated zip"])
+def test_corrupt_checkpoint_is_reported(tmp_path, content):
+    path = tmp_path / "corrupt.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="corrupt or not a PyTorch checkpoint"):
+        load_checkpoint(path)
+
+
+def test_truncated_real_checkpoint_is_reported(trained_run, tmp_path):
+    data = (trained_run[0] / "checkpoints" / "last.ckpt").read_bytes()
+    path = tmp_path / "truncated.ckpt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"net": {}}, "payload": Exploit()}, path)
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointError, match="refused to load .*could run code"):
+        load_checkpoint(path)
+    legacy = tmp_path / "evil_legacy.ckpt"
+    legacy.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(legacy)
+    assert RAN == []
+
+
+def test_other_files_are_not_checkpoints(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a Lightning training checkpoint"):
+        load_checkpoint(path)
+
+
+def test_eval_with_other_model_names_the_override(trained_run, tmp_path, cache_dir):
+    best = next((trained_run[0] / "checkpoints").glob("epoch_*.ckpt"))
+    cfg = _eval_cfg(tmp_path, best, cache_dir, ["model.net.kernel_size=5"])
+    with pytest.raises(CheckpointError, match=r"kernel_size: checkpoint 3, config 5(.|\n)*model.net.kernel_size=3"):
+        evaluate(cfg)
+
+
+def test_predict_script(trained_run, tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (2, 3, 1, 32, 32), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", frames)
+    command = [sys.executable, "scripts/predict.py", str(trained_run[0] / "checkpoints" / "last.ckpt"),
+               str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--png", str(tmp_path / "out.png")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pred = np.load(tmp_path / "out.npy")
+    assert pred.shape == (2, 2, 1, 32, 32) and pred.dtype == np.float32
+    assert 0 <= pred.min() and pred.max() <= 1
+    assert (tmp_path / "out.png").stat().st_size > 0

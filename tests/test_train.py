@@ -1,0 +1,132 @@
+"""Training end to end on tiny configs: every depth, TensorBoard image, resume, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+
+from conftest import ROOT, compose_config, tiny
+from convgru.training import CheckpointError, ForecastModule, train
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
+    sizes = ",".join(["4"] * depth)
+    overrides = [f"model=convgru{depth}", f"model.net.hidden_sizes=[{sizes}]", "+trainer.fast_dev_run=true"]
+    metrics = train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
+    assert {"val/mse", "test/mse", "test/ssim", "test/psnr", "test/mae"} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def test_run_writes_checkpoints_and_metrics(trained_run):
+    out, metrics, _ = trained_run
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["val/mse"] > 0 and 0 <= metrics["test/ssim"] <= 1
+
+
+def test_checkpoint_loads_weights_only(trained_run):
+    out, _, _ = trained_run
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["lr_schedulers"] and checkpoint["callbacks"] and checkpoint["optimizer_states"]
+    assert type(checkpoint["hyper_parameters"]["net"]) is dict
+
+
+def test_tensorboard_holds_prediction_image(trained_run):
+    out, _, cfg = trained_run
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={IMAGES: 0}).Reload()
+    assert events.Tags()["images"] == ["val/predictions"]
+    image = events.Images("val/predictions")[-1]
+    sequences, frames_in = cfg.callbacks.prediction_images.num_sequences, cfg.data.frames_in
+    size = cfg.data.image_size + 2  # make_grid's padding
+    assert (image.height, image.width) == (3 * sequences * size + 2, frames_in * size + 2)
+    assert "test/mse_per_frame" in events.Tags()["scalars"]
+    assert len(events.Scalars("test/mse_per_frame")) == cfg.data.frames_out
+
+
+def test_csv_logger_saves_prediction_pictures(tmp_path, cache_dir):
+    train(compose_config("train", tmp_path, tiny("train", ["logger=csv", "test=false"]), cache_dir))
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "csv" / "val_predictions" / "epoch_000.png").stat().st_size > 0
+
+
+def test_resume_continues_from_checkpoint(tmp_path, cache_dir):
+    keep_all = ["trainer.max_epochs=2", "test=false", "callbacks.model_checkpoint.save_top_k=-1"]
+    train(compose_config("train", tmp_path / "a", tiny("train", keep_all), cache_dir))
+    first = torch.load(tmp_path / "a" / "checkpoints" / "epoch_000.ckpt", weights_only=True)
+    full = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
+    resume = [*keep_all, f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'epoch_000.ckpt'}"]
+    train(compose_config("train", tmp_path / "b", tiny("train", resume), cache_dir))
+    resumed = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (first["epoch"], resumed["epoch"]) == (0, 1)
+    assert resumed["global_step"] == full["global_step"] == 2 * first["global_step"]
+    assert not (tmp_path / "b" / "checkpoints" / "epoch_000.ckpt").exists()
+
+
+def test_resume_with_longer_onecycle_says_what_to_do(trained_run, tmp_path, cache_dir):
+    out, _, _ = trained_run
+    overrides = [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=2"]
+    with pytest.raises(ValueError, match="OneCycle schedule lasts 2 steps, this run 4"):
+        train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
+
+
+def test_resume_from_missing_checkpoint_says_so(tmp_path, cache_dir):
+    cfg = compose_config("train", tmp_path, tiny("train", [f"ckpt_path={tmp_path / 'nope.ckpt'}"]), cache_dir)
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*nope.ckpt"):
+        train(cfg)
+
+
+def test_resume_with_other_model_names_the_difference(trained_run, tmp_path, cache_dir):
+    out, _, _ = trained_run
+    overrides = [f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "model.net.hidden_sizes=[8,8]"]
+    cfg = compose_config("train", tmp_path, tiny("train", overrides), cache_dir)
+    with pytest.raises(CheckpointError, match=r"hidden_sizes: checkpoint \[4, 4\], config \[8, 8\]"):
+        train(cfg)
+
+
+def test_non_finite_loss_stops_with_message():
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
+    x, y = torch.full((1, 3, 1, 8, 8), float("nan")), torch.zeros(1, 2, 1, 8, 8)
+    with pytest.raises(FloatingPointError, match="training loss is nan .* Lower model.optimizer.lr"):
+        module.training_step((x, y), 0)
+
+
+def test_non_finite_loss_keeps_earlier_checkpoints(trained_run, tmp_path, cache_dir):
+    out, _, _ = trained_run
+    earlier = tmp_path / "checkpoints" / "last.ckpt"
+    earlier.parent.mkdir()
+    earlier.write_bytes((out / "checkpoints" / "last.ckpt").read_bytes())
+    before = earlier.read_bytes()
+    overrides = ["model.optimizer.lr=1e30", "model.scheduler.name=none", "trainer.max_epochs=3"]
+    with pytest.raises(FloatingPointError, match="Checkpoints saved so far are kept"):
+        train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
+    assert earlier.read_bytes() == before
+
+
+def test_quickstart_command_runs(tmp_path, cache_dir):
+    command = [sys.executable, "scripts/train.py", "experiment=quickstart", *tiny("train"), "trainer.max_epochs=1",
+               f"paths.cache_dir={cache_dir}", f"paths.log_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Checkpoints:" in result.stdout and "test/mse" in result.stdout
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_multirun_sweep(tmp_path, cache_dir):
+    command = [sys.executable, "scripts/train.py", "-m", *tiny("train"), "model.optimizer.lr=1e-3,1e-2",
+               f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        assert "val/mse" in json.loads((tmp_path / job / "metrics.json").read_text())
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_unknown_option_from_the_command_line(tmp_path):
+    command = [sys.executable, "scripts/train.py", "trainer=tpu9", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Could not find 'trainer/tpu9'" in result.stderr and "Available options" in result.stderr
