@@ -65,7 +65,7 @@ class ConvGRU(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
-        self.input_size, self.num_layers = input_size, num_layers
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
         self.hidden_sizes = per_layer("hidden_size", hidden_size, num_layers)
         self.kernel_sizes = per_layer("kernel_size", kernel_size, num_layers)

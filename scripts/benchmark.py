@@ -144,12 +144,12 @@ def peak_cuda_bytes(fn, args, amp, device) -> int | None:
 
 
 def time_side_by_side(candidates: dict, amp, device, repeats: int) -> dict[str, list[float]]:
-    """Seconds per forward+backward, the candidates interleaved (A B A B ...) after a warm-up."""
+    """Seconds per forward+backward, the candidates interleaved (A B B A ...) after a warm-up."""
     times = {name: [] for name in candidates}
     for name, (fn, args) in candidates.items():
         step(fn, args, amp, device)
-    for _ in range(repeats):
-        for name, (fn, args) in candidates.items():
+    for i in range(repeats):
+        for name, (fn, args) in list(candidates.items())[:: 1 if i % 2 == 0 else -1]:
             sync(device)
             start = time.perf_counter()
             step(fn, args, amp, device)

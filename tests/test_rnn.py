@@ -58,6 +58,8 @@ def test_reference_loop_matches_nn_gru():
 
 def test_cells_in_h_n_order():
     model = ConvGRU(2, [3, 4], num_layers=2, bidirectional=True)
+    assert (model.input_size, model.hidden_size, model.num_layers) == (2, [3, 4], 2)
+    assert model.hidden_sizes == [3, 4] and model.bidirectional
     assert [c.input_size for c in model.cells] == [2, 2, 6, 6]
     assert [c.hidden_size for c in model.cells] == [3, 3, 4, 4]
 
