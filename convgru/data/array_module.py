@@ -9,6 +9,11 @@ from .datasets import WindowDataset, window_starts
 SPLITS = ("train", "val", "test")
 
 
+def _sequences(arrays: list[SequenceArray]) -> list[tuple[int, int]]:
+    """Every (array number, sequence) pair, in file order."""
+    return [(i, n) for i, a in enumerate(arrays) for n in range(a.num_sequences)]
+
+
 def _as_list(files) -> list:
     return [files] if isinstance(files, (str, bytes)) or not hasattr(files, "__iter__") else list(files)
 
@@ -75,7 +80,7 @@ class ArrayDataModule(SequenceDataModule):
     def _build(self) -> None:
         if self.files is not None:
             arrays = self._open(self.files)
-            pairs = [(i, n) for i, a in enumerate(arrays) for n in range(a.num_sequences)]
+            pairs = _sequences(arrays)
             n_train, n_val = (int(f * len(pairs)) for f in self.split[:2])
             chunks = (pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:])
             for name, chunk in zip(SPLITS, chunks):
@@ -85,7 +90,7 @@ class ArrayDataModule(SequenceDataModule):
             if files is None:
                 raise ValueError(f"{name}_files: expected one or more array files, found None")
             arrays = self._open(files)
-            pairs = [(i, n) for i, a in enumerate(arrays) for n in range(a.num_sequences)]
+            pairs = _sequences(arrays)
             self._add(name, arrays, self._windows(arrays, pairs), f"{name}_files={files}")
 
     def _add(self, name: str, arrays, windows: np.ndarray, origin: str) -> None:
