@@ -12,11 +12,13 @@ element-wise product, one step is::
                                                                ONNX linear_before_reset=0)
     h' = (1 - z) ⊙ n + z ⊙ h
 
-``N_r``, ``N_z`` and ``N_n`` are the identity when ``norm=None``, and three separate
-``GroupNorm(num_groups, hidden_size)`` when ``norm="group"``: each normalises the full
-pre-activation of its gate (input and hidden terms summed) just before the sigmoid or tanh, as the
-MVSNet ConvGRU does. With ``input_size=0`` the cell takes no input and the ``W_i*x + b_i`` terms
-are absent.
+``N_r``, ``N_z`` and ``N_n`` are the identity when ``norm=None``. With ``norm="group"`` each
+normalises the full pre-activation of its gate (input and hidden terms summed) just before the
+sigmoid or tanh, as the MVSNet ConvGRU does: ``N_n`` is ``GroupNorm(num_groups, hidden_size)``, and
+``N_r`` and ``N_z`` are one ``GroupNorm(2 * num_groups, 2 * hidden_size)`` over the stacked r and z
+pre-activations (``norm_rz``), the same as two separate GroupNorms since no group straddles the r/z
+boundary. With ``input_size=0`` the cell takes no input and the ``W_i*x + b_i`` terms are absent.
+The element-wise part runs in ``convgru.gates`` with a hand-written backward.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .gates import Candidate, UpdateResetGates
 
 NORMS = (None, "group")
 RESETS = ("after", "before")
@@ -78,8 +82,8 @@ class ConvGRUCell(nn.Module):
                     dilation=dilation, bias=bias)
         self.conv_x = nn.Conv2d(input_size, 3 * hidden_size, **conv) if input_size else None
         self.conv_h = nn.Conv2d(hidden_size, 3 * hidden_size, **conv)
-        make_norm = (lambda: nn.GroupNorm(num_groups, hidden_size)) if norm else nn.Identity
-        self.norm_r, self.norm_z, self.norm_n = make_norm(), make_norm(), make_norm()
+        self.norm_rz = nn.GroupNorm(2 * num_groups, 2 * hidden_size) if norm else None
+        self.norm_n = nn.GroupNorm(num_groups, hidden_size) if norm else None
 
     def forward(self, x: Tensor | None = None, h: Tensor | None = None) -> Tensor:
         """x: (B, input_size, H, W) or None when input_size=0; h: (B, hidden_size, H, W) or None."""
@@ -107,20 +111,14 @@ class ConvGRUCell(nn.Module):
 
     def step(self, gx: Tensor | None, h: Tensor) -> Tensor:
         """One update from precomputed input gates gx = conv_x(x) (B, 3C, H, W) or None."""
-        xr, xz, xn = gx.chunk(3, 1) if gx is not None else (0, 0, 0)
+        c = self.hidden_size
+        xrz, xn = gx.split([2 * c, c], 1) if gx is not None else (None, None)
         if self.reset == "after":
-            hr, hz, hn = self.conv_h(h).chunk(3, 1)
-            r, z = self._gates(xr + hr, xz + hz)
-            n = torch.tanh(self.norm_n(xn + r * hn))
-        else:
-            hr, hz = self._conv_h(h, 0, 2).chunk(2, 1)
-            r, z = self._gates(xr + hr, xz + hz)
-            n = torch.tanh(self.norm_n(xn + self._conv_h(r * h, 2, 3)))
-        return n + z * (h - n)
-
-    def _gates(self, r: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Reset and update gates from their pre-activations."""
-        return torch.sigmoid(self.norm_r(r)), torch.sigmoid(self.norm_z(z))
+            hrz, hn = self.conv_h(h).split([2 * c, c], 1)
+            r, z = UpdateResetGates.apply(xrz, hrz, *_norm_args(self.norm_rz)).chunk(2, 1)
+            return Candidate.apply(xn, hn, r, z, h, *_norm_args(self.norm_n))
+        r, z = UpdateResetGates.apply(xrz, self._conv_h(h, 0, 2), *_norm_args(self.norm_rz)).chunk(2, 1)
+        return Candidate.apply(xn, self._conv_h(r * h, 2, 3), None, z, h, *_norm_args(self.norm_n))
 
     def _conv_h(self, h: Tensor, first: int, last: int) -> Tensor:
         """conv_h restricted to the gates first..last-1 (0=r, 1=z, 2=n)."""
@@ -128,3 +126,18 @@ class ConvGRUCell(nn.Module):
         bias = None if conv.bias is None else conv.bias[first * c: last * c]
         return F.conv2d(h, conv.weight[first * c: last * c], bias, conv.stride, conv.padding,
                         conv.dilation)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also load 0.1.0 state dicts, which held the r and z GroupNorms apart (norm_r, norm_z)."""
+        for name in ("weight", "bias"):
+            r, z = (state_dict.pop(f"{prefix}norm_{g}.{name}", None) for g in "rz")
+            if r is not None and z is not None:
+                state_dict[f"{prefix}norm_rz.{name}"] = torch.cat([r, z])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _norm_args(norm: nn.GroupNorm | None) -> tuple:
+    """(weight, bias, groups, eps) of a GroupNorm for convgru.gates; groups=0 means no norm."""
+    if norm is None:
+        return None, None, 0, 0.0
+    return norm.weight, norm.bias, norm.num_groups, norm.eps

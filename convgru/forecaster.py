@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .cell import ConvGRUCell, check_tensor
@@ -27,6 +28,11 @@ class EncoderForecaster(nn.Module):
     each level; the forecaster runs the levels top-down, forecaster_i starting from encoder_i's last
     state, the top one with no input and each lower one on the upsampled states of the level above;
     the head maps level 0's states to frames. The output is linear (no final activation).
+
+    For online use the encoder state can be carried across calls: ``state = net.init_state(B, H, W)``,
+    ``state = net.observe(frame, state)`` for each new frame (B, C_in, H, W), and
+    ``net.forecast_from(state, future)``; observing T frames one by one then forecasting equals
+    ``net(x, future)`` on those T frames.
     """
 
     def __init__(
@@ -65,25 +71,86 @@ class EncoderForecaster(nn.Module):
 
     def forward(self, x: Tensor, future: int) -> Tensor:
         """x: (B, T_in, C_in, H, W), future >= 1 -> (B, future, C_out, H, W)."""
-        self._check(x, future)
-        seq = frames(self.stem, x.transpose(0, 1))
-        states = []
-        for down, cell in zip(self.downsample, self.encoder):
-            seq = scan(cell, frames(down, seq), None)
-            states.append(seq[-1])
-        seq = scan(self.forecaster[-1], None, states[-1], steps=future)
+        _check_future(future)
+        return self.forecast_from(self.encode(x), future)
+
+    def encode(self, x: Tensor, state: list[Tensor] | None = None) -> list[Tensor]:
+        """Run the encoder over x: (B, T_in, C_in, H, W) from ``state`` (None: zeros like x) and
+        return its state after the last frame, as ``observe`` does frame by frame."""
+        self._check(x)
+        if state is None:
+            state = self.init_state(x.shape[0], *x.shape[-2:], device=x.device, dtype=x.dtype)
+        self._check_state(state, x.shape[0], *x.shape[-2:])
+        seq, last = frames(self.stem, x.transpose(0, 1)), []
+        for down, cell, h in zip(self.downsample, self.encoder, state):
+            seq = scan(cell, frames(down, seq), h)
+            last.append(seq[-1])
+        return last
+
+    def init_state(self, batch: int, height: int, width: int, device=None, dtype=None) -> list[Tensor]:
+        """Zero encoder state: one (batch, C_l, H / 2**l, W / 2**l) tensor per level l, on the
+        parameters' device and dtype unless given."""
+        self._check_size(height, width)
+        weight = self.stem[0].weight
+        device, dtype = device or weight.device, dtype or weight.dtype
+        return [torch.zeros(batch, c, height >> i, width >> i, device=device, dtype=dtype)
+                for i, c in enumerate(self.hidden_sizes)]
+
+    def observe(self, frame: Tensor, state: list[Tensor]) -> list[Tensor]:
+        """Advance the encoder state by one frame (B, C_in, H, W); returns the new state."""
+        check_tensor("frame (B, C_in, H, W)", frame, (None, self.in_channels, None, None))
+        self._check_size(*frame.shape[-2:])
+        self._check_state(state, frame.shape[0], *frame.shape[-2:])
+        inp, new = self.stem(frame), []
+        for down, cell, h in zip(self.downsample, self.encoder, state):
+            inp = down(inp)
+            inp = cell.step(cell.conv_x(inp), h)
+            new.append(inp)
+        return new
+
+    def forecast_from(self, state: list[Tensor], future: int) -> Tensor:
+        """Forecast (B, future, C_out, H, W) from an encoder state (``encode`` or ``observe``)."""
+        _check_future(future)
+        self._check_state(state)
+        seq = scan(self.forecaster[-1], None, state[-1], steps=future)
         for i in reversed(range(len(self.upsample))):
-            seq = scan(self.forecaster[i], frames(self.upsample[i], seq), states[i])
+            seq = scan(self.forecaster[i], frames(self.upsample[i], seq), state[i])
         return frames(self.head, seq).transpose(0, 1)
 
-    def _check(self, x: Tensor, future: int) -> None:
+    def _check(self, x: Tensor) -> None:
         """Raise ValueError for inputs the network cannot take."""
         check_tensor("x (B, T_in, C_in, H, W)", x, (None, None, self.in_channels, None, None))
+        if x.shape[1] < 1:
+            raise ValueError(f"x needs T_in >= 1 frames, got T_in={x.shape[1]}")
+        self._check_size(*x.shape[-2:])
+
+    def _check_size(self, height: int, width: int) -> None:
         factor = 2 ** (len(self.hidden_sizes) - 1)
-        if x.shape[1] < 1 or x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(
-                f"x needs T_in >= 1 and H, W divisible by {factor} for {len(self.hidden_sizes)} "
-                f"levels, got T_in={x.shape[1]}, H={x.shape[-2]}, W={x.shape[-1]}"
-            )
-        if not isinstance(future, int) or future < 1:
-            raise ValueError(f"future must be an int >= 1, got {future!r}")
+        if height % factor or width % factor:
+            raise ValueError(f"H and W must be divisible by {factor} for {len(self.hidden_sizes)} levels, "
+                             f"got H={height}, W={width}")
+
+    def _check_state(self, state, batch: int | None = None, height: int | None = None,
+                     width: int | None = None) -> None:
+        """Raise ValueError unless state holds one (B, C_l, H / 2**l, W / 2**l) tensor per level
+        (B, H, W as given, else those of state[0])."""
+        levels = len(self.hidden_sizes)
+        if not isinstance(state, (list, tuple)) or len(state) != levels or not all(
+                isinstance(h, Tensor) and h.dim() == 4 for h in state):
+            raise ValueError(f"state must be a list of {levels} (B, C, H, W) tensors, one per level, as "
+                             f"init_state, observe and encode return; got {_describe(state)}")
+        if batch is None:
+            batch, _, height, width = state[0].shape
+        for i, (h, c) in enumerate(zip(state, self.hidden_sizes)):
+            check_tensor(f"state[{i}]", h, (batch, c, height >> i, width >> i))
+
+
+def _check_future(future) -> None:
+    if not isinstance(future, int) or isinstance(future, bool) or future < 1:
+        raise ValueError(f"future must be an int >= 1, got {future!r}")
+
+
+def _describe(state) -> str:
+    if isinstance(state, (list, tuple)):
+        return f"a {type(state).__name__} of {[tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__ for h in state]}"
+    return type(state).__name__

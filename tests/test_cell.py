@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convgru import ConvGRUCell
@@ -64,14 +65,34 @@ def test_same_padding_any_size(kernel_size, dilation):
 def test_group_norm_sits_on_each_pre_activation():
     torch.manual_seed(3)
     cell = ConvGRUCell(2, 4, norm="group", num_groups=2)
-    assert all(isinstance(m, nn.GroupNorm) and m.num_groups == 2
-               for m in (cell.norm_r, cell.norm_z, cell.norm_n))
+    assert (cell.norm_rz.num_groups, cell.norm_rz.num_channels) == (4, 8)
+    assert (cell.norm_n.num_groups, cell.norm_n.num_channels) == (2, 4)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
     x, h = torch.randn(2, 2, 6, 6), torch.randn(2, 4, 6, 6)
     xr, xz, xn = cell.conv_x(x).chunk(3, 1)
     hr, hz, hn = cell.conv_h(h).chunk(3, 1)
-    r, z = torch.sigmoid(cell.norm_r(xr + hr)), torch.sigmoid(cell.norm_z(xz + hz))
+    (wr, wz), (br, bz) = cell.norm_rz.weight.chunk(2), cell.norm_rz.bias.chunk(2)
+    r = torch.sigmoid(F.group_norm(xr + hr, 2, wr, br))
+    z = torch.sigmoid(F.group_norm(xz + hz, 2, wz, bz))
     n = torch.tanh(cell.norm_n(xn + r * hn))
     torch.testing.assert_close(cell(x, h), (1 - z) * n + z * h)
+
+
+def test_loads_0_1_0_state_dict_with_separate_r_z_norms():
+    torch.manual_seed(8)
+    cell = ConvGRUCell(2, 4, norm="group", num_groups=2)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
+    old = {k: v for k, v in cell.state_dict().items() if not k.startswith("norm_rz")}
+    for name in ("weight", "bias"):
+        old[f"norm_r.{name}"], old[f"norm_z.{name}"] = getattr(cell.norm_rz, name).detach().chunk(2)
+    fresh = ConvGRUCell(2, 4, norm="group", num_groups=2)
+    fresh.load_state_dict(old)
+    x = torch.randn(1, 2, 5, 5)
+    torch.testing.assert_close(fresh(x), cell(x))
 
 
 def test_no_input_cell_uses_hidden_path_only():

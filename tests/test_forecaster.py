@@ -71,8 +71,8 @@ def test_compile_matches_eager():
 @pytest.mark.parametrize("x,future,match", [
     (torch.zeros(1, 3, 16, 16), 2, r"x \(B, T_in, C_in, H, W\) must have shape .* got \(1, 3, 16, 16\)"),
     (torch.zeros(1, 3, 2, 16, 16), 2, r"must have shape \(\*, \*, 1, \*, \*\), got \(1, 3, 2, 16, 16\)"),
-    (torch.zeros(1, 3, 1, 16, 10), 2, "H, W divisible by 4 for 3 levels, got T_in=3, H=16, W=10"),
-    (torch.zeros(1, 0, 1, 16, 16), 2, "T_in >= 1"),
+    (torch.zeros(1, 3, 1, 16, 10), 2, "H and W must be divisible by 4 for 3 levels, got H=16, W=10"),
+    (torch.zeros(1, 0, 1, 16, 16), 2, "T_in >= 1 frames, got T_in=0"),
     (torch.zeros(1, 3, 1, 16, 16), 0, "future must be an int >= 1, got 0"),
 ])
 def test_bad_inputs(x, future, match):
