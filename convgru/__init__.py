@@ -4,5 +4,13 @@ from .cell import ConvGRUCell
 from .forecaster import EncoderForecaster
 from .rnn import ConvGRU
 
-__all__ = ["ConvGRUCell", "ConvGRU", "EncoderForecaster"]
-__version__ = "0.1.0"
+__all__ = ["ConvGRUCell", "ConvGRU", "EncoderForecaster", "load"]
+__version__ = "0.2.0"
+
+
+def load(path, map_location="cpu"):
+    """The trained ForecastModule in a checkpoint written by scripts/train.py, loaded weights-only
+    (``.forecast(x, future=None)`` predicts); imports convgru.training (Lightning)."""
+    from .training import load_module
+
+    return load_module(path, map_location)

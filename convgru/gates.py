@@ -25,8 +25,8 @@ HALF = (torch.float16, torch.bfloat16)
 
 
 def _wide(x: Tensor) -> Tensor:
-    """x in float32 if it is half precision, else x itself."""
-    return x.float() if x.dtype in HALF else x
+    """x, contiguous (as native_group_norm needs before torch 2.12), in float32 if it is half precision."""
+    return (x.float() if x.dtype in HALF else x).contiguous()
 
 
 def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:

@@ -103,6 +103,12 @@ class TextbookForecaster(nn.Module):
         return torch.stack(out, 1)
 
 
+def describe_device(device: torch.device) -> str:
+    """Device, its name, the torch version and thread count, for the head of a benchmark's output."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return f"device {device} ({name or platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads,"
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued device work."""
     if device.type == "cuda":
@@ -210,9 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     device, b = torch.device(args.device), args.batch
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"device {device} ({name or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, batch {b}, amp {args.amp}, 64x64, 10 in + 10 out")
+    print(describe_device(device), f"batch {b}, amp {args.amp}, 64x64, 10 in + 10 out")
     print(f"machine conv2d ceiling: {conv_ceiling(device, args.amp, args.repeats):.1f} GFLOP/s "
           "(16x160x64x64 -> 288 channels, 5x5)")
     if "convgru" in args.models:

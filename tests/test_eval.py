@@ -3,6 +3,7 @@
 import csv
 import json
 import pickle
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+import convgru
 from conftest import ROOT, compose_config, tiny
-from convgru.training import CheckpointError, evaluate, load_checkpoint
+from convgru.training import CheckpointError, ForecastModule, evaluate, load_checkpoint
+
+OLD_CHECKPOINT = ROOT / "tests" / "data" / "convgru-0.1.0-tiny.ckpt"  # tiny config, written by convgru 0.1.0
 
 RAN = []
 
@@ -26,6 +30,12 @@ class Exploit:
 
 def _eval_cfg(out, checkpoint, cache_dir, extra=()):
     return compose_config("eval", out, tiny("eval", [f"ckpt_path={checkpoint}", "num_images=2", *extra]), cache_dir)
+
+
+def _evaluate(out, checkpoint, cache_dir, overrides=()):
+    """evaluate() as scripts/eval.py runs it: only `overrides` on the command line (and output paths)."""
+    overrides = [f"ckpt_path={checkpoint}", "num_images=2", *overrides]
+    return evaluate(compose_config("eval", out, overrides, cache_dir), overrides)
 
 
 def test_eval_reproduces_test_metrics(trained_run, tmp_path, cache_dir):
@@ -85,11 +95,66 @@ def test_other_files_are_not_checkpoints(tmp_path):
         load_checkpoint(path)
 
 
-def test_eval_with_other_model_names_the_override(trained_run, tmp_path, cache_dir):
+def test_eval_needs_only_the_checkpoint(trained_run, tmp_path, cache_dir):
+    out, metrics, _ = trained_run
+    best = next((out / "checkpoints").glob("epoch_*.ckpt"))
+    result = _evaluate(tmp_path, best, cache_dir)  # the default eval config is another model and data set
+    for name in ("mse", "ssim"):
+        assert result[name] == pytest.approx(metrics[f"test/{name}"], rel=1e-5)
+
+
+def test_eval_data_options_apply_on_top_of_the_checkpoint(trained_run, tmp_path, cache_dir):
     best = next((trained_run[0] / "checkpoints").glob("epoch_*.ckpt"))
-    cfg = _eval_cfg(tmp_path, best, cache_dir, ["model.net.kernel_size=5"])
-    with pytest.raises(CheckpointError, match=r"kernel_size: checkpoint 3, config 5(.|\n)*model.net.kernel_size=3"):
-        evaluate(cfg)
+    overrides = [f"ckpt_path={best}", "data.test_size=2", "data.batch_size=1"]
+    cfg = compose_config("eval", tmp_path, overrides, cache_dir)
+    evaluate(cfg, overrides)
+    assert (cfg.data.test_size, cfg.data.batch_size) == (2, 1)
+    assert (cfg.data.image_size, cfg.data.frames_in, cfg.data.num_digits) == (32, 3, 1)  # from the checkpoint
+
+
+@pytest.mark.parametrize("override,line", [
+    ("model.net.kernel_size=5", "model.net.kernel_size: checkpoint 3, command line 5"),
+    ("model=convgru4", "model.net.hidden_sizes: checkpoint [4, 4], model=convgru4 [64, 96, 96, 128]"),
+    ("model.future=4", "model.future: checkpoint 2, command line 4"),
+])
+def test_eval_model_option_contradicting_the_checkpoint(trained_run, tmp_path, cache_dir, override, line):
+    best = next((trained_run[0] / "checkpoints").glob("epoch_*.ckpt"))
+    with pytest.raises(CheckpointError, match=rf"does not match the .*\n(.*\n)*  {re.escape(line)}\n"):
+        _evaluate(tmp_path, best, cache_dir, [override])
+
+
+def test_eval_model_options_that_agree_are_accepted(trained_run, tmp_path, cache_dir):
+    best = next((trained_run[0] / "checkpoints").glob("epoch_*.ckpt"))
+    _evaluate(tmp_path, best, cache_dir, ["model.net.kernel_size=3", "model.optimizer.lr=0.5"])
+
+
+def test_checkpoint_from_0_1_0_loads_and_evaluates(tmp_path, cache_dir):
+    module = convgru.load(OLD_CHECKPOINT)
+    assert isinstance(module, ForecastModule) and module.hparams.data is None
+    pred = module.forecast(torch.rand(2, 3, 1, 32, 32))
+    assert pred.shape == (2, 2, 1, 32, 32) and 0 <= pred.min() and pred.max() <= 1
+    overrides = [f"ckpt_path={OLD_CHECKPOINT}", "num_images=2", *tiny("eval")]  # 0.1.0 did not record its data
+    assert evaluate(compose_config("eval", tmp_path, overrides, cache_dir), overrides)["mse"] > 0
+
+
+def test_checkpoint_from_a_newer_convgru_is_refused(trained_run, tmp_path):
+    checkpoint = torch.load(trained_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["convgru"] == {"format": 2, "version": convgru.__version__}
+    checkpoint["convgru"] = {"format": 99, "version": "9.0"}
+    torch.save(checkpoint, tmp_path / "future.ckpt")
+    with pytest.raises(CheckpointError, match="written by convgru 9.0 in checkpoint format 99.*Upgrade convgru"):
+        convgru.load(tmp_path / "future.ckpt")
+
+
+def test_load_gives_the_trained_module(trained_run):
+    out, _, cfg = trained_run
+    module = convgru.load(out / "checkpoints" / "last.ckpt")
+    assert module.hparams.data["_target_"] == "convgru.data.MovingMNISTDataModule"
+    assert module.hparams.data["cache_dir"] == "${paths.cache_dir}"  # interpolations kept: portable
+    x = torch.rand(3, 3, 1, 32, 32)
+    pred = module.forecast(x)
+    torch.testing.assert_close(pred, module.net(x, 2).clamp(0, 1))
+    assert module.forecast(x, future=5).shape == (3, 5, 1, 32, 32)
 
 
 def test_predict_script(trained_run, tmp_path):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 
-from convgru.training.module import ForecastModule
+import convgru
+from convgru.training.module import CHECKPOINT_FORMAT, ForecastModule
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, unsafe, or does not match the configured model."""
+    """A checkpoint is missing, unreadable, unsafe, from a newer convgru, or does not match the model asked for."""
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -41,29 +42,55 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is not a Lightning training checkpoint (no {' / '.join(required)})")
     if "net" not in checkpoint["hyper_parameters"]:
         raise CheckpointError(f"{path} has no 'net' hyperparameters: it was not written by ForecastModule")
+    written = checkpoint.get("convgru") or {}
+    if written.get("format", 1) > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} was written by convgru {written.get('version', '?')} in checkpoint format {written['format']}; "
+            f"this is convgru {convgru.__version__}, which reads formats up to {CHECKPOINT_FORMAT}. "
+            "Upgrade convgru to load it."
+        )
     return checkpoint
 
 
-def check_net_matches(checkpoint: dict, net: dict, path="checkpoint") -> None:
-    """Raise CheckpointError naming every EncoderForecaster option where `checkpoint` and the
-    configured `net` differ, with the overrides that select the checkpoint's model."""
-    saved = checkpoint["hyper_parameters"]["net"]
-    differ = sorted(key for key in set(saved) | set(net) if _plain(saved.get(key)) != _plain(net.get(key)))
-    if differ:
-        lines = [f"  {key}: checkpoint {saved.get(key)!r}, config {net.get(key)!r}" for key in differ]
-        overrides = " ".join(f"model.net.{key}={_override(saved.get(key))}" for key in differ)
-        raise CheckpointError(
-            f"the model in {path} does not match the configured model:\n" + "\n".join(lines)
-            + f"\nPick the model=... (or experiment=...) it was trained with, or pass: {overrides}"
-        )
+def check_model_config(checkpoint: dict, model: dict, path, source: str = "config", keys=None,
+                       resume: bool = False) -> None:
+    """Raise CheckpointError where the configured `model` (ForecastModule kwargs) and the checkpoint's
+    differ in what defines the forecast: every net option and `future`, or only `keys` (dotted, such
+    as "net.kernel_size"). `source` names where the configured values came from; `resume` says to
+    select the checkpoint's model (a resumed run must train the same model) rather than drop options."""
+    saved, given = _forecast_options(checkpoint["hyper_parameters"]), _forecast_options(model)
+    names = sorted(saved.keys() | given.keys()) if keys is None else [k for k in keys if k in saved.keys() | given.keys()]
+    differ = [k for k in names if _plain(saved.get(k)) != _plain(given.get(k))]
+    if not differ:
+        return
+    lines = [f"  model.{k}: checkpoint {saved.get(k)!r}, {source} {given.get(k)!r}" for k in differ]
+    if resume:
+        overrides = " ".join(f"model.{k}={_override(saved.get(k))}" for k in differ)
+        fix = f"Pick the model=... (or experiment=...) it was trained with, or pass: {overrides}"
+    else:
+        fix = "The checkpoint defines the model: drop those options (and any model=/experiment= for another model)."
+    raise CheckpointError(f"the model in {path} does not match the {source}:\n" + "\n".join(lines) + "\n" + fix)
+
+
+def module_from_checkpoint(checkpoint: dict, path="checkpoint") -> ForecastModule:
+    """The ForecastModule of a loaded checkpoint (its own hyperparameters and weights, not compiled)."""
+    try:
+        module = ForecastModule(**{**checkpoint["hyper_parameters"], "compile": False})
+        module.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters and weights: {error}") from None
+    return module
 
 
 def load_module(path, map_location="cpu") -> ForecastModule:
     """Rebuild a ForecastModule from a checkpoint's own hyperparameters and weights, safely."""
-    checkpoint = load_checkpoint(path, map_location)
-    module = ForecastModule(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
-    return module
+    module = module_from_checkpoint(load_checkpoint(path, map_location), path)
+    return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
+
+
+def _forecast_options(hparams: dict) -> dict:
+    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast."""
+    return {**{f"net.{k}": v for k, v in (hparams.get("net") or {}).items()}, "future": hparams.get("future")}
 
 
 def _plain(value):

@@ -5,9 +5,13 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
 
+import convgru
 from convgru import EncoderForecaster
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
+
+CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 
 LOSSES = {
     "mse": F.mse_loss,
@@ -21,7 +25,10 @@ class ForecastModule(pl.LightningModule):
 
     Args are plain values (stored as hyperparameters in checkpoints): `net` holds the
     EncoderForecaster kwargs, `loss` is mse | l1 | mse+l1, `optimizer` is {name: adam|adamw, lr, ...},
-    `scheduler` is {name: none|onecycle|cosine, ...}.
+    `scheduler` is {name: none|onecycle|cosine, ...}. `data` is the data config the module was
+    trained with (kept so that a checkpoint alone can rebuild its test set). `compile` runs the
+    network under torch.compile (fullgraph; true | default | reduce-overhead | max-autotune) with
+    the batch dimension dynamic, so a smaller last batch does not recompile.
     """
 
     def __init__(
@@ -31,20 +38,33 @@ class ForecastModule(pl.LightningModule):
         loss: str = "mse",
         optimizer: dict | None = None,
         scheduler: dict | None = None,
+        data: dict | None = None,
+        compile: bool | str = False,
     ):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"model.compile must be one of {list(COMPILE_MODES)}, got {compile!r}")
         self.save_hyperparameters()
         self.net = EncoderForecaster(**net)
+        if compile:
+            self.net.compile(fullgraph=True, mode=None if compile is True else compile)
         self.loss_fn = LOSSES[loss]
         self.val_metrics = FrameMetrics(future)
         self.test_metrics = FrameMetrics(future)
         self.test_results: dict[str, list[float]] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W)."""
-        return self.net(x, self.hparams.future)
+    def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
+        """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
+        if self.hparams.compile:
+            torch._dynamo.maybe_mark_dynamic(x, 0)
+        return self.net(x, future or self.hparams.future)
+
+    @torch.no_grad()
+    def forecast(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
+        """Predictions clamped to [0, 1]: x (B, T_in, C, H, W) in [0, 1] -> (B, future, C, H, W)."""
+        return self(x.to(self.device), future).clamp(0, 1)
 
     def _predict(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -79,8 +99,7 @@ class ForecastModule(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).clamp(0, 1)
+        return self.forecast(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
     def on_validation_epoch_end(self) -> None:
         per_frame = self.val_metrics.compute()
@@ -97,6 +116,9 @@ class ForecastModule(pl.LightningModule):
             if isinstance(logger, TensorBoardLogger):
                 for frame, value in enumerate(self.test_results["mse"], start=1):
                     logger.experiment.add_scalar("test/mse_per_frame", value, global_step=frame)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["convgru"] = {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse to resume a OneCycle schedule over a different number of steps: it cannot stretch."""

@@ -3,14 +3,15 @@
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torchvision.utils import save_image
 
-from convgru.training.checkpoint import check_net_matches, load_checkpoint
+from convgru.training.checkpoint import check_model_config, load_checkpoint, module_from_checkpoint
 from convgru.training.images import forecast_grid
 from convgru.training.metrics import METRICS
 
@@ -24,11 +25,14 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
-def _build(cfg: DictConfig, callbacks: bool):
-    """Seed, then the datamodule, the ForecastModule (plain-typed hparams), loggers and trainer."""
+def _build(cfg: DictConfig, callbacks: bool, module=None):
+    """Seed, then the datamodule, the ForecastModule (plain-typed hparams, holding the data config
+    with its interpolations; `module` if given), loggers and trainer."""
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
-    module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    if module is None:  # a partial, so that the data config keeps its interpolations as text
+        make_module = hydra.utils.instantiate(cfg.model, _convert_="all", _partial_=True)
+        module = make_module(data=OmegaConf.to_container(cfg.data, resolve=False))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = hydra.utils.instantiate(
         cfg.trainer,
@@ -39,9 +43,9 @@ def _build(cfg: DictConfig, callbacks: bool):
 
 
 def _safe_ckpt(cfg: DictConfig, path) -> str:
-    """Validate a checkpoint with the weights-only loader and the configured net; return its path."""
+    """Validate a checkpoint to resume from (weights-only loader, the configured model); return its path."""
     checkpoint = load_checkpoint(path)
-    check_net_matches(checkpoint, OmegaConf.to_container(cfg.model.net, resolve=True), path)
+    check_model_config(checkpoint, OmegaConf.to_container(cfg.model, resolve=True), path, resume=True)
     return str(path)
 
 
@@ -82,15 +86,24 @@ def _report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: P
     print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}))
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test cfg.ckpt_path on the test set; write metrics.json, per_frame.csv and predictions.png
-    into cfg.paths.output_dir, print a table and return the metrics (averaged over frames)."""
+def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
+    """Test the model of cfg.ckpt_path on its test set; write metrics.json, per_frame.csv and
+    predictions.png into cfg.paths.output_dir, print a table and return the metrics (averaged over frames).
+
+    The checkpoint defines the model and, unless `overrides` (the command line's) choose data= or set
+    data.* keys, the data. A model option on the command line that contradicts it is an error.
+    """
     if not cfg.get("ckpt_path"):
         raise ValueError("eval needs a checkpoint: pass ckpt_path=<path to a .ckpt file>")
     checkpoint = load_checkpoint(cfg.ckpt_path)
-    check_net_matches(checkpoint, OmegaConf.to_container(cfg.model.net, resolve=True), cfg.ckpt_path)
-    datamodule, module, trainer = _build(cfg, callbacks=False)
-    module.load_state_dict(checkpoint["state_dict"])
+    choice = _group_choices(overrides, ("experiment", "model"))
+    model_keys = _override_keys(overrides, "model")
+    if choice or model_keys:
+        source = " ".join(choice) if choice else "command line"
+        check_model_config(checkpoint, OmegaConf.to_container(cfg.model, resolve=True), cfg.ckpt_path, source,
+                           keys=None if choice else model_keys)
+    _use_checkpoint_data(cfg, checkpoint, overrides)
+    datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path))
     trainer.test(module, datamodule=datamodule, verbose=False)
     per_frame = module.test_results
     metrics = {name: sum(values) / len(values) for name, values in per_frame.items()}
@@ -98,6 +111,47 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         _write_eval(Path(cfg.paths.output_dir), cfg.ckpt_path, metrics, per_frame,
                     forecast_grid(module, datamodule.test_dataloader().dataset, cfg.num_images))
     return metrics
+
+
+def _parse(override: str) -> tuple[str, str]:
+    """('~', 'data.x') from '~data.x=1': Hydra's prefix and the key of a command-line override."""
+    match = re.match(r"^(~|\+\+|\+)?([^=~+][^=]*)", override)
+    return (match.group(1) or "", match.group(2)) if match else ("", override)
+
+
+def _group_choices(overrides, groups) -> list[str]:
+    """The overrides that choose an option of one of `groups` (e.g. 'experiment=quickstart')."""
+    return [o.lstrip("+") for o in overrides if _parse(o)[1] in groups]
+
+
+def _override_keys(overrides, group: str) -> list[str]:
+    """Keys set below `group` (e.g. 'net.kernel_size' from 'model.net.kernel_size=5')."""
+    keys = [_parse(o)[1] for o in overrides]
+    return [k[len(group) + 1:] for k in keys if k.startswith(group + ".")]
+
+
+def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
+    """Make cfg.data the checkpoint's data config with the command line's data.* settings on top,
+    unless the command line chose a data config (data=...) or the checkpoint (0.1.0) has none."""
+    stored = checkpoint["hyper_parameters"].get("data")
+    if _group_choices(overrides, ("data",)):
+        return
+    if stored is None:
+        log.warning("%s does not record its data (written by convgru 0.1.0): evaluating on the configured data; "
+                    "pass the experiment= or data.* options it was trained with", cfg.ckpt_path)
+        return
+    given = {k: OmegaConf.select(cfg.data, k) for k in _override_keys(overrides, "data")}
+    dropped = [_parse(o)[1][5:] for o in overrides if _parse(o)[0] == "~" and _parse(o)[1].startswith("data.")]
+    with open_dict(cfg):
+        cfg.data = stored
+        for key, value in given.items():
+            if key not in dropped:
+                OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
+        for key in dropped:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg.data, parent) if parent else cfg.data
+            if node is not None and leaf in node:
+                del node[leaf]
 
 
 def _write_eval(folder: Path, ckpt_path, metrics, per_frame, grid) -> None:

@@ -1,0 +1,248 @@
+"""How lean is a ConvGRU step: aten ops, compiled kernels, and time against its own convolutions.
+
+    python scripts/benchmark_step.py --ops        # aten ops per ConvGRUCell.step, 0.1.0 against now
+    python scripts/benchmark_step.py --kernels    # kernels of the compiled step (inductor)
+    python scripts/benchmark_step.py --time       # fwd+bwd: 0.1.0 eager, eager, compiled, convs alone
+    python scripts/benchmark_step.py --time --device cuda --amp
+
+"0.1.0" is the step as convgru 0.1.0 wrote it (autograd through every element-wise op, separate
+r and z GroupNorms), run on the same weights. "convs alone" replays every convolution the model
+runs (same shapes, forward and backward) and nothing else: a step's time over it is the cost of
+everything that is not a convolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import re
+import statistics
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from benchmark import describe_device, time_side_by_side
+from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
+
+
+class Cell010(nn.Module):
+    """ConvGRUCell.step exactly as 0.1.0 computed it, on the weights of a current cell."""
+
+    def __init__(self, cell: ConvGRUCell):
+        super().__init__()
+        self.cell, c = cell, cell.hidden_size
+        self.norm_r = self.norm_z = nn.Identity()
+        if cell.norm_rz is not None:
+            device = cell.norm_rz.weight.device
+            self.norm_r, self.norm_z = (nn.GroupNorm(cell.norm_n.num_groups, c, device=device) for _ in "rz")
+            with torch.no_grad():
+                for i, norm in enumerate((self.norm_r, self.norm_z)):
+                    norm.weight.copy_(cell.norm_rz.weight[i * c:(i + 1) * c])
+                    norm.bias.copy_(cell.norm_rz.bias[i * c:(i + 1) * c])
+        self.norm_n = cell.norm_n or nn.Identity()
+
+    def step(self, gx: Tensor | None, h: Tensor) -> Tensor:
+        cell = self.cell
+        xr, xz, xn = gx.chunk(3, 1) if gx is not None else (0, 0, 0)
+        if cell.reset == "after":
+            hr, hz, hn = cell.conv_h(h).chunk(3, 1)
+            r, z = torch.sigmoid(self.norm_r(xr + hr)), torch.sigmoid(self.norm_z(xz + hz))
+            n = torch.tanh(self.norm_n(xn + r * hn))
+        else:
+            hr, hz = cell._conv_h(h, 0, 2).chunk(2, 1)
+            r, z = torch.sigmoid(self.norm_r(xr + hr)), torch.sigmoid(self.norm_z(xz + hz))
+            n = torch.tanh(self.norm_n(xn + cell._conv_h(r * h, 2, 3)))
+        return n + z * (h - n)
+
+
+def as_010(model: nn.Module) -> nn.Module:
+    """A copy of `model` (same weights) whose cells step as in 0.1.0."""
+    model = copy.deepcopy(model)
+    for cell in [m for m in model.modules() if isinstance(m, ConvGRUCell)]:
+        object.__setattr__(cell, "step", Cell010(cell).step)  # not a submodule: the weights stay the cell's
+    return model
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops dispatched while active, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def step_inputs(cell: ConvGRUCell, size: int = 16, batch: int = 2):
+    """gx = conv_x(x) (or None) and h, both leaves that require grad."""
+    h = torch.randn(batch, cell.hidden_size, size, size, requires_grad=True)
+    if cell.conv_x is None:
+        return None, h
+    with torch.no_grad():
+        gx = cell.conv_x(torch.randn(batch, cell.input_size, size, size))
+    return gx.requires_grad_(), h
+
+
+def count_step_ops(step, gx, h) -> tuple[collections.Counter, collections.Counter]:
+    """aten ops of one step's forward, and of its backward (from a given output gradient)."""
+    with OpCounter() as forward:
+        out = step(gx, h)
+    grad = torch.randn_like(out)
+    with OpCounter() as backward:
+        out.backward(grad)
+    return forward.ops, backward.ops
+
+
+def ops_table(channels: int = 16) -> list[dict]:
+    """Rows (norm, reset, version, forward ops, backward ops) for the four cell options."""
+    rows = []
+    for norm in (None, "group"):
+        for reset in ("after", "before"):
+            torch.manual_seed(0)
+            cell = ConvGRUCell(channels, channels, 3, norm=norm, num_groups=2, reset=reset)
+            for version, step in (("0.1.0", Cell010(cell).step), ("now", cell.step)):
+                fwd, bwd = count_step_ops(step, *step_inputs(cell))
+                rows.append(dict(norm=norm, reset=reset, version=version, forward=sum(fwd.values()),
+                                 backward=sum(bwd.values()), forward_ops=dict(fwd)))
+    return rows
+
+
+def print_ops() -> None:
+    print("aten ops per ConvGRUCell.step (TorchDispatchMode; views and autograd's detach included),\n"
+          "one step from precomputed input gates gx = conv_x(x), 16 channels, batch 2, 16x16")
+    print(f"{'norm':>6} {'reset':>6} {'version':>8} {'forward':>8} {'backward':>9} {'fwd+bwd':>8}  "
+          "forward ops")
+    for row in ops_table():
+        print(f"{str(row['norm']):>6} {row['reset']:>6} {row['version']:>8} {row['forward']:8d} "
+              f"{row['backward']:9d} {row['forward'] + row['backward']:8d}  "
+              + " ".join(f"{k}:{v}" for k, v in sorted(row["forward_ops"].items())))
+
+
+def compiled_kernels(cell: ConvGRUCell, device: str = "cpu", train: bool = False) -> list[str]:
+    """Names of the kernels inductor generates for one compiled step (forward, or fwd+bwd)."""
+    from torch._inductor.utils import run_and_get_code
+
+    torch._dynamo.reset()
+    gx, h = (None if t is None else t.detach().to(device).requires_grad_(train) for t in step_inputs(cell))
+    step = torch.compile(cell.to(device).step, fullgraph=True)
+
+    def run():
+        out = step(gx, h)
+        if train:
+            out.sum().backward()
+
+    with torch.set_grad_enabled(train):
+        _, code = run_and_get_code(run)
+    pattern = r"\b(cpp_fused_\w+|triton_(?:poi|red|per|tem)_\w+)\b"
+    return sorted(set(re.findall(pattern, "\n".join(code))))
+
+
+def gate_kernels(kernels: list[str]) -> list[str]:
+    """The kernels that hold gate math (sigmoid, tanh or the state update)."""
+    return [k for k in kernels if re.search("sigmoid|tanh|lerp", k)]
+
+
+def print_kernels(device: str) -> None:
+    print(f"kernels of the compiled step on {device} (inductor, fullgraph); gate kernels hold "
+          "sigmoid/tanh/lerp")
+    for norm in (None, "group"):
+        for reset in ("after", "before"):
+            cell = ConvGRUCell(16, 16, 3, norm=norm, num_groups=2, reset=reset)
+            for train in (False, True):
+                kernels = compiled_kernels(cell, device, train)
+                print(f"  norm={str(norm):5} reset={reset:6} {'fwd+bwd' if train else 'forward':8} "
+                      f"{len(kernels)} kernels, {len(gate_kernels(kernels))} with gate math: "
+                      + ", ".join(kernels))
+
+
+def record_convs(run, args) -> list[tuple]:
+    """(input shape, input needs grad, weight shape, bias shape or None, *options) of every
+    convolution that `run(*args)` runs."""
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kwargs=None):
+            if func.overloadpacket.__name__ == "convolution":
+                x, w, b, *options = a
+                calls.append((x.shape, x.requires_grad, w.shape, None if b is None else b.shape, *options))
+            return func(*a, **(kwargs or {}))
+
+    with Recorder():
+        run(*args)
+    return calls
+
+
+class ConvsAlone(nn.Module):
+    """Replays recorded convolutions on fresh tensors, forward and backward: a model's convolutions
+    and nothing else."""
+
+    def __init__(self, calls: list[tuple], device):
+        super().__init__()
+        self.params, self.convs = nn.ParameterList(), []
+        for x_shape, x_grad, w_shape, b_shape, *options in calls:
+            w = nn.Parameter(torch.randn(w_shape, device=device) * 0.01)
+            b = None if b_shape is None else nn.Parameter(torch.zeros(b_shape, device=device))
+            self.params.extend(p for p in (w, b) if p is not None)
+            self.convs.append((torch.randn(x_shape, device=device).requires_grad_(x_grad), w, b, options))
+
+    def forward(self) -> Tensor:
+        return sum(torch.ops.aten.convolution(x, w, b, *options).float().mean() for x, w, b, options in self.convs)
+
+
+def time_against_convs(title: str, model: nn.Module, run, args, device, amp: bool, repeats: int) -> None:
+    """Side by side: 0.1.0 eager, eager, compiled (`run(model, *args)` -> output), and the model's
+    convolutions alone."""
+    old, compiled = as_010(model), torch.compile(model, fullgraph=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        convs = ConvsAlone(record_convs(lambda *a: run(model, *a), args), device)
+    candidates = {"0.1.0 eager": (lambda *a: run(old, *a), args), "eager": (lambda *a: run(model, *a), args),
+                  "compiled": (lambda *a: run(compiled, *a), args), "convs alone": (convs, ())}
+    with torch.no_grad():
+        ref = run(model, *args)
+        err = max((run(m, *args) - ref).abs().max().item() for m in (old, compiled))
+    times = time_side_by_side(candidates, amp, device, repeats)
+    base = statistics.median(times["convs alone"])
+    print(f"\n{title}: {len(convs.convs)} convolutions, max |difference| to eager {err:.1e}")
+    print(f"  {'':12} {'ms/iter':>9} {'/ convs':>8} {'spread':>7}")
+    for name, values in times.items():
+        t = statistics.median(values)
+        print(f"  {name:12} {t * 1e3:9.1f} {t / base:8.2f} {statistics.pstdev(values) / t:7.0%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ops", action="store_true", help="aten ops per step, 0.1.0 against now")
+    parser.add_argument("--kernels", action="store_true", help="kernels of the compiled step")
+    parser.add_argument("--time", action="store_true", help="fwd+bwd time against the convolutions alone")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=10, help="frames in (and out, for the forecaster)")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=6)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(describe_device(device), f"batch {args.batch}, {args.size}x{args.size}, amp {args.amp}")
+    if args.ops:
+        print_ops()
+    if args.kernels:
+        print_kernels(args.device)
+    if args.time:
+        torch.manual_seed(0)
+        b, t, s = args.batch, args.frames, args.size
+        rnn = ConvGRU(64, 64, kernel_size=5, norm="group", num_groups=4).to(device)
+        time_against_convs(f"ConvGRU(64, 64, kernel_size=5, norm='group'), {t} frames", rnn,
+                           lambda m, x: m(x)[0], (torch.rand(t, b, 64, s, s, device=device),),
+                           device, args.amp, args.repeats)
+        net = EncoderForecaster(hidden_sizes=(64, 96, 96)).to(device)
+        time_against_convs(f"EncoderForecaster(64, 96, 96), {t} in -> {t} out", net,
+                           lambda m, x: m(x, t), (torch.rand(b, t, 1, s, s, device=device),),
+                           device, args.amp, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
