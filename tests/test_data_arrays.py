@@ -106,7 +106,7 @@ def test_multichannel_batches(tmp_path):
     (np.zeros((4, 12, 1, 8, 8), np.int32), {}, ValueError, "expected dtype uint8 or float, found int32"),
     (np.zeros((4, 4, 1, 8, 8), np.uint8), {}, ValueError, "at least frames_in \\+ frames_out = 5 frames"),
     (np.zeros((4, 12, 2, 8, 8), np.uint8), {}, ValueError, "expected channels=1"),
-    (np.zeros((4, 12, 8, 8), np.uint8), {"layout": "NHWT"}, ValueError, "layout: expected one of"),
+    (np.zeros((4, 12, 8, 8), np.uint8), {"layout": "HWNT"}, ValueError, "layout: expected one of"),
 ])
 def test_bad_arrays(tmp_path, array, kwargs, error, match):
     path = tmp_path / ("missing.npy" if array is None else "a.npy")

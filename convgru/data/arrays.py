@@ -1,4 +1,4 @@
-"""Memory-mapped sequence arrays (.npy, .npz) in the layouts NTCHW, NTHW and TNHW."""
+"""Memory-mapped sequence arrays (.npy, .npz; HDF5 in hdf5.py) in the layouts NTCHW, NTHW, TNHW and NHWT."""
 
 import struct
 import warnings
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-LAYOUTS = ("NTCHW", "NTHW", "TNHW")
+LAYOUTS = ("NTCHW", "NTHW", "TNHW", "NHWT")
 
 
 def _npz_member(path: Path, key: str | None) -> str:
@@ -67,6 +67,13 @@ class ArrayFile:
     def __getstate__(self):
         return {**self.__dict__, "_array": None}
 
+    def __new__(cls, path=None, key: str | None = None):
+        """An HDF5File (convgru.data.hdf5, needs h5py) for .h5 / .hdf5 paths."""
+        if cls is ArrayFile and Path(str(path)).suffix in (".h5", ".hdf5"):
+            from .hdf5 import HDF5File
+            cls = HDF5File
+        return super().__new__(cls)
+
 
 class SequenceArray:
     """Sequences of an ArrayFile in a given layout; `clip(n, t0, t1)` gives frames (t1 - t0, C, H, W)."""
@@ -90,4 +97,6 @@ class SequenceArray:
             return a[n, t0:t1]
         if self.layout == "NTHW":
             return a[n, t0:t1, None]
+        if self.layout == "NHWT":
+            return np.moveaxis(a[n, :, :, t0:t1], -1, 0)[:, None]
         return a[t0:t1, n, None]

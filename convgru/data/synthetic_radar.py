@@ -1,0 +1,127 @@
+"""Offline synthetic radar reflectivity (dBZ): rain cells that move, grow and decay, for nowcasting quickstarts.
+
+Each sequence has 1 to `max_cells` cells. A cell is a Gaussian in linear reflectivity Z (mm^6 m^-3)
+with axis-aligned elliptic contours of random size and aspect, so in dBZ it is a paraboloid
+around its peak: dBZ = 10 log10(1 + sum of the cells' Z), 0 dBZ where there is no rain. Cells
+move with the sequence's steering velocity plus a small deviation of their own (constant in
+time: smooth advection a forecaster can extrapolate); each cell's peak dBZ changes linearly in
+time and its size exponentially (growth and decay). Every draw comes from the numpy Generator
+passed in; rendering is separable (one small matmul per frame).
+"""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+GENERATOR_VERSION = 1  # bump when the output changes, so cached files regenerate
+CHUNK = 256  # sequences per seeded generator in files; fixed, so a file never depends on memory limits
+MAX_DBZ = 70.0
+PEAK_DBZ = (30.0, 58.0)  # peak reflectivity of a cell at mid-sequence
+MAX_PEAK_DBZ = 60.0  # peaks are clipped to this while they grow
+PEAK_TREND = 1.0  # |dBZ per frame| of growth or decay, at most
+SIZE_TREND = 0.02  # |log size per frame|, at most
+SIGMA = (2.0, 5.0)  # cell size (Gaussian sigma of Z) in pixels of a 64-pixel frame
+ASPECT = 1.8  # largest ratio of the two axes' sigmas
+DEVIATION = 0.25  # std of a cell's velocity around the steering velocity, pixels per frame
+
+
+class Cells(NamedTuple):
+    """Rain cells of N sequences (K cells each, T frames): centres (N, K, T, 2) as (y, x) in pixels,
+    sigmas (N, K, T, 2), peak dBZ (N, K, T) (0 for unused cells), steering velocity (N, 2) in pixels/frame."""
+
+    centre: np.ndarray
+    sigma: np.ndarray
+    peak: np.ndarray
+    steering: np.ndarray
+
+
+def check_params(num_frames: int, image_size: int, max_cells: int) -> None:
+    """ValueError for fewer than 1 frame, a frame smaller than 8 pixels or fewer than 1 cell."""
+    for name, value, least in (("num_frames", num_frames, 1), ("image_size", image_size, 8),
+                               ("max_cells", max_cells, 1)):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name}: expected an integer >= {least}, found {value!r}")
+
+
+def draw_cells(rng: np.random.Generator, num_sequences: int, num_frames: int = 20, image_size: int = 64,
+               max_cells: int = 4, speed=(0.5, 2.5)) -> Cells:
+    """Random cells; `speed` (low, high) bounds the steering speed in pixels per frame of a 64-pixel frame."""
+    n, k, scale = num_sequences, max_cells, image_size / 64
+    t = np.arange(num_frames) - (num_frames - 1) / 2  # frames from mid-sequence
+    angle = rng.uniform(0, 2 * np.pi, n)
+    steering = rng.uniform(*speed, n)[:, None] * np.stack([np.sin(angle), np.cos(angle)], -1) * scale
+    velocity = steering[:, None] + rng.normal(0, DEVIATION * scale, (n, k, 2))
+    middle = rng.uniform(0.1, 0.9, (n, k, 2)) * image_size  # where each cell is at mid-sequence
+    centre = middle[:, :, None] + velocity[:, :, None] * t[:, None]
+    aspect = np.exp(rng.uniform(-0.5, 0.5, (n, k, 1)) * np.log(ASPECT) * np.array([1, -1]))  # (sy, sx) ratio
+    size = rng.uniform(*SIGMA, (n, k, 1)) * scale * aspect
+    sigma = size[:, :, None] * np.exp(rng.uniform(-SIZE_TREND, SIZE_TREND, (n, k, 1)) * t)[..., None]
+    peak = rng.uniform(*PEAK_DBZ, (n, k, 1)) + rng.uniform(-PEAK_TREND, PEAK_TREND, (n, k, 1)) * t
+    peak = np.clip(peak, 0.0, MAX_PEAK_DBZ)  # 0 dBZ: a cell that has died out (or not formed)
+    used = np.arange(k) < rng.integers(1, k + 1, n)[:, None]
+    peak[~used] = 0.0
+    return Cells(centre, sigma, peak, steering)
+
+
+def render_cells(cells: Cells, image_size: int = 64) -> np.ndarray:
+    """Reflectivity (N, T, S, S) float32 in dBZ, in [0, MAX_DBZ], of `cells`."""
+    grid = np.arange(image_size, dtype=np.float32) + 0.5
+    # Z of each cell is peak_z * gy(y) * gx(x): profiles (N, T, K, S) per axis, summed over K by one matmul
+    offset = grid - cells.centre.transpose(0, 2, 1, 3)[..., None].astype(np.float32)  # (N, T, K, 2, S)
+    profile = np.exp(-0.5 * np.square(offset / cells.sigma.transpose(0, 2, 1, 3)[..., None].astype(np.float32)))
+    peak_z = np.expm1(cells.peak.transpose(0, 2, 1) * (np.log(10) / 10)).astype(np.float32)  # 10^(dBZ/10) - 1
+    z = np.matmul((profile[:, :, :, 0] * peak_z[..., None]).transpose(0, 1, 3, 2), profile[:, :, :, 1])
+    dbz = np.log1p(z, out=z)
+    dbz *= 10 / np.log(10)
+    return np.clip(dbz, 0.0, MAX_DBZ, out=dbz)
+
+
+def generate_radar(num_sequences: int, rng: np.random.Generator, num_frames: int = 20, image_size: int = 64,
+                   max_cells: int = 4, speed=(0.5, 2.5)) -> np.ndarray:
+    """Sequences (N, T, S, S) float32 of reflectivity in dBZ, in [0, 70]: 0 is no rain."""
+    check_params(num_frames, image_size, max_cells)
+    return render_cells(draw_cells(rng, num_sequences, num_frames, image_size, max_cells, speed), image_size)
+
+
+def write_radar_dataset(path, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
+                        max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
+    """Write `generate_radar` sequences (N, T, S, S) float32 dBZ to the .npy `path`; returns it.
+
+    Read it with `ArrayDataModule(files=[path], layout="NTHW", value_range=[0, 70])`. Chunk c of
+    CHUNK sequences comes from a generator seeded by (seed, c). The file is filled under a temporary
+    name and renamed into place, so readers never see a partial file.
+    """
+    check_params(num_frames, image_size, max_cells)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(num_sequences, num_frames, image_size, image_size))
+        for c, start in enumerate(range(0, num_sequences, CHUNK)):
+            rng = np.random.default_rng([seed, c])
+            out[start:start + CHUNK] = generate_radar(min(CHUNK, num_sequences - start), rng, num_frames,
+                                                      image_size, max_cells, speed)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def ensure_radar_dataset(cache_dir, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
+                         max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
+    """`write_radar_dataset` into `cache_dir` under a name holding every parameter, unless it is there."""
+    params = f"{num_sequences}|{seed}|{num_frames}|{image_size}|{max_cells}|{tuple(speed)}|{GENERATOR_VERSION}"
+    digest = hashlib.sha1(params.encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"synthetic_radar_n{num_sequences}_t{num_frames}_s{image_size}_seed{seed}_{digest}.npy"
+    if not path.is_file():
+        write_radar_dataset(path, num_sequences, seed, num_frames, image_size, max_cells, speed)
+    return path

@@ -1,0 +1,118 @@
+"""Skill scores against hand-computed contingency tables: CSI, POD, FAR, HSS, bias; NaN pixels; accumulation."""
+
+import math
+
+import pytest
+import torch
+
+from convgru.training.skill import SkillScores, contingency, skill_scores
+
+NAN = float("nan")
+
+
+def table(hits, misses, false_alarms, negatives, thr=10.0):
+    """(pred, target) 1-d whose contingency table at `thr` is the given counts, in shuffled order."""
+    pairs = [(thr + 5, thr + 1)] * hits + [(thr - 5, thr)] * misses + [(thr, thr - 1)] * false_alarms
+    pairs += [(thr - 1, 0.0)] * negatives
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0))
+    pred, target = torch.tensor(pairs).T
+    return pred[order], target[order]
+
+
+def test_scores_match_hand_computed_table():
+    pred, target = table(3, 1, 2, 4)  # equality cases: a miss has target == thr, a false alarm pred == thr
+    assert contingency(pred, target, [10.0]).tolist() == [[3, 1, 2, 4]]
+    scores = skill_scores(pred.view(2, 5), target.view(2, 5), [10.0])
+    assert scores["csi_10"] == pytest.approx(3 / 6)
+    assert scores["pod_10"] == pytest.approx(3 / 4)
+    assert scores["far_10"] == pytest.approx(2 / 5)
+    assert scores["bias_10"] == pytest.approx(5 / 4)
+    assert scores["hss_10"] == pytest.approx(2 * (3 * 4 - 1 * 2) / (4 * 5 + 5 * 6))  # 0.4
+    assert scores["csi_mean"] == scores["csi_10"]
+
+
+def test_threshold_equality_is_an_event():
+    pred = torch.tensor([20.0, 19.999, 20.0])
+    target = torch.tensor([20.0, 20.0, 19.999])
+    assert contingency(pred, target, [20.0]).tolist() == [[1, 1, 1, 0]]
+
+
+def test_no_event_gives_nan_not_zero():
+    scores = skill_scores(torch.zeros(4, 4), torch.full((4, 4), 5.0), [20.0, 40.0])
+    assert contingency(torch.zeros(16), torch.full((16,), 5.0), [20.0]).tolist() == [[0, 0, 0, 16]]
+    assert all(math.isnan(v) for v in scores.values())
+    assert len(scores) == 5 * 3  # 5 scores x (2 thresholds + mean)
+
+
+def test_all_events():
+    scores = skill_scores(torch.full((8,), 30.0), torch.full((8,), 50.0), [20.0])
+    assert (scores["csi_20"], scores["pod_20"], scores["far_20"], scores["bias_20"]) == (1.0, 1.0, 0.0, 1.0)
+    assert math.isnan(scores["hss_20"])  # no negative anywhere: HSS is undefined
+
+
+def test_false_alarms_only_and_key_format():
+    scores = skill_scores(torch.tensor([1.0, 0.0]), torch.zeros(2), [0.5, 2])
+    assert scores["csi_0.5"] == 0.0 and scores["far_0.5"] == 1.0 and math.isnan(scores["pod_0.5"])
+    assert math.isnan(scores["bias_0.5"]) and math.isnan(scores["csi_2"])
+    assert scores["csi_mean"] == 0.0  # the mean skips thresholds where the score is undefined
+
+
+def test_nan_pixels_are_left_out_of_every_count():
+    pred, target = table(3, 1, 2, 4)
+    pred_nan = torch.cat([pred, torch.tensor([NAN, 50.0, NAN, 0.0])])
+    target_nan = torch.cat([target, torch.tensor([50.0, NAN, NAN, NAN])])
+    assert contingency(pred_nan, target_nan, [10.0]).tolist() == [[3, 1, 2, 4]]
+    assert skill_scores(pred_nan, target_nan, [10.0]) == skill_scores(pred, target, [10.0])
+
+
+def test_metric_accumulates_batches_leads_and_ranks():
+    g = torch.Generator().manual_seed(1)
+    pred, target = torch.rand(6, 3, 1, 5, 5, generator=g) * 60, torch.rand(6, 3, 1, 5, 5, generator=g) * 60
+    target[0, 1, 0, :2] = NAN
+    thresholds = [20, 40]
+    whole = SkillScores(thresholds, frames=3)
+    whole.update(pred, target)
+    batches, rank0, rank1 = SkillScores(thresholds, 3), SkillScores(thresholds, 3), SkillScores(thresholds, 3)
+    for i in range(0, 6, 2):
+        batches.update(pred[i:i + 2], target[i:i + 2])
+    rank0.update(pred[:4], target[:4])
+    rank1.update(pred[4:], target[4:])
+    rank0.merge_state(rank1)  # the "sum" reduction DDP applies across ranks
+    expected = whole.compute()
+    for other in (batches.compute(), rank0.compute()):
+        assert other.keys() == expected.keys()
+        for key, value in expected.items():
+            torch.testing.assert_close(other[key], value, equal_nan=True)
+    reference = skill_scores(pred, target, thresholds)
+    for key, value in reference.items():
+        assert expected[key].item() == pytest.approx(value, nan_ok=True, rel=1e-6)
+    for t in range(3):
+        per_lead = skill_scores(pred[:, t], target[:, t], thresholds)
+        for key, value in per_lead.items():
+            assert expected[f"{key}_per_lead"][t].item() == pytest.approx(value, nan_ok=True, rel=1e-6)
+    assert expected["csi_20_per_lead"].shape == (3,) and expected["csi_mean"].ndim == 0
+
+
+def test_metric_maps_scaled_values_to_physical_units():
+    scaled = SkillScores([35.0], frames=1, value_range=(0, 70))
+    pred, target = torch.tensor([0.5, 0.2, 0.6]).view(1, 1, 1, 1, 3), torch.tensor([0.5, 0.6, 0.1]).view(1, 1, 1, 1, 3)
+    scaled.update(pred, target)
+    assert scaled.counts.tolist() == [[[1, 1, 1, 0]]]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"thresholds": [], "frames": 2}, "thresholds: expected a non-empty, increasing list"),
+    ({"thresholds": [40, 20], "frames": 2}, "thresholds: expected a non-empty, increasing list"),
+    ({"thresholds": [20], "frames": 0}, "frames: expected an integer >= 1"),
+    ({"thresholds": [20], "frames": 2, "value_range": [70, 0]}, "value_range: expected"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SkillScores(**kwargs)
+
+
+def test_wrong_shapes():
+    with pytest.raises(ValueError, match=r"\(B, 2, C, H, W\)"):
+        SkillScores([20], frames=2).update(torch.zeros(1, 3, 1, 4, 4), torch.zeros(1, 3, 1, 4, 4))
+    with pytest.raises(ValueError, match="equal shape"):
+        skill_scores(torch.zeros(3), torch.zeros(4), [20])
