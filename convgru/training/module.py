@@ -9,6 +9,7 @@ import convgru
 from convgru import EncoderForecaster
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
+from convgru.training.upgrade import merge_rz_norm_states
 
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
@@ -121,7 +122,9 @@ class ForecastModule(pl.LightningModule):
         checkpoint["convgru"] = {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse to resume a OneCycle schedule over a different number of steps: it cannot stretch."""
+        """Bring a 0.1.0 optimizer state up to date; refuse to resume a OneCycle schedule over a
+        different number of steps: it cannot stretch."""
+        merge_rz_norm_states(checkpoint, self)
         scheduler = self.hparams.scheduler or {}
         if scheduler.get("name") == "onecycle" and self._trainer and self.trainer.state.fn == "fit":
             total = int(self.trainer.estimated_stepping_batches)
