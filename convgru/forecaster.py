@@ -93,7 +93,7 @@ class EncoderForecaster(nn.Module):
         self._check_size(height, width)
         weight = self.stem[0].weight
         device, dtype = device or weight.device, dtype or weight.dtype
-        return [torch.zeros(batch, c, height >> i, width >> i, device=device, dtype=dtype)
+        return [torch.zeros(batch, c, height // 2**i, width // 2**i, device=device, dtype=dtype)
                 for i, c in enumerate(self.hidden_sizes)]
 
     def observe(self, frame: Tensor, state: list[Tensor]) -> list[Tensor]:
@@ -142,7 +142,7 @@ class EncoderForecaster(nn.Module):
         if batch is None:
             batch, _, height, width = state[0].shape
         for i, (h, c) in enumerate(zip(state, self.hidden_sizes)):
-            check_tensor(f"state[{i}]", h, (batch, c, height >> i, width >> i))
+            check_tensor(f"state[{i}]", h, (batch, c, height // 2**i, width // 2**i))
 
 
 def _check_future(future) -> None:

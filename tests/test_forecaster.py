@@ -61,13 +61,6 @@ def test_float64_and_bfloat16_autocast():
     torch.testing.assert_close(y.float(), net(x, 2), rtol=0, atol=5e-2)
 
 
-def test_compile_matches_eager():
-    torch.manual_seed(3)
-    net = small(2)
-    x = torch.rand(2, 3, 1, 16, 16)
-    torch.testing.assert_close(torch.compile(net)(x, 2), net(x, 2), rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.parametrize("x,future,match", [
     (torch.zeros(1, 3, 16, 16), 2, r"x \(B, T_in, C_in, H, W\) must have shape .* got \(1, 3, 16, 16\)"),
     (torch.zeros(1, 3, 2, 16, 16), 2, r"must have shape \(\*, \*, 1, \*, \*\), got \(1, 3, 2, 16, 16\)"),
@@ -83,3 +76,62 @@ def test_bad_inputs(x, future, match):
 def test_empty_hidden_sizes():
     with pytest.raises(ValueError, match="hidden_sizes must name at least one level"):
         EncoderForecaster(hidden_sizes=[])
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_streaming_equals_forward(depth):
+    torch.manual_seed(4)
+    net = small(depth, in_channels=2, out_channels=2)
+    x = torch.rand(3, 5, 2, 16, 16)
+    state = net.init_state(3, 16, 16)
+    assert [tuple(h.shape) for h in state] == [(3, 4 * (i + 1), 16 >> i, 16 >> i) for i in range(depth)]
+    for t in range(x.shape[1]):
+        state = net.observe(x[:, t], state)
+    for h, e in zip(state, net.encode(x)):
+        torch.testing.assert_close(h, e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net.forecast_from(state, 4), net(x, 4), rtol=1e-5, atol=1e-6)
+
+
+def test_streaming_continues_a_history():
+    torch.manual_seed(5)
+    net = small(2)
+    x = torch.rand(2, 6, 1, 16, 16)
+    state = net.encode(x[:, :4])
+    for t in (4, 5):
+        state = net.observe(x[:, t], state)
+    torch.testing.assert_close(net.forecast_from(state, 3), net(x, 3), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda net: net.init_state(2, 16, 10), "H and W must be divisible by 4 for 3 levels, got H=16, W=10"),
+    (lambda net: net.observe(torch.zeros(2, 1, 16, 16), [torch.zeros(2, 4, 16, 16)]),
+     r"state must be a list of 3 \(B, C, H, W\) tensors"),
+    (lambda net: net.observe(torch.zeros(2, 1, 16, 16), net.init_state(1, 16, 16)),
+     r"state\[0\] must have shape \(2, 4, 16, 16\), got \(1, 4, 16, 16\)"),
+    (lambda net: net.observe(torch.zeros(2, 3, 16, 16), net.init_state(2, 16, 16)),
+     r"frame \(B, C_in, H, W\) must have shape \(\*, 1, \*, \*\)"),
+    (lambda net: net.forecast_from(net.init_state(2, 16, 16), 0), "future must be an int >= 1, got 0"),
+])
+def test_streaming_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(small(3))
+
+
+def test_compiled_fullgraph_matches_eager_and_keeps_its_graph_across_batch_sizes():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(3)
+    net = small(2)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(net, fullgraph=True)
+    for batch in (2, 3, 5):
+        x = torch.rand(batch, 3, 1, 16, 16)
+        torch._dynamo.mark_dynamic(x, 0)  # what model.compile=true does for every batch
+        y = compiled(x, 2)
+        torch.testing.assert_close(y, net(x, 2), rtol=1e-5, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1
+    grads = torch.autograd.grad(y.square().sum(), list(net.parameters()))
+    expected = torch.autograd.grad(net(x, 2).square().sum(), list(net.parameters()))
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
