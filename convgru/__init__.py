@@ -4,7 +4,7 @@ from .cell import ConvGRUCell
 from .forecaster import EncoderForecaster
 from .rnn import ConvGRU
 
-__all__ = ["ConvGRUCell", "ConvGRU", "EncoderForecaster", "load"]
+__all__ = ["ConvGRUCell", "ConvGRU", "EncoderForecaster", "export_onnx", "load"]
 __version__ = "0.2.0"
 
 
@@ -14,3 +14,12 @@ def load(path, map_location="cpu"):
     from .training import load_module
 
     return load_module(path, map_location)
+
+
+def __getattr__(name: str):
+    """convgru.export_onnx, imported on first use (the export needs the optional onnx packages)."""
+    if name == "export_onnx":
+        from .export import export_onnx
+
+        return export_onnx
+    raise AttributeError(f"module 'convgru' has no attribute {name!r}")

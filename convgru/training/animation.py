@@ -1,0 +1,73 @@
+"""Animated GIFs of forecasts: per time step one row per sequence, panels input | target | prediction."""
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+from torchvision.utils import make_grid
+
+BLANK = 0.5  # grey of the target and prediction panels while the inputs play
+BORDER = 1.0  # white lines between panels
+TEXT_SIZE = 16  # pixels
+
+
+def forecast_gif(path, inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4,
+                 duration: int = 250) -> None:
+    """Write a looping GIF of forecasts to `path`.
+
+    inputs: (N, T_in, C_in, H, W); preds and targets (None: no target panel): (N, T_out, C, H, W);
+    values in [0, 1]. The GIF has T_in + T_out frames of `duration` ms: the inputs play with the
+    other panels grey ("input t/T_in"), then the forecast plays next to the last input frame
+    ("forecast +k/T_out"). Panels of 3 channels show in colour, others show their first channel
+    in grey; every pixel becomes a `scale` x `scale` block.
+    """
+    columns = {"input": inputs, **({} if targets is None else {"target": targets}), "prediction": preds}
+    _check_shapes(columns)
+    if scale < 1 or duration < 1:
+        raise ValueError(f"scale and duration must be >= 1, got scale={scale}, duration={duration}")
+    t_in, t_out, later = inputs.shape[1], preds.shape[1], list(columns.values())[1:]
+    blank = [torch.full_like(preds[:, 0], BLANK)] * len(later)
+    steps = [([inputs[:, t]] + blank, f"input {t + 1}/{t_in}") for t in range(t_in)]
+    steps += [([inputs[:, -1]] + [seq[:, k] for seq in later], f"forecast +{k + 1}/{t_out}") for k in range(t_out)]
+    font = _font(list(columns), inputs.shape[-1] * scale)
+    width = round(max(font.getlength(counter) for _, counter in steps)) + 2 * scale
+    frames = [_frame(panels, counter, list(columns), scale, font, width) for panels, counter in steps]
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
+
+
+def _frame(panels: list[Tensor], counter: str, headers: list[str], scale: int, font, width: int) -> Image.Image:
+    """One GIF frame, at least `width` pixels wide: a line with the counter, one with the column
+    headers, then the panels (each (N, C, H, W)) side by side, one row per sequence."""
+    rgb, w = any(p.shape[1] == 3 for p in panels), panels[0].shape[-1]
+    tiles = torch.stack([p if p.shape[1] == 3 else p[:, :1].expand(-1, 3, -1, -1) for p in panels], 1)
+    grid = make_grid(tiles.flatten(0, 1).detach().float().cpu().clamp(0, 1), nrow=len(panels), padding=1,
+                     pad_value=BORDER)
+    pixels = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2).mul(255).round().byte()
+    image = Image.fromarray(pixels.permute(1, 2, 0).numpy() if rgb else pixels[0].numpy())
+    line = round(font.size * 1.4)
+    frame = Image.new(image.mode, (max(image.width, width), image.height + 2 * line), 0)
+    frame.paste(image, (0, 2 * line))
+    draw = ImageDraw.Draw(frame)
+    draw.text((scale, line // 6), counter, fill="white", font=font)
+    for j, header in enumerate(headers):
+        draw.text((scale * (1 + j * (w + 1)), line + line // 6), header, fill="white", font=font)
+    return frame
+
+
+def _font(headers: list[str], panel_width: int) -> ImageFont.FreeTypeFont:
+    """Pillow's default font at TEXT_SIZE pixels, smaller (down to 10) where a header would not fit
+    its panel; panels under about 55 pixels wide (W * scale) leave too little room for the headers."""
+    font = ImageFont.load_default(size=TEXT_SIZE)
+    widest = max(font.getlength(header) for header in headers)
+    if widest < panel_width:
+        return font
+    return ImageFont.load_default(size=max(10, int(TEXT_SIZE * (panel_width - 2) / widest)))
+
+
+def _check_shapes(columns: dict) -> None:
+    """Raise ValueError unless all are (N, T, C, H, W) with one N, H, W and targets shaped as preds."""
+    shapes = {name: tuple(seq.shape) for name, seq in columns.items()}
+    n, *_, h, w = shapes["input"]
+    ok = all(len(s) == 5 and (s[0], *s[3:]) == (n, h, w) and s[1] >= 1 for s in shapes.values())
+    if not ok or shapes.get("target", shapes["prediction"]) != shapes["prediction"]:
+        raise ValueError("forecast_gif expects inputs (N, T_in, C_in, H, W) and preds / targets "
+                         f"(N, T_out, C, H, W) of one N, H, W, got {shapes}")
