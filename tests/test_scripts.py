@@ -23,29 +23,28 @@ def load_script(name: str):
 export_script, predict_script = load_script("export"), load_script("predict")
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
+def tiny_checkpoint(path, data=None):
     """A Lightning-style checkpoint of an untrained 2-level ForecastModule (future=2) whose raw
-    outputs go above 1, without a data config (as convgru 0.1.0 wrote)."""
+    outputs go above 1; `data` is its data config (None: none, as convgru 0.1.0 wrote)."""
     torch.manual_seed(0)
-    module = ForecastModule(net=dict(hidden_sizes=[4, 4], kernel_size=3, stem_channels=4), future=2)
+    module = ForecastModule(net=dict(hidden_sizes=[4, 4], kernel_size=3, stem_channels=4), future=2, data=data)
     with torch.no_grad():
         module.net.head[-1].bias.fill_(1.0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
                 "pytorch-lightning_version": "2.6.6", "epoch": 0, "global_step": 0}, path)
     return path
 
 
-@pytest.fixture
-def with_data_config(monkeypatch):
-    """Make both scripts see hparams["data"] = {frames_in: 3, image_size: 8} in the checkpoint."""
-    def load(path):
-        module = load_module(path)
-        module.hparams["data"] = {"frames_in": 3, "image_size": 8}
-        return module
-    for script in (export_script, predict_script):
-        monkeypatch.setattr(script, "load_module", load)
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny checkpoint without a data config."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+
+
+@pytest.fixture(scope="module")
+def ckpt_with_data(tmp_path_factory):
+    """The same checkpoint recording data with frames_in 3 and image_size 8."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_data.ckpt", {"frames_in": 3, "image_size": 8})
 
 
 def fails(script, argv, capsys) -> str:
@@ -62,8 +61,8 @@ def test_checkpoint_loads(ckpt):
     assert isinstance(load_module(ckpt), ForecastModule)
 
 
-def test_export_script_defaults_from_the_data_config(ckpt, tmp_path, capsys, with_data_config):
-    out = tmp_path / "model.onnx"
+def test_export_script_defaults_from_the_data_config(ckpt_with_data, tmp_path, capsys):
+    ckpt, out = ckpt_with_data, tmp_path / "model.onnx"
     export_script.main([str(ckpt), str(out)])
     printed = capsys.readouterr().out
     assert "x (B, 3, 1, H, W) -> y (B, 2, 1, H, W), H and W multiples of 2" in printed
@@ -120,7 +119,8 @@ def test_predict_script_future_and_gif(ckpt, tmp_path, capsys):
     np.testing.assert_array_equal(row[:, 4 + 36: 4 + 68], expected[1])
 
 
-def test_predict_script_warns_about_another_size(ckpt, tmp_path, capsys, with_data_config):
+def test_predict_script_warns_about_another_size(ckpt_with_data, tmp_path, capsys):
+    ckpt = ckpt_with_data
     np.save(tmp_path / "in.npy", np.random.default_rng(0).random((3, 1, 12, 12), dtype=np.float32))
     predict_script.main([str(ckpt), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")])
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     what to do when the file is missing, corrupt, holds code objects, or is not a ForecastModule's."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (pass ckpt_path=<path to a .ckpt file>)")
+        raise CheckpointError(f"checkpoint not found: {path} (expected a .ckpt file written by scripts/train.py)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

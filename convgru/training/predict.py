@@ -20,13 +20,10 @@ def as_batch(frames: np.ndarray, channels: int) -> tuple[torch.Tensor, bool]:
     return batch, single
 
 
-@torch.no_grad()
 def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | None = None) -> np.ndarray:
     """Predict `future` frames (default `module.hparams.future`) after each input sequence; float32
     in [0, 1], (future, C, H, W) for one input sequence or (N, future, C, H, W) for a batch."""
     batch, single = as_batch(frames, module.net.in_channels)
-    future = module.hparams.future if future is None else future
-    module.eval()
-    preds = [module.net(chunk.to(module.device), future).clamp(0, 1).cpu() for chunk in batch.split(batch_size)]
+    preds = [module.forecast(chunk, future).cpu() for chunk in batch.split(batch_size)]
     out = torch.cat(preds).numpy()
     return out[0] if single else out
