@@ -32,7 +32,7 @@ class TextbookCell(nn.Module):
         c, conv = cell.hidden_size, cell.conv_h
         self.gates = self._joint(cell, 0, 2 * c)
         self.candidate = self._joint(cell, 2 * c, 3 * c)
-        self.norm_r, self.norm_z, self.norm_n = cell.norm_r, cell.norm_z, cell.norm_n
+        self.norm_rz, self.norm_n = cell.norm_rz or nn.Identity(), cell.norm_n or nn.Identity()
         self.hidden_size = conv.in_channels
 
     @staticmethod
@@ -50,8 +50,7 @@ class TextbookCell(nn.Module):
     def forward(self, x: Tensor | None, h: Tensor) -> Tensor:
         """x: (B, C_in, H, W) or None, h: (B, C, H, W) -> (B, C, H, W)."""
         xs = [x] if x is not None else []
-        r, z = self.gates(torch.cat(xs + [h], 1)).chunk(2, 1)
-        r, z = torch.sigmoid(self.norm_r(r)), torch.sigmoid(self.norm_z(z))
+        r, z = torch.sigmoid(self.norm_rz(self.gates(torch.cat(xs + [h], 1)))).chunk(2, 1)
         n = torch.tanh(self.norm_n(self.candidate(torch.cat(xs + [r * h], 1))))
         return (1 - z) * n + z * h
 

@@ -78,12 +78,13 @@ class OpCounter(TorchDispatchMode):
 
 
 def step_inputs(cell: ConvGRUCell, size: int = 16, batch: int = 2):
-    """gx = conv_x(x) (or None) and h, both leaves that require grad."""
-    h = torch.randn(batch, cell.hidden_size, size, size, requires_grad=True)
+    """gx = conv_x(x) (or None) and h on the cell's device, both leaves that require grad."""
+    device = cell.conv_h.weight.device
+    h = torch.randn(batch, cell.hidden_size, size, size, device=device, requires_grad=True)
     if cell.conv_x is None:
         return None, h
     with torch.no_grad():
-        gx = cell.conv_x(torch.randn(batch, cell.input_size, size, size))
+        gx = cell.conv_x(torch.randn(batch, cell.input_size, size, size, device=device))
     return gx.requires_grad_(), h
 
 
@@ -127,8 +128,9 @@ def compiled_kernels(cell: ConvGRUCell, device: str = "cpu", train: bool = False
     from torch._inductor.utils import run_and_get_code
 
     torch._dynamo.reset()
-    gx, h = (None if t is None else t.detach().to(device).requires_grad_(train) for t in step_inputs(cell))
-    step = torch.compile(cell.to(device).step, fullgraph=True)
+    cell = cell.to(device)
+    gx, h = (None if t is None else t.detach().requires_grad_(train) for t in step_inputs(cell))
+    step = torch.compile(cell.step, fullgraph=True)
 
     def run():
         out = step(gx, h)
@@ -146,11 +148,11 @@ def gate_kernels(kernels: list[str]) -> list[str]:
     return [k for k in kernels if re.search("sigmoid|tanh|lerp", k)]
 
 
-def print_kernels(device: str) -> None:
+def print_kernels(device: str, resets) -> None:
     print(f"kernels of the compiled step on {device} (inductor, fullgraph); gate kernels hold "
           "sigmoid/tanh/lerp")
     for norm in (None, "group"):
-        for reset in ("after", "before"):
+        for reset in resets:
             cell = ConvGRUCell(16, 16, 3, norm=norm, num_groups=2, reset=reset)
             for train in (False, True):
                 kernels = compiled_kernels(cell, device, train)
@@ -218,6 +220,7 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true", help="aten ops per step, 0.1.0 against now")
     parser.add_argument("--kernels", action="store_true", help="kernels of the compiled step")
     parser.add_argument("--time", action="store_true", help="fwd+bwd time against the convolutions alone")
+    parser.add_argument("--resets", nargs="+", default=["after", "before"], help="cells for --kernels")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--batch", type=int, default=2)
@@ -230,7 +233,7 @@ def main() -> None:
     if args.ops:
         print_ops()
     if args.kernels:
-        print_kernels(args.device)
+        print_kernels(args.device, args.resets)
     if args.time:
         torch.manual_seed(0)
         b, t, s = args.batch, args.frames, args.size
