@@ -1,17 +1,22 @@
 """Evaluate a checkpoint on its test set: python scripts/eval.py ckpt_path=... [data.x=...]"""
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import convgru.training
+from convgru.training.cli import quote_non_ascii, user_errors
 
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Write metrics.json, per_frame.csv and predictions.png into the run dir; print a table."""
-    convgru.training.evaluate(cfg, HydraConfig.get().overrides.task)
+    with user_errors():
+        convgru.training.evaluate(cfg, HydraConfig.get().overrides.task)
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_non_ascii(sys.argv[1:])
     main()

@@ -1,17 +1,22 @@
 """Train an encoder-forecaster: python scripts/train.py [experiment=quickstart] [model=convgru3] [key=value ...]"""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import convgru.training
+from convgru.training.cli import quote_non_ascii, user_errors
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint; return the monitored metric (for -m sweeps)."""
-    metrics = convgru.training.train(cfg)
+    with user_errors():
+        metrics = convgru.training.train(cfg)
     return metrics.get(cfg.monitor)
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_non_ascii(sys.argv[1:])
     main()

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, ROOT, compose_config, tiny
 from convgru.training import ForecastModule
+from convgru.training.options import instantiate
 from convgru.training.paths import find_project_root
 
 
@@ -70,6 +71,19 @@ def test_experiment_options_compose(tmp_path, name):
     cfg = compose_config("train", tmp_path, [f"experiment={name}"])
     hydra.utils.instantiate(cfg.model, _convert_="all")
     assert OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("name", _options("experiment"))
+def test_experiment_combines_with_any_data(tmp_path, name):
+    """An experiment sets only data keys every data config has; data=... on the command line wins."""
+    common = set.intersection(*(set(compose_config("train", tmp_path, [f"data={d}"]).data) for d in _options("data")))
+    assert set(OmegaConf.load(CONF / "experiment" / f"{name}.yaml").get("data", {})) <= common
+    np.save(tmp_path / "seq.npy", np.zeros((10, 20, 32, 32), dtype=np.uint8))
+    overrides = [f"experiment={name}", "data=arrays", f"data.files=[{tmp_path / 'seq.npy'}]", "data.layout=NTHW"]
+    cfg = compose_config("train", tmp_path, overrides)
+    datamodule = instantiate(cfg.data, "data")
+    datamodule.setup("fit")
+    assert (datamodule.frames_in, datamodule.batch_size) == (cfg.data.frames_in, cfg.data.batch_size)
 
 
 def test_eval_config_composes(tmp_path):

@@ -103,7 +103,8 @@ def test_multichannel_batches(tmp_path):
 @pytest.mark.parametrize("array, kwargs, error, match", [
     (None, {}, FileNotFoundError, "missing.npy not found"),
     (np.zeros((4, 12, 8, 8), np.uint8), {}, ValueError, "layout NTCHW expects a 5-d array, found shape"),
-    (np.zeros((4, 12, 1, 8, 8), np.int32), {}, ValueError, "expected dtype uint8 or float, found int32"),
+    (np.zeros((4, 12, 1, 8, 8), np.int32), {}, ValueError, "int32 values need value_range=\\[low, high\\]"),
+    (np.zeros((4, 12, 1, 8, 8), np.complex64), {}, ValueError, "expected numbers .*found dtype complex64"),
     (np.zeros((4, 4, 1, 8, 8), np.uint8), {}, ValueError, "at least frames_in \\+ frames_out = 5 frames"),
     (np.zeros((4, 12, 2, 8, 8), np.uint8), {}, ValueError, "expected channels=1"),
     (np.zeros((4, 12, 8, 8), np.uint8), {"layout": "HWNT"}, ValueError, "layout: expected one of"),
@@ -147,3 +148,43 @@ def test_sequence_array_clip_time_major(tmp_path):
     seqs = SequenceArray(ArrayFile(tmp_path / "t.npy"), "TNHW")
     assert (seqs.num_sequences, seqs.num_frames, seqs.frame_shape) == (6, 12, (1, 8, 8))
     assert seqs.clip(2, 1, 4)[:, 0, 0, 0].tolist() == [21, 22, 23]
+
+
+MISSING = [(1, 4, 2, 3), (1, 1, 5, 5)]  # (sequence, frame, row, column): a target and an input pixel of window 1
+
+
+@pytest.mark.parametrize("declare", ["nan", "value", "static mask", "full mask"])
+def test_declared_missing_pixels_are_zero_inputs_and_nan_targets(tmp_path, declare):
+    data = video(n=4, dtype=np.float32) / 100
+    mask = np.ones((8, 8), np.uint8) if declare == "static mask" else np.ones(data.shape, bool)
+    for n, t, i, j in MISSING:
+        data[n, t, 0, i, j] = -9999 if declare == "value" else np.nan  # NaN under a mask is not an error
+        if declare == "static mask":
+            mask[i, j] = 0
+        else:
+            mask[n, t, 0, i, j] = False
+    np.save(tmp_path / "a.npy", data)
+    np.save(tmp_path / "mask.npy", mask)
+    options = {"nan": {"missing_value": "nan"}, "value": {"missing_value": -9999},
+               "static mask": {"mask_file": tmp_path / "mask.npy"}, "full mask": {"mask_file": tmp_path / "mask.npy"}}
+    files = [tmp_path / "a.npy"]
+    dm = module(train_files=files, val_files=files, test_files=files, **options[declare])
+    dm.setup("fit")
+    x, y = dm.datasets["train"][1]
+    frames = torch.from_numpy(data[1, :5])
+    expected_x, expected_y = frames[:3].clone(), frames[3:].clone()
+    pixels = [(t, i, j) for _, t, i, j in MISSING] if declare != "static mask" else \
+        [(t, i, j) for t in range(5) for _, _, i, j in MISSING]
+    for t, i, j in pixels:
+        (expected_x[t, 0] if t < 3 else expected_y[t - 3, 0])[i, j] = 0.0 if t < 3 else float("nan")
+    torch.testing.assert_close(x, expected_x, equal_nan=True)
+    torch.testing.assert_close(y, expected_y, equal_nan=True)
+    assert int(y.isnan().sum()) == sum(t >= 3 for t, _, _ in pixels) and x.isfinite().all()
+
+
+def test_integer_data_with_value_range(tmp_path):
+    np.save(tmp_path / "a.npy", video(dtype=np.int16) * 100)
+    dm = module(files=[tmp_path / "a.npy"], value_range=[0, 10000], split=[0.5, 0.25, 0.25])
+    dm.setup("fit")
+    x, _ = dm.datasets["val"][0]  # sequence 3: values 100 * (30 + t)
+    np.testing.assert_allclose(x[:, 0, 0, 0].numpy(), (30 + np.arange(3)) / 100, rtol=1e-6)

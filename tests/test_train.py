@@ -86,11 +86,18 @@ def test_resume_with_other_model_names_the_difference(trained_run, tmp_path, cac
         train(cfg)
 
 
-def test_non_finite_loss_stops_with_message():
+@pytest.mark.parametrize("cause, match", [
+    ("data", r"training loss is nan .*\(batch 0\): the batch holds NaN or inf \(inputs: 192 of 192 values\)"),
+    ("weights", r"training loss is nan .*the batch is finite, so training diverged: lower model.optimizer.lr"),
+])
+def test_non_finite_loss_stops_with_message(cause, match):
     module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
-    x, y = torch.full((1, 3, 1, 8, 8), float("nan")), torch.zeros(1, 2, 1, 8, 8)
-    with pytest.raises(FloatingPointError, match="training loss is nan .* Lower model.optimizer.lr"):
+    x, y = torch.full((1, 3, 1, 8, 8), float("nan") if cause == "data" else 0.5), torch.zeros(1, 2, 1, 8, 8)
+    if cause == "weights":
+        torch.nn.init.constant_(next(module.parameters()), float("inf"))
+    with pytest.raises(FloatingPointError, match=match) as error:
         module.training_step((x, y), 0)
+    assert ("lower model.optimizer.lr" in str(error.value)) == (cause == "weights")
 
 
 def test_non_finite_loss_keeps_earlier_checkpoints(trained_run, tmp_path, cache_dir):

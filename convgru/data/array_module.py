@@ -1,10 +1,13 @@
 """LightningDataModule for the user's own sequence arrays (.npy / .npz, memory-mapped)."""
 
+import os
+
 import numpy as np
 
-from .arrays import ArrayFile, SequenceArray
+from .arrays import LAYOUTS, ArrayFile, SequenceArray
 from .base import SequenceDataModule
 from .datasets import WindowDataset, window_starts
+from .missing import MissingPixels, check_finite
 
 SPLITS = ("train", "val", "test")
 
@@ -18,46 +21,88 @@ def _as_list(files) -> list:
     return [files] if isinstance(files, (str, bytes)) or not hasattr(files, "__iter__") else list(files)
 
 
+def _numbers(name: str, value, count: int, expected: str) -> list[float]:
+    """`value` as a list of `count` floats, or ValueError naming option `name`."""
+    try:
+        numbers = [float(v) for v in value] if not isinstance(value, str) else []
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != count:
+        raise ValueError(f"{name}: expected {expected}, found {value!r}")
+    return numbers
+
+
+def _check_sample(array: SequenceArray, missing: MissingPixels | None, frames: int = 16) -> None:
+    """Check `frames` frames spread over the array for NaN / inf that are not declared missing."""
+    if not np.issubdtype(array.file.dtype, np.floating):
+        return
+    total = array.num_sequences * array.num_frames
+    for index in np.unique(np.linspace(0, total - 1, min(frames, total)).astype(np.int64)):
+        n, t = divmod(int(index), array.num_frames)
+        frame = array.clip(n, t, t + 1)
+        check_finite(frame, missing.valid(frame, n, t) if missing else None, f"{array.file.path}, sequence {n}", t)
+
+
 class ArrayDataModule(SequenceDataModule):
     """Sequences from arrays of shape (N, T, C, H, W), (N, T, H, W) or time-major (T, N, H, W) (`layout`).
 
     Splits come from `train_files` / `val_files` / `test_files`, or from `files` cut in order by
     `split` fractions (whole sequences, so windows never straddle splits). Each sequence gives the
     window at frame 0, or windows every `stride` frames. uint8 maps [0, 255] to [0, 1], floats are
-    taken as in [0, 1]; `value_range=[low, high]` maps low..high to [0, 1] instead (clipped if `clip`).
+    taken as in [0, 1]; `value_range=[low, high]` maps low..high to [0, 1] instead (clipped if `clip`),
+    and is required for other integer dtypes.
+
+    Missing pixels: `missing_value` (nan or the files' no-data number) and `mask_file` (a .npy of shape
+    (H, W), a static coverage mask, or shaped like each data file; nonzero = valid) declare them; they
+    are 0 in the inputs and NaN in the targets. NaN or inf that are not declared raise ValueError.
     """
 
     def __init__(self, files=None, split=(0.8, 0.1, 0.1), train_files=None, val_files=None, test_files=None,
                  layout: str = "NTCHW", key: str | None = None, frames_in: int = 10, frames_out: int = 10,
                  channels: int = 1, stride: int | None = None, value_range=None, clip: bool = True,
+                 missing_value: float | str | None = None, mask_file=None,
                  batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)
         per_split = (train_files, val_files, test_files)
         if (files is None) == all(f is None for f in per_split):
-            raise ValueError("ArrayDataModule: expected either files (with split fractions) or "
+            raise ValueError("files: expected either files (cut into train / val / test by split) or "
                              f"train_files/val_files/test_files, found files={files!r}, train_files={train_files!r}, "
                              f"val_files={val_files!r}, test_files={test_files!r}")
+        for name, value in zip(("files", *(f"{s}_files" for s in SPLITS)), (files, *per_split)):
+            if value is not None and not all(isinstance(p, (str, os.PathLike)) for p in _as_list(value)):
+                raise ValueError(f"{name}: expected a .npy/.npz path or a list of them, found {value!r}")
         if files is not None:
-            split = [float(f) for f in split]
-            if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
+            split = _numbers("split", split, 3, "3 fractions (train, val, test) >= 0 summing to 1")
+            if min(split) < 0 or abs(sum(split) - 1) > 1e-6:
                 raise ValueError(f"split: expected 3 fractions (train, val, test) >= 0 summing to 1, found {split}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout: expected one of {LAYOUTS}, found {layout!r}")
         if stride is not None and (not isinstance(stride, int) or stride < 1):
             raise ValueError(f"stride: expected null or an integer >= 1, found {stride!r}")
-        if value_range is not None and (len(value_range) != 2 or value_range[1] <= value_range[0]):
-            raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
+        if value_range is not None:
+            value_range = _numbers("value_range", value_range, 2, "[low, high] with high > low")
+            if value_range[1] <= value_range[0]:
+                raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
+        if missing_value is not None:
+            try:
+                missing_value = float(missing_value)
+            except (TypeError, ValueError):
+                raise ValueError(f"missing_value: expected null, nan or a number, found {missing_value!r}") from None
         self.files, self.split = files, split
         self.split_files = dict(zip(SPLITS, per_split))
         self.layout, self.key, self.stride = layout, key, stride
         self.value_range, self.clip = value_range, clip
+        self.missing_value, self.mask_file = missing_value, mask_file
         self.datasets: dict[str, WindowDataset] = {}
 
     @property
     def length(self) -> int:
         return self.frames_in + self.frames_out
 
-    def _open(self, files) -> list[SequenceArray]:
-        """Open and check files: layout, dtype, channels, frame size and frame count."""
+    def _open(self, files) -> tuple[list[SequenceArray], list[MissingPixels | None]]:
+        """Open and check files (layout, dtype, channels, frame size and count, values in a sample of
+        frames); return them with their missing pixels."""
         arrays = [SequenceArray(ArrayFile(path, self.key), self.layout) for path in _as_list(files)]
         for a in arrays:
             if a.frame_shape[0] != self.channels:
@@ -69,7 +114,26 @@ class ArrayDataModule(SequenceDataModule):
             if a.num_frames < self.length:
                 raise ValueError(f"{a.file.path}: expected at least frames_in + frames_out = {self.length} "
                                  f"frames per sequence, found {a.num_frames} (shape {a.file.shape}, {self.layout})")
-        return arrays
+            if a.file.dtype != np.uint8 and np.issubdtype(a.file.dtype, np.integer) and self.value_range is None:
+                raise ValueError(f"{a.file.path}: {a.file.dtype} values need value_range=[low, high], the values "
+                                 "that map to 0 and 1 (e.g. [0, 70] for radar dBZ); only uint8 (0..255) and "
+                                 "float (0..1) have a default")
+        missing = [self._missing(a) for a in arrays]
+        for a, m in zip(arrays, missing):
+            _check_sample(a, m)
+        return arrays, missing
+
+    def _missing(self, array: SequenceArray) -> MissingPixels | None:
+        """The declared missing pixels of `array` (missing_value, mask_file), or None."""
+        if self.mask_file is None:
+            return MissingPixels(self.missing_value) if self.missing_value is not None else None
+        mask = ArrayFile(self.mask_file)
+        if mask.shape == array.file.shape:
+            return MissingPixels(self.missing_value, SequenceArray(mask, self.layout))
+        if mask.shape == array.frame_shape[1:]:
+            return MissingPixels(self.missing_value, np.asarray(mask.array))
+        raise ValueError(f"mask_file {mask.path}: expected shape (H, W) = {array.frame_shape[1:]} or the shape "
+                         f"{array.file.shape} of {array.file.path}, found {mask.shape}")
 
     def _windows(self, arrays: list[SequenceArray], sequences) -> np.ndarray:
         """(M, 3) windows (array, sequence, first frame) of the given (array, sequence) pairs."""
@@ -79,25 +143,26 @@ class ArrayDataModule(SequenceDataModule):
 
     def _build(self) -> None:
         if self.files is not None:
-            arrays = self._open(self.files)
+            arrays, missing = self._open(self.files)
             pairs = _sequences(arrays)
             n_train, n_val = (int(f * len(pairs)) for f in self.split[:2])
             chunks = (pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:])
             for name, chunk in zip(SPLITS, chunks):
-                self._add(name, arrays, self._windows(arrays, chunk), f"split={self.split} of {len(pairs)} sequences")
+                self._add(name, arrays, missing, self._windows(arrays, chunk),
+                          f"split={self.split} of {len(pairs)} sequences")
             return
         for name, files in self.split_files.items():
             if files is None:
                 raise ValueError(f"{name}_files: expected one or more array files, found None")
-            arrays = self._open(files)
+            arrays, missing = self._open(files)
             pairs = _sequences(arrays)
-            self._add(name, arrays, self._windows(arrays, pairs), f"{name}_files={files}")
+            self._add(name, arrays, missing, self._windows(arrays, pairs), f"{name}_files={files}")
 
-    def _add(self, name: str, arrays, windows: np.ndarray, origin: str) -> None:
+    def _add(self, name: str, arrays, missing, windows: np.ndarray, origin: str) -> None:
         if len(windows) == 0:
             raise ValueError(f"{name} split is empty: expected at least one sample, found none ({origin})")
         self.datasets[name] = WindowDataset(arrays, windows, self.frames_in, self.frames_out, self.value_range,
-                                            self.clip)
+                                            self.clip, missing)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:

@@ -3,6 +3,7 @@
 import struct
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,54 @@ import numpy as np
 LAYOUTS = ("NTCHW", "NTHW", "TNHW", "NHWT")
 
 
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_header(f, where: str) -> tuple[tuple, bool, np.dtype]:
+    """Shape, Fortran order and dtype of the .npy array at f's position. Never unpickles: arrays of
+    Python objects, and anything that is not a .npy array, raise ValueError naming `where`."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"format version {version}")
+        shape, fortran, dtype = _HEADER_READERS[version](f)
+    except (ValueError, OSError, SyntaxError, zipfile.BadZipFile) as error:
+        reason = "it does not start with NumPy's header \\x93NUMPY" if "magic string" in str(error) else error
+        raise ValueError(f"{where}: not a NumPy array file ({reason}); expected an array written by np.save "
+                         "or np.savez (data files are never unpickled)") from None
+    if dtype.hasobject:
+        raise ValueError(f"{where}: holds Python objects (dtype {dtype}), not numbers; convgru never unpickles "
+                         "data files. Save a uint8, integer or float array with np.save")
+    return shape, fortran, dtype
+
+
+def _check_data(path: Path, where: str, shape, dtype: np.dtype, offset: int) -> None:
+    """Raise ValueError naming `where` when the array is empty or `path` ends before the data it announces."""
+    if 0 in shape:
+        raise ValueError(f"{where}: the array is empty (shape {shape})")
+    needed, found = int(np.prod(shape)) * dtype.itemsize, path.stat().st_size - offset
+    if found < needed:
+        raise ValueError(f"{where}: truncated: the header announces {shape} {dtype} ({needed} bytes of data), "
+                         f"found {max(found, 0)} bytes. Write the file again")
+
+
+def _map_npy(path: Path) -> np.ndarray:
+    """Memory-map a .npy file after checking its header and size."""
+    with open(path, "rb") as f:
+        shape, fortran, dtype = _read_header(f, str(path))
+        offset = f.tell()
+    _check_data(path, str(path), shape, dtype, offset)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
+
+
 def _npz_member(path: Path, key: str | None) -> str:
     """Name of the array `key` in an .npz (the only array when `key` is None)."""
-    with zipfile.ZipFile(path) as archive:
-        names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"{path}: not a valid .npz file ({error}): expected a zip archive of .npy arrays "
+                         "written by np.savez") from None
     if key is None and len(names) == 1:
         return names[0]
     if key not in names:
@@ -24,22 +69,27 @@ def _npz_member(path: Path, key: str | None) -> str:
 def _map_npz(path: Path, key: str | None) -> np.ndarray:
     """Memory-map an array stored uncompressed in an .npz; compressed members are read into memory."""
     name = _npz_member(path, key)
+    where = f"{path}, array {name!r}"
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name + ".npy")
     if info.compress_type != zipfile.ZIP_STORED:
         warnings.warn(f"{path}: array {name!r} is compressed (np.savez_compressed) and cannot be memory-mapped; "
                       "reading it into memory. Save it with np.save (.npy) or np.savez to memory-map it.",
                       stacklevel=3)
-        with np.load(path) as archive:
-            return archive[name]
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(name + ".npy") as member:
+                _read_header(member, where)
+            with np.load(path) as archive:
+                return archive[name]
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise ValueError(f"{where}: cannot be read ({error}): the file is damaged or truncated") from None
     with open(path, "rb") as f:
         f.seek(info.header_offset + 26)
         name_len, extra_len = struct.unpack("<HH", f.read(4))
         f.seek(info.header_offset + 30 + name_len + extra_len)
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
+        shape, fortran, dtype = _read_header(f, where)
         offset = f.tell()
+    _check_data(path, where, shape, dtype, offset)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
 
 
@@ -48,8 +98,12 @@ class ArrayFile:
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path} is a folder: expected a .npy or .npz file (name the files in it)")
         if not self.path.is_file():
             raise FileNotFoundError(f"array file {self.path} not found")
+        if self.path.stat().st_size == 0:
+            raise ValueError(f"{self.path}: the file is empty (0 bytes)")
         if self.path.suffix not in (".npy", ".npz"):
             raise ValueError(f"{self.path}: expected a .npy or .npz file, found suffix {self.path.suffix!r}")
         self._array = None
@@ -61,7 +115,7 @@ class ArrayFile:
             if self.path.suffix == ".npz":
                 self._array = _map_npz(self.path, self.key)
             else:
-                self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+                self._array = _map_npy(self.path)
         return self._array
 
     def __getstate__(self):
@@ -84,8 +138,9 @@ class SequenceArray:
         if len(file.shape) != len(layout):
             raise ValueError(f"{file.path}: layout {layout} expects a {len(layout)}-d array, "
                              f"found shape {file.shape}")
-        if file.dtype != np.uint8 and not np.issubdtype(file.dtype, np.floating):
-            raise ValueError(f"{file.path}: expected dtype uint8 or float, found {file.dtype}")
+        if not any(np.issubdtype(file.dtype, kind) for kind in (np.integer, np.floating, np.bool_)):
+            raise ValueError(f"{file.path}: expected numbers (dtype uint8, another integer, float or bool), "
+                             f"found dtype {file.dtype}")
         self.file, self.layout = file, layout
         dims = dict(zip(layout, file.shape))
         self.num_sequences, self.num_frames = dims["N"], dims["T"]

@@ -30,8 +30,12 @@ def ensure_fixed_set(path: Path, stream: int, digits: np.ndarray, size: int, num
     name and renamed into place, so readers never see a partial file.
     """
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+        except OSError as error:
+            raise type(error)(f"cannot write the Moving MNIST cache in {path.parent} ({error.strerror or error}); "
+                              "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,

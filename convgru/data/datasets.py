@@ -5,13 +5,17 @@ import torch
 from torch.utils.data import Dataset
 
 from .arrays import SequenceArray
+from .missing import MissingPixels, check_finite
 from .moving_mnist import animate, check_params, draw_motion
 
 TRAIN_STREAM = 0  # seed-sequence tag of training sequences; fixed sets use other tags
 
 
-def to_pair(frames: np.ndarray, frames_in: int, value_range=(0.0, 255.0), clip: bool = True):
-    """Scale frames (T, C, H, W) from `value_range` to [0, 1] and split them into inputs and targets."""
+def to_pair(frames: np.ndarray, frames_in: int, value_range=(0.0, 255.0), clip: bool = True,
+            valid: np.ndarray | None = None):
+    """Scale frames (T, C, H, W) from `value_range` to [0, 1] and split them into inputs and targets.
+
+    Where `valid` (bool, like `frames`) is False, inputs are 0 and targets NaN (missing pixels)."""
     low, high = value_range
     video = torch.from_numpy(np.array(frames, dtype=np.float32))  # always a copy: never write to the source
     if low != 0:
@@ -20,7 +24,12 @@ def to_pair(frames: np.ndarray, frames_in: int, value_range=(0.0, 255.0), clip: 
         video.div_(high - low)
     if clip:
         video.clamp_(0.0, 1.0)
-    return video[:frames_in], video[frames_in:]
+    x, y = video[:frames_in], video[frames_in:]
+    if valid is not None:
+        missing = torch.from_numpy(~valid)
+        x.masked_fill_(missing[:frames_in], 0.0)
+        y.masked_fill_(missing[frames_in:], float("nan"))
+    return x, y
 
 
 class MovingMNISTStream(Dataset):
@@ -58,14 +67,17 @@ class WindowDataset(Dataset):
     """Windows of `frames_in + frames_out` frames cut from sequence arrays.
 
     `windows` is an int array (M, 3) of (array number, sequence, first frame); `value_range` maps to [0, 1].
+    `missing` (one per array, or None) declares missing pixels: inputs 0, targets NaN. NaN or inf that
+    are not declared missing raise ValueError naming the file, the sequence and the frames.
     """
 
     def __init__(self, arrays: list[SequenceArray], windows: np.ndarray, frames_in: int, frames_out: int,
-                 value_range=None, clip: bool = True):
+                 value_range=None, clip: bool = True, missing: list[MissingPixels | None] | None = None):
         self.arrays, self.windows = arrays, np.asarray(windows, dtype=np.int64).reshape(-1, 3)
         self.frames_in, self.frames_out = frames_in, frames_out
         self.value_range = tuple(value_range) if value_range is not None else default_range(arrays[0].file.dtype)
         self.clip = clip
+        self.missing = missing or [None] * len(arrays)
 
     @classmethod
     def first_frames(cls, array: SequenceArray, frames_in: int, frames_out: int):
@@ -79,8 +91,11 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int):
         source, n, t0 = self.windows[i]
-        frames = self.arrays[source].clip(n, t0, t0 + self.frames_in + self.frames_out)
-        return to_pair(frames, self.frames_in, self.value_range, self.clip)
+        array, missing = self.arrays[source], self.missing[source]
+        frames = array.clip(n, t0, t0 + self.frames_in + self.frames_out)
+        valid = missing.valid(frames, n, t0) if missing else None
+        check_finite(frames, valid, f"{array.file.path}, sequence {n}", t0, self.frames_in)
+        return to_pair(frames, self.frames_in, self.value_range, self.clip, valid)
 
 
 def default_range(dtype) -> tuple[float, float]:

@@ -1,8 +1,112 @@
-"""Argument checks shared by scripts/predict.py and scripts/export.py."""
+"""Command-line helpers: user errors as one `error: ...` line (exit status 2) instead of a traceback,
+and the argument checks shared by scripts/predict.py and scripts/export.py."""
 
 import argparse
+import os
+import re
+import sys
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from convgru.training.checkpoint import CheckpointError
+
+USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
+               OmegaConfBaseException)
+DEBUG = "HYDRA_FULL_ERROR"  # =1: raise with the full traceback, as Hydra does for its own errors
+
+
+def error_message(error: BaseException) -> str:
+    """The message of `error` alone: unwrapped from Hydra's instantiation and DataLoader workers."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    message = str(error)
+    last = message.rfind(f"\n{type(error).__name__}: ")
+    if message.startswith("Caught ") and last >= 0:  # re-raised from a DataLoader worker with its traceback
+        return message[last:].split(": ", 1)[1].strip()
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return message
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether `error` (unwrapped from Hydra's instantiation) is about the user's input."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return isinstance(error, USER_ERRORS)
+
+
+@contextmanager
+def user_errors():
+    """Print user errors as `error: <message>` on stderr and exit with status 2; others propagate.
+    HYDRA_FULL_ERROR=1 lets every error propagate with its traceback."""
+    try:
+        yield
+    except Exception as error:
+        if os.environ.get(DEBUG) == "1" or not is_user_error(error):
+            raise
+        print(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_writable(folder, option: str) -> None:
+    """Raise NotADirectoryError / PermissionError naming `option` unless `folder` can be created and written."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    advice = "choose another folder with paths.log_dir=... or hydra.run.dir=..."
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{option}={folder}: cannot create this output folder, {existing} is a file; "
+                                 + advice)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option}={folder}: cannot write in {existing} (read-only or not yours); " + advice)
+
+
+class OutputDirCheck(Callback):
+    """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        with user_errors():
+            check_writable(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        with user_errors():
+            check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def quote_non_ascii(overrides: list[str]) -> list[str]:
+    """Quote override values that Hydra's grammar refuses only for their non-ASCII characters
+    (`data.files=[/données/a.npy]` -> `data.files=["/données/a.npy"]`), so such paths work as typed."""
+    parser = OverridesParser.create()
+    quoted = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and not value.isascii() and not re.search(r"[\"'\\]", value) and not _parses(parser, override):
+            if value.startswith("[") and value.endswith("]"):
+                candidate = f"{key}=[{','.join(_quote(item) for item in value[1:-1].split(','))}]"
+            else:
+                candidate = f"{key}={_quote(value)}"
+            override = candidate if _parses(parser, candidate) else override
+        quoted.append(override)
+    return quoted
+
+
+def _parses(parser: OverridesParser, override: str) -> bool:
+    try:
+        parser.parse_overrides([override])
+    except Exception:  # Hydra's OverrideParseException and the grammar's own errors
+        return False
+    return True
+
+
+def _quote(item: str) -> str:
+    return f'"{item.strip()}"'
 
 
 def positive_int(text: str) -> int:

@@ -80,11 +80,19 @@ class ForecastModule(pl.LightningModule):
         pred, y = self._predict(batch)
         loss = self.loss_fn(pred.float(), y)
         if not torch.isfinite(loss):
+            bad = {name: (int((~torch.isfinite(t)).sum()), t.numel()) for name, t in zip(("inputs", "targets"), batch)}
+            cause = (
+                "the batch holds NaN or inf (" + ", ".join(f"{k}: {n} of {m} values" for k, (n, m) in bad.items() if n)
+                + "), so look at the data (missing pixels declared with data.missing_value / data.mask_file are "
+                "NaN in the targets)"
+                if any(n for n, _ in bad.values()) else
+                "the batch is finite, so training diverged: lower model.optimizer.lr, set "
+                "trainer.gradient_clip_val, or use trainer.precision=32-true, and train again (a resumed run "
+                "keeps the checkpoint's optimizer state and learning rate)"
+            )
             raise FloatingPointError(
-                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
-                "Checkpoints saved so far are kept in the run's checkpoints/ folder. Lower "
-                "model.optimizer.lr, set trainer.gradient_clip_val, or use trainer.precision=32-true, "
-                "and train again (a resumed run keeps the checkpoint's optimizer state and learning rate)"
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(batch {batch_idx}): {cause}. Checkpoints saved so far are kept in the run's checkpoints/ folder"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         return loss

@@ -2,8 +2,11 @@
 
 import torch
 
+from convgru.training.options import check_options
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-SCHEDULERS = ("none", "onecycle", "cosine")
+SCHEDULERS = {"none": None, "onecycle": torch.optim.lr_scheduler.OneCycleLR,
+              "cosine": torch.optim.lr_scheduler.CosineAnnealingLR}
 
 
 def build_optimizer(params, config: dict) -> torch.optim.Optimizer:
@@ -12,6 +15,7 @@ def build_optimizer(params, config: dict) -> torch.optim.Optimizer:
     name = options.pop("name", "adam")
     if name not in OPTIMIZERS:
         raise ValueError(f"model.optimizer.name must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    check_options(options, OPTIMIZERS[name], "model.optimizer")
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
     return OPTIMIZERS[name](params, **options)
@@ -31,7 +35,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: dict, total_steps:
             "set trainer.max_epochs or trainer.max_steps, or use model.scheduler.name=none"
         )
     total_steps = int(total_steps)
+    check_options(options, SCHEDULERS[name], "model.scheduler")
     if name == "onecycle":
         options.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, total_steps=total_steps, **options)
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, **options)
+        return SCHEDULERS[name](optimizer, total_steps=total_steps, **options)
+    return SCHEDULERS[name](optimizer, T_max=total_steps, **options)

@@ -6,37 +6,45 @@ import logging
 import re
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torchvision.utils import save_image
 
+from convgru import EncoderForecaster
 from convgru.training.checkpoint import check_model_config, load_checkpoint, module_from_checkpoint
 from convgru.training.images import forecast_grid
 from convgru.training.metrics import METRICS
+from convgru.training.options import check_options, full_names, instantiate
 
 log = logging.getLogger(__name__)
 
 
-def _instantiate_all(group: DictConfig | None) -> list:
+def _instantiate_all(group: DictConfig | None, name: str) -> list:
     """Instantiate every entry of a config group that has a `_target_` (callbacks, loggers)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+    return [instantiate(entry, f"{name}.{key}") for key, entry in group.items() if entry and "_target_" in entry]
 
 
 def _build(cfg: DictConfig, callbacks: bool, module=None):
     """Seed, then the datamodule, the ForecastModule (plain-typed hparams, holding the data config
-    with its interpolations; `module` if given), loggers and trainer."""
+    with its interpolations; `module` if given), loggers and trainer; every option is checked against
+    the class it configures first (unknown keys, wrong types)."""
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise ValueError(f"seed: expected an integer, found {cfg.seed!r}")
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, "data")
     if module is None:  # a partial, so that the data config keeps its interpolations as text
-        make_module = hydra.utils.instantiate(cfg.model, _convert_="all", _partial_=True)
-        module = make_module(data=OmegaConf.to_container(cfg.data, resolve=False))
-    loggers = _instantiate_all(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(
+        net = OmegaConf.to_container(cfg.model.net, resolve=True)
+        check_options(net, EncoderForecaster, "model.net")
+        make_module = instantiate(cfg.model, "model", _convert_="all", _partial_=True)
+        with full_names(OmegaConf.to_container(cfg.model, resolve=True), "model"):
+            module = make_module(data=OmegaConf.to_container(cfg.data, resolve=False))
+    loggers = _instantiate_all(cfg.get("logger"), "logger")
+    trainer = instantiate(
         cfg.trainer,
-        callbacks=_instantiate_all(cfg.get("callbacks")) if callbacks else [],
+        "trainer",
+        callbacks=_instantiate_all(cfg.get("callbacks"), "callbacks") if callbacks else [],
         logger=loggers or False,
     )
     return datamodule, module, trainer

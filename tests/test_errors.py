@@ -1,0 +1,524 @@
+"""The error sweep: every bad data file, config value and checkpoint a user can reach from the README
+ends in one clear message naming the file or option, what was expected and what was found, with
+nothing of the user's written over. docs/errors.md is this table; regenerate it with
+`PYTHONPATH=. python tests/test_errors.py` after changing a message.
+"""
+
+import gc
+import hashlib
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import ROOT, compose_config  # noqa: E402
+from convgru.training import ForecastModule, cli, train  # noqa: E402
+from convgru.training.checkpoint import check_model_config, load_checkpoint  # noqa: E402
+from convgru.training.optim import build_optimizer  # noqa: E402
+from convgru.training.options import instantiate  # noqa: E402
+from convgru.training.pipeline import _build  # noqa: E402
+
+DOC = ROOT / "docs" / "errors.md"
+FOLDER = "my data é"  # the user's data folder: a space and a non-ASCII character in every path
+SHOWN = "/data"  # how the docs show that folder
+ARRAYS = ["data=arrays", "data.layout=NTHW", "data.frames_in=3", "data.frames_out=2", "data.num_workers=0",
+          "data.batch_size=2"]
+
+
+def video(n=10, t=12, h=8, w=8, dtype=np.float32, c=None):
+    """(N, T, H, W) (or (N, T, C, H, W) with `c`) values in [0, 1)."""
+    shape = (n, t, h, w) if c is None else (n, t, c, h, w)
+    return (np.random.default_rng(0).random(shape) * (250 if dtype == np.uint8 else 0.99)).astype(dtype)
+
+
+def with_value(value, n, t, dtype=np.float32):
+    """video() with pixel (3, 3) of sequence n, frame t set to `value`."""
+    data = video(dtype=dtype)
+    data[n, t, 3, 3] = value
+    return data
+
+
+def npy(array):
+    return lambda path: np.save(path, array)
+
+
+def raw(content: bytes):
+    return lambda path: path.write_bytes(content)
+
+
+def truncated(writer):
+    def write(path):
+        writer(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return write
+
+
+class Exploit:
+    """A pickled object whose loading would run code."""
+
+    def __reduce__(self):
+        return print, ("exploit ran",)
+
+
+@dataclass
+class Case:
+    """A bad input: `what` the user did, `how` (overrides or a call), and `run(folder)` giving the message."""
+
+    id: str
+    what: str
+    how: str
+    run: Callable[[Path], str]
+    expect: str  # regex the message must match
+    exact: bool = True  # docs/errors.md shows exactly this message (False: words of Hydra, torch or Lightning,
+    # or the version of convgru, which change with versions: docs and message only match `expect`)
+
+
+def message_of(error: BaseException) -> str:
+    """What the user reads: Hydra's own message for composition errors, else the `error: ...` line."""
+    if isinstance(error, HydraException) and not cli.is_user_error(error):
+        cause = error.__cause__
+        return str(error) + (f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else "")
+    assert cli.is_user_error(error), f"not reported as a user error: {error!r}"
+    return cli.error_message(error)
+
+
+def raised(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except Exception as error:  # every error: message_of checks it is reported as a user error
+        return message_of(error)
+    raise AssertionError("no error was raised")
+
+
+def digest(folder: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_kept(folder: Path, before: dict) -> None:
+    """Every file that was in `folder` before is there, unchanged."""
+    after = digest(folder)
+    assert {p: after.get(p) for p in before} == before, "the user's files changed"
+
+
+def data_run(files: dict, overrides=(), workers: bool = False) -> Callable[[Path], str]:
+    """Write `files` ({name: writer}) into the folder, build data=arrays with `overrides` ({dir} is the
+    folder), open every file and read every item (the validation set through a DataLoader worker first
+    if `workers`)."""
+    def run(folder: Path) -> str:
+        for name, write in files.items():
+            write(folder / name)
+        before = digest(folder)
+        arrays = [o.replace("num_workers=0", "num_workers=1") if workers else o for o in ARRAYS]
+        options = cli.quote_non_ascii([o.replace("{dir}", str(folder)) for o in [*arrays, *overrides]])
+
+        def build():
+            cfg = compose_config("train", folder.parent / "out", options)
+            datamodule = instantiate(cfg.data, "data")
+            datamodule.setup("fit")
+            if workers:
+                list(datamodule.val_dataloader())
+            for dataset in datamodule.datasets.values():
+                [dataset[i] for i in range(len(dataset))]
+        message = raised(build)
+        with mock.patch("torch.utils.data._utils.MP_STATUS_CHECK_INTERVAL", 0.1):
+            gc.collect()  # shut the failed DataLoader's worker down now, not after torch's 5 s join timeout
+        assert_kept(folder, before)
+        return message
+    return run
+
+
+def config_run(overrides, then: Callable = lambda cfg, module: None) -> Callable[[Path], str]:
+    """Compose conf/train.yaml with `overrides`, build what the pipeline builds, then `then(cfg, module)`."""
+    def run(folder: Path) -> str:
+        def build():
+            options = cli.quote_non_ascii(overrides)
+            cfg = compose_config("train", folder.parent / "out", options, folder.parent / "cache")
+            _, module, _ = _build(cfg, callbacks=True)
+            then(cfg, module)
+        return raised(build)
+    return run
+
+
+def pipeline_run(overrides) -> Callable[[Path], str]:
+    """convgru.training.train on a composed config: errors before any training step."""
+    def run(folder: Path) -> str:
+        return raised(lambda: train(compose_config("train", folder.parent / "out", overrides, folder.parent / "cache")))
+    return run
+
+
+def checkpoint_run(write, action=load_checkpoint) -> Callable[[Path], str]:
+    def run(folder: Path) -> str:
+        path = folder / "model.ckpt"
+        write(path)
+        before = digest(folder)
+        message = raised(lambda: action(path))
+        assert_kept(folder, before)
+        return message
+    return run
+
+
+def tiny_checkpoint(path: Path) -> None:
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+
+
+def other_model(path: Path) -> None:
+    """Resume from `path` with model.net.hidden_sizes=[8,8]."""
+    checkpoint = load_checkpoint(path)
+    hparams = checkpoint["hyper_parameters"]
+    check_model_config(checkpoint, {**hparams, "net": {**hparams["net"], "hidden_sizes": [8, 8]}}, path, resume=True)
+
+
+def newer_format(path: Path) -> None:
+    tiny_checkpoint(path)
+    torch.save({**torch.load(path, weights_only=True), "convgru": {"format": 99, "version": "9.0"}}, path)
+
+
+def script_run(args) -> Callable[[Path], str]:
+    """Run scripts/train.py with `args` ({dir}: the folder); check it exits with status 2 and one
+    `error: ...` line, no traceback; return that line's message."""
+    def run(folder: Path) -> str:
+        np.save(folder / "a.npy", video())
+        (folder / "notes.txt").write_text("the user's notes")
+        before = digest(folder)
+        command = [sys.executable, "scripts/train.py", *(a.replace("{dir}", str(folder)) for a in args)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop(cli.DEBUG, None)
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, result.stderr[-3000:]
+        assert_kept(folder, before)
+        return lines[0][len("error: "):]
+    return run
+
+
+def read_only_run(folder: Path) -> str:
+    """A read-only log folder (as root, whom permissions do not stop, os.access is made to say so)."""
+    logs = folder / "logs"
+    logs.mkdir()
+    logs.chmod(0o555)
+    try:
+        with mock.patch.object(cli.os, "access", lambda *args: False) if os.access(logs, os.W_OK) else nullcontext():
+            return raised(lambda: cli.check_writable(logs / "train" / "runs" / "2025-01-01_00-00-00", "hydra.run.dir"))
+    finally:
+        logs.chmod(0o755)
+
+
+def cache_run(folder: Path) -> str:
+    """A Moving MNIST cache folder inside a file."""
+    np.save(folder / "a.npy", video())
+    before = digest(folder)
+    message = config_run([f"paths.cache_dir={folder / 'a.npy' / 'cache'}"],
+                         lambda cfg, module: instantiate(cfg.data, "data").prepare_data())(folder)
+    assert_kept(folder, before)
+    return message
+
+
+CASES = [
+    # --- data files (data=arrays) ---
+    Case("missing-file", "a data file that does not exist", "data.files=[/data/nope.npy]",
+         data_run({}, ["data.files=[{dir}/nope.npy]"]), r"nope.npy not found"),
+    Case("directory", "a folder given as a data file", "data.files=[/data]",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}]"]), r"is a folder: expected a .npy or .npz file"),
+    Case("wrong-suffix", "a file that is not .npy/.npz", "data.files=[/data/a.csv]",
+         data_run({"a.csv": raw(b"1,2,3\n")}, ["data.files=[{dir}/a.csv]"]), r"a.csv: expected a .npy or .npz"),
+    Case("empty-file", "an empty file", "data.files=[/data/a.npy]",
+         data_run({"a.npy": raw(b"")}, ["data.files=[{dir}/a.npy]"]), r"a.npy: the file is empty"),
+    Case("pickle", "a pickled Python object saved as .npy", "data.files=[/data/a.npy]",
+         data_run({"a.npy": raw(pickle.dumps({"frames": [1, 2]}))}, ["data.files=[{dir}/a.npy]"]),
+         r"a.npy: not a NumPy array file .*never unpickled"),
+    Case("object-array", "an array of Python objects (np.save(allow_pickle=True))", "data.files=[/data/a.npy]",
+         data_run({"a.npy": lambda p: np.save(p, np.array([{}, None], dtype=object), allow_pickle=True)},
+                  ["data.files=[{dir}/a.npy]"]), r"a.npy: holds Python objects \(dtype object\)"),
+    Case("truncated-npy", "a .npy cut short (interrupted copy)", "data.files=[/data/a.npy]",
+         data_run({"a.npy": truncated(npy(video()))}, ["data.files=[{dir}/a.npy]"]),
+         r"a.npy: truncated: the header announces \(10, 12, 8, 8\) float32 \(30720 bytes of data\), found \d+"),
+    Case("truncated-npz", "an .npz cut short", "data.files=[/data/a.npz]",
+         data_run({"a.npz": truncated(lambda p: np.savez(p, frames=video()))}, ["data.files=[{dir}/a.npz]"]),
+         r"a.npz: not a valid .npz file"),
+    Case("compressed-object-npz", "a compressed .npz of Python objects", "data.files=[/data/a.npz]",
+         data_run({"a.npz": lambda p: np.savez_compressed(p, frames=np.array([{}], dtype=object))},
+                  ["data.files=[{dir}/a.npz]"]), r"a.npz, array 'frames': holds Python objects"),
+    Case("npz-key", "an .npz with several arrays and no key", "data.files=[/data/a.npz]",
+         data_run({"a.npz": lambda p: np.savez(p, frames=video(), times=np.arange(12))}, ["data.files=[{dir}/a.npz]"]),
+         r"a.npz: expected key to name one of the arrays \['frames', 'times'\], found key=None"),
+    Case("empty-array", "an array with no sequences", "data.files=[/data/a.npy]",
+         data_run({"a.npy": npy(video(n=0))}, ["data.files=[{dir}/a.npy]"]), r"a.npy: the array is empty"),
+    Case("wrong-layout", "(N, T, H, W) frames read as NTCHW", "data.files=[/data/a.npy] data.layout=NTCHW",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.layout=NTCHW"]),
+         r"layout NTCHW expects a 5-d array, found shape \(10, 12, 8, 8\)"),
+    Case("unknown-layout", "a layout that does not exist", "data.layout=nthw",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.layout=nthw"]),
+         r"data.layout: expected one of .*found 'nthw'"),
+    Case("wrong-channels", "3-channel frames with data.channels=1", "data.files=[/data/a.npy] data.layout=NTCHW",
+         data_run({"a.npy": npy(video(c=3))}, ["data.files=[{dir}/a.npy]", "data.layout=NTCHW"]),
+         r"expected channels=1 \(option channels\), found 3"),
+    Case("wrong-dtype", "complex numbers", "data.files=[/data/a.npy]",
+         data_run({"a.npy": npy(video().astype(np.complex64))}, ["data.files=[{dir}/a.npy]"]),
+         r"expected numbers .*found dtype complex64"),
+    Case("int16-no-range", "int16 radar data without value_range", "data.files=[/data/a.npy]",
+         data_run({"a.npy": npy(video(dtype=np.int16))}, ["data.files=[{dir}/a.npy]"]),
+         r"int16 values need value_range=\[low, high\]"),
+    Case("too-few-frames", "sequences shorter than frames_in + frames_out", "data.frames_in=10 data.frames_out=10",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.frames_in=10", "data.frames_out=10"]),
+         r"expected at least frames_in \+ frames_out = 20 frames per sequence, found 12"),
+    Case("mismatched-files", "files with different frame sizes", "data.files=[/data/a.npy,/data/b.npy]",
+         data_run({"a.npy": npy(video()), "b.npy": npy(video(h=16))}, ["data.files=[{dir}/a.npy,{dir}/b.npy]"]),
+         r"b.npy: expected frames \(1, 8, 8\) float32 like .*a.npy, found \(1, 16, 8\) float32"),
+    Case("empty-split", "too few sequences for split", "data.files=[/data/a.npy] (2 sequences)",
+         data_run({"a.npy": npy(video(n=2))}, ["data.files=[{dir}/a.npy]"]), r"val split is empty"),
+    Case("nan-sampled", "NaN pixels, found when the file is opened", "data.files=[/data/a.npy]",
+         data_run({"a.npy": npy(with_value(np.nan, 0, 0))}, ["data.files=[{dir}/a.npy]"]),
+         r"a.npy, sequence 0: NaN in frame 0 \(1 value\)\. Declare missing pixels with data.missing_value=nan"),
+    Case("nan-in-batch", "NaN pixels the sample missed, found in a batch (DataLoader worker)",
+         "data.files=[/data/a.npy] data.stride=1 data.num_workers=1",
+         data_run({"a.npy": npy(with_value(np.nan, 8, 9))}, ["data.files=[{dir}/a.npy]", "data.stride=1"], True),
+         r"a.npy, sequence 8: NaN in target frame 9 \(1 value\)"),
+    Case("inf", "inf pixels", "data.files=[/data/a.npy]",
+         data_run({"a.npy": npy(with_value(np.inf, 0, 0))}, ["data.files=[{dir}/a.npy]"]),
+         r"a.npy, sequence 0: inf in frame 0"),
+    Case("nan-not-declared", "NaN pixels while data.missing_value declares -9999", "data.missing_value=-9999",
+         data_run({"a.npy": npy(with_value(np.nan, 0, 0))}, ["data.files=[{dir}/a.npy]", "data.missing_value=-9999"]),
+         r"a.npy, sequence 0: NaN in frame 0"),
+    Case("mask-shape", "a mask_file of the wrong shape", "data.mask_file=/data/mask.npy",
+         data_run({"a.npy": npy(video()), "mask.npy": npy(np.ones((5, 5), bool))},
+                  ["data.files=[{dir}/a.npy]", "data.mask_file={dir}/mask.npy"]),
+         r"mask_file .*mask.npy: expected shape \(H, W\) = \(8, 8\) or the shape \(10, 12, 8, 8\) of .*a.npy, "
+         r"found \(5, 5\)"),
+    Case("missing-value-type", "a missing_value that is not a number", "data.missing_value=none",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.missing_value=none"]),
+         r"data.missing_value: expected null, nan or a number, found 'none'"),
+    # --- data options ---
+    Case("no-files", "data=arrays without files", "data=arrays",
+         data_run({}, []), r"data.files: expected either files .* or train_files/val_files/test_files"),
+    Case("files-type", "a number for files", "data.files=5",
+         data_run({}, ["data.files=5"]), r"data.files: expected a .npy/.npz path or a list of them, found 5"),
+    Case("split-type", "one number for split", "data.split=0.8",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.split=0.8"]),
+         r"data.split: expected 3 fractions .*found 0.8"),
+    Case("split-sum", "split fractions that do not sum to 1", "data.split=[0.5,0.2,0.2]",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.split=[0.5,0.2,0.2]"]),
+         r"data.split: expected 3 fractions .*summing to 1, found \[0.5, 0.2, 0.2\]"),
+    Case("value-range-type", "one number for value_range", "data.value_range=70",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.value_range=70"]),
+         r"data.value_range: expected \[low, high\] with high > low, found 70"),
+    Case("batch-size-zero", "batch_size=0", "data.batch_size=0",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.batch_size=0"]),
+         r"data.batch_size: expected an integer >= 1, found 0"),
+    Case("batch-size-type", "a word for batch_size", "data.batch_size=eight",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.batch_size=eight"]),
+         r"data.batch_size: expected an integer, found 'eight'"),
+    Case("stride-zero", "stride=0", "data.stride=0",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.stride=0"]),
+         r"data.stride: expected null or an integer >= 1, found 0"),
+    Case("clip-type", "a word for a true/false option", "data.clip=maybe",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "data.clip=maybe"]),
+         r"data.clip: expected true or false, found 'maybe'"),
+    Case("key-of-other-data", "a Moving MNIST key with data=arrays (e.g. from an old experiment)",
+         "data=arrays +data.num_digits=1",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "+data.num_digits=1"]),
+         r"data.num_digits: not an option of .*ArrayDataModule\. Drop it with ~data.num_digits"),
+    Case("key-typo", "a misspelt key added with +", "+data.frame_in=3",
+         data_run({"a.npy": npy(video())}, ["data.files=[{dir}/a.npy]", "+data.frame_in=3"]),
+         r"data.frame_in: not an option .*\(did you mean data.frames_in\?\)"),
+    Case("unknown-key", "a key that does not exist (without +)", "data.frame_in=3",
+         data_run({}, ["data.frame_in=3"]), r"Could not override 'data.frame_in'", exact=False),
+    Case("unknown-group-option", "a config group option that does not exist", "model=convgru9",
+         config_run(["model=convgru9"]), r"Could not find 'model/convgru9'(.|\n)*Available options", exact=False),
+    Case("num-digits", "Moving MNIST with 5 digits", "data.num_digits=5",
+         config_run(["data.num_digits=5"]), r"data.num_digits: expected 1 to 3, found 5"),
+    Case("image-size-type", "a word for image_size", "data.image_size=big",
+         config_run(["data.image_size=big"]), r"data.image_size: expected an integer, found 'big'"),
+    Case("cache-dir-unwritable", "a Moving MNIST cache folder that cannot be created",
+         "paths.cache_dir=/data/a.npy/cache", cache_run,
+         r"cannot write the Moving MNIST cache in .*a.npy/cache .*set paths.cache_dir"),
+    # --- model, trainer, seed ---
+    Case("model-key-type", "a word for a model size", "model.net.kernel_size=big",
+         config_run(["model.net.kernel_size=big"]), r"model.net.kernel_size: expected an integer, found 'big'"),
+    Case("model-unknown-key", "a key the network does not take", "+model.net.dropout=0.1",
+         config_run(["+model.net.dropout=0.1"]), r"model.net.dropout: not an option of .*EncoderForecaster"),
+    Case("model-hidden-empty", "no ConvGRU block", "model.net.hidden_sizes=[]",
+         config_run(["model.net.hidden_sizes=[]"]), r"model.net.hidden_sizes must name at least one level"),
+    Case("loss-name", "a loss that does not exist", "model.loss=ssim",
+         config_run(["model.loss=ssim"]), r"model.loss must be one of \['l1', 'mse', 'mse\+l1'\], got 'ssim'"),
+    Case("lr-type", "a word for the learning rate", "model.optimizer.lr=fast",
+         config_run(["model.optimizer.lr=fast"], lambda cfg, module: build_optimizer(
+             module.parameters(), module.hparams.optimizer)), r"model.optimizer.lr: expected a number, found 'fast'"),
+    Case("trainer-type", "a word for max_epochs", "trainer.max_epochs=ten",
+         config_run(["trainer.max_epochs=ten"]), r"trainer.max_epochs: expected an integer or null, found 'ten'"),
+    Case("precision", "a precision Lightning does not have", "trainer.precision=17",
+         config_run(["trainer.precision=17"]), r"trainer.precision: expected one of .*'bf16-mixed'.*found 17",
+         exact=False),
+    Case("seed-type", "a word for the seed", "seed=lucky",
+         pipeline_run(["seed=lucky"]), r"seed: expected an integer, found 'lucky'"),
+    # --- checkpoints ---
+    Case("ckpt-missing", "a checkpoint path that does not exist", "ckpt_path=/data/model.ckpt",
+         lambda folder: raised(lambda: load_checkpoint(folder / "model.ckpt")), r"checkpoint not found: .*model.ckpt"),
+    Case("ckpt-not-torch", "a file that is not a checkpoint", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(raw(b"not a checkpoint")), r"cannot read checkpoint .*model.ckpt: the file is corrupt",
+         exact=False),
+    Case("ckpt-truncated", "a checkpoint cut short", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(truncated(tiny_checkpoint)), r"cannot read checkpoint .*model.ckpt: the file is corrupt",
+         exact=False),
+    Case("ckpt-weights-only", "plain torch.save weights, not a training checkpoint", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(lambda p: torch.save({"weight": torch.zeros(2)}, p)),
+         r"model.ckpt is not a Lightning training checkpoint"),
+    Case("ckpt-pickled-code", "a checkpoint holding a pickled object (could run code)", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(lambda p: torch.save({"state_dict": {}, "hyper_parameters": {"net": {}}, "x": Exploit()}, p)),
+         r"refused to load .*model.ckpt: it holds a pickled .*could run code"),
+    Case("ckpt-other-model", "resuming a checkpoint of another model",
+         "ckpt_path=/data/model.ckpt model.net.hidden_sizes=[8,8]",
+         checkpoint_run(tiny_checkpoint, other_model),
+         r"does not match the config:\n  model.net.hidden_sizes: checkpoint \[4\], config \[8, 8\]"),
+    Case("ckpt-newer-format", "a checkpoint written by a newer convgru", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(newer_format), r"model.ckpt was written by convgru 9.0 in checkpoint format 99", exact=False),
+    # --- output folders and the command line ---
+    Case("log-dir-read-only", "a read-only log folder", "paths.log_dir=/data/logs",
+         read_only_run, r"hydra.run.dir=.*logs/train/runs/.*: cannot write in .*logs \(read-only or not yours\)"),
+    Case("cli-run-dir-under-file", "an output folder inside a file (command line)", "hydra.run.dir=/data/a.npy/run",
+         script_run(["hydra.run.dir={dir}/a.npy/run"]),
+         r"hydra.run.dir=.*a.npy/run: cannot create this output folder, .*a.npy is a file"),
+    Case("cli-key-of-other-data", "an experiment key that data=arrays lacks (command line)",
+         "experiment=quickstart data=arrays data.files=[/data/a.npy] +data.num_digits=1",
+         script_run(["experiment=quickstart", "data=arrays", "data.files=[{dir}/a.npy]", "data.layout=NTHW",
+                     "+data.num_digits=1", "hydra.run.dir={dir}/run"]),
+         r"data.num_digits: not an option of data=arrays\. Drop it with ~data.num_digits"),
+]
+
+
+def shown(message: str, folder: Path) -> str:
+    """The message as docs/errors.md shows it: the folder as /data, the repository as <repo>, one table cell."""
+    message = message.replace(str(folder), SHOWN).replace(str(ROOT), "<repo>")
+    return message.replace("|", "\\|").replace("\n", "<br>").replace("\t", " ")
+
+
+def row(case: Case, message: str) -> str:
+    return f"| `{case.id}` | {case.what} | `{case.how}` | {message} |"
+
+
+def run_case(case: Case, tmp: Path) -> str:
+    """The case's message as docs/errors.md shows it, after checking it matches `case.expect`."""
+    folder = tmp / FOLDER
+    folder.mkdir(parents=True)
+    message = case.run(folder)
+    assert re.search(case.expect, message), message
+    return shown(message, folder)
+
+
+def doc_rows() -> dict[str, str]:
+    return {line.split("`")[1]: line for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `")}
+
+
+@pytest.mark.filterwarnings("ignore:.*is compressed")
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_error_sweep(case, tmp_path):
+    """Each case ends in its clear message (naming the file or option), the one docs/errors.md shows."""
+    message = run_case(case, tmp_path)
+    documented = doc_rows().get(case.id, "")
+    stale = f"docs/errors.md is stale for {case.id}; regenerate it: PYTHONPATH=. python tests/test_errors.py"
+    if case.exact:
+        assert documented == row(case, message), stale
+    else:  # words of Hydra, torch or Lightning, which may change with their versions: the essentials
+        assert documented.startswith(row(case, "")[:-3]), stale
+        assert re.search(case.expect, documented.replace("<br>", "\n")), stale
+
+
+def test_docs_table_is_the_sweep():
+    assert list(doc_rows()) == [case.id for case in CASES]
+
+
+def test_paths_with_spaces_and_non_ascii_work(tmp_path):
+    """experiment=quickstart with data=arrays, a data file and a run folder with spaces and accents, as typed."""
+    folder, run = tmp_path / FOLDER, tmp_path / "sortie é" / "run 1"
+    folder.mkdir()
+    np.save(folder / "séquences 1.npy", video(dtype=np.uint8))
+    command = [sys.executable, "scripts/train.py", "experiment=quickstart", "data=arrays",
+               f"data.files=[{folder / 'séquences 1.npy'}]", *ARRAYS[1:], "model.net.hidden_sizes=[4,4]",
+               "model.net.stem_channels=4", "callbacks.prediction_images.num_sequences=1",
+               "+trainer.fast_dev_run=true", f"hydra.run.dir={run}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/mse" in json.loads((run / "metrics.json").read_text())
+    assert OmegaConf.load(run / ".hydra" / "config.yaml").data.files == [str(folder / "séquences 1.npy")]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.files=[/tmp/é a/x.npy,/b/ü.npy]", 'data.files=["/tmp/é a/x.npy","/b/ü.npy"]'),
+    ("hydra.run.dir=/tmp/日本/run", 'hydra.run.dir="/tmp/日本/run"'),
+    ('data.files=["/tmp/é.npy"]', 'data.files=["/tmp/é.npy"]'),
+    ("data.files=[/tmp/my data/x.npy]", "data.files=[/tmp/my data/x.npy]"),
+    ("-m", "-m"),
+])
+def test_quote_non_ascii(override, expected):
+    assert cli.quote_non_ascii([override]) == [expected]
+
+
+def test_user_errors_exit_with_status_2_unless_debugging(capsys, monkeypatch):
+    monkeypatch.delenv(cli.DEBUG, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        with cli.user_errors():
+            raise FileNotFoundError("array file /data/a.npy not found")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[1:] == ["error: array file /data/a.npy not found",
+                                                        f"(set {cli.DEBUG}=1 for the traceback)"]
+    with pytest.raises(KeyError):  # not a user error: a bug, with its traceback
+        with cli.user_errors():
+            raise KeyError("bug")
+    monkeypatch.setenv(cli.DEBUG, "1")
+    with pytest.raises(FileNotFoundError):
+        with cli.user_errors():
+            raise FileNotFoundError("array file /data/a.npy not found")
+
+
+HEADER = """# Errors
+
+What a user sees for each bad input reachable from the README: the command line prints one line
+`error: <message>` and exits with status 2 (`HYDRA_FULL_ERROR=1` shows the traceback); Hydra's own
+errors (an unknown option or key) are printed by Hydra. Nothing of the user's is written over: the
+tests check that data files, checkpoints and other files are unchanged after each error.
+
+`/data` stands for the user's folder (the tests use one with a space and a non-ASCII character;
+such paths work as typed: the scripts quote non-ASCII override values for Hydra). Not errors: a
+compressed `.npz` is read into memory with a warning (it cannot be memory-mapped), and an experiment
+combines with any data config (`experiment=quickstart data=arrays 'data.files=[...]'`).
+
+Generated from `tests/test_errors.py`, which fails when this table and the messages differ
+(messages worded by Hydra, torch or Lightning are checked for their essentials only): regenerate it
+with `PYTHONPATH=. python tests/test_errors.py`.
+
+| Case | What the user did | How (overrides) | Message |
+|---|---|---|---|
+"""
+
+
+def write_doc() -> None:
+    rows = []
+    for case in CASES:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows.append(row(case, run_case(case, Path(tmp))))
+    DOC.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_doc()
