@@ -116,12 +116,18 @@ def write_radar_dataset(path, num_sequences: int, seed: int = 0, num_frames: int
     return path
 
 
-def ensure_radar_dataset(cache_dir, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
-                         max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
-    """`write_radar_dataset` into `cache_dir` under a name holding every parameter, unless it is there."""
+def radar_cache_path(cache_dir, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
+                     max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
+    """The file in `cache_dir` that `ensure_radar_dataset` writes: its name holds every parameter."""
     params = f"{num_sequences}|{seed}|{num_frames}|{image_size}|{max_cells}|{tuple(speed)}|{GENERATOR_VERSION}"
     digest = hashlib.sha1(params.encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"synthetic_radar_n{num_sequences}_t{num_frames}_s{image_size}_seed{seed}_{digest}.npy"
+    return Path(cache_dir) / f"synthetic_radar_n{num_sequences}_t{num_frames}_s{image_size}_seed{seed}_{digest}.npy"
+
+
+def ensure_radar_dataset(cache_dir, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
+                         max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
+    """`write_radar_dataset` into `cache_dir` at `radar_cache_path`, unless the file is there; returns it."""
+    path = radar_cache_path(cache_dir, num_sequences, seed, num_frames, image_size, max_cells, speed)
     if not path.is_file():
         write_radar_dataset(path, num_sequences, seed, num_frames, image_size, max_cells, speed)
     return path

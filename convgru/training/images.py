@@ -7,10 +7,10 @@ from torchvision.utils import make_grid
 
 def sequence_grid(rows: list[torch.Tensor]) -> torch.Tensor:
     """One row per sequence (T, C, H, W) in [0, 1] -> a (3, H', W') image; shows the first channel
-    in grey unless C is 3; shorter rows are padded with blank frames."""
+    in grey unless C is 3; shorter rows are padded with blank frames; missing (NaN) pixels are black."""
     width = max(row.shape[0] for row in rows)
     frames = [row if row.shape[1] == 3 else row[:, :1].expand(-1, 3, -1, -1) for row in rows]
-    frames = [F.pad(row.float(), (0, 0, 0, 0, 0, 0, 0, width - row.shape[0])) for row in frames]
+    frames = [F.pad(row.float().nan_to_num(0.0), (0, 0, 0, 0, 0, 0, 0, width - row.shape[0])) for row in frames]
     return make_grid(torch.cat(frames), nrow=width, padding=2, pad_value=0.5)
 
 

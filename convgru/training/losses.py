@@ -6,12 +6,11 @@ Every loss leaves out pixels whose target is NaN (missing data) and averages ove
 import torch
 from torch import nn
 
-from convgru.training.units import rain_rate_to_dbz, to_physical
+from convgru.training.units import UNITS, rain_rate_to_dbz, to_physical
 
 # HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
 HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
 HKO7_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
-UNITS = ("mm/h", "dBZ")
 # name: (squared-error term, absolute-error term, intensity weights)
 LOSSES = {
     "mse": (True, False, False),
@@ -64,15 +63,17 @@ def _numbers(option: str, values) -> list[float]:
         raise ValueError(f"{option}: expected a list of numbers, found {values!r}") from None
 
 
-def build_loss(name: str = "mse", value_range=None, thresholds=HKO7_THRESHOLDS, weights=HKO7_WEIGHTS,
+def build_loss(name: str = "mse", value_range=None, thresholds=None, weights=None,
                units: str = "mm/h") -> WeightedLoss:
     """The loss `name`: mse | l1 | mse+l1 | bmse | bmae | bmse+bmae.
 
     The balanced losses need `value_range` = (low, high), the physical values that the data
-    modules map to 0 and 1. `thresholds` and `weights` default to HKO-7's. `units` is the unit of
-    the data: "mm/h" compares the thresholds with the data as they are (right for thresholds given
-    in any unit of the data, e.g. kg/m^2 for SEVIR VIL); "dBZ" takes the thresholds as rain rates
-    in mm/h and converts them to dBZ with HKO-7's Z-R relation (`rain_rate_to_dbz`) first.
+    modules map to 0 and 1. `thresholds` and `weights` (None: HKO-7's) are the intensities from
+    which each weight applies. `units` is the unit of the data (`UNITS`): "dBZ" takes the
+    thresholds as rain rates in mm/h and converts them to dBZ with HKO-7's Z-R relation
+    (`rain_rate_to_dbz`) first; any other unit compares them with the data as they are, and
+    HKO-7's rain-rate defaults are only taken for "mm/h" (give thresholds in kg/m^2 or pixel
+    values for those units).
     """
     if name not in LOSSES:
         raise ValueError(f"model.loss must be one of {list(LOSSES)}, got {name!r}")
@@ -85,6 +86,11 @@ def build_loss(name: str = "mse", value_range=None, thresholds=HKO7_THRESHOLDS, 
                          f"data.value_range), found {value_range!r}")
     if units not in UNITS:
         raise ValueError(f"model.loss_units must be one of {list(UNITS)}, got {units!r}")
+    if thresholds is None and units not in ("mm/h", "dBZ"):
+        raise ValueError(f"model.loss={name} with model.loss_units={units}: give model.loss_thresholds in {units} "
+                         "(and model.loss_weights); the default thresholds are HKO-7's rain rates in mm/h")
+    thresholds = HKO7_THRESHOLDS if thresholds is None else thresholds
+    weights = HKO7_WEIGHTS if weights is None else weights
     thresholds, weights = _numbers("model.loss_thresholds", thresholds), _numbers("model.loss_weights", weights)
     if not thresholds or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
         raise ValueError(f"model.loss_thresholds: expected a non-empty, increasing list, found {thresholds}")

@@ -2,34 +2,46 @@
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
+from torch import nn
 
 import convgru
 from convgru import EncoderForecaster
+from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
+from convgru.training.skill import SkillScores, check_thresholds
 from convgru.training.upgrade import merge_rz_norm_states
 
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
+MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missing pixels (NaN targets)
 
-LOSSES = {
-    "mse": F.mse_loss,
-    "l1": F.l1_loss,
-    "mse+l1": lambda pred, target: F.mse_loss(pred, target) + F.l1_loss(pred, target),
-}
+
+def _declares_missing(data: dict | None) -> bool:
+    """Whether a data config declares missing pixels, which reach the module as NaN targets."""
+    return bool(data) and any(data.get(key) is not None for key in MISSING_KEYS)
 
 
 class ForecastModule(pl.LightningModule):
     """Train an EncoderForecaster on batches (x, y): x (B, T_in, C, H, W) -> y (B, future, C, H, W).
 
     Args are plain values (stored as hyperparameters in checkpoints): `net` holds the
-    EncoderForecaster kwargs, `loss` is mse | l1 | mse+l1, `optimizer` is {name: adam|adamw, lr, ...},
-    `scheduler` is {name: none|onecycle|cosine, ...}. `data` is the data config the module was
-    trained with (kept so that a checkpoint alone can rebuild its test set). `compile` runs the
-    network under torch.compile (fullgraph; true | default | reduce-overhead | max-autotune) with
-    the batch dimension dynamic, so a smaller last batch does not recompile.
+    EncoderForecaster kwargs, `loss` is mse | l1 | mse+l1 | bmse | bmae | bmse+bmae (`build_loss`,
+    with `loss_thresholds`, `loss_weights` (None: HKO-7's) and `loss_units`, the data's unit),
+    `optimizer` is {name: adam|adamw, lr, ...}, `scheduler` is {name: none|onecycle|cosine, ...}.
+    `data` is the data config the module was trained with (kept so that a checkpoint alone can
+    rebuild its test set). `compile` runs the network under torch.compile (fullgraph; true |
+    default | reduce-overhead | max-autotune) with the batch dimension dynamic, so a smaller last
+    batch does not recompile.
+
+    Nowcasting: `value_range` = [low, high] are the physical values that the data maps to 0 and 1
+    (None: [0, 1]); `thresholds` (physical units, within value_range) turn on the skill scores
+    CSI, POD, FAR, HSS and bias per threshold (`SkillScores`), logged at validation and test as
+    `val/csi_20`, ..., `test/csi_mean`, and at test also for persistence (the last input frame
+    repeated) on the same batches: `test/persistence/csi_20`, ... NaN targets are missing pixels,
+    left out of the loss and every metric; they are an error unless the data config declares
+    them (data.missing_value or data.mask_file).
     """
 
     def __init__(
@@ -41,20 +53,35 @@ class ForecastModule(pl.LightningModule):
         scheduler: dict | None = None,
         data: dict | None = None,
         compile: bool | str = False,
+        value_range: list[float] | None = None,
+        thresholds: list[float] | None = None,
+        loss_thresholds: list[float] | None = None,
+        loss_weights: list[float] | None = None,
+        loss_units: str = "mm/h",
     ):
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if compile not in COMPILE_MODES:
             raise ValueError(f"model.compile must be one of {list(COMPILE_MODES)}, got {compile!r}")
+        if value_range is not None and (len(value_range) != 2 or not value_range[1] > value_range[0]):
+            raise ValueError(f"model.value_range: expected [low, high] with high > low (the physical values the "
+                             f"data maps to 0 and 1, as data.value_range) or null, found {value_range!r}")
         self.save_hyperparameters()
+        self.loss_fn = build_loss(loss, value_range, loss_thresholds, loss_weights, loss_units)
         self.net = EncoderForecaster(**net)
         if compile:
             self.net.compile(fullgraph=True, mode=None if compile is True else compile)
-        self.loss_fn = LOSSES[loss]
         self.val_metrics = FrameMetrics(future)
         self.test_metrics = FrameMetrics(future)
+        self.skill = nn.ModuleDict()  # val, test, persistence: SkillScores when thresholds are set
+        if thresholds is not None:
+            check_thresholds(thresholds, value_range or (0, 1), "model.thresholds", "model.value_range")
+            if net.get("in_channels", 1) != net.get("out_channels", 1):
+                raise ValueError("model.thresholds: scoring persistence needs model.net.in_channels == "
+                                 f"out_channels, found {net.get('in_channels', 1)} and {net.get('out_channels', 1)}")
+            for name in ("val", "test", "persistence"):
+                self.skill[name] = SkillScores(thresholds, future, value_range)
         self.test_results: dict[str, list[float]] = {}
+        self.test_summary: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -73,6 +100,12 @@ class ForecastModule(pl.LightningModule):
             raise ValueError(
                 f"the data gives {y.shape[1]} target frames but the model predicts "
                 f"model.future={self.hparams.future}; make data.frames_out and model.future agree"
+            )
+        if not _declares_missing(self.hparams.data) and y.isnan().any():
+            raise ValueError(
+                f"the targets hold {int(y.isnan().sum())} NaN values (of {y.numel()}) but the data declares no "
+                "missing pixels; declare them with data.missing_value (nan or the files' no-data value) and/or "
+                "data.mask_file, so they are left out of the loss and the scores, or clean the data"
             )
         return self(x), y
 
@@ -101,30 +134,56 @@ class ForecastModule(pl.LightningModule):
         pred, y = self._predict(batch)
         self.log("val/loss", self.loss_fn(pred.float(), y), sync_dist=True, batch_size=y.shape[0])
         self.val_metrics.update(pred, y)
+        if self.skill:
+            self.skill["val"].update(pred.float().clamp(0, 1), y)
 
     def test_step(self, batch, batch_idx: int) -> None:
         pred, y = self._predict(batch)
         self.test_metrics.update(pred, y)
+        if self.skill:
+            self.skill["test"].update(pred.float().clamp(0, 1), y)
+            self.skill["persistence"].update(batch[0][:, -1:].expand_as(y), y)  # the last input frame
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
         return self.forecast(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
+    def _scores(self, name: str, prefix: str = "") -> tuple[dict, dict]:
+        """Skill scores of self.skill[name] (reset after): ({prefix + "csi_20": scalar, ...},
+        {prefix + "csi_20": (T,) per lead time, ...}); empty without thresholds."""
+        if not self.skill:
+            return {}, {}
+        scores = self.skill[name].compute()
+        self.skill[name].reset()
+        pooled = {prefix + k: v for k, v in scores.items() if v.ndim == 0}
+        return pooled, {prefix + k.removesuffix("_per_lead"): v for k, v in scores.items() if v.ndim == 1}
+
     def on_validation_epoch_end(self) -> None:
         per_frame = self.val_metrics.compute()
         self.val_metrics.reset()
-        # already reduced over ranks by FrameMetrics; sync_dist only averages equal values
+        # already reduced over ranks by the metrics; sync_dist only averages equal values
         self.log_dict({f"val/{k}": v.mean() for k, v in per_frame.items()}, prog_bar=True, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in self._scores("val")[0].items()}, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
+        """Log test/<metric> (means over frames, pooled skill scores); keep them in `test_summary` and
+        the values per future frame in `test_results`."""
         per_frame = self.test_metrics.compute()
         self.test_metrics.reset()
-        self.log_dict({f"test/{k}": v.mean() for k, v in per_frame.items()}, sync_dist=True)
+        summary = {k: v.mean() for k, v in per_frame.items()}
+        for name, prefix in (("test", ""), ("persistence", "persistence/")):
+            pooled, per_lead = self._scores(name, prefix)
+            summary.update(pooled)
+            per_frame.update(per_lead)
+        self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
+        self.test_summary = {k: float(v) for k, v in summary.items()}
         self.test_results = {k: v.tolist() for k, v in per_frame.items()}
+        curves = ["mse", *(k for k in self.test_results if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
-                for frame, value in enumerate(self.test_results["mse"], start=1):
-                    logger.experiment.add_scalar("test/mse_per_frame", value, global_step=frame)
+                for name in curves:
+                    for frame, value in enumerate(self.test_results[name], start=1):
+                        logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["convgru"] = {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}

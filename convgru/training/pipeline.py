@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from convgru.training.checkpoint import check_model_config, load_checkpoint, mod
 from convgru.training.images import forecast_grid
 from convgru.training.metrics import METRICS
 from convgru.training.options import check_options, full_names, instantiate
+from convgru.training.skill import SCORES
+from convgru.training.tables import frame_table, skill_table
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +80,48 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         metrics[cfg.monitor] = float(trainer.checkpoint_callback.best_model_score)
     if trainer.is_global_zero:
-        _report(trainer, best, metrics, Path(cfg.paths.output_dir))
+        thresholds = module.hparams.thresholds if cfg.get("test", True) else None
+        _report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds, OmegaConf.select(cfg, "data.units"))
     return metrics
 
 
-def _report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path) -> None:
-    """Write metrics.json into the run dir; print where checkpoints, logs and metrics are."""
+def _json(metrics: dict) -> str:
+    """`metrics` as standard JSON: NaN (a score with nothing to score) becomes null."""
+    return json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()},
+                      indent=2)
+
+
+def _skill_report(scores: dict[str, float], thresholds, units: str | None, prefix: str = "") -> str:
+    """A title and `skill_table` of the model's and persistence's scores."""
+    return (f"\nSkill on the test set, model vs persistence (the last input frame repeated), "
+            f"thresholds in {units or 'the data units'}:\n" + skill_table(scores, thresholds, units, prefix))
+
+
+def _report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
+            units: str | None = None) -> None:
+    """Write metrics.json into the run dir; print where checkpoints, logs and metrics are, and with
+    `thresholds` the test's skill scores of the model and of persistence."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(dict(sorted(metrics.items())), indent=2))
+    (folder / "metrics.json").write_text(_json(dict(sorted(metrics.items()))))
     checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
     print(f"\nRun directory: {folder}")
     print("Checkpoints:", checkpoints or "none", f"(best: {best or 'none'})")
     for logger in trainer.loggers:
         print(f"Logs ({type(logger).__name__}):", logger.log_dir)
     print(f"Metrics: {folder / 'metrics.json'}")
-    print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}))
+    shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
+    if thresholds:  # the skill scores are in the table below
+        shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in SCORES}
+    print(json.dumps(shown))
+    if thresholds:
+        print(_skill_report(metrics, thresholds, units, "test/"))
 
 
 def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
     """Test the model of cfg.ckpt_path on its test set; write metrics.json, per_frame.csv and
-    predictions.png into cfg.paths.output_dir, print a table and return the metrics (averaged over frames).
+    predictions.png into cfg.paths.output_dir, print tables and return the metrics (means over the
+    frames; with model thresholds also the skill scores pooled over them, as `csi_20`, and
+    persistence's, as `persistence/csi_20`).
 
     The checkpoint defines the model and, unless `overrides` (the command line's) choose data= or set
     data.* keys, the data. A model option on the command line that contradicts it is an error.
@@ -113,11 +138,11 @@ def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
     _use_checkpoint_data(cfg, checkpoint, overrides)
     datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path))
     trainer.test(module, datamodule=datamodule, verbose=False)
-    per_frame = module.test_results
-    metrics = {name: sum(values) / len(values) for name, values in per_frame.items()}
+    metrics = dict(module.test_summary)
     if trainer.is_global_zero:
-        _write_eval(Path(cfg.paths.output_dir), cfg.ckpt_path, metrics, per_frame,
-                    forecast_grid(module, datamodule.test_dataloader().dataset, cfg.num_images))
+        _write_eval(Path(cfg.paths.output_dir), cfg.ckpt_path, metrics, module.test_results,
+                    forecast_grid(module, datamodule.test_dataloader().dataset, cfg.num_images),
+                    module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
     return metrics
 
 
@@ -162,15 +187,19 @@ def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
                 del node[leaf]
 
 
-def _write_eval(folder: Path, ckpt_path, metrics, per_frame, grid) -> None:
-    """metrics.json, per_frame.csv, predictions.png in `folder`, and a table on stdout."""
+def _write_eval(folder: Path, ckpt_path, metrics, per_frame, grid, thresholds=None, units: str | None = None) -> None:
+    """metrics.json, per_frame.csv (a column per metric, skill score and persistence's skill score),
+    predictions.png in `folder`; on stdout a table per future frame (MSE ... PSNR, CSI per threshold)
+    and with `thresholds` the skill scores of the model and of persistence."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps({"ckpt_path": str(ckpt_path), **metrics}, indent=2))
-    rows = [[frame, *values] for frame, values in enumerate(zip(*(per_frame[m] for m in METRICS)), start=1)]
+    (folder / "metrics.json").write_text(_json({"ckpt_path": str(ckpt_path), **metrics}))
+    columns = list(per_frame)
+    rows = [[frame, *values] for frame, values in enumerate(zip(*(per_frame[c] for c in columns)), start=1)]
     with open(folder / "per_frame.csv", "w", newline="") as file:
-        csv.writer(file).writerows([["frame", *METRICS], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
+        csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
     save_image(grid, folder / "predictions.png")
-    print(f"\n{'frame':>6} " + " ".join(f"{name:>9}" for name in METRICS))
-    for frame, *values in [*rows, ["mean", *(metrics[m] for m in METRICS)]]:
-        print(f"{frame:>6} " + " ".join(f"{v:9.4f}" for v in values))
+    csi = [c for c in columns if c.split("/")[-1].startswith("csi_") and not c.endswith("_mean")]
+    print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
+    if thresholds:
+        print(_skill_report(metrics, thresholds, units))
     print(f"\nWrote metrics.json, per_frame.csv and predictions.png to {folder}")

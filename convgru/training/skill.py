@@ -21,11 +21,23 @@ from convgru.training.units import to_physical
 SCORES = ("csi", "pod", "far", "hss", "bias")
 
 
-def check_thresholds(thresholds) -> list[float]:
-    """Thresholds as a list of floats; ValueError unless a non-empty, strictly increasing list of numbers."""
-    values = [float(t) for t in thresholds] if hasattr(thresholds, "__iter__") else None
+def check_thresholds(thresholds, value_range=None, option: str = "thresholds",
+                     range_option: str = "value_range") -> list[float]:
+    """Thresholds as a list of floats; ValueError naming `option` unless a non-empty, strictly increasing
+    list of numbers, each above low and at most high when `value_range` = (low, high) is given."""
+    try:
+        values = [float(t) for t in thresholds] if not isinstance(thresholds, (str, bytes)) else None
+    except (TypeError, ValueError):
+        values = None
     if not values or any(b <= a for a, b in zip(values, values[1:])) or any(v != v for v in values):
-        raise ValueError(f"thresholds: expected a non-empty, increasing list of numbers, found {thresholds!r}")
+        raise ValueError(f"{option}: expected a non-empty, increasing list of numbers, found {thresholds!r}")
+    if value_range is not None:
+        low, high = (float(v) for v in value_range)
+        outside = [f"{v:g}" for v in values if not low < v <= high]
+        if outside:
+            raise ValueError(f"{option}: expected thresholds above {low:g} and at most {high:g} ({range_option} "
+                             f"[{low:g}, {high:g}], the physical values that map to 0 and 1), found "
+                             f"{', '.join(outside)} in {values}")
     return values
 
 

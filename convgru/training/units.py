@@ -5,6 +5,13 @@ import numpy as np
 # Marshall-Palmer-type Z-R relation used by HKO-7 (Shi et al. 2017): Z = A * R**B, Z in mm^6 m^-3, R in mm/h.
 ZR_A = 58.53
 ZR_B = 1.56
+# Units of radar data (data.units, model.loss_units): what the physical values of value_range are.
+UNITS = {
+    "dBZ": "radar reflectivity",
+    "mm/h": "rain rate",
+    "kg/m^2": "vertically integrated liquid (VIL)",
+    "pixel": "stored pixel values, e.g. SEVIR VIL 0..254 (255: missing)",
+}
 
 
 def to_physical(x, value_range):

@@ -1,0 +1,79 @@
+"""LightningDataModule for radar sequences in physical units: the array loader plus units, score
+thresholds and offline synthetic radar."""
+
+from pathlib import Path
+
+from convgru.training.skill import check_thresholds
+from convgru.training.units import UNITS
+
+from .array_module import SPLITS, ArrayDataModule
+from .digits import BUNDLED_BANK
+from .synthetic_radar import check_params, ensure_radar_dataset, radar_cache_path
+
+SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed")
+
+
+class RadarDataModule(ArrayDataModule):
+    """Radar sequences (dBZ, mm/h, kg/m^2 or stored pixel values) from arrays, or synthetic radar.
+
+    `value_range` = [low, high] (required) are the physical values, in `units` (one of `UNITS`),
+    that map to 0 and 1; `thresholds` (in the same units, within value_range, or None) are the
+    intensities at which forecasts are scored (model.thresholds takes them). `missing_value` and
+    `mask_file` declare missing pixels (inputs 0, targets NaN). With no files, `synthetic` =
+    {num_sequences, seed, num_frames, image_size, max_cells, speed} (num_frames defaults to
+    frames_in + frames_out) generates `generate_radar` sequences in dBZ into `cache_dir` once and
+    reads them as `files`, cut by `split`. Every other option is ArrayDataModule's.
+    """
+
+    def __init__(self, units: str = "dBZ", thresholds: list[float] | None = None, synthetic: dict | None = None,
+                 cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
+                 layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12,
+                 missing_value: float | str | None = None, mask_file=None, **options):
+        if units not in UNITS:
+            raise ValueError(f"units: expected one of {list(UNITS)}, found {units!r}")
+        if value_range is None:
+            raise ValueError(f"value_range: expected [low, high], the values in {units} that map to 0 and 1 "
+                             "(e.g. [0, 70] for reflectivity in dBZ), found None")
+        self.synthetic = None
+        if all(options.get(name) is None for name in ("files", *(f"{split}_files" for split in SPLITS))):
+            if synthetic is None:
+                raise ValueError("files: expected array files (files, or train_files / val_files / test_files), or "
+                                 "the synthetic option to generate synthetic radar, found neither")
+            self.synthetic = _synthetic_options(synthetic, units, layout, frames_in + frames_out)
+            options["files"] = [str(radar_cache_path(cache_dir, **self.synthetic))]
+        # declared missing pixels go to the array loader only when set
+        mask = {k: v for k, v in (("missing_value", missing_value), ("mask_file", mask_file)) if v is not None}
+        super().__init__(value_range=value_range, layout=layout, frames_in=frames_in, frames_out=frames_out,
+                         **options, **mask)
+        self.thresholds = check_thresholds(thresholds, value_range) if thresholds is not None else None
+        self.units, self.cache_dir = units, Path(cache_dir)
+
+    def prepare_data(self) -> None:
+        """Write the synthetic radar file into cache_dir unless it is there (once per node)."""
+        if self.synthetic is not None:
+            ensure_radar_dataset(self.cache_dir, **self.synthetic)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_data()  # a no-op when prepare_data ran; generates when used without a Trainer
+        super().setup(stage)
+
+
+def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
+    """The keyword arguments of ensure_radar_dataset (but cache_dir) from the `synthetic` option."""
+    unknown = sorted(set(synthetic) - set(SYNTHETIC_OPTIONS))
+    if unknown:
+        raise ValueError(f"synthetic: unknown option(s) {unknown}, expected some of {list(SYNTHETIC_OPTIONS)}")
+    options = {"num_frames": length, **{k: synthetic[k] for k in synthetic if synthetic[k] is not None}}
+    if not isinstance(options.get("num_sequences"), int) or options["num_sequences"] < 1:
+        raise ValueError(f"synthetic.num_sequences: expected an integer >= 1, found {options.get('num_sequences')!r}")
+    if options["num_frames"] < length:
+        raise ValueError(f"synthetic.num_frames: expected at least frames_in + frames_out = {length}, "
+                         f"found {options['num_frames']}")
+    check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4))
+    if units != "dBZ":
+        raise ValueError(f"units: synthetic radar is reflectivity in dBZ, found units={units!r}")
+    if layout != "NTHW":
+        raise ValueError(f"layout: synthetic radar is stored (N, T, H, W), expected NTHW, found {layout!r}")
+    if "speed" in options:
+        options["speed"] = tuple(options["speed"])
+    return options
