@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import ROOT, compose_config  # noqa: E402
-from convgru.training import ForecastModule, cli, train  # noqa: E402
+from convgru.training import ForecastModule, cli, evaluate, train  # noqa: E402
 from convgru.training.checkpoint import check_model_config, load_checkpoint  # noqa: E402
 from convgru.training.optim import build_optimizer  # noqa: E402
 from convgru.training.options import instantiate  # noqa: E402
@@ -177,6 +177,14 @@ def checkpoint_run(write, action=load_checkpoint) -> Callable[[Path], str]:
 def tiny_checkpoint(path: Path) -> None:
     module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+
+
+def eval_with(override: str) -> Callable[[Path], object]:
+    """scripts/eval.py ckpt_path=<path> <override>, in-process."""
+    def action(path: Path):
+        overrides = cli.quote_non_ascii([f"ckpt_path={path}", override])
+        return evaluate(compose_config("eval", path.parent.parent / "eval", overrides), overrides)
+    return action
 
 
 def other_model(path: Path) -> None:
@@ -359,7 +367,7 @@ CASES = [
     Case("model-hidden-empty", "no ConvGRU block", "model.net.hidden_sizes=[]",
          config_run(["model.net.hidden_sizes=[]"]), r"model.net.hidden_sizes must name at least one level"),
     Case("loss-name", "a loss that does not exist", "model.loss=ssim",
-         config_run(["model.loss=ssim"]), r"model.loss must be one of \['l1', 'mse', 'mse\+l1'\], got 'ssim'"),
+         config_run(["model.loss=ssim"]), r"model.loss must be one of \['mse', 'l1', 'mse\+l1', 'bmse', 'bmae', 'bmse\+bmae'\], got 'ssim'"),
     Case("lr-type", "a word for the learning rate", "model.optimizer.lr=fast",
          config_run(["model.optimizer.lr=fast"], lambda cfg, module: build_optimizer(
              module.parameters(), module.hparams.optimizer)), r"model.optimizer.lr: expected a number, found 'fast'"),
@@ -374,11 +382,12 @@ CASES = [
     Case("ckpt-missing", "a checkpoint path that does not exist", "ckpt_path=/data/model.ckpt",
          lambda folder: raised(lambda: load_checkpoint(folder / "model.ckpt")), r"checkpoint not found: .*model.ckpt"),
     Case("ckpt-not-torch", "a file that is not a checkpoint", "ckpt_path=/data/model.ckpt",
-         checkpoint_run(raw(b"not a checkpoint")), r"cannot read checkpoint .*model.ckpt: the file is corrupt",
-         exact=False),
+         checkpoint_run(raw(b"not a checkpoint")), r"cannot read checkpoint .*model.ckpt: it is not a PyTorch "
+         r"checkpoint \(expected a .ckpt file written by scripts/train.py\)"),
     Case("ckpt-truncated", "a checkpoint cut short", "ckpt_path=/data/model.ckpt",
-         checkpoint_run(truncated(tiny_checkpoint)), r"cannot read checkpoint .*model.ckpt: the file is corrupt",
-         exact=False),
+         checkpoint_run(truncated(tiny_checkpoint)), r"cannot read checkpoint .*model.ckpt: the file is truncated or "
+         r"damaged \(a PyTorch checkpoint is a zip archive and this one is incomplete; an interrupted copy or "
+         r"download\?\)"),
     Case("ckpt-weights-only", "plain torch.save weights, not a training checkpoint", "ckpt_path=/data/model.ckpt",
          checkpoint_run(lambda p: torch.save({"weight": torch.zeros(2)}, p)),
          r"model.ckpt is not a Lightning training checkpoint"),
@@ -391,6 +400,21 @@ CASES = [
          r"does not match the config:\n  model.net.hidden_sizes: checkpoint \[4\], config \[8, 8\]"),
     Case("ckpt-newer-format", "a checkpoint written by a newer convgru", "ckpt_path=/data/model.ckpt",
          checkpoint_run(newer_format), r"model.ckpt was written by convgru 9.0 in checkpoint format 99", exact=False),
+    Case("eval-other-model", "evaluating with a model option that the checkpoint contradicts",
+         "ckpt_path=/data/model.ckpt model.net.kernel_size=5", checkpoint_run(tiny_checkpoint, eval_with("model.net.kernel_size=5")),
+         r"the model in .*model.ckpt does not match the command line:\n  model.net.kernel_size: checkpoint 3, command line "
+         r"5\nThe checkpoint defines the model: drop those options \(and any model=/experiment= for another model\)."),
+    # --- radar data ---
+    Case("thresholds-outside-range", "a score threshold outside the data's value range",
+         "data=radar_small data.thresholds=[20,80]", config_run(["data=radar_small", "data.thresholds=[20,80]"]),
+         r"data.thresholds: expected thresholds above 0 and at most 70 \(value_range \[0, 70\], the physical values "
+         r"that map to 0 and 1\), found 80 in \[20.0, 80.0\]"),
+    Case("units-unknown", "a unit convgru does not know", "data=radar_small data.units=inch",
+         config_run(["data=radar_small", "data.units=inch"]),
+         r"data.units: expected one of \['dBZ', 'mm/h', 'kg/m\^2', 'pixel'\], found 'inch'"),
+    Case("loss-thresholds-order", "balanced-loss thresholds not increasing", "experiment=nowcast_quickstart model.loss_thresholds=[5,2]",
+         config_run(["experiment=nowcast_quickstart", "model.loss_thresholds=[5,2]", "model.loss_weights=[1,2]"]),
+         r"model.loss_thresholds: expected a non-empty, increasing list, found \[5.0, 2.0\]"),
     # --- output folders and the command line ---
     Case("log-dir-read-only", "a read-only log folder", "paths.log_dir=/data/logs",
          read_only_run, r"hydra.run.dir=.*logs/train/runs/.*: cannot write in .*logs \(read-only or not yours\)"),

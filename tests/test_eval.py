@@ -60,11 +60,13 @@ def test_eval_missing_checkpoint(tmp_path, cache_dir):
         evaluate(_eval_cfg(tmp_path, tmp_path / "missing.ckpt", cache_dir))
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated zip"])
-def test_corrupt_checkpoint_is_reported(tmp_path, content):
+@pytest.mark.parametrize("content,why", [(b"", "the file is empty"),
+                                         (b"not a checkpoint at all", "it is not a PyTorch checkpoint"),
+                                         (b"PK\x03\x04truncated zip", "the file is truncated or damaged")])
+def test_corrupt_checkpoint_is_reported(tmp_path, content, why):
     path = tmp_path / "corrupt.ckpt"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="corrupt or not a PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=f"cannot read checkpoint .*corrupt.ckpt: {why}"):
         load_checkpoint(path)
 
 
@@ -72,7 +74,7 @@ def test_truncated_real_checkpoint_is_reported(trained_run, tmp_path):
     data = (trained_run[0] / "checkpoints" / "last.ckpt").read_bytes()
     path = tmp_path / "truncated.ckpt"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
         load_checkpoint(path)
 
 

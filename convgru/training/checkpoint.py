@@ -31,12 +31,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                 "values, and loading that could run code. Only load checkpoints written by convgru "
                 "from a source you trust."
             ) from None
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch checkpoint "
-                              f"({str(error).splitlines()[-1] if str(error) else error!r})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch checkpoint ({error})"
-        ) from None
+        raise _unreadable(path) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
+        raise _unreadable(path) from None
     required = ("state_dict", "hyper_parameters")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in required):
         raise CheckpointError(f"{path} is not a Lightning training checkpoint (no {' / '.join(required)})")
@@ -50,6 +47,20 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             "Upgrade convgru to load it."
         )
     return checkpoint
+
+
+def _unreadable(path: Path) -> CheckpointError:
+    """Why torch.load could not read `path`, as far as its first bytes tell."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if not head:
+        why = "the file is empty (0 bytes)"
+    elif head.startswith(b"PK"):
+        why = ("the file is truncated or damaged (a PyTorch checkpoint is a zip archive and this one is incomplete; "
+               "an interrupted copy or download?)")
+    else:
+        why = "it is not a PyTorch checkpoint (expected a .ckpt file written by scripts/train.py)"
+    return CheckpointError(f"cannot read checkpoint {path}: {why}")
 
 
 def check_model_config(checkpoint: dict, model: dict, path, source: str = "config", keys=None,
