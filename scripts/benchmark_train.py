@@ -82,7 +82,7 @@ def main() -> None:
         cfg = compose("train", overrides=[*overrides, "paths.output_dir=${paths.log_dir}/benchmark_train"])
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
     print(describe_device(device), "overrides", " ".join(args.overrides), f"precision {cfg.trainer.precision}")
-    print(f"model {OmegaConf.to_container(cfg.model.net)}, batch {cfg.data.batch_size}, "
+    print(f"model {OmegaConf.to_container(cfg.model.net, resolve=True)}, batch {cfg.data.batch_size}, "
           f"{cfg.data.frames_in} -> {cfg.data.frames_out} frames of {cfg.data.get('image_size', '?')} px")
     modes = [mode_value(m) for m in args.modes]
     rows, first = [f"{'model.compile':>16} {'seq/s':>9} {'vs first':>9} {'warm-up s':>10}   ({args.steps} timed steps)"], None

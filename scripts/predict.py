@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
+from convgru.data import ArrayFile
 from convgru.training import CheckpointError, load_module
 from convgru.training.animation import forecast_gif
 from convgru.training.cli import output_error, positive_int, trained_on
@@ -47,12 +48,10 @@ def main(argv=None) -> None:
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
-    try:
-        frames = np.load(args.input, mmap_mode="r")
+    try:  # memory-mapped; never unpickled
+        frames = ArrayFile(args.input).array
     except (OSError, ValueError) as error:
-        parser.error(f"INPUT {args.input}: cannot read it as a .npy array ({error})")
-    if not isinstance(frames, np.ndarray):
-        parser.error(f"INPUT {args.input}: expected a .npy array, found a {type(frames).__name__}")
+        parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
     trained_size = trained_on(module)[1]
     if trained_size and frames.ndim >= 2 and tuple(frames.shape[-2:]) != trained_size:
         print(f"warning: {args.ckpt} was trained on {trained_size[0]}x{trained_size[1]} frames, {args.input} "

@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import convgru
 from conftest import ROOT, compose_config, tiny
@@ -53,6 +54,8 @@ def test_eval_reproduces_test_metrics(trained_run, tmp_path, cache_dir):
     assert [int(r["frame"]) for r in rows] == [1, 2]
     assert np.mean([float(r["mse"]) for r in rows]) == pytest.approx(first["mse"], rel=1e-4)
     assert (tmp_path / "a" / "predictions.png").stat().st_size > 0
+    with Image.open(tmp_path / "a" / "predictions.gif") as gif:  # 3 input + 2 forecast frames, 2 sequences
+        assert gif.n_frames == 5 and gif.height > 2 * 32 * 4
 
 
 def test_eval_missing_checkpoint(tmp_path, cache_dir):

@@ -161,3 +161,32 @@ def test_bad_inputs():
         mixed(torch.zeros(4, 1, 2, 8, 8), torch.zeros(2, 1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"h0\[1\] must have shape \(1, 1, 4, 8, 8\)"):
         mixed(torch.zeros(4, 1, 2, 8, 8), [torch.zeros(1, 1, 3, 8, 8)] * 2)
+
+
+def test_bfloat16_recurrence_stays_close_to_float32_over_20_steps():
+    torch.manual_seed(17)
+    model = ConvGRU(4, 16, num_layers=2, norm="group", num_groups=4)
+    x = torch.rand(20, 2, 4, 16, 16)
+    ref, _ = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, h_n = model(x)
+    assert out.dtype == h_n.dtype == torch.float32  # the state stays float32 under autocast
+    error = (out - ref).abs().amax(dim=(1, 2, 3, 4))
+    assert error.max() < 5e-2
+    assert error[-5:].mean() < 2 * error[:5].mean() + 1e-2  # rounding does not pile up step after step
+
+
+def test_compiled_fullgraph_matches_eager():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(18)
+    model = ConvGRU(2, 4, num_layers=2, bidirectional=True, batch_first=True, norm="group", num_groups=2)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(model, fullgraph=True)
+    for batch in (2, 3):
+        x = torch.randn(batch, 4, 2, 8, 8)
+        torch._dynamo.mark_dynamic(x, 0)
+        for got, expected in zip(compiled(x), model(x)):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1

@@ -1,6 +1,7 @@
 """scripts/export.py and scripts/predict.py on a tiny untrained checkpoint: outputs, defaults, one-line errors."""
 
 import importlib.util
+import pickle
 
 import numpy as np
 import onnxruntime as ort
@@ -132,6 +133,7 @@ def test_predict_script_warns_about_another_size(ckpt_with_data, tmp_path, capsy
     (["{tmp}/none.npy", "{tmp}/o.npy"], "INPUT {tmp}/none.npy: file not found"),
     (["{tmp}/rgb.npy", "{tmp}/o.npy"], "INPUT {tmp}/rgb.npy: the model takes 1 channel(s) per frame, the input has 3"),
     (["{tmp}/odd.npy", "{tmp}/o.npy"], "INPUT {tmp}/odd.npy: H and W must be divisible by 2 for 2 levels, got H=9"),
+    (["{tmp}/pickled.npy", "{tmp}/o.npy"], "INPUT {tmp}/pickled.npy: not a NumPy array file"),
     (["{tmp}/in.npy", "{tmp}/missing/o.npy"], "OUTPUT {tmp}/missing/o.npy: the folder {tmp}/missing does not"),
     (["{tmp}/in.npy", "{tmp}/o.npy", "--png", "{tmp}/missing/o.png"], "--png {tmp}/missing/o.png: the folder"),
     (["{tmp}/in.npy", "{tmp}/o.npy", "--gif", "{tmp}/missing/o.gif"], "--gif {tmp}/missing/o.gif: the folder"),
@@ -143,6 +145,7 @@ def test_predict_script_errors(ckpt, tmp_path, capsys, argv, error):
     for name, shape in (("in", (2, 1, 8, 8)), ("rgb", (2, 3, 8, 8)), ("odd", (2, 1, 9, 8))):
         np.save(tmp_path / f"{name}.npy", np.zeros(shape, np.float32))
     (tmp_path / "old.npy").write_bytes(b"keep me")
+    (tmp_path / "pickled.npy").write_bytes(pickle.dumps({"frames": [1, 2]}))
     line = fails(predict_script, [ckpt, *(a.format(tmp=tmp_path) for a in argv)], capsys)
     assert ": error: " in line and error.format(tmp=tmp_path) in line
     assert (tmp_path / "old.npy").read_bytes() == b"keep me" and not (tmp_path / "o.npy").exists()

@@ -21,6 +21,13 @@ def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 
+@pytest.mark.parametrize("option", ["trainer.precision=bf16-mixed", "model.compile=true"])
+def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, option):
+    overrides = [option, "+trainer.fast_dev_run=2", "test=false"]
+    metrics = train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
+    assert torch.isfinite(torch.tensor(metrics["val/mse"]))
+
+
 def test_run_writes_checkpoints_and_metrics(trained_run):
     out, metrics, _ = trained_run
     assert (out / "checkpoints" / "last.ckpt").is_file()
@@ -100,16 +107,28 @@ def test_non_finite_loss_stops_with_message(cause, match):
     assert ("lower model.optimizer.lr" in str(error.value)) == (cause == "weights")
 
 
-def test_non_finite_loss_keeps_earlier_checkpoints(trained_run, tmp_path, cache_dir):
+def test_non_finite_loss_keeps_earlier_checkpoints(trained_run, tmp_path, cache_dir, monkeypatch):
     out, _, _ = trained_run
     earlier = tmp_path / "checkpoints" / "last.ckpt"
     earlier.parent.mkdir()
     earlier.write_bytes((out / "checkpoints" / "last.ckpt").read_bytes())
     before = earlier.read_bytes()
-    overrides = ["model.optimizer.lr=1e30", "model.scheduler.name=none", "trainer.max_epochs=3"]
-    with pytest.raises(FloatingPointError, match="Checkpoints saved so far are kept"):
+    monkeypatch.setattr(ForecastModule, "forward", lambda self, x, future=None: torch.full(
+        (x.shape[0], 2, *x.shape[2:]), float("inf")))  # a run that diverges
+    overrides = [f"ckpt_path={earlier}", "trainer.max_epochs=3", "model.scheduler.name=none"]
+    with pytest.raises(FloatingPointError, match="the batch is finite, so training diverged.*Checkpoints saved so far "
+                                                 "are kept"):
         train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
     assert earlier.read_bytes() == before
+
+
+def test_a_new_run_does_not_write_over_another_runs_checkpoints(trained_run, cache_dir):
+    out, _, _ = trained_run
+    before = {p: p.read_bytes() for p in (out / "checkpoints").iterdir()}
+    with pytest.raises(ValueError, match=r"checkpoints already holds checkpoints \(epoch_000.ckpt, last.ckpt\) that this "
+                                         r"run would write over: pick another hydra.run.dir"):
+        train(compose_config("train", out, tiny("train"), cache_dir))
+    assert {p: p.read_bytes() for p in (out / "checkpoints").iterdir()} == before
 
 
 def test_quickstart_command_runs(tmp_path, cache_dir):

@@ -22,32 +22,40 @@ def cache_path(cache_dir, split: str, digits: np.ndarray, size: int, num_frames:
     return Path(cache_dir) / name
 
 
+def write_npy(path: Path, shape: tuple, dtype, chunks, what: str = "cache") -> Path:
+    """Write an .npy of `shape` and `dtype` at `path`, filled chunk by chunk by `chunks`, an iterable
+    of (start, array) along the first axis. The file is filled under a temporary name beside `path`
+    and renamed into place, so readers never see a partial file; it gets the usual permissions."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    except OSError as error:
+        raise type(error)(f"cannot write the {what} in {path.parent} ({error.strerror or error}); "
+                          "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        for start, array in chunks:
+            out[start:start + len(array)] = array
+        out.flush()
+        del out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def ensure_fixed_set(path: Path, stream: int, digits: np.ndarray, size: int, num_frames: int, num_digits: int,
                      image_size: int, seed: int) -> Path:
-    """Generate the (size, T, S, S) uint8 set at `path` unless it is there; returns `path`.
-
-    Chunk c comes from a generator seeded by (seed, stream, c). The file is filled under a temporary
-    name and renamed into place, so readers never see a partial file.
-    """
+    """Generate the (size, T, S, S) uint8 set at `path` unless it is there (atomically, `write_npy`);
+    returns `path`. Chunk c comes from a generator seeded by (seed, stream, c)."""
     if not path.is_file():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-        except OSError as error:
-            raise type(error)(f"cannot write the Moving MNIST cache in {path.parent} ({error.strerror or error}); "
-                              "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
-        os.close(fd)
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                            shape=(size, num_frames, image_size, image_size))
-            for c, start in enumerate(range(0, size, CHUNK)):
-                rng = np.random.default_rng([seed, stream, c])
-                n = min(CHUNK, size - start)
-                out[start:start + n] = generate(digits, n, rng, num_frames, num_digits, image_size)
-            out.flush()
-            del out
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        chunks = ((start, generate(digits, min(CHUNK, size - start), np.random.default_rng([seed, stream, c]),
+                                   num_frames, num_digits, image_size))
+                  for c, start in enumerate(range(0, size, CHUNK)))
+        write_npy(path, (size, num_frames, image_size, image_size), np.uint8, chunks, "Moving MNIST cache")
     return path

@@ -18,17 +18,16 @@ class RadarDataModule(ArrayDataModule):
 
     `value_range` = [low, high] (required) are the physical values, in `units` (one of `UNITS`),
     that map to 0 and 1; `thresholds` (in the same units, within value_range, or None) are the
-    intensities at which forecasts are scored (model.thresholds takes them). `missing_value` and
-    `mask_file` declare missing pixels (inputs 0, targets NaN). With no files, `synthetic` =
+    intensities at which forecasts are scored (model.thresholds takes them). With no files, `synthetic` =
     {num_sequences, seed, num_frames, image_size, max_cells, speed} (num_frames defaults to
     frames_in + frames_out) generates `generate_radar` sequences in dBZ into `cache_dir` once and
-    reads them as `files`, cut by `split`. Every other option is ArrayDataModule's.
+    reads them as `files`, cut by `split`. Every other option is ArrayDataModule's (`missing_value`
+    and `mask_file` declare missing pixels: inputs 0, targets NaN).
     """
 
     def __init__(self, units: str = "dBZ", thresholds: list[float] | None = None, synthetic: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
-                 layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12,
-                 missing_value: float | str | None = None, mask_file=None, **options):
+                 layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, **options):
         if units not in UNITS:
             raise ValueError(f"units: expected one of {list(UNITS)}, found {units!r}")
         if value_range is None:
@@ -41,10 +40,8 @@ class RadarDataModule(ArrayDataModule):
                                  "the synthetic option to generate synthetic radar, found neither")
             self.synthetic = _synthetic_options(synthetic, units, layout, frames_in + frames_out)
             options["files"] = [str(radar_cache_path(cache_dir, **self.synthetic))]
-        # declared missing pixels go to the array loader only when set
-        mask = {k: v for k, v in (("missing_value", missing_value), ("mask_file", mask_file)) if v is not None}
         super().__init__(value_range=value_range, layout=layout, frames_in=frames_in, frames_out=frames_out,
-                         **options, **mask)
+                         **options)
         self.thresholds = check_thresholds(thresholds, value_range) if thresholds is not None else None
         self.units, self.cache_dir = units, Path(cache_dir)
 

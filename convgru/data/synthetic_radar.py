@@ -10,12 +10,12 @@ passed in; rendering is separable (one small matmul per frame).
 """
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .cache import write_npy
 
 GENERATOR_VERSION = 1  # bump when the output changes, so cached files regenerate
 CHUNK = 256  # sequences per seeded generator in files; fixed, so a file never depends on memory limits
@@ -96,24 +96,11 @@ def write_radar_dataset(path, num_sequences: int, seed: int = 0, num_frames: int
     name and renamed into place, so readers never see a partial file.
     """
     check_params(num_frames, image_size, max_cells)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(num_sequences, num_frames, image_size, image_size))
-        for c, start in enumerate(range(0, num_sequences, CHUNK)):
-            rng = np.random.default_rng([seed, c])
-            out[start:start + CHUNK] = generate_radar(min(CHUNK, num_sequences - start), rng, num_frames,
-                                                      image_size, max_cells, speed)
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    chunks = ((start, generate_radar(min(CHUNK, num_sequences - start), np.random.default_rng([seed, c]), num_frames,
+                                     image_size, max_cells, speed))
+              for c, start in enumerate(range(0, num_sequences, CHUNK)))
+    return write_npy(Path(path), (num_sequences, num_frames, image_size, image_size), np.float32, chunks,
+                     "synthetic radar")
 
 
 def radar_cache_path(cache_dir, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,

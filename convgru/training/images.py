@@ -14,16 +14,21 @@ def sequence_grid(rows: list[torch.Tensor]) -> torch.Tensor:
     return make_grid(torch.cat(frames), nrow=width, padding=2, pad_value=0.5)
 
 
-@torch.no_grad()
-def forecast_grid(module, dataset, num_sequences: int = 4) -> torch.Tensor:
-    """Predict the first `num_sequences` items (x, y) of `dataset`; return sequence_grid of rows
-    input, target, prediction for each."""
+def first_forecasts(module, dataset, num_sequences: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs, targets and the module's forecasts (clamped to [0, 1]) of the first `num_sequences`
+    items (x, y) of `dataset`, on the CPU: (N, T_in, C, H, W), (N, T_out, C, H, W) twice."""
     count = min(num_sequences, len(dataset))
     if count == 0:
-        raise ValueError("forecast_grid needs a dataset with at least one sequence, got an empty one")
+        raise ValueError("forecast pictures need a dataset with at least one sequence, got an empty one")
     x, y = (torch.stack(items) for items in zip(*(dataset[i][:2] for i in range(count))))
-    was_training = module.training
-    module.eval()
-    pred = module(x.to(module.device)).float().clamp(0, 1).cpu()
-    module.train(was_training)
-    return sequence_grid([seq for i in range(count) for seq in (x[i], y[i], pred[i])])
+    return x, y, module.forecast(x).float().cpu()
+
+
+def rows_grid(x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """sequence_grid of rows input, target, prediction for each sequence of (N, T, C, H, W) batches."""
+    return sequence_grid([seq for i in range(len(x)) for seq in (x[i], y[i], pred[i])])
+
+
+def forecast_grid(module, dataset, num_sequences: int = 4) -> torch.Tensor:
+    """rows_grid of the first `num_sequences` items of `dataset` and the module's forecasts."""
+    return rows_grid(*first_forecasts(module, dataset, num_sequences))

@@ -28,10 +28,9 @@ def check_options(values: typing.Mapping, target, name: str, where: str | None =
     does not take, and for values whose type does not fit its annotation (int, float, bool, str,
     None, Literal, lists and their unions; richer annotations are not checked). `where` names the
     config in messages (e.g. "data=arrays"), by default the target."""
-    signature = inspect.signature(target)
     where = where or f"{target.__module__}.{target.__qualname__}"
-    params = signature.parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params, hints, open_ended = _parameters(target)
+    if not open_ended:
         unknown = [key for key in values if key not in params and key not in _HYDRA_KEYS]
         if unknown:
             hints = [f" (did you mean {name}.{close[0]}?)" for key in unknown
@@ -42,13 +41,27 @@ def check_options(values: typing.Mapping, target, name: str, where: str | None =
                 f"of {where}{''.join(hints)}. Drop {them} with {' '.join(f'~{name}.{key}' for key in unknown)} "
                 f"on the command line, or remove {them} from the experiment or config that sets {them}"
             )
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
-    except Exception:  # unresolvable annotations: leave the types to the target
-        hints = {}
     for key, value in values.items():
         if key in hints and not (value is None and params[key].default is None) and not _fits(hints[key], value):
             raise ValueError(f"{name}.{key}: expected {_describe(hints[key])}, found {value!r}")
+
+
+def _parameters(target) -> tuple[dict, dict, bool]:
+    """(named parameters, their type hints, whether other keywords are taken too) of `target`; a
+    class whose __init__ passes **kwargs on to its base's takes the base's parameters as well."""
+    params, hints = {}, {}
+    for function in [target] if not inspect.isclass(target) else [
+            base.__init__ for base in target.__mro__ if "__init__" in vars(base) and base is not object]:
+        signature = inspect.signature(function)
+        params.update({k: p for k, p in signature.parameters.items() if k not in params and k != "self"
+                       and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)})
+        try:
+            hints = {**typing.get_type_hints(function), **hints}
+        except Exception:  # unresolvable annotations: leave the types to the target
+            pass
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+            return params, hints, False
+    return params, hints, True
 
 
 def instantiate(node: DictConfig, name: str, **kwargs):

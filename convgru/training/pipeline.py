@@ -13,7 +13,8 @@ from torchvision.utils import save_image
 
 from convgru import EncoderForecaster
 from convgru.training.checkpoint import check_model_config, load_checkpoint, module_from_checkpoint
-from convgru.training.images import forecast_grid
+from convgru.training.animation import forecast_gif
+from convgru.training.images import first_forecasts, rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.skill import SCORES
@@ -67,15 +68,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     resume = _safe_ckpt(cfg, cfg.ckpt_path) if cfg.get("ckpt_path") else None
     datamodule, module, trainer = _build(cfg, callbacks=True)
+    _check_fresh(trainer.checkpoint_callback, resume)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test", True):
         if best:
-            trainer.test(module, datamodule=datamodule, ckpt_path=_safe_ckpt(cfg, best), weights_only=True)
+            trainer.test(module, datamodule=datamodule, ckpt_path=_safe_ckpt(cfg, best), weights_only=True,
+                         verbose=False)
         else:
             log.warning("No best checkpoint (no validation ran); testing the current weights.")
-            trainer.test(module, datamodule=datamodule)
+            trainer.test(module, datamodule=datamodule, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         metrics[cfg.monitor] = float(trainer.checkpoint_callback.best_model_score)
@@ -83,6 +86,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         thresholds = module.hparams.thresholds if cfg.get("test", True) else None
         _report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds, OmegaConf.select(cfg, "data.units"))
     return metrics
+
+
+def _check_fresh(checkpoints, resume: str | None) -> None:
+    """Refuse to write a run's checkpoints over those of another run in the same folder (a reused
+    hydra.run.dir); resuming from a checkpoint in that folder continues its run there."""
+    folder = Path(checkpoints.dirpath) if checkpoints and checkpoints.dirpath else None
+    found = sorted(p.name for p in folder.glob("*.ckpt")) if folder and folder.is_dir() else []
+    if found and not (resume and Path(resume).resolve().parent == folder.resolve()):
+        raise ValueError(
+            f"{folder} already holds checkpoints ({', '.join(found)}) that this run would write over: pick another "
+            f"hydra.run.dir (by default every run gets a new folder), or continue that run with "
+            f"ckpt_path={folder / 'last.ckpt'}"
+        )
 
 
 def _json(metrics: dict) -> str:
@@ -118,8 +134,8 @@ def _report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: P
 
 
 def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
-    """Test the model of cfg.ckpt_path on its test set; write metrics.json, per_frame.csv and
-    predictions.png into cfg.paths.output_dir, print tables and return the metrics (means over the
+    """Test the model of cfg.ckpt_path on its test set; write metrics.json, per_frame.csv,
+    predictions.png and predictions.gif into cfg.paths.output_dir, print tables and return the metrics (means over the
     frames; with model thresholds also the skill scores pooled over them, as `csi_20`, and
     persistence's, as `persistence/csi_20`).
 
@@ -141,7 +157,7 @@ def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
     metrics = dict(module.test_summary)
     if trainer.is_global_zero:
         _write_eval(Path(cfg.paths.output_dir), cfg.ckpt_path, metrics, module.test_results,
-                    forecast_grid(module, datamodule.test_dataloader().dataset, cfg.num_images),
+                    first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
     return metrics
 
@@ -187,9 +203,10 @@ def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
                 del node[leaf]
 
 
-def _write_eval(folder: Path, ckpt_path, metrics, per_frame, grid, thresholds=None, units: str | None = None) -> None:
+def _write_eval(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
+                units: str | None = None) -> None:
     """metrics.json, per_frame.csv (a column per metric, skill score and persistence's skill score),
-    predictions.png in `folder`; on stdout a table per future frame (MSE ... PSNR, CSI per threshold)
+    predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`; on stdout a table per future frame (MSE ... PSNR, CSI per threshold)
     and with `thresholds` the skill scores of the model and of persistence."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(_json({"ckpt_path": str(ckpt_path), **metrics}))
@@ -197,9 +214,11 @@ def _write_eval(folder: Path, ckpt_path, metrics, per_frame, grid, thresholds=No
     rows = [[frame, *values] for frame, values in enumerate(zip(*(per_frame[c] for c in columns)), start=1)]
     with open(folder / "per_frame.csv", "w", newline="") as file:
         csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
-    save_image(grid, folder / "predictions.png")
+    x, y, pred = forecasts
+    save_image(rows_grid(x, y, pred), folder / "predictions.png")
+    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
     csi = [c for c in columns if c.split("/")[-1].startswith("csi_") and not c.endswith("_mean")]
     print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         print(_skill_report(metrics, thresholds, units))
-    print(f"\nWrote metrics.json, per_frame.csv and predictions.png to {folder}")
+    print(f"\nWrote metrics.json, per_frame.csv, predictions.png and predictions.gif to {folder}")

@@ -1,0 +1,45 @@
+"""The lean step: half the aten ops of 0.1.0 in eager, the gate math in one kernel when compiled."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import ROOT
+from convgru import ConvGRUCell
+
+spec = importlib.util.spec_from_file_location("benchmark_step", ROOT / "scripts" / "benchmark_step.py")
+benchmark_step = importlib.util.module_from_spec(spec)
+with pytest.MonkeyPatch.context() as patch:  # the script imports its sibling benchmark.py
+    patch.syspath_prepend(str(ROOT / "scripts"))
+    spec.loader.exec_module(benchmark_step)
+
+
+def test_reference_is_0_1_0():
+    """The 0.1.0 step of the benchmark computes what the cell computes, with 0.1.0's 25 forward ops."""
+    torch.manual_seed(0)
+    cell = ConvGRUCell(4, 8, norm="group", num_groups=2)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_()
+    gx, h = benchmark_step.step_inputs(cell, size=6)
+    torch.testing.assert_close(benchmark_step.Cell010(cell).step(gx, h), cell.step(gx, h))
+    forward, _ = benchmark_step.count_step_ops(benchmark_step.Cell010(cell).step, gx, h)
+    assert sum(forward.values()) == 25
+
+
+def test_eager_step_has_at_most_half_the_ops_of_0_1_0():
+    rows = {(r["norm"], r["reset"], r["version"]): r for r in benchmark_step.ops_table(channels=8)}
+    for norm in (None, "group"):
+        for reset in ("after", "before"):
+            old, new = rows[norm, reset, "0.1.0"], rows[norm, reset, "now"]
+            assert new["forward"] < old["forward"] and new["backward"] < old["backward"]
+    old, new = rows["group", "after", "0.1.0"], rows["group", "after", "now"]
+    assert new["forward"] <= old["forward"] / 2
+    assert new["forward_ops"]["native_group_norm"] == 2  # r and z share one
+
+
+@pytest.mark.parametrize("norm", [None, "group"])
+def test_compiled_gate_math_is_one_kernel(norm):
+    kernels = benchmark_step.compiled_kernels(ConvGRUCell(8, 8, norm=norm, num_groups=2), "cpu")
+    assert len(benchmark_step.gate_kernels(kernels)) == 1, kernels
