@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import convgru.training  # noqa: F401  (registers the ${project_root:} resolver)
+import convgru.training  # registers the ${project_root:} resolver
+from convgru.training import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -33,8 +34,8 @@ TINY = [
 
 def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | None = None):
     """Compose conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`."""
-    paths = [f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}/logs",
-             f"paths.cache_dir={cache_dir or output_dir / 'cache'}"]
+    paths = cli.quote_non_ascii([f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}/logs",
+                                 f"paths.cache_dir={cache_dir or output_dir / 'cache'}"])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=name, overrides=[*paths, *overrides])
 

@@ -165,13 +165,14 @@ def pipeline_run(overrides) -> Callable[[Path], str]:
 
 def reused_run_dir(folder: Path) -> str:
     """train.py into a run folder whose checkpoints/ holds another run's checkpoints."""
-    out = folder.parent / "out"
-    (out / "checkpoints").mkdir(parents=True)
-    tiny_checkpoint(out / "checkpoints" / "last.ckpt")
-    before = digest(out / "checkpoints")
-    message = pipeline_run(["data.image_size=32", "data.num_digits=1", "data.train_size=8", "data.val_size=4",
-                            "data.test_size=4", "data.num_workers=0", "trainer=cpu"])(folder)
-    assert_kept(out / "checkpoints", before)
+    run = folder / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    tiny_checkpoint(run / "checkpoints" / "last.ckpt")
+    before = digest(folder)
+    overrides = ["data.image_size=32", "data.num_digits=1", "data.train_size=8", "data.val_size=4", "data.test_size=4",
+                 "data.num_workers=0", "trainer=cpu"]
+    message = raised(lambda: train(compose_config("train", run, overrides, folder.parent / "cache")))
+    assert_kept(folder, before)
     return message
 
 
@@ -429,9 +430,9 @@ CASES = [
          r"model.loss_thresholds: expected a non-empty, increasing list, found \[5.0, 2.0\]"),
     # --- output folders and the command line ---
     Case("reused-run-dir", "a new run in the folder of an earlier run", "hydra.run.dir=/data/run (used before)",
-         reused_run_dir, r"out/checkpoints already holds checkpoints \(last.ckpt\) that this run would write over: "
+         reused_run_dir, r"run/checkpoints already holds checkpoints \(last.ckpt\) that this run would write over: "
          r"pick another hydra.run.dir \(by default every run gets a new folder\), or continue that run with "
-         r"ckpt_path=.*out/checkpoints/last.ckpt", exact=False),
+         r"ckpt_path=.*run/checkpoints/last.ckpt"),
     Case("log-dir-read-only", "a read-only log folder", "paths.log_dir=/data/logs",
          read_only_run, r"hydra.run.dir=.*logs/train/runs/.*: cannot write in .*logs \(read-only or not yours\)"),
     Case("cli-run-dir-under-file", "an output folder inside a file (command line)", "hydra.run.dir=/data/a.npy/run",
