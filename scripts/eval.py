@@ -12,7 +12,7 @@ from convgru.training.cli import quote_non_ascii, user_errors
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Write metrics.json, per_frame.csv and predictions.png into the run dir; print a table."""
+    """Write metrics.json, per_frame.csv, predictions.png and predictions.gif into the run dir; print tables."""
     with user_errors():
         convgru.training.evaluate(cfg, HydraConfig.get().overrides.task)
 
