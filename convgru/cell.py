@@ -18,75 +18,140 @@ sigmoid or tanh, as the MVSNet ConvGRU does: ``N_n`` is ``GroupNorm(num_groups, 
 ``N_r`` and ``N_z`` are one ``GroupNorm(2 * num_groups, 2 * hidden_size)`` over the stacked r and z
 pre-activations (``norm_rz``), the same as two separate GroupNorms since no group straddles the r/z
 boundary. With ``input_size=0`` the cell takes no input and the ``W_i*x + b_i`` terms are absent.
-The element-wise part runs in ``convgru.gates`` with a hand-written backward.
+The element-wise part runs in ``convgru.gates`` with a hand-written backward (second derivatives
+included).
+
+Dtypes: the state keeps the dtype of ``h`` (of ``x`` when ``h`` is None). A cell cast to float64,
+float32, bfloat16 or float16 keeps its state in that dtype (GroupNorm statistics are computed in
+float32 for 16-bit inputs); under ``torch.autocast`` the convolutions run in the autocast dtype
+while GroupNorm and a float32 state stay float32.
+
+Initialisation (``reset_parameters``): ``init="conv"`` (the default) is ``nn.Conv2d``'s, weights and
+biases uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels * kernel_size**2;
+``init="gru"`` is ``nn.GRU``'s, every weight and bias uniform(-1/sqrt(hidden_size),
+1/sqrt(hidden_size)), drawn in nn.GRU's order (with kernel_size=1, the values nn.GRUCell draws from
+the same seed). GroupNorm weights start at 1 and biases at 0 in both.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import (
+    KERNEL,
+    NON_NEGATIVE,
+    POSITIVE,
+    check,
+    check_choice,
+    check_like,
+    check_module_dtype,
+    check_tensor,
+)
 from .gates import Candidate, UpdateResetGates
+
+__all__ = ["ConvGRUCell", "check_choice", "check_tensor"]
 
 NORMS = (None, "group")
 RESETS = ("after", "before")
-
-
-def check_choice(name: str, value, choices) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def check_tensor(name: str, t: Tensor, expected: tuple) -> None:
-    """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size)."""
-    ok = t.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, t.shape))
-    if not ok:
-        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
-        raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+INITS = ("conv", "gru")
 
 
 class ConvGRUCell(nn.Module):
-    """Convolutional GRU cell with nn.GRUCell's gates (r, z, n), optional GroupNorm."""
+    """Convolutional GRU cell with nn.GRUCell's gates (r, z, n), optional GroupNorm (equations above).
+
+    Args:
+        input_size: channels of x; 0 makes a cell with no input (``x=None``).
+        hidden_size: channels of the state h (>= 1).
+        kernel_size: odd, as an int or a square pair ``(k, k)``; 'same' padding.
+        bias: whether the convolutions have biases ``b_i*`` and ``b_h*``.
+        norm: None, or "group" for a GroupNorm on each gate's pre-activation.
+        num_groups: groups of the GroupNorms (>= 1, dividing hidden_size when norm="group").
+        reset: "after" (nn.GRU, cuDNN) or "before" (Cho et al. 2014), where r applies.
+        dilation: dilation of both convolutions (>= 1).
+        init: "conv" (nn.Conv2d's initialisation, the default) or "gru" (nn.GRU's); see
+            ``reset_parameters``.
+        device, dtype: where and in which dtype to create the parameters, as in nn.GRU.
+
+    Shape:
+        x: (B, input_size, H, W), or None when input_size=0; h: (B, hidden_size, H, W), or None for
+        zeros (not allowed when input_size=0). Returns h': (B, hidden_size, H, W) in h's dtype.
+
+    Raises:
+        ValueError: for arguments outside the above at construction; at forward for x or h of
+        another shape, for x and h of different dtypes or devices, and for inputs on another device
+        than the parameters or of another dtype (outside autocast).
+    """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
-        kernel_size: int = 3,
+        kernel_size: int | tuple[int, int] = 3,
         bias: bool = True,
         norm: str | None = None,
         num_groups: int = 1,
         reset: str = "after",
         dilation: int = 1,
+        init: str = "conv",
+        device=None,
+        dtype=None,
     ):
         super().__init__()
         check_choice("norm", norm, NORMS)
         check_choice("reset", reset, RESETS)
-        if input_size < 0 or hidden_size < 1:
-            raise ValueError(
-                f"input_size must be >= 0 and hidden_size >= 1, got {input_size} and {hidden_size}"
-            )
-        if kernel_size < 1 or kernel_size % 2 == 0 or dilation < 1:
-            raise ValueError(
-                "kernel_size must be odd and dilation >= 1 for 'same' padding, "
-                f"got kernel_size={kernel_size}, dilation={dilation}"
-            )
+        check_choice("init", init, INITS)
+        input_size = check("input_size", input_size, NON_NEGATIVE)
+        hidden_size = check("hidden_size", hidden_size, POSITIVE)
+        kernel_size = check("kernel_size", kernel_size, KERNEL)
+        dilation = check("dilation", dilation, POSITIVE)
+        num_groups = check("num_groups", num_groups, POSITIVE)
         if norm == "group" and hidden_size % num_groups:
-            raise ValueError(
-                f"hidden_size ({hidden_size}) must be divisible by num_groups ({num_groups})"
-            )
-        self.input_size, self.hidden_size, self.reset = input_size, hidden_size, reset
+            raise ValueError(f"num_groups: expected a divisor of hidden_size={hidden_size} for "
+                             f"norm='group', got {num_groups}")
+        self.input_size, self.hidden_size, self.kernel_size = input_size, hidden_size, kernel_size
+        self.bias, self.norm, self.num_groups, self.reset = bool(bias), norm, num_groups, reset
+        self.dilation, self.init = dilation, init
+        factory = dict(device=device, dtype=dtype)
         conv = dict(kernel_size=kernel_size, padding=dilation * (kernel_size - 1) // 2,
-                    dilation=dilation, bias=bias)
+                    dilation=dilation, bias=bias, **factory)
         self.conv_x = nn.Conv2d(input_size, 3 * hidden_size, **conv) if input_size else None
         self.conv_h = nn.Conv2d(hidden_size, 3 * hidden_size, **conv)
-        self.norm_rz = nn.GroupNorm(2 * num_groups, 2 * hidden_size) if norm else None
-        self.norm_n = nn.GroupNorm(num_groups, hidden_size) if norm else None
+        self.norm_rz = nn.GroupNorm(2 * num_groups, 2 * hidden_size, **factory) if norm else None
+        self.norm_n = nn.GroupNorm(num_groups, hidden_size, **factory) if norm else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise the parameters as ``init`` says: "conv", nn.Conv2d's uniform(-1/sqrt(fan_in),
+        1/sqrt(fan_in)) per convolution (fan_in = in_channels * kernel_size**2), or "gru",
+        nn.GRU's uniform(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) for every weight and bias.
+        GroupNorm weights are set to 1 and biases to 0."""
+        convs = [conv for conv in (self.conv_x, self.conv_h) if conv is not None]
+        if self.init == "gru":  # nn.GRU's order: weight_ih, weight_hh, bias_ih, bias_hh
+            bound = 1 / math.sqrt(self.hidden_size)
+            for p in [conv.weight for conv in convs] + [conv.bias for conv in convs if conv.bias is not None]:
+                nn.init.uniform_(p, -bound, bound)
+        else:
+            for conv in convs:
+                conv.reset_parameters()
+        for norm in (self.norm_rz, self.norm_n):
+            if norm is not None:
+                norm.reset_parameters()
+
+    def extra_repr(self) -> str:
+        """The sizes, then the options that differ from their defaults."""
+        defaults = dict(kernel_size=3, bias=True, norm=None, num_groups=1, reset="after",
+                        dilation=1, init="conv")
+        options = [f"{k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v]
+        return ", ".join([f"{self.input_size}, {self.hidden_size}", *options])
 
     def forward(self, x: Tensor | None = None, h: Tensor | None = None) -> Tensor:
-        """x: (B, input_size, H, W) or None when input_size=0; h: (B, hidden_size, H, W) or None."""
+        """One step: x (B, input_size, H, W) or None when input_size=0, h (B, hidden_size, H, W) or
+        None for zeros -> h' (B, hidden_size, H, W). Raises ValueError for wrong shapes, dtypes or
+        devices (see the class)."""
         if (x is None) != (self.conv_x is None):
             raise ValueError(
                 f"this cell has input_size={self.input_size}: x must be "
@@ -99,26 +164,31 @@ class ConvGRUCell(nn.Module):
             if x is None:
                 raise ValueError("a cell with input_size=0 needs h: (B, hidden_size, H, W)")
             h = self.zero_state(x)
-        gx = None if x is None else self.conv_x(x)
+        elif x is not None:
+            check_like("h", h, "x", x)
+        check_module_dtype("h" if x is None else "x", h if x is None else x, self.conv_h.weight)
         expected = (None, self.hidden_size, None, None) if x is None else (
             x.shape[0], self.hidden_size, *x.shape[2:])
         check_tensor("h", h, expected)
-        return self.step(gx, h)
+        return self.step(None if x is None else self.conv_x(x), h)
 
     def zero_state(self, x: Tensor) -> Tensor:
         """Zeros (B, hidden_size, H, W) on x's device and dtype, for x: (B, *, H, W)."""
         return x.new_zeros(x.shape[0], self.hidden_size, *x.shape[-2:])
 
     def step(self, gx: Tensor | None, h: Tensor) -> Tensor:
-        """One update from precomputed input gates gx = conv_x(x) (B, 3C, H, W) or None."""
+        """One update from precomputed input gates gx = conv_x(x) (B, 3C, H, W) or None, no checks."""
         c = self.hidden_size
         xrz, xn = gx.split([2 * c, c], 1) if gx is not None else (None, None)
         if self.reset == "after":
             hrz, hn = self.conv_h(h).split([2 * c, c], 1)
-            r, z = UpdateResetGates.apply(xrz, hrz, *_norm_args(self.norm_rz)).chunk(2, 1)
-            return Candidate.apply(xn, hn, r, z, h, *_norm_args(self.norm_n))
-        r, z = UpdateResetGates.apply(xrz, self._conv_h(h, 0, 2), *_norm_args(self.norm_rz)).chunk(2, 1)
-        return Candidate.apply(xn, self._conv_h(r * h, 2, 3), None, z, h, *_norm_args(self.norm_n))
+            s, _ = UpdateResetGates.apply(xrz, hrz, *_norm_args(self.norm_rz))
+            r, z = s.chunk(2, 1)
+            return Candidate.apply(xn, hn, r, z, h, *_norm_args(self.norm_n))[0]
+        s, _ = UpdateResetGates.apply(xrz, self._conv_h(h, 0, 2), *_norm_args(self.norm_rz))
+        r, z = s.chunk(2, 1)
+        hn = self._conv_h((r * h).to(h.dtype), 2, 3)
+        return Candidate.apply(xn, hn, None, z, h, *_norm_args(self.norm_n))[0]
 
     def _conv_h(self, h: Tensor, first: int, last: int) -> Tensor:
         """conv_h restricted to the gates first..last-1 (0=r, 1=z, 2=n)."""

@@ -1,4 +1,5 @@
-"""ONNX export of an EncoderForecaster or a trained ForecastModule, checked with onnxruntime.
+"""ONNX export of an EncoderForecaster, checked with onnxruntime (a trained checkpoint's:
+`convgru.training.deploy.export_module`, or scripts/export.py).
 
 The file takes ``x`` (B, frames_in, C_in, H, W) float32 and returns ``y`` (B, future, C_out, H, W),
 with B and H, W free (H and W multiples of 2**(levels - 1)); frames_in and future are fixed, as the
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import importlib
-import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
+from .atomic import atomic_write
 from .forecaster import EncoderForecaster
 
 INSTALL = "pip install 'convgru[export]'"
@@ -34,25 +35,27 @@ class Forecast(nn.Module):
         return y.clamp(0, 1) if self.clamp else y
 
 
-def export_onnx(model, path, frames_in: int, future: int | None = None, height: int | None = None,
-                width: int | None = None, opset: int | None = None, check: bool = True) -> float | None:
-    """Write `model` to the ONNX file `path`: x (B, frames_in, C_in, H, W) -> y (B, future, C_out, H, W).
+def export_onnx(net: EncoderForecaster, path, frames_in: int, future: int, height: int | None = None,
+                width: int | None = None, opset: int | None = None, check: bool = True,
+                clamp: bool = False) -> float | None:
+    """Write `net` to the ONNX file `path`: x (B, frames_in, C_in, H, W) -> y (B, future, C_out, H, W),
+    ``net(x, future)``, clamped to [0, 1] with `clamp` (as a trained model's predictions).
 
-    `model` is an EncoderForecaster (exports ``net(x, future)``, raw) or a ForecastModule (exports
-    its net clamped to [0, 1], as its predictions; `future` defaults to its ``hparams.future``).
     A float32 copy is traced in eval mode at batch 2 and `height` x `width` (default 16 * factor,
     with factor = 2**(levels - 1); each a multiple of factor, at least 2 * factor); the file takes
     any batch and any H, W that are multiples of factor, and holds the weights. With `check`,
     onnxruntime and PyTorch run a new random input of another batch and size: returns their max
     abs difference (None without check), or raises RuntimeError above 1e-4 and leaves `path` as it
-    was.
+    was. The file is written atomically (`convgru.atomic.atomic_write`). Raises ValueError for
+    arguments out of range, TypeError for a `net` that is not an EncoderForecaster, ImportError
+    naming the extra when onnx, onnxscript or onnxruntime is missing.
     """
     for name in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
         _require(name)
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
-    graph = _graph(model, future)
+    graph = _graph(net, future, clamp)
     frames_in = _check_int("frames_in", frames_in)
     factor = 2 ** (len(graph.net.hidden_sizes) - 1)
     height, width = (_check_size(name, value, factor, len(graph.net.hidden_sizes))
@@ -62,14 +65,10 @@ def export_onnx(model, path, frames_in: int, future: int | None = None, height: 
     program = torch.onnx.export(graph, (x,), dynamo=True, opset_version=opset, input_names=["x"],
                                 output_names=["y"], verbose=False,
                                 dynamic_shapes={"x": {0: Dim("batch"), 3: size["h"], 4: size["w"]}})
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_write(path, "ONNX file") as tmp:
         program.save(tmp, external_data=False)
         diff = check_onnx(tmp, graph, torch.rand(3, frames_in, x.shape[2], height + factor, width + 2 * factor,
                                                  generator=torch.Generator().manual_seed(0))) if check else None
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return diff
 
 
@@ -91,19 +90,11 @@ def check_onnx(path, model: nn.Module, x: Tensor, tolerance: float = TOLERANCE) 
     return diff
 
 
-def _graph(model, future: int | None) -> Forecast:
+def _graph(net, future, clamp: bool) -> Forecast:
     """A float32 eval-mode copy of the network to export, wrapped as Forecast."""
-    if isinstance(model, EncoderForecaster):
-        if future is None:
-            raise ValueError("future: an EncoderForecaster needs the number of frames to forecast, found None")
-        net, clamp = model, False
-    else:
-        from convgru.training.module import ForecastModule
-        if not isinstance(model, ForecastModule):
-            raise TypeError("model: expected an EncoderForecaster or a ForecastModule, "
-                            f"found {type(model).__name__}")
-        net, clamp = model.net, True
-        future = model.hparams.future if future is None else future
+    if not isinstance(net, EncoderForecaster):
+        raise TypeError(f"net: expected an EncoderForecaster, found {type(net).__name__} (a trained checkpoint: "
+                        "convgru.training.deploy.export_module, or scripts/export.py)")
     future = _check_int("future", future)
     return Forecast(copy.deepcopy(net).to("cpu", torch.float32), future, clamp).eval()
 

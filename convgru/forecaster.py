@@ -7,7 +7,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .cell import ConvGRUCell, check_tensor
+from ._checks import (
+    KERNEL,
+    POSITIVE,
+    check,
+    check_like,
+    check_list,
+    check_module_dtype,
+    check_tensor,
+)
+from .cell import NORMS, RESETS, ConvGRUCell, check_choice
 from .rnn import scan
 
 
@@ -33,6 +42,23 @@ class EncoderForecaster(nn.Module):
     ``state = net.observe(frame, state)`` for each new frame (B, C_in, H, W), and
     ``net.forecast_from(state, future)``; observing T frames one by one then forecasting equals
     ``net(x, future)`` on those T frames.
+
+    Args:
+        in_channels, out_channels: channels of the input and predicted frames (>= 1).
+        hidden_sizes: state channels per level (a non-empty list of ints >= 1).
+        kernel_size: of every ConvGRU cell: odd, an int or a square pair ``(k, k)``.
+        stem_channels: channels of the 3x3 stem and of the head's hidden layer (>= 1).
+        norm, reset, num_groups: as in ``ConvGRUCell``; with norm="group" num_groups divides every
+            hidden size.
+
+    Shape:
+        x: (B, T_in, C_in, H, W) with T_in >= 1 and H, W divisible by 2**(len(hidden_sizes) - 1);
+        returns (B, future, C_out, H, W). A network cast to a dtype (``.to(torch.bfloat16)``) keeps
+        its states and output in that dtype; under autocast the states stay float32.
+
+    Raises:
+        ValueError: for arguments outside the above, naming the argument; at forward for inputs or
+        states of another shape, dtype or device (see ``forward``, ``observe``).
     """
 
     def __init__(
@@ -47,9 +73,19 @@ class EncoderForecaster(nn.Module):
         num_groups: int = 1,
     ):
         super().__init__()
-        hidden = [int(c) for c in hidden_sizes]
-        if not hidden:
+        if isinstance(hidden_sizes, (list, tuple)) and not hidden_sizes:
             raise ValueError("hidden_sizes must name at least one level, got []")
+        hidden = check_list("hidden_sizes", hidden_sizes, POSITIVE)
+        in_channels, out_channels, stem_channels = (
+            check(name, value, POSITIVE) for name, value in
+            (("in_channels", in_channels), ("out_channels", out_channels), ("stem_channels", stem_channels)))
+        kernel_size = check("kernel_size", kernel_size, KERNEL)
+        num_groups = check("num_groups", num_groups, POSITIVE)
+        check_choice("norm", norm, NORMS)
+        check_choice("reset", reset, RESETS)
+        if norm == "group" and any(c % num_groups for c in hidden):
+            raise ValueError(f"num_groups: expected a divisor of every entry of hidden_sizes={hidden} for "
+                             f"norm='group', got {num_groups}")
         self.in_channels, self.hidden_sizes = in_channels, hidden
         widths = [stem_channels] + hidden[:-1]
         cell = dict(kernel_size=kernel_size, norm=norm, num_groups=num_groups, reset=reset)
@@ -70,7 +106,11 @@ class EncoderForecaster(nn.Module):
                                   nn.Conv2d(stem_channels, out_channels, 1))
 
     def forward(self, x: Tensor, future: int) -> Tensor:
-        """x: (B, T_in, C_in, H, W), future >= 1 -> (B, future, C_out, H, W)."""
+        """x: (B, T_in, C_in, H, W), future >= 1 -> (B, future, C_out, H, W).
+
+        Raises ValueError for x of another shape (T_in = 0, H or W not divisible by
+        2**(levels - 1)), of another dtype than the parameters outside autocast or on another
+        device, and for future < 1."""
         _check_future(future)
         return self.forecast_from(self.encode(x), future)
 
@@ -80,7 +120,7 @@ class EncoderForecaster(nn.Module):
         self._check(x)
         if state is None:
             state = self.init_state(x.shape[0], *x.shape[-2:], device=x.device, dtype=x.dtype)
-        self._check_state(state, x.shape[0], *x.shape[-2:])
+        self._check_state(state, x.shape[0], *x.shape[-2:], like=("x", x))
         seq, last = frames(self.stem, x.transpose(0, 1)), []
         for down, cell, h in zip(self.downsample, self.encoder, state):
             seq = scan(cell, frames(down, seq), h)
@@ -100,7 +140,8 @@ class EncoderForecaster(nn.Module):
         """Advance the encoder state by one frame (B, C_in, H, W); returns the new state."""
         check_tensor("frame (B, C_in, H, W)", frame, (None, self.in_channels, None, None))
         self._check_size(*frame.shape[-2:])
-        self._check_state(state, frame.shape[0], *frame.shape[-2:])
+        check_module_dtype("frame", frame, self.stem[0].weight)
+        self._check_state(state, frame.shape[0], *frame.shape[-2:], like=("frame", frame))
         inp, new = self.stem(frame), []
         for down, cell, h in zip(self.downsample, self.encoder, state):
             inp = down(inp)
@@ -112,6 +153,7 @@ class EncoderForecaster(nn.Module):
         """Forecast (B, future, C_out, H, W) from an encoder state (``encode`` or ``observe``)."""
         _check_future(future)
         self._check_state(state)
+        check_module_dtype("state[0]", state[0], self.stem[0].weight)
         seq = scan(self.forecaster[-1], None, state[-1], steps=future)
         for i in reversed(range(len(self.upsample))):
             seq = scan(self.forecaster[i], frames(self.upsample[i], seq), state[i])
@@ -123,6 +165,7 @@ class EncoderForecaster(nn.Module):
         if x.shape[1] < 1:
             raise ValueError(f"x needs T_in >= 1 frames, got T_in={x.shape[1]}")
         self._check_size(*x.shape[-2:])
+        check_module_dtype("x", x, self.stem[0].weight)
 
     def _check_size(self, height: int, width: int) -> None:
         factor = 2 ** (len(self.hidden_sizes) - 1)
@@ -131,9 +174,10 @@ class EncoderForecaster(nn.Module):
                              f"got H={height}, W={width}")
 
     def _check_state(self, state, batch: int | None = None, height: int | None = None,
-                     width: int | None = None) -> None:
+                     width: int | None = None, like: tuple[str, Tensor] | None = None) -> None:
         """Raise ValueError unless state holds one (B, C_l, H / 2**l, W / 2**l) tensor per level
-        (B, H, W as given, else those of state[0])."""
+        (B, H, W as given, else those of state[0]), each of the dtype and device of the (name,
+        tensor) pair `like` if given."""
         levels = len(self.hidden_sizes)
         if not isinstance(state, (list, tuple)) or len(state) != levels or not all(
                 isinstance(h, Tensor) and h.dim() == 4 for h in state):
@@ -143,6 +187,8 @@ class EncoderForecaster(nn.Module):
             batch, _, height, width = state[0].shape
         for i, (h, c) in enumerate(zip(state, self.hidden_sizes)):
             check_tensor(f"state[{i}]", h, (batch, c, height // 2**i, width // 2**i))
+            if like is not None:
+                check_like(f"state[{i}]", h, *like)
 
 
 def _check_future(future) -> None:

@@ -8,7 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cell import ConvGRUCell, check_tensor
+from ._checks import (
+    KERNEL,
+    POSITIVE,
+    check,
+    check_like,
+    check_module_dtype,
+    check_per_layer,
+    check_tensor,
+)
+from .cell import ConvGRUCell
 
 State = Tensor | list[Tensor]
 
@@ -33,24 +42,42 @@ def scan(cell: ConvGRUCell, x: Tensor | None, h: Tensor | None, steps: int = 0,
     return torch.stack(states[::-1] if reverse else states)
 
 
-def per_layer(name: str, value: int | Sequence[int], num_layers: int) -> list[int]:
-    """Expand an int to ``num_layers`` copies, or check a per-layer list's length."""
-    if isinstance(value, int):
-        return [value] * num_layers
-    if len(value) != num_layers:
-        raise ValueError(f"{name} must be an int or a list of num_layers={num_layers} ints, "
-                         f"got {list(value)}")
-    return [int(v) for v in value]
-
-
 class ConvGRU(nn.Module):
-    """Multi-layer ConvGRU with nn.GRU's arguments, inputs, outputs and state layout."""
+    """Multi-layer ConvGRU with nn.GRU's arguments, inputs, outputs and state layout.
+
+    Each layer is a ``ConvGRUCell`` per direction (equations in ``convgru.cell``); each layer's input
+    convolution runs once for the whole sequence, only the hidden path step by step.
+
+    Args:
+        input_size: channels of x (>= 1).
+        hidden_size: channels of each layer's state: an int, or a list of num_layers ints.
+        kernel_size: odd, as an int or a square pair ``(k, k)``, or a list of num_layers of them.
+        num_layers: stacked layers (>= 1).
+        bias: whether the convolutions have biases.
+        batch_first: x and output as (B, T, C, H, W) instead of (T, B, C, H, W).
+        dropout: dropout on the outputs of each layer but the last, in training (0 <= p <= 1).
+        bidirectional: a reverse direction per layer, its output concatenated on channels.
+        norm, reset, num_groups, init: as in ``ConvGRUCell``, for every cell.
+        device, dtype: where and in which dtype to create the parameters, as in nn.GRU.
+
+    Shape:
+        x: (T, B, input_size, H, W) (batch_first: (B, T, ...)), T >= 1; h0: None (zeros), or as h_n.
+        Returns (output, h_n): output (T, B, D * C_last, H, W) (batch_first: (B, T, ...)) with D = 2
+        if bidirectional else 1; h_n (D * num_layers, B, C, H, W) when all layers have one hidden
+        size, else a list of per-layer (D, B, C_l, H, W) tensors, cells in ``cells``'s order (layer 0
+        forward, layer 0 reverse, layer 1 forward, ...). The state keeps x's dtype.
+
+    Raises:
+        ValueError: for arguments outside the above at construction; at forward for x or h0 of
+        another shape, x with no time step, x and h0 of different dtypes or devices, and x on
+        another device than the parameters or of another dtype (outside autocast).
+    """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int | Sequence[int],
-        kernel_size: int | Sequence[int] = 3,
+        kernel_size: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 3,
         num_layers: int = 1,
         bias: bool = True,
         batch_first: bool = False,
@@ -59,23 +86,43 @@ class ConvGRU(nn.Module):
         norm: str | None = None,
         reset: str = "after",
         num_groups: int = 1,
+        init: str = "conv",
+        device=None,
+        dtype=None,
     ):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        input_size = check("input_size", input_size, POSITIVE)
+        num_layers = check("num_layers", num_layers, POSITIVE)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
-        self.hidden_sizes = per_layer("hidden_size", hidden_size, num_layers)
-        self.kernel_sizes = per_layer("kernel_size", kernel_size, num_layers)
+        self.hidden_sizes = check_per_layer("hidden_size", hidden_size, num_layers, POSITIVE)
+        self.kernel_sizes = check_per_layer("kernel_size", kernel_size, num_layers, KERNEL)
         self.num_directions = 2 if bidirectional else 1
+        self.bias, self.norm, self.reset, self.num_groups, self.init = bias, norm, reset, num_groups, init
         inputs = [input_size] + [self.num_directions * c for c in self.hidden_sizes[:-1]]
         self.cells = nn.ModuleList(
             ConvGRUCell(inputs[i], self.hidden_sizes[i], self.kernel_sizes[i], bias, norm,
-                        num_groups, reset)
+                        num_groups, reset, init=init, device=device, dtype=dtype)
             for i in range(num_layers) for _ in range(self.num_directions)
         )
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every cell (``ConvGRUCell.reset_parameters``: ``init`` "conv" or "gru")."""
+        for cell in self.cells:
+            cell.reset_parameters()
+
+    def extra_repr(self) -> str:
+        """The sizes, then the options that differ from their defaults (nn.GRU's style)."""
+        kernel = self.kernel_sizes if len(set(self.kernel_sizes)) > 1 else self.kernel_sizes[0]
+        values = dict(kernel_size=kernel, num_layers=self.num_layers, bias=self.bias,
+                      batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
+                      norm=self.norm, reset=self.reset, num_groups=self.num_groups, init=self.init)
+        defaults = dict(kernel_size=3, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                        bidirectional=False, norm=None, reset="after", num_groups=1, init="conv")
+        options = [f"{k}={v!r}" for k, v in values.items() if v != defaults[k]]
+        return ", ".join([f"{self.input_size}, {self.hidden_size}", *options])
 
     def forward(self, x: Tensor, h0: State | None = None) -> tuple[Tensor, State]:
         """x: (T, B, C, H, W), or (B, T, C, H, W) if batch_first -> (output, h_n).
@@ -88,6 +135,9 @@ class ConvGRU(nn.Module):
             raise ValueError(f"x must be 5-D {layout}, got shape {tuple(x.shape)}")
         seq = x.transpose(0, 1) if self.batch_first else x
         check_tensor(f"x {layout}", x, (None, None, self.input_size, None, None))
+        if seq.shape[0] == 0:
+            raise ValueError(f"x {layout}: expected at least one time step, got T=0 (shape {tuple(x.shape)})")
+        check_module_dtype("x", x, self.cells[0].conv_h.weight)
         states = self._initial_states(h0, seq)
         last = []
         for layer in range(self.num_layers):
@@ -118,9 +168,11 @@ class ConvGRU(nn.Module):
                 raise ValueError("h0 must be a list of per-layer (D, B, C_l, H, W) tensors when "
                                  f"layers differ in hidden size ({self.hidden_sizes})")
             check_tensor("h0", h0, (d * self.num_layers, b, self.hidden_sizes[0], h, w))
+            check_like("h0", h0, "x", seq)
             return list(h0.unbind(0))
         if len(h0) != self.num_layers:
             raise ValueError(f"h0 must hold num_layers={self.num_layers} tensors, got {len(h0)}")
         for layer, (t, c) in enumerate(zip(h0, self.hidden_sizes)):
             check_tensor(f"h0[{layer}]", t, (d, b, c, h, w))
+            check_like(f"h0[{layer}]", t, "x", seq)
         return [s for t in h0 for s in t.unbind(0)]

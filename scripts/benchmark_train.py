@@ -22,10 +22,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import convgru.training  # noqa: F401  (registers the ${project_root:} resolver)
 from benchmark import describe_device
+from convgru.training.paths import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+register_resolvers()  # ${project_root:}, which the configs use
 
 
 class StepTimer(pl.Callback):

@@ -10,9 +10,9 @@ checkpoint's future; the graph is traced at H x W. Needs pip install 'convgru[ex
 import argparse
 from pathlib import Path
 
-from convgru.export import export_onnx
 from convgru.training import CheckpointError, load_module
-from convgru.training.cli import output_error, positive_int, trained_on
+from convgru.training.cli import output_error, positive_int
+from convgru.training.deploy import export_module, trained_on
 
 
 def main(argv=None) -> None:
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         parser.error(f"{args.ckpt} stores no data config (frames_in, image_size; convgru 0.1.0 checkpoints "
                      f"have none): pass {' '.join(missing)}")
     try:
-        diff = export_onnx(module, args.output, frames_in, args.future, height, width, opset=args.opset)
+        diff = export_module(module, args.output, frames_in, args.future, height, width, opset=args.opset)
     except (ImportError, ValueError) as error:
         parser.error(str(error))
     future, net = args.future or module.hparams.future, module.net

@@ -1,35 +1,71 @@
 """Forecast new sequences with a trained checkpoint.
 
-python scripts/predict.py CKPT INPUT.npy OUTPUT.npy [--future M] [--png OUT.png] [--gif OUT.gif] [--force]
+python scripts/predict.py CKPT INPUT.npy OUTPUT.npy [--future M] [--value-range LOW HIGH]
+                          [--png OUT.png] [--gif OUT.gif] [--force]
 INPUT: (T, C, H, W) or (N, T, C, H, W) frames, uint8 (0..255) or float in [0, 1]; H and W
-multiples of 2**(levels - 1).
-OUTPUT: float32 predictions in [0, 1], (M, C, H, W) or (N, M, C, H, W); M defaults to the
-checkpoint's future. --png / --gif: input and prediction of up to 4 sequences, as rows of a
-picture / as an animation.
+multiples of 2**(levels - 1). Other integer dtypes, and floats outside [0, 1] (e.g. radar in
+dBZ), need --value-range LOW HIGH, the values that map to 0 and 1 as training's data.value_range
+(values outside are clipped, as data.clip does); they are refused otherwise, as are NaN and inf.
+OUTPUT: float32 predictions in [0, 1] whatever --value-range (LOW + (HIGH - LOW) * OUTPUT gives
+the input's units), (M, C, H, W) or (N, M, C, H, W); M defaults to the checkpoint's future. It
+is written to a temporary file beside it and renamed into place: an error never leaves a partial
+OUTPUT nor harms an existing one. A forecast holding NaN or inf is an error, never written.
+--png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation.
+No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
+output files.
 """
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.utils import save_image
 
+from convgru.atomic import FULL, atomic_write
 from convgru.data import ArrayFile
+from convgru.data.arrays import check_path
 from convgru.training import CheckpointError, load_module
 from convgru.training.animation import forecast_gif
-from convgru.training.cli import output_error, positive_int, trained_on
+from convgru.training.cli import output_error, positive_int
+from convgru.training.deploy import as_batch, check_values, forecast, trained_on
 from convgru.training.images import sequence_grid
-from convgru.training.predict import as_batch, forecast
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name one file (through links too), or would once written."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def clash(inputs, outputs) -> str | None:
+    """Why an output (option, path) would be written over an input or another output, or None."""
+    for i, (option, path) in enumerate(outputs):
+        for other, source in inputs:
+            if same_file(path, source):
+                what = "the input frames (read as it is written)" if other == "INPUT" else "the checkpoint"
+                return (f"{option} {path} is the same file as {other} {source}: writing it would destroy {what}; "
+                        f"choose another {option} file")
+        for other, earlier in outputs[:i]:
+            if same_file(path, earlier):
+                return f"{option} {path} is the same file as {other} {earlier}: choose another {option} file"
+    return None
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path, metavar="CKPT", help="checkpoint written by scripts/train.py")
     parser.add_argument("input", type=Path, metavar="INPUT", help=".npy file of input frames")
-    parser.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file for the predicted frames")
+    parser.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file for the predicted frames, in [0, 1]")
     parser.add_argument("--future", type=positive_int, help="frames to forecast (default: the checkpoint's)")
+    parser.add_argument("--value-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="input values that map to 0 and 1, as training's data.value_range (required for "
+                             "integers other than uint8 and floats outside [0, 1]; OUTPUT stays in [0, 1])")
     parser.add_argument("--png", type=Path, help="also save a picture: rows input, prediction of up to 4 sequences")
     parser.add_argument("--gif", type=Path, help="also save an animation: input | prediction of up to 4 sequences")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
@@ -37,12 +73,23 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
-    if not args.ckpt.is_file():
-        parser.error(f"CKPT {args.ckpt}: file not found")
-    if not args.input.is_file():
-        parser.error(f"INPUT {args.input}: file not found")
-    for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif)):
-        if path is not None and (error := output_error(path, args.force, option)):
+    if args.value_range is not None:
+        low, high = args.value_range
+        if not (np.isfinite(low) and np.isfinite(high) and high > low):
+            parser.error(f"argument --value-range: expected LOW HIGH with HIGH > LOW, found {low:g} {high:g}")
+    for option, path in (("CKPT", args.ckpt), ("INPUT", args.input)):
+        try:
+            check_path(path, "file")
+        except OSError as error:
+            parser.error(f"{option} {error}")
+        if not path.is_file():
+            parser.error(f"{option} {path}: file not found")
+    outputs = [(option, path) for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif))
+               if path is not None]
+    if error := clash([("CKPT", args.ckpt), ("INPUT", args.input)], outputs):
+        parser.error(error)
+    for option, path in outputs:
+        if error := output_error(path, args.force, option):
             parser.error(error)
     try:
         module = load_module(args.ckpt).to(args.device)
@@ -50,6 +97,7 @@ def main(argv=None) -> None:
         parser.error(str(error))
     try:  # memory-mapped; never unpickled
         frames = ArrayFile(args.input).array
+        check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
     except (OSError, ValueError) as error:
         parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
     trained_size = trained_on(module)[1]
@@ -57,21 +105,50 @@ def main(argv=None) -> None:
         print(f"warning: {args.ckpt} was trained on {trained_size[0]}x{trained_size[1]} frames, {args.input} "
               f"holds {frames.shape[-2]}x{frames.shape[-1]} frames; the forecast may be poor", file=sys.stderr)
     try:
-        pred = forecast(module, frames, args.batch_size, args.future)
+        pred = forecast(module, frames, args.batch_size, args.future, args.value_range, check=False)
     except ValueError as error:
         parser.error(f"INPUT {args.input}: {error}")
-    with open(args.output, "wb") as file:  # np.save(path) would add .npy to other names
-        np.save(file, pred)
+    if bad := int(pred.size - np.count_nonzero(np.isfinite(pred))):
+        parser.error(f"the forecast of CKPT {args.ckpt} for INPUT {args.input} holds {bad} NaN or inf value"
+                     f"{'s' * (bad > 1)} (of {pred.size}); nothing was written. The checkpoint's weights are "
+                     "damaged or diverged in training, or the input is far from the training data")
+
+    def save(option: str, path: Path, write, needed: int = 0) -> None:
+        try:
+            with atomic_write(path, f"{option} file", needed) as tmp:
+                write(tmp)
+        except OSError as error:
+            if error.errno in FULL:
+                parser.error(f"{option} {path}: {error}; nothing was written there")
+            parser.error(f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there")
+
+    save("OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
     print(f"Wrote predictions {pred.shape} to {args.output}")
     if args.png or args.gif:
-        inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels)[0]
+        inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]
         preds = torch.from_numpy(pred[None] if pred.ndim == 4 else pred[:4])
         if args.png:
-            save_image(sequence_grid([seq for pair in zip(inputs, preds) for seq in pair]), args.png)
+            grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair])
+            save("--png", args.png, lambda name: save_image(grid, name))
             print(f"Wrote {args.png}")
         if args.gif:
-            forecast_gif(args.gif, inputs, preds)
+            save("--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
             print(f"Wrote {args.gif}")
+
+
+def save_npy(name: str, array: np.ndarray) -> None:
+    with open(name, "wb") as file:  # np.save(path) would add .npy to other names
+        np.save(file, array)
+
+
+def range_hint(module) -> str:
+    """` (the checkpoint's data.value_range is [low, high])` when the checkpoint records one."""
+    data = module.hparams.get("data")
+    value_range = data.get("value_range") if isinstance(data, Mapping) else None
+    if isinstance(value_range, (list, tuple)) and len(value_range) == 2 and \
+            all(isinstance(v, (int, float)) for v in value_range):
+        return f" (the checkpoint was trained with data.value_range [{value_range[0]:g}, {value_range[1]:g}])"
+    return ""
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 import convgru.training
 from convgru.training.cli import quote_non_ascii, user_errors
+from convgru.training.paths import register_resolvers
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
@@ -18,5 +19,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    register_resolvers()  # ${project_root:}, which the configs use
     sys.argv[1:] = quote_non_ascii(sys.argv[1:])
     main()

@@ -5,8 +5,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import convgru.training  # registers the ${project_root:} resolver
+import convgru.training
 from convgru.training import cli
+from convgru.training.paths import register_resolvers
+
+register_resolvers()  # ${project_root:}, which the configs use (the scripts register it when they start)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -1,5 +1,6 @@
 """ConvGRUCell: equations (against nn.GRUCell and the Cho et al. form), gradients, shapes, errors."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -132,6 +133,7 @@ def test_bfloat16_autocast():
     torch.testing.assert_close(out.float(), cell(x, h), rtol=0, atol=5e-2)
 
 
+@pytest.mark.slow
 def test_compile_matches_eager():
     torch.manual_seed(7)
     cell = ConvGRUCell(2, 4, norm="group", num_groups=2, reset="before")
@@ -139,16 +141,115 @@ def test_compile_matches_eager():
     torch.testing.assert_close(torch.compile(cell)(x, h), cell(x, h), rtol=1e-5, atol=1e-5)
 
 
+KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' padding, got "
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(norm="batch"), r"norm must be one of \[None, 'group'\], got 'batch'"),
     (dict(reset="middle"), r"reset must be one of \['after', 'before'\], got 'middle'"),
-    (dict(kernel_size=4), r"kernel_size must be odd .* got kernel_size=4"),
-    (dict(norm="group", num_groups=3), r"hidden_size \(4\) must be divisible by num_groups \(3\)"),
-    (dict(hidden_size=0), r"hidden_size >= 1, got 2 and 0"),
+    (dict(init="xavier"), r"init must be one of \['conv', 'gru'\], got 'xavier'"),
+    (dict(kernel_size=4), KERNEL + "4"),
+    (dict(kernel_size=(4, 4)), KERNEL + r"\(4, 4\)"),
+    (dict(kernel_size=(3, 5)), KERNEL + r"\(3, 5\)"),
+    (dict(kernel_size=(3,)), KERNEL + r"\(3,\)"),
+    (dict(kernel_size=3.0), KERNEL + r"3.0"),
+    (dict(kernel_size="3"), KERNEL + r"'3'"),
+    (dict(kernel_size=True), KERNEL + r"True"),
+    (dict(kernel_size=-1), KERNEL + r"-1"),
+    (dict(norm="group", num_groups=3), r"num_groups: expected a divisor of hidden_size=4 for norm='group', got 3"),
+    (dict(num_groups=0), r"num_groups: expected an int >= 1, got 0"),
+    (dict(norm="group", num_groups=-2), r"num_groups: expected an int >= 1, got -2"),
+    (dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
+    (dict(hidden_size=4.0), r"hidden_size: expected an int >= 1, got 4.0"),
+    (dict(input_size=-1), r"input_size: expected an int >= 0, got -1"),
+    (dict(dilation=0), r"dilation: expected an int >= 1, got 0"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConvGRUCell(**{"input_size": 2, "hidden_size": 4, **kwargs})
+
+
+@pytest.mark.parametrize("kernel_size", [5, (5, 5), [5, 5], np.int64(5), torch.tensor(5).item()])
+def test_kernel_size_in_the_forms_conv2d_takes(kernel_size):
+    torch.manual_seed(9)
+    cell = ConvGRUCell(2, 3, kernel_size=kernel_size)
+    assert cell.kernel_size == 5 and cell.conv_h.kernel_size == (5, 5) and cell.conv_h.padding == (2, 2)
+    reference = ConvGRUCell(2, 3, kernel_size=5)
+    reference.load_state_dict(cell.state_dict())
+    x = torch.randn(1, 2, 6, 7)
+    torch.testing.assert_close(cell(x), reference(x))
+
+
+@pytest.mark.parametrize("x,h,match", [
+    (torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, 4, dtype=torch.float64),
+     r"x and h must have the same dtype and device, got x: torch.float32 on cpu, h: torch.float64 on cpu"),
+    (torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, 4, device="meta"),
+     r"x and h must have the same dtype and device, got x: torch.float32 on cpu, h: torch.float32 on meta"),
+    (torch.zeros(1, 2, 4, 4, dtype=torch.float64), None,
+     (r"x must be on the parameters' device and of their dtype \(outside autocast\), got x: torch.float64 on "
+     r"cpu, parameters: torch.float32 on cpu")),
+    (torch.zeros(1, 2, 4, 4, device="meta"), None, r"got x: torch.float32 on meta, parameters: torch.float32 on cpu"),
+])
+def test_dtype_and_device_mismatch_is_one_value_error(x, h, match):
+    with pytest.raises(ValueError, match=match):
+        ConvGRUCell(2, 4)(x, h)
+
+
+def test_no_input_cell_checks_the_state_dtype():
+    with pytest.raises(ValueError, match=r"h must be on the parameters' device .* got h: torch.float64"):
+        ConvGRUCell(0, 4)(None, torch.zeros(1, 4, 2, 2, dtype=torch.float64))
+
+
+def test_autocast_takes_inputs_of_another_dtype():
+    cell = ConvGRUCell(2, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cell(torch.zeros(1, 2, 4, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16
+        assert cell(torch.zeros(1, 2, 4, 4, dtype=torch.bfloat16), torch.zeros(1, 4, 4, 4)).dtype == torch.float32
+
+
+def test_default_init_is_conv2d_and_gru_init_is_nn_gru():
+    torch.manual_seed(10)
+    cell = ConvGRUCell(3, 16, kernel_size=3, norm="group", num_groups=2)
+    bound = 1 / (16 * 9) ** 0.5  # nn.Conv2d: 1/sqrt(fan_in), fan_in = in_channels * k * k
+    assert 0.9 * bound < cell.conv_h.weight.abs().max() <= bound
+    assert 0.9 * bound < cell.conv_h.bias.abs().max() <= bound
+    gru = ConvGRUCell(3, 16, kernel_size=3, norm="group", num_groups=2, init="gru")
+    for p in (gru.conv_x.weight, gru.conv_x.bias, gru.conv_h.weight, gru.conv_h.bias):
+        assert 0.9 / 4 < p.abs().max() <= 1 / 4  # nn.GRU: 1/sqrt(hidden_size)
+    with torch.no_grad():
+        for p in gru.parameters():
+            p.fill_(7.0)
+    gru.reset_parameters()
+    assert gru.conv_h.weight.abs().max() <= 1 / 4 and gru.conv_x.bias.abs().max() <= 1 / 4
+    assert (gru.norm_rz.weight == 1).all() and (gru.norm_n.bias == 0).all()
+
+
+def test_gru_init_draws_what_nn_gru_cell_draws():
+    """init="gru" with kernel 1: from the same seed, the very values of nn.GRUCell's initialisation."""
+    torch.manual_seed(11)
+    ref = nn.GRUCell(5, 7)
+    cell = ConvGRUCell(5, 7, kernel_size=1, init="gru")
+    torch.manual_seed(11)
+    cell.reset_parameters()
+    for conv_param, name in ((cell.conv_x.weight, "weight_ih"), (cell.conv_h.weight, "weight_hh"),
+                             (cell.conv_x.bias, "bias_ih"), (cell.conv_h.bias, "bias_hh")):
+        torch.testing.assert_close(conv_param.reshape(getattr(ref, name).shape), getattr(ref, name), rtol=0, atol=0)
+
+
+def test_extra_repr_lists_non_default_options():
+    assert repr(ConvGRUCell(2, 4)).startswith("ConvGRUCell(\n  2, 4\n")
+    text = repr(ConvGRUCell(2, 4, kernel_size=(5, 5), bias=False, norm="group", num_groups=2, reset="before",
+                            dilation=2, init="gru"))
+    assert ("2, 4, kernel_size=5, bias=False, norm='group', num_groups=2, reset='before', dilation=2, "
+            "init='gru'") in text
+
+
+def test_device_and_dtype_factory_arguments():
+    cell = ConvGRUCell(2, 4, norm="group", device="meta", dtype=torch.float64)
+    assert all(p.device.type == "meta" and p.dtype == torch.float64 for p in cell.parameters())
+    cell = ConvGRUCell(2, 4, norm="group", dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in cell.parameters())
+    assert cell(torch.rand(1, 2, 3, 3, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("x,h,match", [

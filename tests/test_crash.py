@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ def _wait_for(condition, process, timeout=240.0):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_run_killed_in_its_second_epoch_resumes_from_last_checkpoint(tmp_path, cache_dir):
     run, folder = tmp_path / "killed", tmp_path / "killed" / "checkpoints"
     process = subprocess.Popen(_train_command(run, cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -61,11 +63,22 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def crash(obj, file):
-        file.write(b"PK\x03\x04 half a checkpoint")
+        Path(file).write_bytes(b"PK\x03\x04 half a checkpoint")
         raise KeyboardInterrupt("killed while writing")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    """A checkpoint writer killed mid-write (SIGKILL) leaves its temporary file; the next write removes it."""
+    code = ("import os, signal, torch; from convgru.training import AtomicCheckpointIO; "
+            "torch.save = lambda obj, path: (open(path, 'wb').write(b'half'), os.kill(os.getpid(), signal.SIGKILL)); "
+            f"AtomicCheckpointIO().save_checkpoint({{'w': 1}}, {str(tmp_path / 'epoch_003.ckpt')!r})")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT)
+    assert [p.name.split(".convgru")[0] for p in tmp_path.iterdir()] == ["epoch_003.ckpt"]  # the leftover
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(1)}}, tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]

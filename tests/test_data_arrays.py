@@ -188,3 +188,96 @@ def test_integer_data_with_value_range(tmp_path):
     dm.setup("fit")
     x, _ = dm.datasets["val"][0]  # sequence 3: values 100 * (30 + t)
     np.testing.assert_allclose(x[:, 0, 0, 0].numpy(), (30 + np.arange(3)) / 100, rtol=1e-6)
+
+
+def _longer(path, extra: int):
+    """A .npy with `extra` bytes after the data its header announces."""
+    np.save(path, video())
+    path.write_bytes(path.read_bytes() + b"\0" * extra)
+
+
+def _header(path, shape, data=b"\0" * 64):
+    import io
+
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    path.write_bytes(out.getvalue() + data)
+
+
+def _npz_member(path, extra: bytes, compression=zipfile.ZIP_STORED, cut: int = 0):
+    import io
+
+    member = io.BytesIO()
+    np.save(member, video())
+    data = member.getvalue() + extra
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr("frames.npy", data[:len(data) - cut])
+        archive.writestr("other.npy", member.getvalue())
+
+
+@pytest.mark.parametrize("write, match", [
+    (lambda p: _longer(p, 128),
+     r"a.npy: the header announces \(6, 12, 1, 8, 8\) uint8 \(4608 bytes of data\), found 4736 bytes: 128 bytes more"),
+    (lambda p: _header(p, (2**40, 2**40)), r"a.npy: the header is damaged: its size overflows: shape \(1099511627776"),
+    (lambda p: _header(p, (3, -1)), r"a.npy: the header is damaged: it announces shape \(3, -1\)"),
+    (lambda p: p.symlink_to(p), r"a.npy: a symbolic link loop"),
+    (lambda p: (p.parent / "b.npy").symlink_to(p) or p.symlink_to(p.parent / "b.npy"), r"a.npy: a symbolic link loop"),
+    (lambda p: p.symlink_to(p.parent / "gone.npy"), r"a.npy not found: it is a symbolic link to .*gone.npy, which does"),
+])
+def test_npy_files_that_lie_are_refused(tmp_path, write, match):
+    path = tmp_path / "a.npy"
+    write(path)
+    with pytest.raises((ValueError, OSError), match=match):
+        ArrayFile(path)
+
+
+@pytest.mark.parametrize("write, match", [
+    (lambda p: np.savez(p), r"a.npz: the .npz holds no arrays; expected"),
+    (lambda p: _zip_text(p), r"a.npz: the .npz holds no arrays \(only \['x.txt'\]\)"),
+    (lambda p: _npz_member(p, b"\0" * 32), r"a.npz, array 'frames': .*found 4640 bytes: 32 bytes more"),
+    (lambda p: _npz_member(p, b"\0" * 32, zipfile.ZIP_DEFLATED), r"a.npz, array 'frames': .*32 bytes more"),
+    (lambda p: _npz_member(p, b"", cut=8), r"a.npz, array 'frames': truncated: .*found 4600 bytes"),
+    (lambda p: _npz_member(p, b"", zipfile.ZIP_DEFLATED, cut=8), r"a.npz, array 'frames': truncated"),
+])
+@pytest.mark.filterwarnings("ignore:.*is compressed")
+def test_npz_files_that_lie_are_refused(tmp_path, write, match):
+    path = tmp_path / "a.npz"
+    write(path)
+    with pytest.raises(ValueError, match=match):
+        ArrayFile(path, "frames")
+
+
+def _zip_text(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.txt", "not an array")
+
+
+@pytest.mark.parametrize("mask, data_value, options, match", [
+    (np.zeros((8, 8), np.uint8), None, {}, r"data.mask_file .*mask.npy: no valid pixel: every value of the \(8, 8\) mask"),
+    (np.zeros((6, 12, 1, 8, 8), bool), None, {}, r"data.mask_file .*mask.npy: no valid pixel: every value of the mask"),
+    (None, -9999.0, {"missing_value": -9999}, r"a.npy: no valid pixel: every pixel equals data.missing_value=-9999;"),
+    (None, np.nan, {"missing_value": "nan"}, r"a.npy: no valid pixel: every pixel is NaN \(data.missing_value=nan\)"),
+    (np.eye(8, dtype=np.uint8), -1.0, {"missing_value": -1},
+     r"a.npy: no valid pixel: every pixel equals data.missing_value=-1 or is masked out by data.mask_file .*mask.npy"),
+])
+def test_missing_pixels_that_leave_nothing_valid_are_refused(tmp_path, mask, data_value, options, match):
+    data = video(dtype=np.float32) / 100
+    if data_value is not None:
+        data[...] = data_value
+        if mask is not None:  # valid (nonzero) mask pixels hold the missing value: nothing valid is left
+            data[..., ~mask.astype(bool)] = 0.5
+    np.save(tmp_path / "a.npy", data)
+    if mask is not None:
+        np.save(tmp_path / "mask.npy", mask)
+        options = {**options, "mask_file": tmp_path / "mask.npy"}
+    with pytest.raises(ValueError, match=match):
+        module(files=[tmp_path / "a.npy"], **options).setup("fit")
+
+
+def test_a_mostly_missing_file_is_accepted(tmp_path):
+    """One valid pixel in the last frame of the last sequence is enough."""
+    data = np.full((6, 12, 1, 8, 8), -9999, np.float32)
+    data[-1, -1, 0, 7, 7] = 0.5
+    np.save(tmp_path / "a.npy", data)
+    files = [tmp_path / "a.npy"]
+    module(train_files=files, val_files=files, test_files=files, missing_value=-9999).setup("fit")

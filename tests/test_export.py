@@ -79,7 +79,7 @@ def test_check_onnx_rejects_other_weights(raw_onnx):
 @pytest.mark.parametrize("kwargs, error", [
     (dict(frames_in=0), "frames_in: expected an int >= 1, found 0"),
     (dict(future=0), "future: expected an int >= 1, found 0"),
-    (dict(future=None), "future: an EncoderForecaster needs"),
+    (dict(future=None), "future: expected an int >= 1, found None"),
     (dict(height=6), r"height: expected a multiple of 4 \(the network has 3 levels\) that is at least 8, found 6"),
     (dict(width=4), "width: expected a multiple of 4 .* at least 8, found 4"),
 ])
@@ -87,7 +87,7 @@ def test_export_onnx_rejects_bad_arguments(tmp_path, kwargs, error):
     net = EncoderForecaster(1, 1, hidden_sizes=[2, 2, 2], kernel_size=3, stem_channels=2)
     with pytest.raises(ValueError, match=error):
         export_onnx(net, tmp_path / "net.onnx", **{"frames_in": 2, "future": 1, **kwargs})
-    with pytest.raises(TypeError, match="expected an EncoderForecaster or a ForecastModule, found ConvGRU"):
+    with pytest.raises(TypeError, match="net: expected an EncoderForecaster, found ConvGRU"):
         export_onnx(ConvGRU(1, 2), tmp_path / "net.onnx", 2, 1)
     with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):
         export_onnx(net, tmp_path / "missing" / "net.onnx", 2, 1)

@@ -78,6 +78,48 @@ def test_empty_hidden_sizes():
         EncoderForecaster(hidden_sizes=[])
 
 
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(hidden_sizes=[16, -32]), r"hidden_sizes: expected a non-empty list of ints >= 1, got \[16, -32\]"),
+    (dict(hidden_sizes=[16, 0]), r"hidden_sizes: expected a non-empty list of ints >= 1, got \[16, 0\]"),
+    (dict(hidden_sizes=16), r"hidden_sizes: expected a non-empty list of ints >= 1, got 16"),
+    (dict(kernel_size=4), (r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' "
+                          r"padding, got 4")),
+    (dict(kernel_size=(3, 5)), r"kernel_size: expected .* got \(3, 5\)"),
+    (dict(num_groups=0), r"num_groups: expected an int >= 1, got 0"),
+    (dict(num_groups=-2), r"num_groups: expected an int >= 1, got -2"),
+    (dict(num_groups=3), (r"num_groups: expected a divisor of every entry of hidden_sizes=\[4, 8\] for "
+                         r"norm='group', got 3")),
+    (dict(in_channels=0), r"in_channels: expected an int >= 1, got 0"),
+    (dict(out_channels=-1), r"out_channels: expected an int >= 1, got -1"),
+    (dict(stem_channels=0), r"stem_channels: expected an int >= 1, got 0"),
+    (dict(norm="batch"), r"norm must be one of \[None, 'group'\], got 'batch'"),
+])
+def test_bad_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EncoderForecaster(**{"hidden_sizes": [4, 8], "kernel_size": 3, "stem_channels": 4, **kwargs})
+
+
+def test_num_groups_needs_no_divisor_without_norm_and_kernel_pairs_work():
+    net = EncoderForecaster(hidden_sizes=[4, 8], kernel_size=(3, 3), stem_channels=4, norm=None, num_groups=3)
+    assert net.encoder[0].conv_h.kernel_size == (3, 3)
+    assert net(torch.rand(1, 2, 1, 8, 8), 1).shape == (1, 1, 1, 8, 8)
+
+
+def test_inputs_and_states_of_another_dtype_or_device():
+    net = small(2)
+    with pytest.raises(ValueError, match=r"x must be on the parameters' device and of their dtype .* got x: "
+                                         r"torch.float64 on cpu, parameters: torch.float32 on cpu"):
+        net(torch.rand(1, 2, 1, 8, 8, dtype=torch.float64), 1)
+    state = net.init_state(1, 8, 8)
+    with pytest.raises(ValueError, match=r"frame and state\[1\] must have the same dtype and device, got frame: "
+                                         r"torch.float32 on cpu, state\[1\]: torch.float64 on cpu"):
+        net.observe(torch.rand(1, 1, 8, 8), [state[0], state[1].double()])
+    with pytest.raises(ValueError, match=r"x and state\[0\] must have the same dtype and device"):
+        net.encode(torch.rand(1, 2, 1, 8, 8), [state[0].to("meta"), state[1]])
+    with pytest.raises(ValueError, match=r"state\[0\] must be on the parameters' device"):
+        net.forecast_from([h.double() for h in state], 1)
+
+
 @pytest.mark.parametrize("depth", [1, 3])
 def test_streaming_equals_forward(depth):
     torch.manual_seed(4)
@@ -117,6 +159,7 @@ def test_streaming_bad_input(call, match):
         call(small(3))
 
 
+@pytest.mark.slow
 def test_compiled_fullgraph_matches_eager_and_keeps_its_graph_across_batch_sizes():
     from torch._dynamo.utils import counters
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from convgru.training.losses import build_loss
-from convgru.training.units import rain_rate_to_dbz
+from convgru.domain.units import rain_rate_to_dbz
 
 
 def test_plain_losses_equal_torch():
@@ -37,6 +37,15 @@ def test_dbz_thresholds_follow_the_z_r_relation():
     loss = build_loss("bmse", value_range=(-10, 60), thresholds=[1, 10], weights=[3, 7], units="dBZ")
     dbz = torch.tensor([17.6, 17.7, 33.2, 33.3, 60.0])  # just below / above each converted threshold
     torch.testing.assert_close(loss.pixel_weights((dbz + 10) / 70), torch.tensor([1.0, 3, 3, 7, 7]))
+
+
+def test_thresholds_survive_a_cast_of_the_module():
+    """The thresholds are not buffers: a loss moved to bfloat16 (bf16-true) still weighs 53 mm/h as 53."""
+    loss = build_loss("bmse", value_range=(0, 100), thresholds=[53, 70], weights=[5, 9]).to(torch.bfloat16)
+    target = torch.tensor([53.0, 52.0, 70.0]) / 100  # 0.53 in float32: 52.999996 mm/h mapped back
+    assert loss.pixel_weights(target).tolist() == [5, 1, 9]
+    assert loss.pixel_weights(target.to(torch.bfloat16)).tolist()[0] == 5  # rounded once more: still counted
+    assert loss.thresholds == (53.0, 70.0) and loss.scaled_thresholds == tuple(torch.tensor([0.53, 0.7]).tolist())
 
 
 def test_nan_targets_are_left_out():

@@ -119,7 +119,7 @@ def test_gradcheck(reset):
     model = ConvGRU(2, 3, num_layers=2, bidirectional=True, norm="group", reset=reset).double()
     x = torch.randn(3, 1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(4, 1, 3, 3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, h0: model(x, h0)[0], (x, h0))
+    assert torch.autograd.gradcheck(lambda x, h0: model(x, h0)[0], (x, h0), fast_mode=True)
 
 
 def test_dtype_and_bfloat16_autocast():
@@ -136,16 +136,53 @@ def test_dtype_and_bfloat16_autocast():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(num_layers=0), "num_layers must be >= 1, got 0"),
-    (dict(num_layers=2, hidden_size=[3]), r"hidden_size must be an int or a list of "
-                                          r"num_layers=2 ints, got \[3\]"),
-    (dict(dropout=1.5), r"dropout must be in \[0, 1\], got 1.5"),
+    (dict(num_layers=0), "num_layers: expected an int >= 1, got 0"),
+    (dict(num_layers=2, hidden_size=[3]), (r"hidden_size: expected an int >= 1, or a list of num_layers=2 "
+                                          r"ints >= 1; got \[3\]")),
+    (dict(num_layers=2, hidden_size=[3, -1]), r"hidden_size: expected .* got \[3, -1\]"),
+    (dict(hidden_size=0), r"hidden_size: expected an int >= 1, or a list of num_layers=1 ints >= 1; got 0"),
+    (dict(input_size=0), r"input_size: expected an int >= 1, got 0"),
+    (dict(kernel_size=(3, 5)), (r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for "
+                               r"'same' padding, or a list of num_layers=1 odd ints .*; got \(3, 5\)")),
+    (dict(num_layers=2, kernel_size=[3, 4]), r"kernel_size: expected .* got \[3, 4\]"),
+    (dict(kernel_size="3"), r"kernel_size: expected .* got '3'"),
+    (dict(dropout=1.5), r"dropout: expected a number in \[0, 1\], got 1.5"),
+    (dict(num_groups=0), r"num_groups: expected an int >= 1, got 0"),
     (dict(norm="layer"), "norm must be one of"),
     (dict(reset="never"), "reset must be one of"),
+    (dict(init="orthogonal"), "init must be one of"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConvGRU(**{"input_size": 2, "hidden_size": 3, **kwargs})
+
+
+@pytest.mark.parametrize("kernel_size,num_layers,expected", [
+    ((3, 3), 1, [3]), ([5, 5], 1, [5]), ((5, 5), 3, [5, 5, 5]), ([3, 5], 2, [3, 5]),
+    ([(3, 3), [5, 5]], 2, [3, 5]), ([5, 5], 2, [5, 5]),
+])
+def test_kernel_size_forms(kernel_size, num_layers, expected):
+    model = ConvGRU(2, 3, kernel_size=kernel_size, num_layers=num_layers)
+    assert model.kernel_sizes == expected
+    assert [c.conv_h.kernel_size[0] for c in model.cells] == expected
+
+
+def test_reset_parameters_extra_repr_and_factory_arguments():
+    model = ConvGRU(2, [3, 4], kernel_size=[3, 5], num_layers=2, bidirectional=True, norm="group",
+                    init="gru", dtype=torch.float64)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert all(c.init == "gru" for c in model.cells)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(5.0)
+    model.reset_parameters()
+    assert all(c.conv_h.weight.abs().max() <= 1 / c.hidden_size ** 0.5 for c in model.cells)
+    assert all((c.norm_n.weight == 1).all() for c in model.cells)
+    text = repr(model)
+    assert text.startswith("ConvGRU(\n  2, [3, 4], kernel_size=[3, 5], num_layers=2, bidirectional=True, "
+                           "norm='group', init='gru'\n"), text
+    assert repr(ConvGRU(2, 3)).startswith("ConvGRU(\n  2, 3\n")
+    assert ConvGRU(2, 3, device="meta").cells[0].conv_h.weight.device.type == "meta"
 
 
 def test_bad_inputs():
@@ -156,7 +193,19 @@ def test_bad_inputs():
         model(torch.zeros(4, 1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"h0 must have shape \(2, 1, 3, 8, 8\), got \(1, 1, 3, 8, 8\)"):
         model(torch.zeros(4, 1, 2, 8, 8), torch.zeros(1, 1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"x \(T, B, C, H, W\): expected at least one time step, got T=0 "
+                                         r"\(shape \(0, 1, 2, 8, 8\)\)"):
+        model(torch.zeros(0, 1, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"x \(B, T, C, H, W\): expected at least one time step, got T=0"):
+        ConvGRU(2, 3, batch_first=True)(torch.zeros(1, 0, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"x and h0 must have the same dtype and device, got x: torch.float32 on "
+                                         r"cpu, h0: torch.float64 on cpu"):
+        model(torch.zeros(4, 1, 2, 8, 8), torch.zeros(2, 1, 3, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x must be on the parameters' device and of their dtype"):
+        model(torch.zeros(4, 1, 2, 8, 8, dtype=torch.float64))
     mixed = ConvGRU(2, [3, 4], num_layers=2)
+    with pytest.raises(ValueError, match=r"x and h0\[1\] must have the same dtype and device"):
+        mixed(torch.zeros(4, 1, 2, 8, 8), [torch.zeros(1, 1, 3, 8, 8), torch.zeros(1, 1, 4, 8, 8).double()])
     with pytest.raises(ValueError, match="h0 must be a list of per-layer"):
         mixed(torch.zeros(4, 1, 2, 8, 8), torch.zeros(2, 1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"h0\[1\] must have shape \(1, 1, 4, 8, 8\)"):
@@ -176,6 +225,7 @@ def test_bfloat16_recurrence_stays_close_to_float32_over_20_steps():
     assert error[-5:].mean() < 2 * error[:5].mean() + 1e-2  # rounding does not pile up step after step
 
 
+@pytest.mark.slow
 def test_compiled_fullgraph_matches_eager():
     from torch._dynamo.utils import counters
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import ROOT
 from convgru.training import ForecastModule, load_module
-from convgru.training.predict import forecast
+from convgru.training.deploy import forecast
 
 
 def load_script(name: str):

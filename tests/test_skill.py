@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from convgru.training.skill import SkillScores, contingency, skill_scores
+from convgru.domain.scores import SkillScores, contingency, skill_scores
 
 NAN = float("nan")
 
@@ -93,11 +93,30 @@ def test_metric_accumulates_batches_leads_and_ranks():
     assert expected["csi_20_per_lead"].shape == (3,) and expected["csi_mean"].ndim == 0
 
 
-def test_metric_maps_scaled_values_to_physical_units():
+def test_metric_compares_scaled_values_with_scaled_thresholds():
     scaled = SkillScores([35.0], frames=1, value_range=(0, 70))
     pred, target = torch.tensor([0.5, 0.2, 0.6]).view(1, 1, 1, 1, 3), torch.tensor([0.5, 0.6, 0.1]).view(1, 1, 1, 1, 3)
     scaled.update(pred, target)
     assert scaled.counts.tolist() == [[[1, 1, 1, 0]]]
+    assert scaled.compared == [0.5] and scaled.thresholds == [35.0]
+
+
+def test_scaled_scores_equal_physical_scores_away_from_the_thresholds():
+    g = torch.Generator().manual_seed(2)
+    pred, target = torch.rand(4, 3, 1, 6, 6, generator=g), torch.rand(4, 3, 1, 6, 6, generator=g)
+    for low, high in [(0, 70), (-10, 60), (0, 100)]:
+        physical = skill_scores(low + pred.double() * (high - low), low + target.double() * (high - low), [20, 30])
+        assert skill_scores(pred, target, [20, 30], value_range=(low, high)) == pytest.approx(physical, nan_ok=True)
+        metric = SkillScores([20, 30], 3, value_range=[low, high])
+        metric.update(pred, target)
+        assert metric.compute()["csi_20"].item() == pytest.approx(physical["csi_20"], rel=1e-6)
+
+
+def test_thresholds_at_the_top_of_the_range_count_clipped_values():
+    target = torch.tensor([1.0, 1.0, 0.999]).view(1, 1, 1, 1, 3)  # the data modules clip values above high to 1
+    for value_range in [(0, 70), (-32.5, 95.5), (0.1, 0.3), (-1e-3, 7.7)]:
+        scores = skill_scores(target, target, [value_range[1]], value_range=value_range)
+        assert scores[f"pod_{value_range[1]:g}"] == 1.0 and scores[f"csi_{value_range[1]:g}"] == 1.0
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -105,6 +124,8 @@ def test_metric_maps_scaled_values_to_physical_units():
     ({"thresholds": [40, 20], "frames": 2}, "thresholds: expected a non-empty, increasing list"),
     ({"thresholds": [20], "frames": 0}, "frames: expected an integer >= 1"),
     ({"thresholds": [20], "frames": 2, "value_range": [70, 0]}, "value_range: expected"),
+    ({"thresholds": [20], "frames": 2, "value_range": [0, 70, 1]}, "value_range: expected"),
+    ({"thresholds": [20], "frames": 2, "value_range": "0..70"}, "value_range: expected"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -116,3 +137,5 @@ def test_wrong_shapes():
         SkillScores([20], frames=2).update(torch.zeros(1, 3, 1, 4, 4), torch.zeros(1, 3, 1, 4, 4))
     with pytest.raises(ValueError, match="equal shape"):
         skill_scores(torch.zeros(3), torch.zeros(4), [20])
+    with pytest.raises(ValueError, match=r"value_range: expected \[low, high\] with high > low, found \(5, 5\)"):
+        skill_scores(torch.zeros(3), torch.zeros(3), [20], value_range=(5, 5))

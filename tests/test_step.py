@@ -1,4 +1,4 @@
-"""The lean step: half the aten ops of 0.1.0 in eager, the gate math in one kernel when compiled."""
+"""The lean step: about half the aten ops of 0.1.0 in eager, the gate math in one kernel when compiled."""
 
 import importlib.util
 
@@ -28,14 +28,17 @@ def test_reference_is_0_1_0():
     assert sum(forward.values()) == 25
 
 
-def test_eager_step_has_at_most_half_the_ops_of_0_1_0():
+def test_eager_step_has_about_half_the_ops_of_0_1_0():
+    """Bounds, not exact counts (those move with torch releases): fewer forward ops than 0.1.0 and no more
+    backward ops for every option, and with GroupNorm at most 60% of 0.1.0's forward ops (12 of 25 before
+    double backward was supported; its saved pre-activations add 2 detaches per direction, no kernel)."""
     rows = {(r["norm"], r["reset"], r["version"]): r for r in benchmark_step.ops_table(channels=8)}
     for norm in (None, "group"):
         for reset in ("after", "before"):
             old, new = rows[norm, reset, "0.1.0"], rows[norm, reset, "now"]
-            assert new["forward"] < old["forward"] and new["backward"] < old["backward"]
+            assert new["forward"] < old["forward"] and new["backward"] <= old["backward"], (norm, reset, old, new)
     old, new = rows["group", "after", "0.1.0"], rows["group", "after", "now"]
-    assert new["forward"] <= old["forward"] / 2
+    assert new["forward"] <= 0.6 * old["forward"]
     assert new["forward_ops"]["native_group_norm"] == 2  # r and z share one
 
 

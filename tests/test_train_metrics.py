@@ -21,6 +21,8 @@ def test_mse_mae_follow_openstl_convention():
     assert result["mae"].tolist() == pytest.approx([256.0, 0.0, (256 + 128) / 2])
     assert result["ssim"][1] == pytest.approx(1.0)
     assert result["psnr"][0] == pytest.approx(0.0, abs=1e-5)  # MSE per pixel 1 at data range 1
+    assert result["psnr"][1] == pytest.approx(100.0, abs=1e-4)  # perfect (after clamping): capped, not inf
+    assert all(torch.isfinite(v).all() for v in result.values())
 
 
 def test_metrics_reject_wrong_shapes():
@@ -58,3 +60,11 @@ def test_wrong_future_names_both_options():
     module = ForecastModule(net={"hidden_sizes": [4], "kernel_size": 3, "stem_channels": 4}, future=3)
     with pytest.raises(ValueError, match="data.frames_out and model.future"):
         module.training_step((torch.rand(1, 2, 1, 8, 8), torch.rand(1, 2, 1, 8, 8)), 0)
+
+
+def test_metric_sums_stay_float32_in_a_16_bit_model():
+    metrics = FrameMetrics(2).to(torch.bfloat16)
+    assert all(getattr(metrics, name).dtype == torch.float32 for name in ("mse", "psnr", "count"))
+    pred = torch.full((1, 2, 1, 8, 8), 0.3)
+    metrics.update(pred, pred + 0.0123)
+    assert metrics.compute()["mse"][0].item() == pytest.approx(64 * 0.0123 ** 2, rel=1e-4)

@@ -1,19 +1,30 @@
 """Data: Moving MNIST (bundled digits, IDX, torchvision), the user's sequence arrays, radar (theirs or synthetic).
 
-Items are `(inputs (T_in, C, H, W), targets (T_out, C, H, W))` float32 in [0, 1].
+Items are `(inputs (T_in, C, H, W), targets (T_out, C, H, W))` float32 in [0, 1]. The Lightning data
+modules (`ArrayDataModule`, `MovingMNISTDataModule`, `RadarDataModule`) are imported on first use,
+so that `import convgru.data` loads neither Lightning nor Hydra.
 """
 
-from .array_module import ArrayDataModule
+import importlib
+
 from .arrays import ArrayFile, SequenceArray
 from .datasets import MovingMNISTStream, WindowDataset
 from .digits import DigitSplit, read_idx, resolve_digits
 from .moving_mnist import generate
-from .moving_mnist_module import MovingMNISTDataModule
-from .radar_module import RadarDataModule
 from .sampler import EpochKeySampler
 from .sevir import vil_to_kgm2
 from .synthetic_radar import ensure_radar_dataset, generate_radar, write_radar_dataset
 
+_DATA_MODULES = {"ArrayDataModule": "array_module", "MovingMNISTDataModule": "moving_mnist_module",
+                 "RadarDataModule": "radar_module"}
+
 __all__ = ["ArrayDataModule", "ArrayFile", "DigitSplit", "EpochKeySampler", "MovingMNISTDataModule",
            "MovingMNISTStream", "RadarDataModule", "SequenceArray", "WindowDataset", "ensure_radar_dataset", "generate",
            "generate_radar", "read_idx", "resolve_digits", "vil_to_kgm2", "write_radar_dataset"]
+
+
+def __getattr__(name: str):
+    """The Lightning data modules, imported on first use (they import Lightning)."""
+    if name in _DATA_MODULES:
+        return getattr(importlib.import_module(f".{_DATA_MODULES[name]}", __name__), name)
+    raise AttributeError(f"module 'convgru.data' has no attribute {name!r}")

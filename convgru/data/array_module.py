@@ -121,6 +121,8 @@ class ArrayDataModule(SequenceDataModule):
         missing = [self._missing(a) for a in arrays]
         for a, m in zip(arrays, missing):
             _check_sample(a, m)
+            if m is not None:
+                self._check_some_valid(a, m)
         return arrays, missing
 
     def _missing(self, array: SequenceArray) -> MissingPixels | None:
@@ -131,9 +133,33 @@ class ArrayDataModule(SequenceDataModule):
         if mask.shape == array.file.shape:
             return MissingPixels(self.missing_value, SequenceArray(mask, self.layout))
         if mask.shape == array.frame_shape[1:]:
-            return MissingPixels(self.missing_value, np.asarray(mask.array))
+            static = np.asarray(mask.array)
+            if not static.any():
+                raise ValueError(f"data.mask_file {mask.path}: no valid pixel: every value of the {mask.shape} mask is "
+                                 "0; expected a mask that is nonzero where pixels are valid")
+            return MissingPixels(self.missing_value, static)
         raise ValueError(f"mask_file {mask.path}: expected shape (H, W) = {array.frame_shape[1:]} or the shape "
                          f"{array.file.shape} of {array.file.path}, found {mask.shape}")
+
+    def _check_some_valid(self, array: SequenceArray, missing: MissingPixels, frames: int = 64) -> None:
+        """ValueError naming the option and file when `missing` leaves no valid pixel in `array` (read
+        `frames` frames at a time; stops at the first valid pixel, usually in the first frames)."""
+        def blocks(source: SequenceArray):
+            for n in range(source.num_sequences):
+                for t0 in range(0, source.num_frames, frames):
+                    yield n, t0, source.clip(n, t0, min(t0 + frames, source.num_frames))
+        if any(missing.valid(block, n, t0).any() for n, t0, block in blocks(array)):
+            return
+        if isinstance(missing.mask, SequenceArray) and not any(block.any() for _, _, block in blocks(missing.mask)):
+            raise ValueError(f"data.mask_file {missing.mask.file.path}: no valid pixel: every value of the mask is 0; "
+                             "expected a mask that is nonzero where pixels are valid")
+        value = missing.value
+        reason = ("is NaN (data.missing_value=nan)" if np.isnan(value) else
+                  f"equals data.missing_value={value:g}")
+        if missing.mask is not None:
+            reason += f" or is masked out by data.mask_file {self.mask_file}"
+        raise ValueError(f"{array.file.path}: no valid pixel: every pixel {reason}; expected some valid pixels "
+                         "(is data.missing_value the files' no-data value?)")
 
     def _windows(self, arrays: list[SequenceArray], sequences) -> np.ndarray:
         """(M, 3) windows (array, sequence, first frame) of the given (array, sequence) pairs."""

@@ -1,6 +1,10 @@
 """Memory-mapped sequence arrays (.npy, .npz; HDF5 in hdf5.py) in the layouts NTCHW, NTHW, TNHW and NHWT."""
 
+import errno
+import math
+import os
 import struct
+import sys
 import warnings
 import zipfile
 import zlib
@@ -32,14 +36,40 @@ def _read_header(f, where: str) -> tuple[tuple, bool, np.dtype]:
     return shape, fortran, dtype
 
 
-def _check_data(path: Path, where: str, shape, dtype: np.dtype, offset: int) -> None:
-    """Raise ValueError naming `where` when the array is empty or `path` ends before the data it announces."""
+def check_path(path: Path, what: str = "array file") -> None:
+    """Raise OSError naming `path` when it is a symbolic link loop, FileNotFoundError when it (or the
+    file a symbolic link names) does not exist."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OSError(f"{path}: a symbolic link loop (following its links leads back to a link already "
+                          f"followed, or through too many links); expected the {what} itself or a link to it") from None
+        if error.errno == errno.ENOENT and os.path.islink(path):
+            raise FileNotFoundError(f"{what} {path} not found: it is a symbolic link to {os.readlink(path)}, "
+                                    "which does not exist") from None
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise OSError(f"{path}: cannot open the {what} ({error.strerror or error})") from None
+
+
+def _check_data(where: str, shape, dtype: np.dtype, found: int) -> None:
+    """Raise ValueError naming `where` when the array is empty, its size overflows, or the `found`
+    bytes of data after its header are fewer or more than the header announces."""
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{where}: the header is damaged: it announces shape {shape} (a negative size)")
     if 0 in shape:
         raise ValueError(f"{where}: the array is empty (shape {shape})")
-    needed, found = int(np.prod(shape)) * dtype.itemsize, path.stat().st_size - offset
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > sys.maxsize:
+        raise ValueError(f"{where}: the header is damaged: its size overflows: shape {shape} {dtype} would be "
+                         f"{needed:.3g} bytes, more than any file can hold (at most 2**63 - 1)")
     if found < needed:
         raise ValueError(f"{where}: truncated: the header announces {shape} {dtype} ({needed} bytes of data), "
                          f"found {max(found, 0)} bytes. Write the file again")
+    if found > needed:
+        raise ValueError(f"{where}: the header announces {shape} {dtype} ({needed} bytes of data), found {found} "
+                         f"bytes: {found - needed} bytes more than the header accounts for (a damaged header, or "
+                         "data appended to the file). Write the file again with np.save")
 
 
 def _map_npy(path: Path) -> np.ndarray:
@@ -47,7 +77,7 @@ def _map_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as f:
         shape, fortran, dtype = _read_header(f, str(path))
         offset = f.tell()
-    _check_data(path, str(path), shape, dtype, offset)
+    _check_data(str(path), shape, dtype, path.stat().st_size - offset)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
 
 
@@ -59,6 +89,11 @@ def _npz_member(path: Path, key: str | None) -> str:
     except zipfile.BadZipFile as error:
         raise ValueError(f"{path}: not a valid .npz file ({error}): expected a zip archive of .npy arrays "
                          "written by np.savez") from None
+    if not names:
+        with zipfile.ZipFile(path) as archive:
+            others = archive.namelist()
+        raise ValueError(f"{path}: the .npz holds no arrays" + (f" (only {others[:5]})" if others else "") +
+                         "; expected one or more arrays written by np.savez(path, name=array)")
     if key is None and len(names) == 1:
         return names[0]
     if key not in names:
@@ -78,7 +113,9 @@ def _map_npz(path: Path, key: str | None) -> np.ndarray:
                       stacklevel=3)
         try:
             with zipfile.ZipFile(path) as archive, archive.open(name + ".npy") as member:
-                _read_header(member, where)
+                shape, _, dtype = _read_header(member, where)
+                header = member.tell()
+            _check_data(where, shape, dtype, info.file_size - header)
             with np.load(path) as archive:
                 return archive[name]
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
@@ -87,9 +124,12 @@ def _map_npz(path: Path, key: str | None) -> np.ndarray:
         f.seek(info.header_offset + 26)
         name_len, extra_len = struct.unpack("<HH", f.read(4))
         f.seek(info.header_offset + 30 + name_len + extra_len)
+        start = f.tell()
         shape, fortran, dtype = _read_header(f, where)
         offset = f.tell()
-    _check_data(path, where, shape, dtype, offset)
+    # the member's own bytes (its size in the zip), not the rest of the file (other members, the directory)
+    found = min(info.file_size - (offset - start), path.stat().st_size - offset)
+    _check_data(where, shape, dtype, found)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
 
 
@@ -98,6 +138,7 @@ class ArrayFile:
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        check_path(self.path)
         if self.path.is_dir():
             raise IsADirectoryError(f"{self.path} is a folder: expected a .npy or .npz file (name the files in it)")
         if not self.path.is_file():

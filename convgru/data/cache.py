@@ -1,13 +1,22 @@
-"""Fixed Moving MNIST sets, generated once and cached as uint8 .npy files (written atomically)."""
+"""Fixed Moving MNIST sets, generated once and cached as uint8 .npy files (written atomically).
+
+`write_npy` fills a cache file with `convgru.atomic.atomic_write` (a temporary name beside it, renamed
+into place), reserving its blocks first, so a full disk gives one error naming the folder and the
+bytes needed and leaves no partial file; the temporary files of writers that died mid-write (killed,
+power cut) are removed before it writes, so they never pile up.
+"""
 
 import hashlib
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from convgru.atomic import FULL, atomic_write, remove_stale_tmp
+
 from .moving_mnist import STEP_LENGTH, generate
+from .resources import check_memory
 
 GENERATOR_VERSION = 1  # bump when the generator's output changes, so caches regenerate
 CHUNK = 500  # sequences per generator; fixed, so a set never depends on memory limits
@@ -22,38 +31,66 @@ def cache_path(cache_dir, split: str, digits: np.ndarray, size: int, num_frames:
     return Path(cache_dir) / name
 
 
+def npy_size(shape: tuple, dtype) -> int:
+    """Bytes of the .npy file np.save writes for an array of `shape` and `dtype`."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": tuple(shape)})
+    return len(header.getvalue()) + int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+
+
 def write_npy(path: Path, shape: tuple, dtype, chunks, what: str = "cache") -> Path:
     """Write an .npy of `shape` and `dtype` at `path`, filled chunk by chunk by `chunks`, an iterable
-    of (start, array) along the first axis. The file is filled under a temporary name beside `path`
-    and renamed into place, so readers never see a partial file; it gets the usual permissions."""
+    of (start, array) along the first axis, with `convgru.atomic.atomic_write`: readers never see a
+    partial file, and a full disk (checked first, and while writing) is one OSError naming the folder
+    and the bytes needed."""
+    path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     except OSError as error:
         raise type(error)(f"cannot write the {what} in {path.parent} ({error.strerror or error}); "
                           "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
-    os.close(fd)
-    try:
+    advice = "free space there or set paths.cache_dir (or data.cache_dir) to a folder on a disk with room"
+    with atomic_write(path, what, npy_size(shape, dtype), advice) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        if hasattr(os, "posix_fallocate"):  # reserve the blocks now: a full disk is an OSError here, not a crash
+            with open(tmp, "r+b") as f:        # (SIGBUS) when a memory-mapped page is written later
+                try:
+                    os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
+                except OSError as error:
+                    if error.errno in FULL:  # other errors: a file system without fallocate
+                        raise
         for start, array in chunks:
             out[start:start + len(array)] = array
         out.flush()
         del out
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
+
+
+def fixed_set_bytes(size: int, num_frames: int, num_digits: int, image_size: int) -> int:
+    """Memory `ensure_fixed_set` needs at once: one chunk of sequences and its motion."""
+    return int(generation_bytes(min(CHUNK, size), num_frames, num_digits, image_size))
+
+
+def generation_bytes(num_sequences: int, num_frames: int, num_digits: int, image_size: int,
+                     digit_shape=(28, 28)) -> int:
+    """About the peak memory of `generate(num_sequences, num_frames, ...)`: the uint8 frames, the
+    float64 trajectories and corners, and the digit patches drawn per digit."""
+    per_frame = image_size * image_size + num_digits * 2 * 8 * 3 + 2 * int(np.prod(digit_shape))
+    return num_sequences * num_frames * per_frame
 
 
 def ensure_fixed_set(path: Path, stream: int, digits: np.ndarray, size: int, num_frames: int, num_digits: int,
                      image_size: int, seed: int) -> Path:
     """Generate the (size, T, S, S) uint8 set at `path` unless it is there (atomically, `write_npy`);
-    returns `path`. Chunk c comes from a generator seeded by (seed, stream, c)."""
+    returns `path`. Chunk c comes from a generator seeded by (seed, stream, c). ValueError when a chunk
+    would not fit in memory, OSError when the file would not fit on the disk, before generating anything.
+    Temporary files that dead writers left beside it are removed either way."""
+    remove_stale_tmp(path.parent)
     if not path.is_file():
+        check_memory(fixed_set_bytes(size, num_frames, num_digits, image_size),
+                     f"generating the Moving MNIST set {path.name} ({min(size, CHUNK)} sequences of {num_frames} "
+                     f"frames of {image_size}x{image_size} at a time)", "lower the number of frames or image_size")
         chunks = ((start, generate(digits, min(CHUNK, size - start), np.random.default_rng([seed, stream, c]),
                                    num_frames, num_digits, image_size))
                   for c, start in enumerate(range(0, size, CHUNK)))

@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from convgru.domain.units import scale
+
 from .arrays import SequenceArray
 from .missing import MissingPixels, check_finite
 from .moving_mnist import animate, check_params, draw_motion
@@ -16,14 +18,7 @@ def to_pair(frames: np.ndarray, frames_in: int, value_range=(0.0, 255.0), clip: 
     """Scale frames (T, C, H, W) from `value_range` to [0, 1] and split them into inputs and targets.
 
     Where `valid` (bool, like `frames`) is False, inputs are 0 and targets NaN (missing pixels)."""
-    low, high = value_range
-    video = torch.from_numpy(np.array(frames, dtype=np.float32))  # always a copy: never write to the source
-    if low != 0:
-        video.sub_(low)
-    if high - low != 1:
-        video.div_(high - low)
-    if clip:
-        video.clamp_(0.0, 1.0)
+    video = scale(frames, value_range, clip)  # always a copy: never writes to the source
     x, y = video[:frames_in], video[frames_in:]
     if valid is not None:
         missing = torch.from_numpy(~valid)

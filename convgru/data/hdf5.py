@@ -8,7 +8,7 @@ try:
 except ImportError as error:
     raise ImportError("reading .h5 / .hdf5 array files needs h5py: pip install h5py") from error
 
-from .arrays import ArrayFile
+from .arrays import ArrayFile, check_path
 
 
 def dataset_names(group: h5py.Group) -> list[str]:
@@ -28,6 +28,7 @@ class HDF5File(ArrayFile):
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        check_path(self.path)
         if not self.path.is_file():
             raise FileNotFoundError(f"array file {self.path} not found")
         try:

@@ -4,12 +4,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import ArrayFile, SequenceArray
+from .arrays import ArrayFile, SequenceArray, check_path
 from .base import SequenceDataModule
-from .cache import cache_path, ensure_fixed_set
+from .cache import (
+    CHUNK,
+    cache_path,
+    ensure_fixed_set,
+    fixed_set_bytes,
+    generation_bytes,
+)
 from .datasets import MovingMNISTStream, WindowDataset
 from .digits import BUNDLED_BANK, DIGIT_SHAPE, DigitSplit, resolve_digits
 from .moving_mnist import check_params
+from .resources import check_memory
 from .sampler import EpochKeySampler
 
 VAL_STREAM, TEST_STREAM = 1, 2
@@ -49,6 +56,26 @@ class MovingMNISTDataModule(SequenceDataModule):
         self.cache_dir = Path(cache_dir)
         self._digits: DigitSplit | None = None
         self.train_set = self.val_set = self.test_set = None
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        """ValueError naming the options before a fixed set or a training batch is generated that does
+        not fit in memory (e.g. frames_in=100000)."""
+        frames, s = self.num_frames, self.image_size
+        options = f"data.frames_in={self.frames_in}, data.frames_out={self.frames_out}, data.image_size={s}: "
+        sets = [("val_size", "validation", self.val_size)]
+        if self.test_file is None:
+            sets.append(("test_size", "test", self.test_size))
+        for name, split, size in sets:
+            check_memory(fixed_set_bytes(size, frames, self.num_digits, s),
+                         f"{options}generating the Moving MNIST {split} set (data.{name}={size} sequences of "
+                         f"{frames} frames of {s}x{s}, {min(size, CHUNK)} at a time)",
+                         f"lower data.frames_in, data.frames_out, data.image_size or data.{name}")
+        batch = self.batch_size * frames * s * s * (1 + 4 + 4)  # uint8 frames, float32 pairs, the batch
+        check_memory(batch + generation_bytes(self.batch_size, frames, self.num_digits, s),
+                     f"{options}generating a training batch (data.batch_size={self.batch_size} sequences of "
+                     f"{frames} frames of {s}x{s})", "lower data.frames_in, data.frames_out, data.image_size "
+                     "or data.batch_size")
 
     @property
     def num_frames(self) -> int:
@@ -87,6 +114,7 @@ class MovingMNISTDataModule(SequenceDataModule):
 
     def _standard_test_file(self) -> Path:
         """Path of `test_file`, downloaded with torchvision's URL when missing and `download` is set."""
+        check_path(self.test_file, "test_file")
         if not self.test_file.is_file():
             if not self.download:
                 raise FileNotFoundError(f"test_file {self.test_file} not found; give the path of mnist_test_seq.npy "

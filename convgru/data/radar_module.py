@@ -3,12 +3,16 @@ thresholds and offline synthetic radar."""
 
 from pathlib import Path
 
-from convgru.training.skill import check_thresholds
-from convgru.training.units import UNITS
+from convgru.domain import UNITS, check_thresholds
 
 from .array_module import SPLITS, ArrayDataModule
 from .digits import BUNDLED_BANK
-from .synthetic_radar import check_params, ensure_radar_dataset, radar_cache_path
+from .synthetic_radar import (
+    check_generation_memory,
+    check_params,
+    ensure_radar_dataset,
+    radar_cache_path,
+)
 
 SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed")
 
@@ -73,4 +77,9 @@ def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
         raise ValueError(f"layout: synthetic radar is stored (N, T, H, W), expected NTHW, found {layout!r}")
     if "speed" in options:
         options["speed"] = tuple(options["speed"])
+    frames = ("data.frames_in + data.frames_out" if synthetic.get("num_frames") is None
+              else "data.synthetic.num_frames")
+    check_generation_memory(options["num_sequences"], options["num_frames"], options.get("image_size", 64),
+                            options.get("max_cells", 4), f"{frames} = {options['num_frames']} frames: ",
+                            f"lower {frames.replace(' + ', ', ')} or data.synthetic.image_size")
     return options

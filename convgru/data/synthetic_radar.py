@@ -15,7 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convgru.atomic import remove_stale_tmp
+
 from .cache import write_npy
+from .resources import check_memory
 
 GENERATOR_VERSION = 1  # bump when the output changes, so cached files regenerate
 CHUNK = 256  # sequences per seeded generator in files; fixed, so a file never depends on memory limits
@@ -87,15 +90,34 @@ def generate_radar(num_sequences: int, rng: np.random.Generator, num_frames: int
     return render_cells(draw_cells(rng, num_sequences, num_frames, image_size, max_cells, speed), image_size)
 
 
+def generation_bytes(num_sequences: int, num_frames: int = 20, image_size: int = 64, max_cells: int = 4) -> int:
+    """About the peak memory of `generate_radar(num_sequences, ...)`: the float32 frames, the cells'
+    profiles (three temporaries of (N, T, K, 2, S)) and the cells themselves."""
+    n, t, s, k = num_sequences, num_frames, image_size, max_cells
+    return n * t * (s * s * 4 + k * 2 * s * 4 * 3 + k * s * 4 + k * 8 * 8)
+
+
+def check_generation_memory(num_sequences: int, num_frames: int, image_size: int, max_cells: int,
+                            what: str = "", advice: str = "lower num_frames or image_size") -> None:
+    """ValueError before `write_radar_dataset` would generate a chunk of sequences that does not fit in memory."""
+    n = min(CHUNK, num_sequences)
+    check_memory(generation_bytes(n, num_frames, image_size, max_cells),
+                 f"{what}generating synthetic radar ({n} sequences of {num_frames} frames of {image_size}x{image_size} "
+                 "at a time)", advice)
+
+
 def write_radar_dataset(path, num_sequences: int, seed: int = 0, num_frames: int = 20, image_size: int = 64,
                         max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
     """Write `generate_radar` sequences (N, T, S, S) float32 dBZ to the .npy `path`; returns it.
 
     Read it with `ArrayDataModule(files=[path], layout="NTHW", value_range=[0, 70])`. Chunk c of
     CHUNK sequences comes from a generator seeded by (seed, c). The file is filled under a temporary
-    name and renamed into place, so readers never see a partial file.
+    name and renamed into place, so readers never see a partial file. Raises ValueError when a
+    chunk would not fit in memory and OSError when the file would not fit on the disk, before
+    generating anything.
     """
     check_params(num_frames, image_size, max_cells)
+    check_generation_memory(num_sequences, num_frames, image_size, max_cells)
     chunks = ((start, generate_radar(min(CHUNK, num_sequences - start), np.random.default_rng([seed, c]), num_frames,
                                      image_size, max_cells, speed))
               for c, start in enumerate(range(0, num_sequences, CHUNK)))
@@ -115,6 +137,7 @@ def ensure_radar_dataset(cache_dir, num_sequences: int, seed: int = 0, num_frame
                          max_cells: int = 4, speed=(0.5, 2.5)) -> Path:
     """`write_radar_dataset` into `cache_dir` at `radar_cache_path`, unless the file is there; returns it."""
     path = radar_cache_path(cache_dir, num_sequences, seed, num_frames, image_size, max_cells, speed)
+    remove_stale_tmp(path.parent)  # left by writers that died, whether or not the file is there
     if not path.is_file():
         write_radar_dataset(path, num_sequences, seed, num_frames, image_size, max_cells, speed)
     return path

@@ -1,32 +1,36 @@
-"""Lightning training, metrics, checkpoints and the Hydra train/eval pipeline for convgru."""
+"""Lightning training, metrics, checkpoints and the Hydra train/eval pipeline for convgru.
 
-from convgru.training.paths import register_resolvers
+Names are imported on first use (`convgru.training.ForecastModule` imports Lightning then), and
+importing the package has no side effects: the scripts register the `${project_root:}` resolver
+(`convgru.training.paths.register_resolvers`) when they start, as `train` and `evaluate` do.
+"""
 
-register_resolvers()
+import importlib
 
-from convgru.training.callbacks import PredictionImages  # noqa: E402
-from convgru.training.checkpoint import CheckpointError, load_checkpoint, load_module  # noqa: E402
-from convgru.training.checkpoint_io import AtomicCheckpointIO  # noqa: E402
-from convgru.training.losses import WeightedLoss, build_loss  # noqa: E402
-from convgru.training.metrics import FrameMetrics  # noqa: E402
-from convgru.training.module import ForecastModule  # noqa: E402
-from convgru.training.pipeline import evaluate, train  # noqa: E402
-from convgru.training.skill import SkillScores, skill_scores  # noqa: E402
-from convgru.training.units import rain_rate_to_dbz  # noqa: E402
+_EXPORTS = {
+    "AtomicCheckpointIO": "checkpoint_io",
+    "CheckpointError": "checkpoint",
+    "ForecastModule": "module",
+    "FrameMetrics": "metrics",
+    "PredictionImages": "callbacks",
+    "ResumableOnInterrupt": "callbacks",
+    "WeightedLoss": "losses",
+    "build_loss": "losses",
+    "evaluate": "pipeline",
+    "load_checkpoint": "checkpoint",
+    "load_module": "checkpoint",
+    "train": "pipeline",
+    # the domain's scores and units, where convgru 0.2.0 had them
+    "SkillScores": "convgru.domain",
+    "rain_rate_to_dbz": "convgru.domain",
+    "skill_scores": "convgru.domain",
+}
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "CheckpointError",
-    "ForecastModule",
-    "FrameMetrics",
-    "PredictionImages",
-    "SkillScores",
-    "WeightedLoss",
-    "build_loss",
-    "evaluate",
-    "load_checkpoint",
-    "load_module",
-    "rain_rate_to_dbz",
-    "skill_scores",
-    "train",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'convgru.training' has no attribute {name!r}")
+    module = _EXPORTS[name]
+    return getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)

@@ -1,5 +1,8 @@
-"""Callbacks: predicted frames of fixed validation sequences in TensorBoard (or PNG files)."""
+"""Callbacks: predicted frames of fixed validation sequences in TensorBoard (or PNG files), and a
+resumable checkpoint when a run is stopped (SIGTERM, Ctrl-C)."""
 
+import shlex
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -32,3 +35,37 @@ class PredictionImages(pl.Callback):
                 folder = Path(logger.log_dir) / self.tag.replace("/", "_")
                 folder.mkdir(parents=True, exist_ok=True)
                 save_image(grid, folder / f"epoch_{trainer.current_epoch:03d}.png")
+
+
+class ResumableOnInterrupt(pl.Callback):
+    """When training is stopped by SIGTERM (what SLURM and most schedulers send before they kill a
+    job) or Ctrl-C, write `last.ckpt` in the checkpoint folder from the step it stopped at, and print
+    the one command that resumes it. Lightning stops after the current batch (SIGTERM) or at once
+    (Ctrl-C); the checkpoint holds the epoch, the global step and the optimizer's state."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not trainer.training:
+            return
+        what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
+        if trainer.global_step == 0:
+            if trainer.is_global_zero:
+                print(f"\nStopped by {what} before the first training step: nothing to resume.", file=sys.stderr)
+            return
+        folder = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback
+                      and trainer.checkpoint_callback.dirpath else Path(trainer.default_root_dir) / "checkpoints")
+        path = folder / "last.ckpt"
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            print(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
+                  f"Resume with:\n  {resume_command(path)}", file=sys.stderr)
+
+
+def resume_command(path) -> str:
+    """The command line of this run (its Hydra overrides) with ckpt_path=`path`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o for o in overrides if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
+    return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, f"ckpt_path={path}"])

@@ -1,8 +1,19 @@
-"""Safe checkpoint loading: tensors and plain values only, never arbitrary pickled objects."""
+"""Safe checkpoint loading: a checkpoint is data, never code.
 
+torch.load(weights_only=True) unpickles tensors and plain values only; on top of that every config a
+checkpoint carries (its hyperparameters: net, optimizer, scheduler, loss, the data config) must be
+plain before anything uses it: bool, int, float, str, None, lists and dicts with string keys, no
+Hydra instantiation keys (`_target_`, `_args_`, `_partial_`, `_recursive_`, `_convert_`) at any
+depth but the data config's own `_target_`, which must name one of convgru's data modules
+(`DATA_MODULES`), and no interpolation but convgru's own `${paths.*}`. Weights must be finite.
+"""
+
+import copy
+import os
 import pickle
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -10,54 +21,190 @@ import torch
 import convgru
 from convgru.training.module import CHECKPOINT_FORMAT, ForecastModule
 
+# The data modules a checkpoint's data config may name (by name: nothing named in a file is imported).
+DATA_MODULES = ("convgru.data.MovingMNISTDataModule", "convgru.data.ArrayDataModule", "convgru.data.RadarDataModule")
+HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
+PATHS = re.compile(r"\$\{paths\.[A-Za-z_][A-Za-z0-9_]*\}")  # the only interpolation a checkpoint may hold
+# Data options that name files or folders: stored absolute, so that a checkpoint works from any folder.
+DATA_PATHS = ("files", "train_files", "val_files", "test_files", "mask_file", "test_file", "idx_train", "idx_test",
+              "digit_bank", "mnist_root")
+# Data options about this machine rather than the model: eval uses its own, never a checkpoint's.
+MACHINE_DATA = {"cache_dir": "${paths.cache_dir}", "download": False}
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, unsafe, from a newer convgru, or does not match the model asked for."""
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a Lightning checkpoint with torch.load(weights_only=True); raise CheckpointError with
-    what to do when the file is missing, corrupt, holds code objects, or is not a ForecastModule's."""
+    """Load a Lightning checkpoint written by scripts/train.py, safely.
+
+    torch.load(weights_only=True), then `check_plain` on its hyperparameters and `check_finite` on its
+    weights. Raises CheckpointError (one line, naming `path`) when the file is missing, empty, not a
+    PyTorch checkpoint, truncated, holds pickled objects (named, as torch lists them), holds a config
+    that is not plain data, holds NaN or inf weights, is not a ForecastModule's, or is of a newer format.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (expected a .ckpt file written by scripts/train.py)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if unsafe:
-            raise CheckpointError(
-                f"refused to load {path}: it holds a pickled {unsafe.group(1)}, not only tensors and plain "
-                "values, and loading that could run code. Only load checkpoints written by convgru "
-                "from a source you trust."
-            ) from None
-        raise _unreadable(path) from None
+    except pickle.UnpicklingError:
+        raise _unpicklable(path) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
         raise _unreadable(path) from None
     required = ("state_dict", "hyper_parameters")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in required):
         raise CheckpointError(f"{path} is not a Lightning training checkpoint (no {' / '.join(required)})")
-    if "net" not in checkpoint["hyper_parameters"]:
+    hparams = checkpoint["hyper_parameters"]
+    if not isinstance(hparams, Mapping) or "net" not in hparams:
         raise CheckpointError(f"{path} has no 'net' hyperparameters: it was not written by ForecastModule")
     written = checkpoint.get("convgru") or {}
+    check_plain(written, path, "convgru")
+    if not isinstance(written, Mapping) or not isinstance(written.get("format", 1), int):
+        raise CheckpointError(f"refused {path}: its key 'convgru' must be {{format: <int>, version: <str>}}, "
+                              f"found {written!r}")
     if written.get("format", 1) > CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} was written by convgru {written.get('version', '?')} in checkpoint format {written['format']}; "
             f"this is convgru {convgru.__version__}, which reads formats up to {CHECKPOINT_FORMAT}. "
             "Upgrade convgru to load it."
         )
+    check_plain(hparams, path, "hyper_parameters", data_key="data")
+    check_callback_paths(checkpoint, path)
+    check_finite(checkpoint["state_dict"], path)
     return checkpoint
 
 
+def check_plain(value, path, key: str, data_key: str | None = None) -> None:
+    """Raise CheckpointError naming `path` and the dotted `key` unless `value` is plain data: bool,
+    int, float, str, None, lists/tuples and dicts with string keys, without Hydra instantiation keys
+    and with no interpolation but `${paths.*}`. `value[data_key]` is a data config, whose own
+    `_target_` may name one of DATA_MODULES."""
+    def refuse(where: str, found: str):
+        raise CheckpointError(f"refused {path}: {where} holds {found}; a checkpoint may hold only plain values "
+                              "(numbers, strings, lists, mappings) and convgru's data modules, so nothing in it "
+                              "is run or resolved. Do not use this file")
+
+    data_where = f"{key}.{data_key}"
+
+    def walk(item, where: str, data: bool) -> None:
+        if isinstance(item, Mapping):
+            for name, child in item.items():
+                inner = f"{where}.{name}"
+                if not isinstance(name, str):
+                    refuse(where, f"a key of type {type(name).__name__} ({name!r})")
+                if name == "_target_" and data and where == data_where:
+                    if child not in DATA_MODULES:
+                        refuse(inner, f"{child!r}, not one of convgru's data modules {list(DATA_MODULES)}")
+                    continue
+                if name in HYDRA_KEYS:
+                    refuse(inner, f"the Hydra key {name} ({child!r}), which would build or call an object")
+                walk(child, inner, data)
+        elif isinstance(item, (list, tuple)):
+            for i, child in enumerate(item):
+                walk(child, f"{where}[{i}]", data)
+        elif isinstance(item, str):
+            if "${" in PATHS.sub("", item):
+                refuse(where, f"the interpolation {item!r} (only convgru's own ${{paths.*}} is kept)")
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            refuse(where, f"a {type(item).__module__}.{type(item).__qualname__}")
+
+    if isinstance(value, Mapping) and data_key is not None:
+        for name, child in value.items():
+            walk({name: child} if name != data_key else child, key if name != data_key else f"{key}.{name}",
+                 name == data_key)
+    else:
+        walk(value, key, False)
+
+
+def check_callback_paths(checkpoint: dict, path) -> None:
+    """Raise CheckpointError unless every file a ModelCheckpoint state in the checkpoint names
+    (best, last, k-th best, the best k) lies in that state's own `dirpath`: a resumed run may replace
+    or remove those files, and must never reach another folder."""
+    for name, state in (checkpoint.get("callbacks") or {}).items():
+        if not (isinstance(name, str) and name.startswith("ModelCheckpoint") and isinstance(state, Mapping)):
+            continue
+        folder = state.get("dirpath")
+        files = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
+        files += list(state.get("best_k_models") or {})
+        for file in files:
+            if file in (None, ""):
+                continue
+            if not isinstance(file, str) or not isinstance(folder, str) or Path(file).parent != Path(folder):
+                raise CheckpointError(f"refused {path}: callbacks.{name} names the file {file!r} outside its "
+                                      f"checkpoint folder {folder!r}; a resumed run could replace or remove it")
+
+
+def check_finite(state_dict: Mapping, path) -> None:
+    """Raise CheckpointError naming the first floating-point tensor of `state_dict` that holds NaN or inf."""
+    for name, tensor in state_dict.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            kind = "NaN" if bool(tensor.isnan().any()) else "inf"
+            raise CheckpointError(f"refused {path}: weight {name} holds {kind} ({bad} of {tensor.numel()} values); "
+                                  "the run diverged before this checkpoint was saved: use an earlier one")
+
+
+def stored_data_config(checkpoint: dict) -> dict | None:
+    """The data config a checkpoint was trained with (None for convgru 0.1.0), with this machine's
+    cache folder and no download (MACHINE_DATA): a checkpoint never says where eval writes."""
+    data = checkpoint["hyper_parameters"].get("data")
+    return None if data is None else {**data, **{k: v for k, v in MACHINE_DATA.items() if k in data}}
+
+
+def portable_data_config(data: dict, cwd=None) -> dict:
+    """`data` (a data config, interpolations kept) as a checkpoint stores it: the file and folder
+    options (DATA_PATHS) made absolute against `cwd` (default: where the run was started), so that
+    eval and predict find them from any folder; `${paths.*}` values stay as they are (portable)."""
+    if cwd is None:
+        from hydra.core.hydra_config import HydraConfig
+        cwd = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
+
+    def absolute(value):
+        if isinstance(value, (list, tuple)):
+            return [absolute(v) for v in value]
+        if isinstance(value, str) and "${" not in value:
+            return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
+        return value
+    return {k: absolute(v) if k in DATA_PATHS else v for k, v in data.items()}
+
+
+def _unpicklable(path: Path) -> CheckpointError:
+    """A refusal naming the pickled globals that `path` needs (as torch lists them)."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint torch can list: the legacy format, or damaged
+        names = []
+    if not names:
+        return _unreadable(path)
+    return CheckpointError(
+        f"refused to load {path}: it holds a pickled {', '.join(names)}, not only tensors and plain values, and "
+        "loading that could run code. Only load checkpoints written by convgru from a source you trust."
+    )
+
+
 def _unreadable(path: Path) -> CheckpointError:
-    """Why torch.load could not read `path`, as far as its first bytes tell."""
+    """Why torch.load could not read `path`, as far as its bytes tell."""
     with open(path, "rb") as file:
         head = file.read(4)
     if not head:
         why = "the file is empty (0 bytes)"
     elif head.startswith(b"PK"):
-        why = ("the file is truncated or damaged (a PyTorch checkpoint is a zip archive and this one is incomplete; "
-               "an interrupted copy or download?)")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            names, damaged = None, True
+        if names is not None and not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            why = ("it is a zip archive but not a PyTorch checkpoint (no data.pkl in it; expected a .ckpt file "
+                   "written by scripts/train.py)")
+        elif damaged:
+            why = ("the file is truncated or damaged (a PyTorch checkpoint is a zip archive and this one is "
+                   "incomplete; an interrupted copy or download?)")
+        else:
+            why = "the file is damaged (torch cannot read the zip archive's contents)"
     else:
         why = "it is not a PyTorch checkpoint (expected a .ckpt file written by scripts/train.py)"
     return CheckpointError(f"cannot read checkpoint {path}: {why}")
@@ -87,10 +234,25 @@ def module_from_checkpoint(checkpoint: dict, path="checkpoint") -> ForecastModul
     """The ForecastModule of a loaded checkpoint (its own hyperparameters and weights, not compiled)."""
     try:
         module = ForecastModule(**{**checkpoint["hyper_parameters"], "compile": False})
-        module.load_state_dict(checkpoint["state_dict"])
     except (TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters and weights: {error}") from None
+        raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters: "
+                              f"{_one_line(error)}") from None
+    check_weights_fit(module, checkpoint, path)
+    module.load_state_dict(checkpoint["state_dict"])
     return module
+
+
+def check_weights_fit(module: torch.nn.Module, checkpoint: dict, path) -> None:
+    """Raise CheckpointError (one line) unless the checkpoint's weights load into `module` (a copy is tried)."""
+    try:
+        copy.deepcopy(module).load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise CheckpointError(f"the weights in {path} do not fit the model: {_one_line(error)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    """`error`'s message on one line (torch's load_state_dict errors span several)."""
+    return re.sub(r"\s*\n\s*", " ", str(error)).strip()
 
 
 def load_module(path, map_location="cpu") -> ForecastModule:

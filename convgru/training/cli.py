@@ -5,7 +5,6 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru.training.checkpoint import CheckpointError
+from convgru.training.run_folder import RunLock
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -69,11 +69,18 @@ def check_writable(folder, option: str) -> None:
 
 
 class OutputDirCheck(Callback):
-    """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write."""
+    """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write,
+    or writes its config and log into the folder of a run that is still going (`RunLock`, held until
+    the run ends)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
             check_writable(config.hydra.run.dir, "hydra.run.dir")
+            self.lock = RunLock(config.hydra.run.dir).acquire()
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
@@ -130,14 +137,3 @@ def output_error(path: Path, force: bool, option: str) -> str | None:
     if path.exists() and not force:
         return f"{option} {path} exists; pass --force to replace it"
     return None
-
-
-def trained_on(module) -> tuple[int | None, tuple[int, int] | None]:
-    """(frames_in, (H, W)) from the checkpoint's data config (hparams["data"]), None where unknown:
-    checkpoints of convgru 0.1.0 store no data config."""
-    data = module.hparams.get("data")
-    data = data if isinstance(data, Mapping) else {}
-    size = data.get("image_size")
-    if isinstance(size, int):
-        size = (size, size)
-    return data.get("frames_in"), None if size is None else tuple(size)

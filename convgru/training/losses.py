@@ -6,7 +6,8 @@ Every loss leaves out pixels whose target is NaN (missing data) and averages ove
 import torch
 from torch import nn
 
-from convgru.training.units import UNITS, rain_rate_to_dbz, to_physical
+from convgru.domain.scores import at_least
+from convgru.domain.units import UNITS, rain_rate_to_dbz, to_scaled
 
 # HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
 HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
@@ -26,22 +27,28 @@ class WeightedLoss(nn.Module):
     """mean(w * (p - t)^2) and/or mean(w * |p - t|) (summed when both) over the pixels whose target is not NaN.
 
     pred, target: any equal shape, scaled to [0, 1]. Without `thresholds` w = 1 (plain MSE / L1).
-    With them, the target is mapped to physical units by `value_range` = (low, high) and
-    w = weights[i] for the last threshold i it reaches (target >= thresholds[i]), 1 below the
-    first: Shi et al.'s (2017) B-MSE / B-MAE. `thresholds` must be in the data's units.
+    With them, w = weights[i] for the last threshold i the target reaches (>= thresholds[i] in
+    physical units), 1 below the first: Shi et al.'s (2017) B-MSE / B-MAE. `thresholds` must be
+    in the data's units; they are scaled by `value_range` = (low, high) exactly as the data
+    modules scale values (`to_scaled`) and compared with the scaled target in its own dtype, so
+    a target value that was at or above a threshold in the files always gets its weight.
     """
 
     def __init__(self, squared: bool = True, absolute: bool = False, thresholds=(), weights=(),
                  value_range=(0.0, 1.0)):
         super().__init__()
         self.squared, self.absolute, self.value_range = squared, absolute, tuple(value_range)
-        self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
+        self.thresholds = tuple(float(t) for t in thresholds)  # physical units
+        # float32 values as Python floats, not a buffer: a module cast to bfloat16 must not round them
+        self.scaled_thresholds = tuple(to_scaled(self.thresholds, self.value_range).tolist()) if thresholds else ()
         self.register_buffer("weights", torch.tensor([1.0, *weights], dtype=torch.float32), persistent=False)
 
     def pixel_weights(self, target: torch.Tensor) -> torch.Tensor:
         """Weights of the target's pixels (same shape); 1 everywhere without thresholds."""
-        physical = to_physical(target, self.value_range).contiguous()
-        return self.weights[torch.bucketize(physical, self.thresholds.to(physical.dtype), right=True)]
+        reached = torch.zeros(target.shape, dtype=torch.long, device=target.device)
+        for thr in self.scaled_thresholds:  # increasing: the number reached is the index of the weight
+            reached += at_least(target, thr)
+        return self.weights[reached]
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: (B, T, C, H, W) or any equal shape -> scalar loss."""

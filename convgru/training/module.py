@@ -3,6 +3,7 @@
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
 import convgru
@@ -10,7 +11,7 @@ from convgru import EncoderForecaster
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
-from convgru.training.skill import SkillScores, check_thresholds
+from convgru.domain.scores import SkillScores, check_thresholds
 from convgru.training.upgrade import merge_rz_norm_states
 
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
@@ -21,6 +22,25 @@ MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missi
 def _declares_missing(data: dict | None) -> bool:
     """Whether a data config declares missing pixels, which reach the module as NaN targets."""
     return bool(data) and any(data.get(key) is not None for key in MISSING_KEYS)
+
+
+def _scoring(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 if it is 16-bit (trainer.precision=bf16-true / 16-true): losses and scores in at
+    least float32."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _half_safe_eps(config: dict, params) -> dict:
+    """`config` with Adam's eps raised to float16's smallest normal number (6.1e-5) when parameters are
+    float16 (trainer.precision=16-true): the default 1e-8 rounds to 0 there, and a zero gradient
+    then makes a 0/0 = NaN step."""
+    tiny = torch.finfo(torch.float16).tiny
+    eps = config.get("eps", 1e-8)
+    if any(p.dtype == torch.float16 for p in params) and isinstance(eps, (int, float)) and eps < tiny:
+        rank_zero_warn(f"model.optimizer.eps={eps} rounds to 0 in float16 (trainer.precision=16-true); "
+                       f"using {tiny:.3g}, the smallest normal float16")
+        return {**config, "eps": tiny}
+    return config
 
 
 class ForecastModule(pl.LightningModule):
@@ -91,8 +111,11 @@ class ForecastModule(pl.LightningModule):
 
     @torch.no_grad()
     def forecast(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
-        """Predictions clamped to [0, 1]: x (B, T_in, C, H, W) in [0, 1] -> (B, future, C, H, W)."""
-        return self(x.to(self.device), future).clamp(0, 1)
+        """Predictions clamped to [0, 1]: x (B, T_in, C, H, W) in [0, 1] -> (B, future, C, H, W).
+
+        x is moved to the module's device and dtype (a module trained with trainer.precision=bf16-true
+        or 16-true holds 16-bit weights); predictions come back in at least float32."""
+        return _scoring(self(x.to(self.device, self.dtype), future)).clamp(0, 1)
 
     def _predict(self, batch, check_nan: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(forecast, targets) of a batch; `check_nan` looks for undeclared missing pixels (a device sync)."""
@@ -108,7 +131,7 @@ class ForecastModule(pl.LightningModule):
                 "missing pixels; declare them with data.missing_value (nan or the files' no-data value) and/or "
                 "data.mask_file, so they are left out of the loss and the scores, or clean the data"
             )
-        return self(x), y
+        return _scoring(self(x)), _scoring(y)  # scored in at least float32 under 16-bit precisions
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         pred, y = self._predict(batch, check_nan=batch_idx == 0)  # the data modules check every window
@@ -143,7 +166,7 @@ class ForecastModule(pl.LightningModule):
         self.test_metrics.update(pred, y)
         if self.skill:
             self.skill["test"].update(pred.float().clamp(0, 1), y)
-            self.skill["persistence"].update(batch[0][:, -1:].expand_as(y), y)  # the last input frame
+            self.skill["persistence"].update(_scoring(batch[0][:, -1:]).expand_as(y), y)  # the last input frame
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
@@ -205,7 +228,8 @@ class ForecastModule(pl.LightningModule):
                     )
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.hparams.optimizer or {"name": "adam", "lr": 1e-3})
+        config = _half_safe_eps(self.hparams.optimizer or {"name": "adam", "lr": 1e-3}, self.parameters())
+        optimizer = build_optimizer(self.parameters(), config)
         total_steps = self.trainer.estimated_stepping_batches
         scheduler = build_scheduler(optimizer, self.hparams.scheduler or {"name": "none"}, total_steps)
         if scheduler is None:

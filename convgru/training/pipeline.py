@@ -4,20 +4,25 @@ import csv
 import json
 import logging
 import math
-import re
+import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torchvision.utils import save_image
 
 from convgru import EncoderForecaster
-from convgru.training.checkpoint import check_model_config, load_checkpoint, module_from_checkpoint
+from convgru.training.checkpoint import (check_model_config, check_weights_fit, load_checkpoint,
+                                         module_from_checkpoint, portable_data_config, stored_data_config)
 from convgru.training.animation import forecast_gif
 from convgru.training.images import first_forecasts, rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.options import check_options, full_names, instantiate
-from convgru.training.skill import SCORES
+from convgru.training.paths import register_resolvers
+from convgru.training.run_folder import RunLock, check_fresh
+from convgru.domain.scores import SCORES
 from convgru.training.tables import frame_table, skill_table
 
 log = logging.getLogger(__name__)
@@ -43,7 +48,7 @@ def _build(cfg: DictConfig, callbacks: bool, module=None):
         check_options(net, EncoderForecaster, "model.net")
         make_module = instantiate(cfg.model, "model", _convert_="all", _partial_=True)
         with full_names(OmegaConf.to_container(cfg.model, resolve=True), "model"):
-            module = make_module(data=OmegaConf.to_container(cfg.data, resolve=False))
+            module = make_module(data=portable_data_config(OmegaConf.to_container(cfg.data, resolve=False)))
     loggers = _instantiate_all(cfg.get("logger"), "logger")
     trainer = instantiate(
         cfg.trainer,
@@ -54,22 +59,37 @@ def _build(cfg: DictConfig, callbacks: bool, module=None):
     return datamodule, module, trainer
 
 
-def _safe_ckpt(cfg: DictConfig, path) -> str:
-    """Validate a checkpoint to resume from (weights-only loader, the configured model); return its path."""
+def _safe_ckpt(cfg: DictConfig, path, module=None) -> str:
+    """Validate a checkpoint to resume or test from (the safe loader, the configured model and, given
+    the built `module`, that its weights fit it); return its path."""
     checkpoint = load_checkpoint(path)
     check_model_config(checkpoint, OmegaConf.to_container(cfg.model, resolve=True), path, resume=True)
+    if module is not None:
+        check_weights_fit(module, checkpoint, path)
     return str(path)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (resuming from cfg.ckpt_path if set), test the best checkpoint, print where outputs are.
 
-    Returns the validation and test metrics as floats; `cfg.monitor` is among them.
+    Holds the run folder's lock (`RunLock`) throughout. Returns the validation and test metrics as
+    floats; `cfg.monitor` is among them.
     """
-    resume = _safe_ckpt(cfg, cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    register_resolvers()
+    with RunLock(cfg.paths.output_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
+    if cfg.get("ckpt_path"):
+        _safe_ckpt(cfg, cfg.ckpt_path)  # before building: the data module may generate data
     datamodule, module, trainer = _build(cfg, callbacks=True)
-    _check_fresh(trainer.checkpoint_callback, resume)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    resume = _safe_ckpt(cfg, cfg.ckpt_path, module) if cfg.get("ckpt_path") else None
+    check_fresh(trainer.checkpoint_callback, resume)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SIGTERMException:  # the checkpoint is saved (ResumableOnInterrupt); exit as a terminated process
+        raise SystemExit(128 + signal.SIGTERM) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test", True):
@@ -88,23 +108,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _check_fresh(checkpoints, resume: str | None) -> None:
-    """Refuse to write a run's checkpoints over those of another run in the same folder (a reused
-    hydra.run.dir); resuming from a checkpoint in that folder continues its run there."""
-    folder = Path(checkpoints.dirpath) if checkpoints and checkpoints.dirpath else None
-    found = sorted(p.name for p in folder.glob("*.ckpt")) if folder and folder.is_dir() else []
-    if found and not (resume and Path(resume).resolve().parent == folder.resolve()):
-        raise ValueError(
-            f"{folder} already holds checkpoints ({', '.join(found)}) that this run would write over: pick another "
-            f"hydra.run.dir (by default every run gets a new folder), or continue that run with "
-            f"ckpt_path={folder / 'last.ckpt'}"
-        )
-
-
 def _json(metrics: dict) -> str:
-    """`metrics` as standard JSON: NaN (a score with nothing to score) becomes null."""
-    return json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()},
-                      indent=2)
+    """`metrics` as strict JSON (RFC 8259): NaN (a score with nothing to score) and inf become null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()},
+                      indent=2, allow_nan=False)
 
 
 def _skill_report(scores: dict[str, float], thresholds, units: str | None, prefix: str = "") -> str:
@@ -144,6 +151,12 @@ def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
     """
     if not cfg.get("ckpt_path"):
         raise ValueError("eval needs a checkpoint: pass ckpt_path=<path to a .ckpt file>")
+    register_resolvers()
+    with RunLock(cfg.paths.output_dir):
+        return _evaluate(cfg, overrides)
+
+
+def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     choice = _group_choices(overrides, ("experiment", "model"))
     model_keys = _override_keys(overrides, "model")
@@ -162,27 +175,27 @@ def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
     return metrics
 
 
-def _parse(override: str) -> tuple[str, str]:
-    """('~', 'data.x') from '~data.x=1': Hydra's prefix and the key of a command-line override."""
-    match = re.match(r"^(~|\+\+|\+)?([^=~+][^=]*)", override)
-    return (match.group(1) or "", match.group(2)) if match else ("", override)
+def _overrides(overrides) -> list:
+    """The command line's overrides as Hydra parses them (key, type: change, +add, ++add, ~delete)."""
+    return OverridesParser.create().parse_overrides(list(overrides))
 
 
 def _group_choices(overrides, groups) -> list[str]:
     """The overrides that choose an option of one of `groups` (e.g. 'experiment=quickstart')."""
-    return [o.lstrip("+") for o in overrides if _parse(o)[1] in groups]
+    return [f"{o.key_or_group}={o.value()}" for o in _overrides(overrides)
+            if o.key_or_group in groups and not o.is_delete()]
 
 
-def _override_keys(overrides, group: str) -> list[str]:
-    """Keys set below `group` (e.g. 'net.kernel_size' from 'model.net.kernel_size=5')."""
-    keys = [_parse(o)[1] for o in overrides]
-    return [k[len(group) + 1:] for k in keys if k.startswith(group + ".")]
+def _override_keys(overrides, group: str, delete: bool = False) -> list[str]:
+    """Keys set (or with `delete`, deleted) below `group`: 'net.kernel_size' from 'model.net.kernel_size=5'."""
+    return [o.key_or_group[len(group) + 1:] for o in _overrides(overrides)
+            if o.key_or_group.startswith(group + ".") and o.is_delete() == delete]
 
 
 def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
     """Make cfg.data the checkpoint's data config with the command line's data.* settings on top,
     unless the command line chose a data config (data=...) or the checkpoint (0.1.0) has none."""
-    stored = checkpoint["hyper_parameters"].get("data")
+    stored = stored_data_config(checkpoint)
     if _group_choices(overrides, ("data",)):
         return
     if stored is None:
@@ -190,12 +203,11 @@ def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
                     "pass the experiment= or data.* options it was trained with", cfg.ckpt_path)
         return
     given = {k: OmegaConf.select(cfg.data, k) for k in _override_keys(overrides, "data")}
-    dropped = [_parse(o)[1][5:] for o in overrides if _parse(o)[0] == "~" and _parse(o)[1].startswith("data.")]
+    dropped = _override_keys(overrides, "data", delete=True)
     with open_dict(cfg):
         cfg.data = stored
         for key, value in given.items():
-            if key not in dropped:
-                OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
+            OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
         for key in dropped:
             parent, _, leaf = key.rpartition(".")
             node = OmegaConf.select(cfg.data, parent) if parent else cfg.data

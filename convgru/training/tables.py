@@ -2,7 +2,7 @@
 
 import math
 
-from convgru.training.skill import SCORES
+from convgru.domain.scores import SCORES
 
 
 def _cell(value: float, width: int, digits: int = 3) -> str:

@@ -11,12 +11,20 @@ Over the valid pixels (neither prediction nor target NaN) the contingency table 
     bias = (H + F) / (H + M)                    frequency bias
 
 A score whose denominator is 0 (no event to score) is NaN, never 0.
+
+Scaled data (`value_range` given) are compared in the scaled space, with each threshold scaled
+exactly as the data modules scale values (`convgru.domain.units.to_scaled`), so that every
+value at or above a threshold in the files' units counts as an event, whatever the value_range
+(mapping the scaled data back to physical units instead loses values at the threshold: 53 mm/h
+of [0, 100] comes back as 52.999996). Every comparison is made in the dtype of the tensor
+compared, with the threshold rounded to that dtype: rounding is monotone, so a value that was
+>= thr before it was rounded to bfloat16 or float16 still is after.
 """
 
 import torch
 from torchmetrics import Metric
 
-from convgru.training.units import to_physical
+from convgru.domain.units import to_scaled
 
 SCORES = ("csi", "pod", "far", "hss", "bias")
 
@@ -41,20 +49,46 @@ def check_thresholds(thresholds, value_range=None, option: str = "thresholds",
     return values
 
 
+def at_least(x: torch.Tensor, thr: float) -> torch.Tensor:
+    """x >= thr, with thr rounded to x's floating dtype (integers are compared in float64)."""
+    if not x.is_floating_point():
+        x = x.double()
+    return x >= float(torch.tensor(thr, dtype=torch.float64).to(x.dtype))
+
+
 def contingency(pred: torch.Tensor, target: torch.Tensor, thresholds) -> torch.Tensor:
     """Counts (..., K, 4) int64 of hits, misses, false alarms, correct negatives over the last dim of (..., N).
 
-    Pixels where pred or target is NaN are left out of every count.
+    An event is a value >= threshold (`at_least`: in each tensor's own dtype). Pixels where pred or
+    target is NaN are left out of every count.
     """
     valid = ~(pred.isnan() | target.isnan())
     total = valid.sum(-1)
     counts = []
     for thr in thresholds:
-        pred_event, target_event = (pred >= thr) & valid, (target >= thr) & valid
+        pred_event, target_event = at_least(pred, thr) & valid, at_least(target, thr) & valid
         hits = (pred_event & target_event).sum(-1)
         n_pred, n_target = pred_event.sum(-1), target_event.sum(-1)
         counts.append(torch.stack([hits, n_target - hits, n_pred - hits, total - n_pred - n_target + hits], -1))
     return torch.stack(counts, -2)
+
+
+def _check_range(value_range):
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not high > low:
+        raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
+    return low, high
+
+
+def scaled_thresholds(thresholds: list[float], value_range) -> list[float]:
+    """The thresholds to compare data with: as they are without `value_range`, else scaled as the data
+    modules scale values (`to_scaled`, float32 values as Python floats)."""
+    return list(thresholds) if value_range is None else to_scaled(thresholds, value_range).tolist()
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -82,27 +116,32 @@ def _by_threshold(scores: dict[str, torch.Tensor], thresholds: list[float]) -> d
     return out
 
 
-def skill_scores(pred: torch.Tensor, target: torch.Tensor, thresholds) -> dict[str, float]:
-    """Scores over all pixels of pred and target (any equal shape, physical units) at each threshold.
+def skill_scores(pred: torch.Tensor, target: torch.Tensor, thresholds, value_range=None) -> dict[str, float]:
+    """Scores over all pixels of pred and target (any equal shape) at each threshold.
 
-    Returns floats keyed `csi_<thr>`, `pod_<thr>`, `far_<thr>`, `hss_<thr>`, `bias_<thr>` with
-    <thr> as f"{thr:g}" (e.g. `csi_20`, `csi_0.5`), and `csi_mean` etc., the means over the
-    thresholds where the score is defined (NaN where it is defined at none).
+    pred and target are in physical units, or scaled to [0, 1] by the data modules when
+    `value_range` = (low, high) is given (the thresholds are then scaled the same way; see the
+    module's docstring). Returns floats keyed `csi_<thr>`, `pod_<thr>`, `far_<thr>`, `hss_<thr>`,
+    `bias_<thr>` with <thr> as f"{thr:g}" (e.g. `csi_20`, `csi_0.5`), and `csi_mean` etc., the
+    means over the thresholds where the score is defined (NaN where it is defined at none).
     """
     thresholds = check_thresholds(thresholds)
     if pred.shape != target.shape:
         raise ValueError(f"skill_scores: expected pred and target of equal shape, found {tuple(pred.shape)} "
                          f"and {tuple(target.shape)}")
-    counts = contingency(pred.reshape(-1), target.reshape(-1), thresholds)  # (K, 4)
+    compared = scaled_thresholds(thresholds, _check_range(value_range))
+    counts = contingency(pred.reshape(-1), target.reshape(-1), compared)  # (K, 4)
     return {k: v.item() for k, v in _by_threshold(scores_from_counts(counts), thresholds).items()}
 
 
 class SkillScores(Metric):
     """Accumulate contingency counts per threshold and lead time over batches (and DDP ranks).
 
-    `update(pred, target)` takes (B, T, C, H, W) with T == `frames`, in physical units, or in
-    [0, 1] when `value_range=(low, high)` is given (mapped to low..high first). `compute()` returns
-    {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead times, and
+    `update(pred, target)` takes (B, T, C, H, W) with T == `frames` (any dtype; bfloat16 and
+    float16 too), in physical units, or scaled to [0, 1] by the data modules when
+    `value_range=(low, high)` is given: the thresholds are then scaled as the data were
+    (`to_scaled`), so every value at or above a threshold in the files' units is an event.
+    `compute()` returns {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead times, and
     {`csi_<thr>_per_lead`, ..., `csi_mean_per_lead`, ...: (T,)} per lead time (float32). Log the
     scalars with `{k: v for k, v in out.items() if v.ndim == 0}`.
     """
@@ -113,10 +152,9 @@ class SkillScores(Metric):
         super().__init__()
         if not isinstance(frames, int) or frames < 1:
             raise ValueError(f"frames: expected an integer >= 1, found {frames!r}")
-        if value_range is not None and (len(value_range) != 2 or value_range[1] <= value_range[0]):
-            raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
         self.thresholds, self.frames = check_thresholds(thresholds), frames
-        self.value_range = tuple(float(v) for v in value_range) if value_range is not None else None
+        self.value_range = _check_range(value_range)
+        self.compared = scaled_thresholds(self.thresholds, self.value_range)  # what the data are compared with
         self.add_state("counts", default=torch.zeros(frames, len(self.thresholds), 4, dtype=torch.int64),
                        dist_reduce_fx="sum")
 
@@ -125,10 +163,8 @@ class SkillScores(Metric):
         if pred.shape != target.shape or pred.ndim != 5 or pred.shape[1] != self.frames:
             raise ValueError(f"SkillScores expects pred and target of shape (B, {self.frames}, C, H, W), "
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")
-        if self.value_range is not None:
-            pred, target = to_physical(pred.float(), self.value_range), to_physical(target.float(), self.value_range)
         per_lead = (x.transpose(0, 1).reshape(self.frames, -1) for x in (pred, target))
-        self.counts += contingency(*per_lead, self.thresholds)  # (T, K, 4)
+        self.counts += contingency(*per_lead, self.compared)  # (T, K, 4)
 
     def compute(self) -> dict[str, torch.Tensor]:
         pooled = _by_threshold(scores_from_counts(self.counts.sum(0)), self.thresholds)

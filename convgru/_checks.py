@@ -1,0 +1,127 @@
+"""Argument checks shared by ConvGRUCell, ConvGRU and EncoderForecaster, one message per kind.
+
+Every check takes the argument's name from its caller and raises ``ValueError`` as
+``"<name>: expected <what>, got <value>"``: the name first, so that the training code can prefix a
+config option (``hidden_sizes: ...`` becomes ``model.net.hidden_sizes: ...``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Kind(NamedTuple):
+    """What an argument must be: ``parse`` returns the value as an int, or None if it is not one."""
+
+    one: str  # "an int >= 1"
+    many: str  # "ints >= 1"
+    parse: Callable[[Any], int | None]
+
+
+def _int(value, minimum: int) -> int | None:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+        return int(value)
+    return None
+
+
+def _square(value) -> Any:
+    """k from a square pair (k, k) as nn.Conv2d takes it, else value itself."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+        return value[0]
+    return value
+
+
+def _kernel(value) -> int | None:
+    k = _int(_square(value), 1)
+    return k if k is not None and k % 2 else None
+
+
+def _sequence(value) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def at_least(minimum: int) -> Kind:
+    """An int >= minimum (bools are not ints here)."""
+    return Kind(f"an int >= {minimum}", f"ints >= {minimum}", lambda v: _int(v, minimum))
+
+
+POSITIVE = at_least(1)
+NON_NEGATIVE = at_least(0)
+KERNEL = Kind("an odd int >= 1 or a square pair (k, k) of one, for 'same' padding",
+              "odd ints >= 1 or square pairs (k, k) of them", _kernel)
+
+
+def check(name: str, value, kind: Kind = POSITIVE) -> int:
+    """``value`` as an int if it is of ``kind``; else ValueError naming ``name``."""
+    parsed = kind.parse(value)
+    if parsed is None:
+        raise ValueError(f"{name}: expected {kind.one}, got {value!r}")
+    return parsed
+
+
+def check_list(name: str, values, kind: Kind = POSITIVE) -> list[int]:
+    """A non-empty sequence (list, tuple, ...) of ``kind`` as a list of ints; else ValueError naming ``name``."""
+    parsed = [kind.parse(v) for v in values] if _sequence(values) else [None]
+    if not parsed or None in parsed:
+        raise ValueError(f"{name}: expected a non-empty list of {kind.many}, got {values!r}")
+    return parsed
+
+
+def check_per_layer(name: str, value, num_layers: int, kind: Kind = POSITIVE) -> list[int]:
+    """One value for every layer, or a list of ``num_layers`` values, as ``num_layers`` ints.
+
+    A square pair ``(k, k)`` of a kernel size is one value (for ``num_layers=2`` both readings agree).
+    """
+    single = kind.parse(value)
+    if single is not None:
+        return [single] * num_layers
+    parsed = [kind.parse(v) for v in value] if _sequence(value) else []
+    if len(parsed) != num_layers or None in parsed:
+        raise ValueError(f"{name}: expected {kind.one}, or a list of num_layers={num_layers} "
+                         f"{kind.many}; got {value!r}")
+    return parsed
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_tensor(name: str, t: Tensor, expected: tuple) -> None:
+    """Raise ValueError unless ``t.shape`` matches ``expected`` (``None`` matches any size)."""
+    ok = t.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, t.shape))
+    if not ok:
+        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+
+
+def check_like(name: str, t: Tensor, like_name: str, like: Tensor) -> None:
+    """Raise one ValueError naming both tensors unless ``t`` has ``like``'s device, and its dtype
+    outside autocast (under autocast a float32 state may go with bf16 inputs)."""
+    if t.device != like.device or (t.dtype != like.dtype and not _autocast(t.device.type)):
+        raise ValueError(f"{like_name} and {name} must have the same dtype and device, got "
+                         f"{like_name}: {like.dtype} on {like.device}, {name}: {t.dtype} on {t.device}")
+
+
+def _autocast(device_type: str) -> bool:
+    """Whether autocast is on for this device type (False for types autocast does not know)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
+
+
+def check_module_dtype(name: str, t: Tensor, weight: Tensor) -> None:
+    """Raise ValueError unless ``t`` can go through a module whose parameters are like ``weight``:
+    the same device, and the same dtype unless autocast is on for that device."""
+    if t.device != weight.device or (t.dtype != weight.dtype and not _autocast(t.device.type)):
+        raise ValueError(
+            f"{name} must be on the parameters' device and of their dtype (outside autocast), got "
+            f"{name}: {t.dtype} on {t.device}, parameters: {weight.dtype} on {weight.device}; "
+            "move one to the other with .to()")

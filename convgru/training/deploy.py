@@ -1,0 +1,111 @@
+"""A trained ForecastModule at work: forecasts of new sequences from arrays, and its ONNX export.
+
+What scripts/predict.py and scripts/export.py run; the checkpoint is loaded with
+`convgru.training.checkpoint.load_module`.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from convgru.data.datasets import default_range
+from convgru.domain.units import scale
+
+BLOCK = 1 << 26  # bytes of input checked at a time
+
+
+def _blocks(frames: np.ndarray):
+    """`frames` in pieces along the first axis of about BLOCK bytes (memory-mapped inputs stay on disk)."""
+    step = max(1, BLOCK // max(1, frames[:1].nbytes))
+    for start in range(0, len(frames), step):
+        yield np.asarray(frames[start:start + step])
+
+
+def check_values(frames: np.ndarray, value_range=None, option: str = "value_range=(low, high)") -> None:
+    """Raise ValueError unless `frames` can be read as frames in [0, 1]: uint8 (0..255) or bool, float
+    in [0, 1], or any integer or float dtype with `value_range` = (low, high), the values that map to 0
+    and 1 (as training's data.value_range). NaN and inf are refused. `option` names how to pass a range."""
+    dtype = frames.dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_):
+        raise ValueError(f"expected numbers (uint8, another integer or float), found dtype {dtype}")
+    if value_range is None and np.issubdtype(dtype, np.integer) and dtype != np.uint8:
+        raise ValueError(f"{dtype} values need {option}, the values that map to 0 and 1 (as training's "
+                         "data.value_range); only uint8 (0..255) and float in [0, 1] are read as they are")
+    if not np.issubdtype(dtype, np.floating):
+        return
+    low, high, bad = np.inf, -np.inf, 0
+    for block in _blocks(frames):
+        finite = np.isfinite(block)
+        bad += int(block.size - np.count_nonzero(finite))
+        if finite.any():
+            values = block[finite]
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if bad:
+        raise ValueError(f"holds {bad} NaN or inf value{'s' * (bad > 1)}; expected finite frames (fill missing "
+                         "pixels with 0, as training does for inputs)")
+    if value_range is None and (low < 0 or high > 1):
+        raise ValueError(f"float values in [{low:g}, {high:g}], outside [0, 1]: pass {option}, the values that "
+                         "map to 0 and 1 (as training's data.value_range), or scale the frames to [0, 1]")
+
+
+def as_batch(frames: np.ndarray, channels: int, value_range=None) -> tuple[torch.Tensor, bool]:
+    """(T, C, H, W) or (N, T, C, H, W) array -> float32 (N, T, C, H, W) tensor in [0, 1] and whether the
+    input was a single sequence. uint8 is scaled by 1/255, float taken as in [0, 1]; `value_range` =
+    (low, high) maps low..high to [0, 1] instead (values outside are clipped, as data.clip does)."""
+    if frames.ndim not in (4, 5):
+        raise ValueError(
+            f"input frames must be (T, C, H, W) or (N, T, C, H, W), got shape {frames.shape}"
+        )
+    single = frames.ndim == 4
+    batch = torch.from_numpy(np.array(frames[None] if single else frames))  # a copy: frames may be read-only
+    if batch.shape[2] != channels:
+        raise ValueError(f"the model takes {channels} channel(s) per frame, the input has {batch.shape[2]} "
+                         f"(shape {frames.shape}, expected (N, T, {channels}, H, W) or (T, {channels}, H, W))")
+    low, high = value_range if value_range is not None else default_range(frames.dtype)
+    return scale(batch.numpy(), (float(low), float(high)), clip=value_range is not None), single
+
+
+def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | None = None,
+             value_range=None, check: bool = True) -> np.ndarray:
+    """Predict `future` frames (default `module.hparams.future`) after each input sequence; float32
+    in [0, 1], (future, C, H, W) for one input sequence or (N, future, C, H, W) for a batch.
+    `value_range` = (low, high) maps input values low..high to [0, 1] (see `check_values`); the
+    forecast stays in [0, 1] (low + (high - low) * forecast gives the input's units). `check=False`
+    skips `check_values` (done by the caller)."""
+    if check:
+        check_values(frames, value_range)
+    batch, single = as_batch(frames, module.net.in_channels, value_range)
+    preds = [module.forecast(chunk, future).cpu() for chunk in batch.split(batch_size)]
+    out = torch.cat(preds).numpy()
+    return out[0] if single else out
+
+
+def trained_on(module) -> tuple[int | None, tuple[int, int] | None]:
+    """(frames_in, (H, W)) from the checkpoint's data config (hparams["data"]), None where unknown:
+    checkpoints of convgru 0.1.0 store no data config."""
+    data = module.hparams.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    size = data.get("image_size")
+    if isinstance(size, int):
+        size = (size, size)
+    return data.get("frames_in"), None if size is None else tuple(size)
+
+
+def export_module(module, path, frames_in: int | None = None, future: int | None = None, height: int | None = None,
+                  width: int | None = None, opset: int | None = None, check: bool = True) -> float | None:
+    """Export a trained ForecastModule's network to ONNX with `convgru.export_onnx`, its forecast
+    clamped to [0, 1] as `module.forecast` gives it. `frames_in`, `height`, `width` default to the
+    checkpoint's data config (`trained_on`), `future` to ``module.hparams.future``. Raises ValueError
+    naming what is missing for a checkpoint with no data config (convgru 0.1.0); returns the max abs
+    difference between onnxruntime and PyTorch (see `export_onnx`)."""
+    from convgru.export import export_onnx
+
+    stored_frames, size = trained_on(module)
+    frames_in = frames_in or stored_frames
+    height, width = height or (size or (None, None))[0], width or (size or (None, None))[1]
+    if frames_in is None:
+        raise ValueError("frames_in: the checkpoint stores no data config (convgru 0.1.0): give the number of "
+                         "input frames")
+    return export_onnx(module.net, path, frames_in, future or module.hparams.future, height, width, opset=opset,
+                       check=check, clamp=True)

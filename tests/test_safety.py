@@ -1,0 +1,232 @@
+"""Files from someone else cannot hurt the user: a checkpoint whose configs would run code, write or
+read the environment is refused by every entry point before anything runs; run folders are locked;
+a stopped run leaves a resumable checkpoint; metrics.json is strict JSON; stored paths travel."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import convgru  # noqa: E402
+from cases_checkpoints import (SYSTEM_OPTIMIZER, TARGET, appending_data, env_data, truncating_data,  # noqa: E402
+                               with_hparams)
+from conftest import ROOT, compose_config, tiny  # noqa: E402
+from convgru.training import CheckpointError, cli, evaluate, train  # noqa: E402
+from convgru.training.run_folder import LOCK, RunFolderInUse, RunLock  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import export as export_script  # noqa: E402
+import predict as predict_script  # noqa: E402
+
+ATTACKS = {
+    "truncate": dict(data=truncating_data),
+    "append": dict(data=appending_data),
+    "environment": dict(data=env_data),
+    "os.system": dict(optimizer=SYSTEM_OPTIMIZER),
+}
+
+
+def _files(folder: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _eval(path: Path, out: Path):
+    overrides = cli.quote_non_ascii([f"ckpt_path={path}"])
+    return evaluate(compose_config("eval", out, overrides, out / "cache"), overrides)
+
+
+def _resume(path: Path, out: Path):
+    return train(compose_config("train", out, tiny("train", [f"ckpt_path={path}"]), out / "cache"))
+
+
+def _predict(path: Path, out: Path):
+    np.save(path.parent / "inputs.npy", np.zeros((3, 1, 16, 16), np.float32))
+    predict_script.main([str(path), str(path.parent / "inputs.npy"), str(out / "pred.npy")])
+
+
+def _export(path: Path, out: Path):
+    export_script.main([str(path), str(out / "model.onnx")])
+
+
+ENTRY_POINTS = {"eval": _eval, "resume": _resume, "predict": _predict, "export": _export,
+                "convgru.load": lambda path, out: convgru.load(path)}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_malicious_checkpoint_is_refused_everywhere(attack, entry, tmp_path, monkeypatch, capsys):
+    """Refused before anything runs: the user's file byte for byte as it was, nothing written outside
+    the run folder (not even $HOME/elsewhere), no command run."""
+    home, user, out = tmp_path / "home", tmp_path / "user", tmp_path / "run"
+    home.mkdir(), user.mkdir(), out.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(user)  # where `touch pwned` would land
+    path = user / "model.ckpt"
+    with_hparams(**ATTACKS[attack])(path)
+    np.save(user / "a.npy", np.zeros((4, 6, 8, 8), np.float32))
+    before = {**_files(home), **_files(user)}
+    if entry in ("predict", "export"):
+        with pytest.raises(SystemExit) as exit_:
+            ENTRY_POINTS[entry](path, out)
+        assert exit_.value.code == 2
+        message = capsys.readouterr().err.strip().splitlines()[-1]
+    else:
+        with pytest.raises(CheckpointError) as error:
+            ENTRY_POINTS[entry](path, out)
+        message = str(error.value)
+    assert "refused" in message and str(path) in message and "\n" not in message
+    if entry == "predict":
+        (user / "inputs.npy").unlink()
+    assert {**_files(home), **_files(user)} == before
+    assert not (user / "pwned").exists() and not (home / "elsewhere").exists()
+    if (user / TARGET).exists():
+        assert (user / TARGET).read_text() == "the user's notes\n"
+
+
+def test_pickled_object_is_named_whatever_torch_says(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return os.getcwd, ()
+
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"net": {}}, "x": Payload()}, path)
+    with pytest.raises(CheckpointError, match=r"refused to load .*model.ckpt: it holds a pickled posix.getcwd"):
+        convgru.load(path)
+
+
+def test_plain_paths_interpolation_is_kept(trained_run, tmp_path):
+    """A real checkpoint's data config keeps ${paths.*}; its cache folder is this machine's, not the stored one."""
+    from convgru.training.checkpoint import load_checkpoint, stored_data_config
+    checkpoint = load_checkpoint(trained_run[0] / "checkpoints" / "last.ckpt")
+    data = checkpoint["hyper_parameters"]["data"]
+    assert data["digit_bank"] == "${paths.data_dir}/mnist_5k.npz"
+    checkpoint["hyper_parameters"]["data"] = {**data, "cache_dir": "/somewhere/else", "download": True}
+    assert stored_data_config(checkpoint)["cache_dir"] == "${paths.cache_dir}"
+    assert stored_data_config(checkpoint)["download"] is False
+
+
+def test_stored_paths_travel(tmp_path, monkeypatch, cache_dir):
+    """Trained with data.files=[d/seq.npy] in one folder, evaluated from another: the checkpoint holds
+    the absolute path."""
+    work = tmp_path / "work"
+    (work / "d").mkdir(parents=True)
+    np.save(work / "d" / "seq.npy", (np.random.default_rng(0).random((10, 6, 16, 16)) * 255).astype(np.uint8))
+    monkeypatch.chdir(work)
+    arrays = ["data=arrays", "data.files=[d/seq.npy]", "data.layout=NTHW", "data.frames_in=3", "data.frames_out=2",
+              "data.num_workers=0", "data.batch_size=2", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
+              "model.net.kernel_size=3", "trainer=cpu", "trainer.max_epochs=1", "test=false",
+              "callbacks.prediction_images.num_sequences=1"]
+    train(compose_config("train", tmp_path / "run", arrays, cache_dir))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]
+    assert stored["files"] == [str(work / "d" / "seq.npy")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    metrics = evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}"], cache_dir),
+                       [f"ckpt_path={ckpt}"])
+    assert np.isfinite(metrics["mse"])
+
+
+def test_metrics_json_is_strict(trained_run):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    metrics = json.loads((trained_run[0] / "metrics.json").read_text(), parse_constant=refuse)
+    assert all(v is None or isinstance(v, (int, float)) for v in metrics.values())
+
+
+def test_metrics_json_writes_inf_and_nan_as_null():
+    from convgru.training.pipeline import _json
+    text = _json({"a": float("inf"), "b": float("nan"), "c": -float("inf"), "d": 1.5})
+    assert json.loads(text) == {"a": None, "b": None, "c": None, "d": 1.5}
+
+
+def test_run_lock_refuses_a_live_run_and_takes_over_a_dead_ones(tmp_path):
+    folder = tmp_path / "run"
+    with RunLock(folder):
+        record = json.loads((folder / LOCK).read_text())
+        assert record["pid"] == os.getpid()
+    assert not (folder / LOCK).exists()
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        (folder / LOCK).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename, "command": "x"}))
+        with pytest.raises(RunFolderInUse, match=f"in use by another run \\(process {holder.pid}: x\\)"):
+            RunLock(folder).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(folder):  # its process is gone: taken over
+        assert json.loads((folder / LOCK).read_text())["pid"] == os.getpid()
+    (folder / LOCK).write_text('{"pid": 12')  # cut short by a kill while it was written
+    with RunLock(folder):
+        pass
+    assert not (folder / LOCK).exists()
+
+
+def test_second_run_into_a_busy_folder_is_refused_by_the_command_line(tmp_path, cache_dir):
+    """Two train.py processes into one hydra.run.dir: the second stops at once, naming the first,
+    and leaves the first's files alone."""
+    run = tmp_path / "run"
+    command = [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=400", "trainer.max_epochs=3",
+               "test=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        start = time.monotonic()
+        while not (run / LOCK).exists():
+            assert first.poll() is None and time.monotonic() - start < 120
+            time.sleep(0.05)
+        config = (run / ".hydra" / "config.yaml")
+        while not config.exists():
+            time.sleep(0.05)
+        before = config.read_bytes()
+        second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr[-2000:]
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and f"process {first.pid}" in errors[0], second.stderr[-2000:]
+        assert config.read_bytes() == before
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
+    """SIGTERM mid-epoch: last.ckpt at the step it stopped, the resume command printed; the resumed
+    run continues from that step and completes."""
+    run, folder = tmp_path / "stopped", tmp_path / "stopped" / "checkpoints"
+    command = [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=400", "trainer.max_epochs=2",
+               "test=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        start = time.monotonic()
+        while not list((run / "tensorboard").rglob("events.out.tfevents.*")):
+            assert process.poll() is None and time.monotonic() - start < 180, process.stderr.read()[-3000:]
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the first epoch
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    saved = torch.load(folder / "last.ckpt", weights_only=True)
+    step = saved["global_step"]
+    assert 0 < step < 200, step
+    resume = [line.strip() for line in stderr.splitlines() if "scripts/train.py" in line and "ckpt_path=" in line]
+    assert resume and resume[-1].endswith(f"ckpt_path={folder / 'last.ckpt'}"), stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    resumed = tmp_path / "resumed"
+    result = subprocess.run([*command[:-1], f"hydra.run.dir={resumed}", f"ckpt_path={folder / 'last.ckpt'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] == 200 and final["epoch"] == 1
