@@ -1,8 +1,8 @@
 """Argument checks shared by ConvGRUCell, ConvGRU and EncoderForecaster, one message per kind.
 
-Every check takes the argument's name from its caller and raises ``ValueError`` as
-``"<name>: expected <what>, got <value>"``: the name first, so that the training code can prefix a
-config option (``hidden_sizes: ...`` becomes ``model.net.hidden_sizes: ...``).
+Every check takes the argument's name from its caller and raises `OptionError` (a ValueError) as
+``"<name>: expected <what>, got <value>"``, with the name also as ``.option``, so that the training
+code can name the config option (``hidden_sizes: ...`` becomes ``model.net.hidden_sizes: ...``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,16 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class OptionError(ValueError):
+    """A bad argument: `option` is its name as the caller's signature spells it, `message` what was
+    expected and found; str() is "<option>: <message>" (or "<option> <message>" with sep=" "). The training code names the config option
+    from `option` (`batch_size` of data=... is `data.batch_size`), never by reading the message."""
+
+    def __init__(self, option: str, message: str, sep: str = ": "):
+        super().__init__(f"{option}{sep}{message}")
+        self.option, self.message, self.sep = option, message, sep
 
 
 class Kind(NamedTuple):
@@ -60,7 +70,7 @@ def check(name: str, value, kind: Kind = POSITIVE) -> int:
     """``value`` as an int if it is of ``kind``; else ValueError naming ``name``."""
     parsed = kind.parse(value)
     if parsed is None:
-        raise ValueError(f"{name}: expected {kind.one}, got {value!r}")
+        raise OptionError(name, f"expected {kind.one}, got {value!r}")
     return parsed
 
 
@@ -68,7 +78,7 @@ def check_list(name: str, values, kind: Kind = POSITIVE) -> list[int]:
     """A non-empty sequence (list, tuple, ...) of ``kind`` as a list of ints; else ValueError naming ``name``."""
     parsed = [kind.parse(v) for v in values] if _sequence(values) else [None]
     if not parsed or None in parsed:
-        raise ValueError(f"{name}: expected a non-empty list of {kind.many}, got {values!r}")
+        raise OptionError(name, f"expected a non-empty list of {kind.many}, got {values!r}")
     return parsed
 
 
@@ -82,7 +92,7 @@ def check_per_layer(name: str, value, num_layers: int, kind: Kind = POSITIVE) ->
         return [single] * num_layers
     parsed = [kind.parse(v) for v in value] if _sequence(value) else []
     if len(parsed) != num_layers or None in parsed:
-        raise ValueError(f"{name}: expected {kind.one}, or a list of num_layers={num_layers} "
+        raise OptionError(name, f"expected {kind.one}, or a list of num_layers={num_layers} "
                          f"{kind.many}; got {value!r}")
     return parsed
 
@@ -90,7 +100,7 @@ def check_per_layer(name: str, value, num_layers: int, kind: Kind = POSITIVE) ->
 def check_choice(name: str, value, choices) -> None:
     """Raise ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise OptionError(name, f"must be one of {list(choices)}, got {value!r}", sep=" ")
 
 
 def check_tensor(name: str, t: Tensor, expected: tuple) -> None:

@@ -45,6 +45,7 @@ from ._checks import (
     KERNEL,
     NON_NEGATIVE,
     POSITIVE,
+    OptionError,
     check,
     check_choice,
     check_like,
@@ -110,7 +111,7 @@ class ConvGRUCell(nn.Module):
         dilation = check("dilation", dilation, POSITIVE)
         num_groups = check("num_groups", num_groups, POSITIVE)
         if norm == "group" and hidden_size % num_groups:
-            raise ValueError(f"num_groups: expected a divisor of hidden_size={hidden_size} for "
+            raise OptionError("num_groups", f"expected a divisor of hidden_size={hidden_size} for "
                              f"norm='group', got {num_groups}")
         self.input_size, self.hidden_size, self.kernel_size = input_size, hidden_size, kernel_size
         self.bias, self.norm, self.num_groups, self.reset = bool(bias), norm, num_groups, reset

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
+from convgru._checks import OptionError
+
 from .atomic import atomic_write
 from .forecaster import EncoderForecaster
 
@@ -101,7 +103,7 @@ def _graph(net, future, clamp: bool) -> Forecast:
 
 def _check_int(name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, found {value!r}")
+        raise OptionError(name, f"expected an int >= 1, found {value!r}")
     return value
 
 
@@ -110,7 +112,7 @@ def _check_size(name: str, value, factor: int, levels: int) -> int:
     if value is None:
         return 16 * factor
     if not isinstance(value, int) or isinstance(value, bool) or value < 2 * factor or value % factor:
-        raise ValueError(f"{name}: expected a multiple of {factor} (the network has {levels} levels) that is at "
+        raise OptionError(name, f"expected a multiple of {factor} (the network has {levels} levels) that is at "
                          f"least {2 * factor}, found {value!r}")
     return value
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ._checks import (
     KERNEL,
     POSITIVE,
+    OptionError,
     check,
     check_like,
     check_list,
@@ -74,7 +75,7 @@ class EncoderForecaster(nn.Module):
     ):
         super().__init__()
         if isinstance(hidden_sizes, (list, tuple)) and not hidden_sizes:
-            raise ValueError("hidden_sizes must name at least one level, got []")
+            raise OptionError("hidden_sizes", "must name at least one level, got []", sep=" ")
         hidden = check_list("hidden_sizes", hidden_sizes, POSITIVE)
         in_channels, out_channels, stem_channels = (
             check(name, value, POSITIVE) for name, value in
@@ -84,7 +85,7 @@ class EncoderForecaster(nn.Module):
         check_choice("norm", norm, NORMS)
         check_choice("reset", reset, RESETS)
         if norm == "group" and any(c % num_groups for c in hidden):
-            raise ValueError(f"num_groups: expected a divisor of every entry of hidden_sizes={hidden} for "
+            raise OptionError("num_groups", f"expected a divisor of every entry of hidden_sizes={hidden} for "
                              f"norm='group', got {num_groups}")
         self.in_channels, self.hidden_sizes = in_channels, hidden
         widths = [stem_channels] + hidden[:-1]
@@ -133,8 +134,8 @@ class EncoderForecaster(nn.Module):
         self._check_size(height, width)
         weight = self.stem[0].weight
         device, dtype = device or weight.device, dtype or weight.dtype
-        return [torch.zeros(batch, c, height // 2**i, width // 2**i, device=device, dtype=dtype)
-                for i, c in enumerate(self.hidden_sizes)]
+        frame = torch.empty(batch, 0, height, width, device=device, dtype=dtype)
+        return [cell.zero_state(frame[..., ::2**i, ::2**i]) for i, cell in enumerate(self.encoder)]
 
     def observe(self, frame: Tensor, state: list[Tensor]) -> list[Tensor]:
         """Advance the encoder state by one frame (B, C_in, H, W); returns the new state."""

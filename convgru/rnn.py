@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ._checks import (
     KERNEL,
     POSITIVE,
+    OptionError,
     check,
     check_like,
     check_module_dtype,
@@ -34,7 +35,7 @@ def scan(cell: ConvGRUCell, x: Tensor | None, h: Tensor | None, steps: int = 0,
     else:
         inputs = cell.conv_x(x.flatten(0, 1)).unflatten(0, x.shape[:2]).unbind(0)
         if h is None:
-            h = x.new_zeros(x.shape[1], cell.hidden_size, *x.shape[-2:])
+            h = cell.zero_state(x[0])
     states = []
     for gx in reversed(inputs) if reverse else inputs:
         h = cell.step(gx, h)
@@ -94,7 +95,7 @@ class ConvGRU(nn.Module):
         input_size = check("input_size", input_size, POSITIVE)
         num_layers = check("num_layers", num_layers, POSITIVE)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
+            raise OptionError("dropout", f"expected a number in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
         self.hidden_sizes = check_per_layer("hidden_size", hidden_size, num_layers, POSITIVE)

@@ -19,10 +19,10 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
+from benchmark import describe_device
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from benchmark import describe_device
 from convgru.training.paths import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

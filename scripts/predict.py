@@ -28,6 +28,7 @@ from torchvision.utils import save_image
 from convgru.atomic import FULL, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
+from convgru.domain.units import check_value_range
 from convgru.training import CheckpointError, load_module
 from convgru.training.animation import forecast_gif
 from convgru.training.cli import output_error, positive_int
@@ -73,10 +74,10 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
 
-    if args.value_range is not None:
-        low, high = args.value_range
-        if not (np.isfinite(low) and np.isfinite(high) and high > low):
-            parser.error(f"argument --value-range: expected LOW HIGH with HIGH > LOW, found {low:g} {high:g}")
+    try:
+        check_value_range(args.value_range, "--value-range LOW HIGH")
+    except ValueError as error:
+        parser.error(str(error))
     for option, path in (("CKPT", args.ckpt), ("INPUT", args.input)):
         try:
             check_path(path, "file")

@@ -2,8 +2,8 @@
 resuming, run folders in use and full disks. tests/test_safety.py runs the attacks through every entry point."""
 
 import errno
-import socket
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from unittest import mock
@@ -12,8 +12,8 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny
-from sweep import Case, assert_kept, checkpoint_run, digest, eval_with, raised, tiny_checkpoint
 from convgru.training import AtomicCheckpointIO, ForecastModule, cli, train
+from sweep import Case, assert_kept, checkpoint_run, digest, eval_with, raised, tiny_checkpoint
 
 TARGET = "victim.txt"  # a file of the user's that a malicious checkpoint aims at
 
@@ -101,14 +101,22 @@ def resume_with(action_overrides=()):
     return action
 
 
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process that holds `folder`'s run lock (as scripts/train.py experiment=quickstart would)."""
+    code = ("import sys, time; sys.argv = ['scripts/train.py', 'experiment=quickstart']; "
+            "from convgru.training.run_folder import RunLock; "
+            f"RunLock({str(folder)!r}).acquire(); print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
 def folder_in_use(folder: Path) -> str:
-    """A second run started into the folder of a run that is still going (here: a live process's lock)."""
+    """A second run started into the folder of a run that is still going."""
     run = folder / "run"
     run.mkdir()
-    holder = subprocess.Popen(["sleep", "60"])
+    holder = hold_lock(run)
     try:
-        (run / ".convgru.lock").write_text(f'{{"pid": {holder.pid}, "host": "{socket.gethostname()}", '
-                                           '"command": "scripts/train.py experiment=quickstart"}')
         before = digest(folder)
         message = raised(lambda: train(compose_config("train", run, tiny("train"), folder.parent / "cache")))
         assert_kept(folder, before)
@@ -154,7 +162,7 @@ CASES = [
          r"refused .*model.ckpt: hyper_parameters.optimizer.lr._target_ holds the Hydra key _target_"),
     Case("ckpt-callback-outside", "a checkpoint whose ModelCheckpoint state names files elsewhere",
          "ckpt_path=/data/model.ckpt", checkpoint_run(callback_outside, resume_with()),
-         r"refused .*model.ckpt: callbacks.ModelCheckpoint.* names the file '/home/user/.bashrc' outside its "
+         r"refused .*model.ckpt: callbacks.ModelCheckpoint.* names '/home/user/.bashrc', not a .ckpt file in its "
          r"checkpoint folder"),
     Case("ckpt-zip-not-torch", "a zip archive that is not a checkpoint", "ckpt_path=/data/model.ckpt",
          checkpoint_run(zip_not_checkpoint), r"cannot read checkpoint .*model.ckpt: it is a zip archive but not a "

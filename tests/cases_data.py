@@ -8,6 +8,9 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+
+from convgru.training import cli
+from convgru.training.options import instantiate
 from sweep import (
     Case,
     assert_kept,
@@ -18,9 +21,6 @@ from sweep import (
     raised,
     video,
 )
-
-from convgru.training import cli
-from convgru.training.options import instantiate
 
 MEMORY = 16 * 10**9  # the memory the cases below find available (the real one differs from machine to machine)
 DISK = 10 * 10**9  # the free disk space they find
@@ -82,7 +82,8 @@ def prepare_run(overrides):
 
 
 CASES = [
-    Case("npy-longer", "a .npy holding more data than its header announces (two files joined)", "data.files=[/data/a.npy]",
+    Case("npy-longer", "a .npy holding more data than its header announces (two files joined)",
+         "data.files=[/data/a.npy]",
          data_run({"a.npy": longer}, ["data.files=[{dir}/a.npy]"]),
          r"a.npy: the header announces \(10, 12, 8, 8\) float32 \(30720 bytes of data\), found 61440 bytes: 30720 "
          r"bytes more than the header accounts for"),

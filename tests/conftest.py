@@ -1,8 +1,10 @@
-"""Shared fixtures for the training, evaluation and config tests: tiny composed Hydra configs."""
+"""Shared fixtures for the training, evaluation and config tests: tiny composed Hydra configs; `gpu` tests
+are skipped without a CUDA device (markers: pyproject.toml; `pytest -m "not slow"` is the quick loop)."""
 
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import convgru.training
@@ -33,6 +35,16 @@ TINY = [
     "trainer.max_epochs=1",
     "trainer.log_every_n_steps=1",
 ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need a CUDA device: skipped without one."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | None = None):

@@ -1,18 +1,13 @@
 """The error sweep's framework: a Case is a bad input a user can reach from the README, run in a
-folder of its own, giving the one message the user reads. The cases are listed in test_errors.py
-(and the cases_*.py modules it collects); docs/errors.md is their table.
+folder of its own, giving the one message the user reads. The cases are listed in the cases_*.py
+modules (cases_core.py first) that test_errors.py collects; docs/errors.md is their table.
 """
 
 import gc
 import hashlib
-import json
 import os
-import pickle
-import re
 import subprocess
 import sys
-import tempfile
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +15,14 @@ from typing import Callable
 from unittest import mock
 
 import numpy as np
-import pytest
 import torch
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import ROOT, compose_config  # noqa: E402
 from convgru.training import ForecastModule, cli, evaluate, train  # noqa: E402
 from convgru.training.checkpoint import check_model_config, load_checkpoint  # noqa: E402
-from convgru.training.optim import build_optimizer  # noqa: E402
 from convgru.training.options import instantiate  # noqa: E402
 from convgru.training.pipeline import _build  # noqa: E402
 
@@ -88,6 +80,11 @@ class Case:
     exact: bool = True  # docs/errors.md shows exactly this message (False: words of Hydra, torch or Lightning,
     # or the version of convgru, which change with versions: docs and message only match `expect`)
 
+    @property
+    def slow(self) -> bool:
+        """The case starts a process of its own (script_run): seconds, so it runs with -m slow."""
+        return getattr(self.run, "slow", False)
+
 
 def message_of(error: BaseException) -> str:
     """What the user reads: Hydra's own message for composition errors, else the `error: ...` line."""
@@ -136,8 +133,9 @@ def data_run(files: dict, overrides=(), workers: bool = False) -> Callable[[Path
             for dataset in datamodule.datasets.values():
                 [dataset[i] for i in range(len(dataset))]
         message = raised(build)
-        with mock.patch("torch.utils.data._utils.MP_STATUS_CHECK_INTERVAL", 0.1):
-            gc.collect()  # shut the failed DataLoader's worker down now, not after torch's 5 s join timeout
+        if workers:
+            with mock.patch("torch.utils.data._utils.MP_STATUS_CHECK_INTERVAL", 0.1):
+                gc.collect()  # shut the failed DataLoader's worker down now, not after torch's 5 s join timeout
         assert_kept(folder, before)
         return message
     return run
@@ -228,6 +226,7 @@ def script_run(args) -> Callable[[Path], str]:
         assert len(lines) == 1, result.stderr[-3000:]
         assert_kept(folder, before)
         return lines[0][len("error: "):]
+    run.slow = True
     return run
 
 

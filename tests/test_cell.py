@@ -1,5 +1,7 @@
 """ConvGRUCell: equations (against nn.GRUCell and the Cho et al. form), gradients, shapes, errors."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -112,9 +114,9 @@ def test_no_input_cell_uses_hidden_path_only():
 def test_gradcheck(reset, norm):
     torch.manual_seed(5)
     cell = ConvGRUCell(2, 4, kernel_size=3, norm=norm, num_groups=2, reset=reset).double()
-    x = torch.randn(2, 2, 4, 5, dtype=torch.float64, requires_grad=True)
-    h = torch.randn(2, 4, 4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(cell, (x, h))
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(1, 4, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cell, (x, h), fast_mode=True)
 
 
 def test_state_follows_input_dtype_and_device():
@@ -133,12 +135,28 @@ def test_bfloat16_autocast():
     torch.testing.assert_close(out.float(), cell(x, h), rtol=0, atol=5e-2)
 
 
-@pytest.mark.slow
-def test_compile_matches_eager():
-    torch.manual_seed(7)
-    cell = ConvGRUCell(2, 4, norm="group", num_groups=2, reset="before")
-    x, h = torch.randn(2, 2, 8, 8), torch.randn(2, 4, 8, 8)
-    torch.testing.assert_close(torch.compile(cell)(x, h), cell(x, h), rtol=1e-5, atol=1e-5)
+@pytest.mark.gpu
+@pytest.mark.parametrize("norm,reset", [(None, "after"), ("group", "before")])
+def test_cuda_matches_the_cpu(norm, reset, monkeypatch):
+    """On a CUDA device (TF32 off): forward and backward as on the CPU; under bf16 autocast the state
+    stays float32 and close."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(8)
+    cell = ConvGRUCell(3, 8, norm=norm, num_groups=2, reset=reset)
+    gpu = copy.deepcopy(cell).cuda()
+    x, h = torch.randn(2, 3, 9, 7, requires_grad=True), torch.randn(2, 8, 9, 7, requires_grad=True)
+    xg, hg = x.detach().cuda().requires_grad_(), h.detach().cuda().requires_grad_()
+    out, out_gpu = cell(x, h), gpu(xg, hg)
+    assert out_gpu.device.type == "cuda"
+    torch.testing.assert_close(out_gpu.cpu(), out, rtol=1e-4, atol=1e-5)
+    out.square().sum().backward()
+    out_gpu.square().sum().backward()
+    for got, expected in zip([xg, hg, *gpu.parameters()], [x, h, *cell.parameters()]):
+        torch.testing.assert_close(got.grad.cpu(), expected.grad, rtol=1e-4, atol=1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        low = gpu(xg.detach(), hg.detach())
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low.cpu(), out.detach(), rtol=0, atol=5e-2)
 
 
 KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' padding, got "

@@ -13,11 +13,11 @@ import torch
 from conftest import ROOT, tiny
 from convgru.training import AtomicCheckpointIO, load_checkpoint
 
-STEPS_PER_EPOCH = 100  # data.train_size=400 at batch 4
+STEPS_PER_EPOCH = 50  # data.train_size=200 at batch 4
 
 
 def _train_command(run, cache_dir, *extra):
-    return [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=400", "trainer.max_epochs=2",
+    return [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=200", "trainer.max_epochs=2",
             "test=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}", *extra]
 
 
@@ -73,6 +73,7 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
     """A checkpoint writer killed mid-write (SIGKILL) leaves its temporary file; the next write removes it."""
     code = ("import os, signal, torch; from convgru.training import AtomicCheckpointIO; "

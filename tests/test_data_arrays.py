@@ -45,7 +45,7 @@ def test_files_are_memory_mapped_and_untouched(tmp_path):
     assert isinstance(file.array, np.memmap) and not file.array.flags.writeable
     dm = module(train_files=[path], val_files=[path], test_files=[path])
     dm.setup("fit")
-    for batch in dm.train_dataloader():
+    for _ in dm.train_dataloader():
         pass
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
@@ -222,7 +222,8 @@ def _npz_member(path, extra: bytes, compression=zipfile.ZIP_STORED, cut: int = 0
     (lambda p: _header(p, (3, -1)), r"a.npy: the header is damaged: it announces shape \(3, -1\)"),
     (lambda p: p.symlink_to(p), r"a.npy: a symbolic link loop"),
     (lambda p: (p.parent / "b.npy").symlink_to(p) or p.symlink_to(p.parent / "b.npy"), r"a.npy: a symbolic link loop"),
-    (lambda p: p.symlink_to(p.parent / "gone.npy"), r"a.npy not found: it is a symbolic link to .*gone.npy, which does"),
+    (lambda p: p.symlink_to(p.parent / "gone.npy"),
+     r"a.npy not found: it is a symbolic link to .*gone.npy, which does"),
 ])
 def test_npy_files_that_lie_are_refused(tmp_path, write, match):
     path = tmp_path / "a.npy"
@@ -253,7 +254,8 @@ def _zip_text(path):
 
 
 @pytest.mark.parametrize("mask, data_value, options, match", [
-    (np.zeros((8, 8), np.uint8), None, {}, r"data.mask_file .*mask.npy: no valid pixel: every value of the \(8, 8\) mask"),
+    (np.zeros((8, 8), np.uint8), None, {},
+     r"data.mask_file .*mask.npy: no valid pixel: every value of the \(8, 8\) mask"),
     (np.zeros((6, 12, 1, 8, 8), bool), None, {}, r"data.mask_file .*mask.npy: no valid pixel: every value of the mask"),
     (None, -9999.0, {"missing_value": -9999}, r"a.npy: no valid pixel: every pixel equals data.missing_value=-9999;"),
     (None, np.nan, {"missing_value": "nan"}, r"a.npy: no valid pixel: every pixel is NaN \(data.missing_value=nan\)"),

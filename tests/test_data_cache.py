@@ -11,9 +11,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from convgru.data import MovingMNISTDataModule, RadarDataModule, write_radar_dataset
 from convgru import atomic
 from convgru.atomic import STALE_AGE, _host, remove_stale_tmp
+from convgru.data import MovingMNISTDataModule, RadarDataModule, write_radar_dataset
 from convgru.data import cache as cache_module
 from convgru.data.cache import ensure_fixed_set, npy_size, write_npy
 
@@ -53,6 +53,7 @@ def test_temporary_files_of_dead_writers_are_removed_by_the_next_run(tmp_path):
     assert remove_stale_tmp(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_write_leaves_a_file_the_next_run_removes(tmp_path):
     """SIGKILL while a cache is written: its .tmp is left; the next run writes the cache and removes it."""
     script = ("import numpy as np, os, signal; from pathlib import Path; from convgru.data.cache import write_npy\n"
@@ -118,7 +119,8 @@ def test_synthetic_radar_memory_is_checked_before_generating(tmp_path):
                             value_range=[0, 70])
         with pytest.raises(ValueError, match=r"data.synthetic.num_frames = 5000 frames: .* lower "
                                               r"data.synthetic.num_frames or data.synthetic.image_size"):
-            RadarDataModule(synthetic={"num_sequences": 300, "num_frames": 5000}, cache_dir=tmp_path, value_range=[0, 70])
+            RadarDataModule(synthetic={"num_sequences": 300, "num_frames": 5000}, cache_dir=tmp_path,
+                            value_range=[0, 70])
         with pytest.raises(ValueError, match=r"generating synthetic radar \(256 sequences of 2000 frames"):
             write_radar_dataset(tmp_path / "r.npy", 1000, num_frames=2000)
         digits = np.zeros((4, 28, 28), np.uint8)

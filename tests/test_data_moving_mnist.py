@@ -47,7 +47,8 @@ def test_new_sequences_each_epoch_same_with_workers(tmp_path):
     assert not torch.equal(first, second)
     loader = parallel.train_dataloader()  # persistent workers live on across epochs
     assert loader.persistent_workers and loader.num_workers == 2
-    assert torch.equal(first, train_epoch(parallel, 0, loader)) and torch.equal(second, train_epoch(parallel, 1, loader))
+    assert torch.equal(first, train_epoch(parallel, 0, loader))
+    assert torch.equal(second, train_epoch(parallel, 1, loader))
     other = module(tmp_path, seed=1)
     other.setup("fit")
     assert not torch.equal(first, train_epoch(other, 0))

@@ -3,11 +3,13 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import ROOT, tiny
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path, cache_dir):
     overrides = [o for o in tiny("train") if not o.startswith("trainer=")]
     command = [sys.executable, "scripts/train.py", *overrides, "trainer=ddp", "trainer.accelerator=cpu",

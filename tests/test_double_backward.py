@@ -4,11 +4,11 @@ informed losses): exact (gradgradcheck, nn.GRUCell, a plain-autograd reference),
 import pytest
 import torch
 import torch.nn.functional as F
-from gru_reference import copy_gru_cell, gru_cell_ref
 from torch import nn
 from torch.autograd import grad
 
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
+from gru_reference import copy_gru_cell, gru_cell_ref
 
 OPTIONS = [(reset, norm) for reset in ("after", "before") for norm in (None, "group")]
 

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from conftest import compose_config, tiny
 
 import convgru.training
+from conftest import compose_config, tiny
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
 
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
@@ -103,6 +103,7 @@ def test_autocast_keeps_float32_states_and_bf16_convolutions():
     (torch.bfloat16, "group", "after"), (torch.float16, "group", "before"), (torch.float64, None, "before"),
 ], ids=str)
 def test_compiled_matches_float64(dtype, norm, reset):
+    """torch.compile of one cell (a one-layer ConvGRU) against eager float64, for both resets and norms."""
     torch.manual_seed(4)
     ref = ConvGRU(2, 4, num_layers=1, norm=norm, num_groups=2, reset=reset).double()
     x = torch.rand(3, 2, 2, 6, 6, dtype=torch.float64)
@@ -113,6 +114,7 @@ def test_compiled_matches_float64(dtype, norm, reset):
     torch.testing.assert_close(out.double(), ref(x)[0], rtol=0, atol=ATOL[dtype])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
 def test_16_bit_true_precision_trains(precision, tmp_path, cache_dir):
     """The README's training with 16-bit weights: sanity check, training, validation, test and the

@@ -46,7 +46,24 @@ def test_gradcheck(reset):
     net = EncoderForecaster(hidden_sizes=[2, 2], kernel_size=3, stem_channels=2,
                             reset=reset).double()
     x = torch.rand(1, 2, 1, 4, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x: net(x, 2), (x,))
+    assert torch.autograd.gradcheck(lambda x: net(x, 2), (x,), fast_mode=True)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_the_cpu(monkeypatch):
+    """The whole network on a CUDA device (TF32 off): the forecast and streaming as on the CPU."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(6)
+    net = small(3)
+    x = torch.rand(2, 4, 1, 16, 16)
+    want = net(x, 3)
+    net.cuda()
+    torch.testing.assert_close(net(x.cuda(), 3).cpu(), want, rtol=1e-4, atol=1e-5)
+    state = net.init_state(2, 16, 16)
+    assert all(h.device.type == "cuda" for h in state)
+    for t in range(x.shape[1]):
+        state = net.observe(x[:, t].cuda(), state)
+    torch.testing.assert_close(net.forecast_from(state, 3).cpu(), want, rtol=1e-4, atol=1e-5)
 
 
 def test_float64_and_bfloat16_autocast():

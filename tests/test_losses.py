@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convgru.training.losses import build_loss
 from convgru.domain.units import rain_rate_to_dbz
+from convgru.training.losses import build_loss
 
 
 def test_plain_losses_equal_torch():
@@ -75,10 +75,11 @@ def test_weights_are_not_in_the_state_dict():
 @pytest.mark.parametrize("kwargs, match", [
     ({"name": "huber"}, "model.loss must be one of"),
     ({"name": "bmse"}, "model.loss=bmse .* needs model.value_range"),
-    ({"name": "bmse", "value_range": [70, 0]}, "needs model.value_range"),
+    ({"name": "bmse", "value_range": [70, 0]}, r"model.value_range: expected \[low, high\] with high > low"),
     ({"name": "bmse", "value_range": [0, 70], "thresholds": [2, 0.5]}, "model.loss_thresholds: expected a non-empty"),
     ({"name": "bmse", "value_range": [0, 70], "thresholds": []}, "model.loss_thresholds"),
-    ({"name": "bmse", "value_range": [0, 70], "thresholds": "abc"}, "model.loss_thresholds: expected a list"),
+    ({"name": "bmse", "value_range": [0, 70], "thresholds": "abc"},
+     "model.loss_thresholds: expected a non-empty, increasing list of numbers"),
     ({"name": "bmae", "value_range": [0, 70], "weights": [1, 2]}, "model.loss_weights: expected one weight per"),
     ({"name": "bmae", "value_range": [0, 70], "weights": [1, 2, -5, 10, 30]}, "model.loss_weights: expected weights"),
     ({"name": "bmse", "value_range": [0, 70], "units": "mm"}, "model.loss_units must be one of"),

@@ -12,10 +12,10 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from conftest import compose_config
 from convgru.data import RadarDataModule
 from convgru.data.datasets import to_pair
-from convgru.training import ForecastModule, FrameMetrics, SkillScores, build_loss, evaluate, skill_scores, train
-from convgru.training.metrics import PSNR_MAX, ssim, ssim_window
 from convgru.domain.scores import at_least
 from convgru.domain.units import to_physical, to_scaled
+from convgru.training import ForecastModule, FrameMetrics, SkillScores, build_loss, evaluate, skill_scores, train
+from convgru.training.metrics import PSNR_MAX, ssim, ssim_window
 
 NET = {"hidden_sizes": [4], "kernel_size": 3, "stem_channels": 4}
 SIZES = [(s, s) for s in range(1, 13)] + [(1, 12), (12, 1), (2, 7), (5, 3), (4, 16)]
@@ -98,6 +98,7 @@ def test_empty_batches_and_frames_are_no_error():
     assert metrics.count.tolist() == [0, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size, hidden", [(4, [4, 4]), (1, [4])])
 def test_train_and_eval_on_tiny_frames(tmp_path, size, hidden):
     """The issue's example: train.py on a (10, 8, 4, 4) array, and 1x1 frames with one block; then eval.py."""
@@ -277,8 +278,8 @@ def test_radar_data_at_the_threshold_score_persistence_as_perfect(tmp_path):
                             loss_thresholds=[53], loss_weights=[5])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
-    trainer.test(module, datamodule=data, verbose=False)
-    summary = module.test_summary
+    summary = {k.removeprefix("test/"): float(v) for k, v in
+               trainer.test(module, datamodule=data, verbose=False)[0].items()}
     assert summary["persistence/csi_53"] == 1.0 and summary["persistence/pod_53"] == 1.0
     assert summary["persistence/far_53"] == 0.0
     assert all(math.isfinite(summary[name]) for name in ("mse", "mae", "ssim", "psnr"))

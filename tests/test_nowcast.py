@@ -16,7 +16,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from conftest import ROOT, compose_config
 from convgru.data import RadarDataModule, ensure_radar_dataset
-from convgru.training import FrameMetrics, ForecastModule, evaluate, skill_scores, train
+from convgru.training import ForecastModule, FrameMetrics, evaluate, skill_scores, train
 
 THRESHOLDS = [20, 30, 40]
 NET = {"hidden_sizes": [4], "kernel_size": 3, "stem_channels": 4}
@@ -216,6 +216,7 @@ def test_bad_radar_options(tmp_path, kwargs, match):
         RadarDataModule(**options)
 
 
+@pytest.mark.slow
 def test_quickstart_script_prints_model_vs_persistence(tmp_path):
     command = [sys.executable, "scripts/train.py", *TINY, f"paths.log_dir={tmp_path}/logs",
                f"paths.cache_dir={tmp_path}/cache"]

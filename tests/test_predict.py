@@ -1,6 +1,6 @@
 """scripts/predict.py refuses inputs it would misread and outputs that would destroy an input: one
 `error:` line, exit status 2, the input byte-identical, no output written; the forecast is written
-atomically and never holds NaN."""
+atomically and never holds NaN; on a trained checkpoint it writes forecasts in [0, 1]."""
 
 import errno
 import hashlib
@@ -13,8 +13,8 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 
+from conftest import ROOT
 from convgru.training import ForecastModule, load_module
 from convgru.training.deploy import forecast
 
@@ -68,6 +68,7 @@ def refused(args, folder) -> str:
     return lines[0].split("error: ", 1)[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, data, expected", [
     ("int16", frames(np.int16, 1000), "INPUT {in}: int16 values need --value-range LOW HIGH, the values that map "
                                       "to 0 and 1 (as training's data.value_range)"),
@@ -81,6 +82,7 @@ def test_values_it_would_misread_are_refused(ckpt, tmp_path, name, data, expecte
     assert message.startswith(expected), message
 
 
+@pytest.mark.slow
 def test_output_linked_to_the_input_is_refused(ckpt, tmp_path):
     """--force over INPUT itself, through a symbolic link: the memory-mapped input would be read as written."""
     np.save(tmp_path / "in.npy", frames())
@@ -91,6 +93,7 @@ def test_output_linked_to_the_input_is_refused(ckpt, tmp_path):
                        "destroy the input frames (read as it is written); choose another OUTPUT file")
 
 
+@pytest.mark.slow
 def test_nan_forecast_is_never_written(tmp_path):
     """Finite weights whose forecast is NaN: an error naming the checkpoint and the input; OUTPUT kept."""
     ckpt = tiny_checkpoint(tmp_path / "huge.ckpt", scale=1e37)
@@ -106,7 +109,8 @@ def test_nan_forecast_is_never_written(tmp_path):
     (["{tmp}/in.npy", "{tmp}/hard.npy", "--force"], "OUTPUT {tmp}/hard.npy is the same file as INPUT {tmp}/in.npy"),
     (["{tmp}/in.npy", "{tmp}/o.npy", "--png", "{tmp}/in.npy", "--force"],
      "--png {tmp}/in.npy is the same file as INPUT {tmp}/in.npy"),
-    (["{tmp}/in.npy", "{tmp}/o.npy", "--gif", "{tmp}/o.npy"], "--gif {tmp}/o.npy is the same file as OUTPUT {tmp}/o.npy"),
+    (["{tmp}/in.npy", "{tmp}/o.npy", "--gif", "{tmp}/o.npy"],
+     "--gif {tmp}/o.npy is the same file as OUTPUT {tmp}/o.npy"),
     (["{tmp}/in.npy", "{tmp}/o.npy", "--png", "{tmp}/p.png", "--gif", "{tmp}/link.png"],
      "--gif {tmp}/link.png is the same file as --png {tmp}/p.png"),
     (["{tmp}/in.npy", "{ckpt}", "--force"], "OUTPUT {ckpt} is the same file as CKPT {ckpt}: writing it would destroy "
@@ -116,7 +120,8 @@ def test_nan_forecast_is_never_written(tmp_path):
                                        "checkpoint was trained with data.value_range [0, 70]), the values that map "
                                        "to 0 and 1 (as training's data.value_range); only uint8"),
     (["{tmp}/in.npy", "{tmp}/o.npy", "--value-range", "70", "0"],
-     "argument --value-range: expected LOW HIGH with HIGH > LOW, found 70 0"),
+     "--value-range LOW HIGH: expected [low, high] with high > low (the physical values that map to 0 and 1), "
+     "found [70.0, 0.0]"),
     (["{tmp}/loop.npy", "{tmp}/o.npy"], "INPUT {tmp}/loop.npy: a symbolic link loop"),
 ])
 def test_predict_errors(tmp_path, capsys, argv, error):
@@ -172,3 +177,18 @@ def test_a_failed_write_leaves_the_old_output_and_no_partial_file(ckpt, tmp_path
         "space" in capsys.readouterr().err
     assert (tmp_path / "out.npy").read_bytes() == b"the previous forecast"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy", "out.npy"]
+
+
+@pytest.mark.slow
+def test_predict_script_on_a_trained_checkpoint(trained_run, tmp_path):
+    """The command as the README gives it, on the checkpoint of a training run: forecasts in [0, 1], a PNG."""
+    frames = np.random.default_rng(0).integers(0, 255, (2, 3, 1, 32, 32), dtype=np.uint8)
+    np.save(tmp_path / "in.npy", frames)
+    command = [sys.executable, "scripts/predict.py", str(trained_run[0] / "checkpoints" / "last.ckpt"),
+               str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--png", str(tmp_path / "out.png")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pred = np.load(tmp_path / "out.npy")
+    assert pred.shape == (2, 2, 1, 32, 32) and pred.dtype == np.float32
+    assert 0 <= pred.min() and pred.max() <= 1
+    assert (tmp_path / "out.png").stat().st_size > 0

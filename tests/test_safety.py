@@ -17,8 +17,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import convgru  # noqa: E402
-from cases_checkpoints import (SYSTEM_OPTIMIZER, TARGET, appending_data, env_data, truncating_data,  # noqa: E402
-                               with_hparams)
+from cases_checkpoints import (  # noqa: E402
+    SYSTEM_OPTIMIZER,
+    TARGET,
+    appending_data,
+    env_data,
+    hold_lock,
+    truncating_data,
+    with_hparams,
+)
 from conftest import ROOT, compose_config, tiny  # noqa: E402
 from convgru.training import CheckpointError, cli, evaluate, train  # noqa: E402
 from convgru.training.run_folder import LOCK, RunFolderInUse, RunLock  # noqa: E402
@@ -114,6 +121,7 @@ def test_plain_paths_interpolation_is_kept(trained_run, tmp_path):
     assert stored_data_config(checkpoint)["download"] is False
 
 
+@pytest.mark.slow
 def test_stored_paths_travel(tmp_path, monkeypatch, cache_dir):
     """Trained with data.files=[d/seq.npy] in one folder, evaluated from another: the checkpoint holds
     the absolute path."""
@@ -146,33 +154,47 @@ def test_metrics_json_is_strict(trained_run):
 
 
 def test_metrics_json_writes_inf_and_nan_as_null():
-    from convgru.training.pipeline import _json
-    text = _json({"a": float("inf"), "b": float("nan"), "c": -float("inf"), "d": 1.5})
+    from convgru.training.reports import strict_json
+    text = strict_json({"a": float("inf"), "b": float("nan"), "c": -float("inf"), "d": 1.5})
     assert json.loads(text) == {"a": None, "b": None, "c": None, "d": 1.5}
 
 
 def test_run_lock_refuses_a_live_run_and_takes_over_a_dead_ones(tmp_path):
     folder = tmp_path / "run"
     with RunLock(folder):
-        record = json.loads((folder / LOCK).read_text())
-        assert record["pid"] == os.getpid()
-    assert not (folder / LOCK).exists()
-    holder = subprocess.Popen(["sleep", "30"])
+        assert json.loads((folder / LOCK).read_text())["pid"] == os.getpid()
+        with RunLock(folder):  # re-entrant in one process
+            pass
+    assert (folder / LOCK).read_text() == ""  # released: emptied, not removed
+    holder = hold_lock(folder)
     try:
-        (folder / LOCK).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename, "command": "x"}))
-        with pytest.raises(RunFolderInUse, match=f"in use by another run \\(process {holder.pid}: x\\)"):
+        with pytest.raises(RunFolderInUse, match=f"in use by another run \\(process {holder.pid}: "
+                                                 "scripts/train.py experiment=quickstart\\)"):
             RunLock(folder).acquire()
     finally:
-        holder.kill()
+        holder.kill()  # killed while holding it: the system drops its lock
         holder.wait()
-    with RunLock(folder):  # its process is gone: taken over
+    assert json.loads((folder / LOCK).read_text())["pid"] == holder.pid  # its record is left behind
+    with RunLock(folder):  # taken over
         assert json.loads((folder / LOCK).read_text())["pid"] == os.getpid()
     (folder / LOCK).write_text('{"pid": 12')  # cut short by a kill while it was written
     with RunLock(folder):
         pass
-    assert not (folder / LOCK).exists()
 
 
+def test_run_lock_is_taken_by_one_of_many_at_once(tmp_path):
+    """Processes that start into one folder together: exactly one gets the lock."""
+    code = ("import sys, time; from convgru.training.run_folder import RunLock, RunFolderInUse\n"
+            "try:\n    RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(3)\n"
+            "except RunFolderInUse:\n    print('refused', flush=True)\n")
+    (tmp_path / LOCK).write_text('{"pid": 999999999, "host": "x", "command": "a dead run"}')
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+            for _ in range(6)]
+    outcomes = sorted(run.communicate(timeout=120)[0].strip() for run in runs)
+    assert outcomes == ["held"] + ["refused"] * 5, outcomes
+
+
+@pytest.mark.slow
 def test_second_run_into_a_busy_folder_is_refused_by_the_command_line(tmp_path, cache_dir):
     """Two train.py processes into one hydra.run.dir: the second stops at once, naming the first,
     and leaves the first's files alone."""
@@ -230,3 +252,55 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["global_step"] == 200 and final["epoch"] == 1
+
+
+def test_eval_never_writes_a_nan_forecast(trained_run, tmp_path, cache_dir):
+    """Finite weights that overflow (a damaged or diverged model): eval stops, writing nothing."""
+    checkpoint = torch.load(trained_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, tensor in checkpoint["state_dict"].items():
+        if tensor.is_floating_point() and "conv" in name and name.endswith("weight"):
+            tensor.mul_(1e30)
+    path = tmp_path / "overflow.ckpt"
+    torch.save(checkpoint, path)
+    out = tmp_path / "eval"
+    with pytest.raises(FloatingPointError, match=r"overflow.ckpt forecast \d+ NaN or inf values on the test set; "
+                                                 "nothing was written"):
+        evaluate(compose_config("eval", out, [f"ckpt_path={path}"], cache_dir), [f"ckpt_path={path}"])
+    assert not (out / "metrics.json").exists() and not (out / "predictions.png").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c, d: c.update(callbacks={"ModelCheckpoint{}": {"dirpath": str(d), "last_model_path": f"{d}/.."}}),
+     r"callbacks.ModelCheckpoint\{\} names '.*/\.\.', not a .ckpt file in its checkpoint folder"),
+    (lambda c, d: c.update(callbacks={"ModelCheckpoint{}": {"dirpath": str(d), "best_model_path": f"{d}/x.txt"}}),
+     r"names '.*x.txt', not a .ckpt file"),
+    (lambda c, d: c.update(state_dict=[1, 2]), r"its state_dict must map names to tensors, found \[1, 2\]"),
+    (lambda c, d: c["hyper_parameters"].update(data=["a"]), r"hyper_parameters.data must be a data config"),
+    (lambda c, d: c["hyper_parameters"].update(loss=_deep(5000)), "nested too deeply"),
+    (lambda c, d: c.update(convgru={"format": 99, "version": "\x1b[31m9\nerror: fake"}),
+     r"written by convgru '\\x1b\[31m9\\nerror: fake'"),
+])
+def test_checkpoint_structure_is_checked(tmp_path, change, message):
+    """Files named outside the checkpoint folder (`..` too), odd types, nesting bombs and terminal
+    escapes: one line naming the checkpoint, never a traceback or raw control characters."""
+    from sweep import tiny_checkpoint
+    path = tmp_path / "model.ckpt"
+    tiny_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint, tmp_path / "checkpoints")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20000)  # to write the nesting bomb
+    try:
+        torch.save(checkpoint, path)
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(CheckpointError, match=message) as error:
+        convgru.load(path)
+    assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+
+
+def _deep(levels: int):
+    value = []
+    for _ in range(levels):
+        value = [value]
+    return value

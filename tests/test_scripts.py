@@ -62,6 +62,7 @@ def test_checkpoint_loads(ckpt):
     assert isinstance(load_module(ckpt), ForecastModule)
 
 
+@pytest.mark.slow
 def test_export_script_defaults_from_the_data_config(ckpt_with_data, tmp_path, capsys):
     ckpt, out = ckpt_with_data, tmp_path / "model.onnx"
     export_script.main([str(ckpt), str(out)])
@@ -80,7 +81,8 @@ def test_export_script_defaults_from_the_data_config(ckpt_with_data, tmp_path, c
 
 @pytest.mark.parametrize("argv, error", [
     (["{tmp}/none.ckpt", "{tmp}/m.onnx", "--frames-in", 3], "CKPT {tmp}/none.ckpt: file not found"),
-    (["{tmp}/bad.ckpt", "{tmp}/m.onnx", "--frames-in", 3], "cannot read checkpoint {tmp}/bad.ckpt: it is not a PyTorch checkpoint"),
+    (["{tmp}/bad.ckpt", "{tmp}/m.onnx", "--frames-in", 3],
+     "cannot read checkpoint {tmp}/bad.ckpt: it is not a PyTorch checkpoint"),
     (["{ckpt}", "{tmp}/missing/m.onnx"], "OUT {tmp}/missing/m.onnx: the folder {tmp}/missing does not exist"),
     (["{ckpt}", "{tmp}/old.onnx"], "OUT {tmp}/old.onnx exists; pass --force to replace it"),
     (["{ckpt}", "{tmp}/m.onnx", "--future", 0], "argument --future: expected an integer >= 1, found '0'"),

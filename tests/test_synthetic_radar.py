@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from convgru.data import ArrayDataModule
-from convgru.data.synthetic_radar import (CHUNK, draw_cells, ensure_radar_dataset, generate_radar, render_cells,
-                                          write_radar_dataset)
+from convgru.data.synthetic_radar import (
+    CHUNK,
+    draw_cells,
+    ensure_radar_dataset,
+    generate_radar,
+    render_cells,
+    write_radar_dataset,
+)
 
 
 def test_shape_dtype_range_and_seed():

@@ -12,7 +12,7 @@ from conftest import ROOT, compose_config, tiny
 from convgru.training import CheckpointError, ForecastModule, train
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("depth", [1, *(pytest.param(d, marks=pytest.mark.slow) for d in (2, 3, 4))])
 def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
     sizes = ",".join(["4"] * depth)
     overrides = [f"model=convgru{depth}", f"model.net.hidden_sizes=[{sizes}]", "+trainer.fast_dev_run=true"]
@@ -21,9 +21,13 @@ def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 
-@pytest.mark.parametrize("option", ["trainer.precision=bf16-mixed", "model.compile=true"])
-def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, option):
-    overrides = [option, "+trainer.max_steps=3", "+trainer.limit_val_batches=0", "test=false", "data.train_size=4",
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [["trainer.precision=bf16-mixed"],
+                                     ["model.compile=true", "model.net.hidden_sizes=[4]"]], ids=str)
+def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, options):
+    """model.compile=true through Lightning: one level is enough (test_forecaster.py compares a compiled
+    2-level network with eager, forward and backward, across batch sizes)."""
+    overrides = [*options, "+trainer.max_steps=3", "+trainer.limit_val_batches=0", "test=false", "data.train_size=4",
                  "trainer.max_epochs=3", "model.scheduler.name=none"]  # three training steps, no validation
     metrics = train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
     assert torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
@@ -54,12 +58,14 @@ def test_tensorboard_holds_prediction_image(trained_run):
     assert len(events.Scalars("test/mse_per_frame")) == cfg.data.frames_out
 
 
+@pytest.mark.slow
 def test_csv_logger_saves_prediction_pictures(tmp_path, cache_dir):
     train(compose_config("train", tmp_path, tiny("train", ["logger=csv", "test=false"]), cache_dir))
     assert (tmp_path / "csv" / "metrics.csv").is_file()
     assert (tmp_path / "csv" / "val_predictions" / "epoch_000.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_resume_continues_from_checkpoint(tmp_path, cache_dir):
     keep_all = ["trainer.max_epochs=2", "test=false", "callbacks.model_checkpoint.save_top_k=-1"]
     train(compose_config("train", tmp_path / "a", tiny("train", keep_all), cache_dir))
@@ -126,12 +132,13 @@ def test_non_finite_loss_keeps_earlier_checkpoints(trained_run, tmp_path, cache_
 def test_a_new_run_does_not_write_over_another_runs_checkpoints(trained_run, cache_dir):
     out, _, _ = trained_run
     before = {p: p.read_bytes() for p in (out / "checkpoints").iterdir()}
-    with pytest.raises(ValueError, match=r"checkpoints already holds checkpoints \(epoch_000.ckpt, last.ckpt\) that this "
-                                         r"run would write over: pick another hydra.run.dir"):
+    with pytest.raises(ValueError, match=r"checkpoints already holds checkpoints \(epoch_000.ckpt, last.ckpt\) that "
+                                         r"this run would write over: pick another hydra.run.dir"):
         train(compose_config("train", out, tiny("train"), cache_dir))
     assert {p: p.read_bytes() for p in (out / "checkpoints").iterdir()} == before
 
 
+@pytest.mark.slow
 def test_quickstart_command_runs(tmp_path, cache_dir):
     command = [sys.executable, "scripts/train.py", "experiment=quickstart", *tiny("train"), "trainer.max_epochs=1",
                f"paths.cache_dir={cache_dir}", f"paths.log_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"]
@@ -149,6 +156,7 @@ def test_quickstart_command_runs(tmp_path, cache_dir):
     assert (tmp_path / "eval" / "predictions.gif").is_file()
 
 
+@pytest.mark.slow
 def test_multirun_sweep(tmp_path, cache_dir):
     command = [sys.executable, "scripts/train.py", "-m", *tiny("train"), "model.optimizer.lr=1e-3,1e-2",
                f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path}"]
@@ -159,6 +167,7 @@ def test_multirun_sweep(tmp_path, cache_dir):
         assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_unknown_option_from_the_command_line(tmp_path):
     command = [sys.executable, "scripts/train.py", "trainer=tpu9", f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)

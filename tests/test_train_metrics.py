@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from convgru.training import FrameMetrics, ForecastModule
+from convgru.training import ForecastModule, FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
 
 
@@ -68,3 +68,18 @@ def test_metric_sums_stay_float32_in_a_16_bit_model():
     pred = torch.full((1, 2, 1, 8, 8), 0.3)
     metrics.update(pred, pred + 0.0123)
     assert metrics.compute()["mse"][0].item() == pytest.approx(64 * 0.0123 ** 2, rel=1e-4)
+
+
+def test_hparams_tab_has_the_model_settings_and_their_metrics(trained_run):
+    """TensorBoard's HPARAMS tab: the hyperparameters with the val and test metrics of the run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out, metrics, _ = trained_run
+    events = EventAccumulator(str(next((out / "tensorboard").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    names = {info.name for info in experiment.hparam_infos}
+    assert {"loss", "future", "net/hidden_sizes", "optimizer/lr"} <= names, names
+    assert {"val/mse", "test/mse"} <= {info.name.tag for info in experiment.metric_infos}

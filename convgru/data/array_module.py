@@ -4,6 +4,9 @@ import os
 
 import numpy as np
 
+from convgru._checks import OptionError
+from convgru.domain.units import check_value_range
+
 from .arrays import LAYOUTS, ArrayFile, SequenceArray
 from .base import SequenceDataModule
 from .datasets import WindowDataset, window_starts
@@ -28,7 +31,7 @@ def _numbers(name: str, value, count: int, expected: str) -> list[float]:
     except (TypeError, ValueError):
         numbers = []
     if len(numbers) != count:
-        raise ValueError(f"{name}: expected {expected}, found {value!r}")
+        raise OptionError(name, f"expected {expected}, found {value!r}")
     return numbers
 
 
@@ -66,29 +69,26 @@ class ArrayDataModule(SequenceDataModule):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)
         per_split = (train_files, val_files, test_files)
         if (files is None) == all(f is None for f in per_split):
-            raise ValueError("files: expected either files (cut into train / val / test by split) or "
+            raise OptionError("files", "expected either files (cut into train / val / test by split) or "
                              f"train_files/val_files/test_files, found files={files!r}, train_files={train_files!r}, "
                              f"val_files={val_files!r}, test_files={test_files!r}")
         for name, value in zip(("files", *(f"{s}_files" for s in SPLITS)), (files, *per_split)):
             if value is not None and not all(isinstance(p, (str, os.PathLike)) for p in _as_list(value)):
-                raise ValueError(f"{name}: expected a .npy/.npz path or a list of them, found {value!r}")
+                raise OptionError(name, f"expected a .npy/.npz path or a list of them, found {value!r}")
         if files is not None:
             split = _numbers("split", split, 3, "3 fractions (train, val, test) >= 0 summing to 1")
             if min(split) < 0 or abs(sum(split) - 1) > 1e-6:
-                raise ValueError(f"split: expected 3 fractions (train, val, test) >= 0 summing to 1, found {split}")
+                raise OptionError("split", f"expected 3 fractions (train, val, test) >= 0 summing to 1, found {split}")
         if layout not in LAYOUTS:
-            raise ValueError(f"layout: expected one of {LAYOUTS}, found {layout!r}")
+            raise OptionError("layout", f"expected one of {LAYOUTS}, found {layout!r}")
         if stride is not None and (not isinstance(stride, int) or stride < 1):
-            raise ValueError(f"stride: expected null or an integer >= 1, found {stride!r}")
-        if value_range is not None:
-            value_range = _numbers("value_range", value_range, 2, "[low, high] with high > low")
-            if value_range[1] <= value_range[0]:
-                raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
+            raise OptionError("stride", f"expected null or an integer >= 1, found {stride!r}")
+        value_range = check_value_range(value_range)
         if missing_value is not None:
             try:
                 missing_value = float(missing_value)
             except (TypeError, ValueError):
-                raise ValueError(f"missing_value: expected null, nan or a number, found {missing_value!r}") from None
+                raise OptionError("missing_value", f"expected null, nan or a number, found {missing_value!r}") from None
         self.files, self.split = files, split
         self.split_files = dict(zip(SPLITS, per_split))
         self.layout, self.key, self.stride = layout, key, stride

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convgru._checks import OptionError
+
 LAYOUTS = ("NTCHW", "NTHW", "TNHW", "NHWT")
 
 
@@ -175,7 +177,7 @@ class SequenceArray:
 
     def __init__(self, file: ArrayFile, layout: str = "NTCHW"):
         if layout not in LAYOUTS:
-            raise ValueError(f"layout: expected one of {LAYOUTS}, found {layout!r}")
+            raise OptionError("layout", f"expected one of {LAYOUTS}, found {layout!r}")
         if len(file.shape) != len(layout):
             raise ValueError(f"{file.path}: layout {layout} expects a {len(layout)}-d array, "
                              f"found shape {file.shape}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convgru._checks import OptionError
+
 BUNDLED_BANK = Path(__file__).resolve().parents[2] / "data" / "mnist_5k.npz"
 DIGIT_SHAPE = (28, 28)
 HOLDOUT_SEED = 0  # fixed: the held-out digits never change with the experiment's seed
@@ -70,7 +72,7 @@ def load_torchvision_mnist(root, train: bool, download: bool) -> np.ndarray:
 def holdout_split(images: np.ndarray, fraction: float) -> DigitSplit:
     """Split one digit set by a fixed permutation: `fraction` of it is held out for validation / test."""
     if not 0 < fraction < 1:
-        raise ValueError(f"holdout_fraction: expected a value in (0, 1), found {fraction}")
+        raise OptionError("holdout_fraction", f"expected a value in (0, 1), found {fraction}")
     order = np.random.default_rng(HOLDOUT_SEED).permutation(len(images))
     n_out = int(round(fraction * len(images)))
     if n_out == 0 or n_out == len(images):
@@ -88,7 +90,7 @@ def resolve_digits(digits: str = "bundled", digit_bank=BUNDLED_BANK, mnist_root=
     `idx_test`, or one of them split by `holdout_fraction`.
     """
     if digits not in SOURCES:
-        raise ValueError(f"digits: expected one of {SOURCES}, found {digits!r}")
+        raise OptionError("digits", f"expected one of {SOURCES}, found {digits!r}")
     if digits == "bundled":
         return holdout_split(load_digit_bank(digit_bank), holdout_fraction)
     if digits == "idx":

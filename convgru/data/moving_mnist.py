@@ -8,6 +8,8 @@ clamping and flipping that axis; the first frame is after one step. Digits are c
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convgru._checks import OptionError
+
 STEP_LENGTH = 0.1
 MAX_DIGITS = 3
 
@@ -15,11 +17,11 @@ MAX_DIGITS = 3
 def check_params(num_digits: int, image_size: int, digit_shape, num_frames: int) -> None:
     """Raise ValueError for an unsupported digit count, a canvas smaller than a digit or no frames."""
     if not 1 <= num_digits <= MAX_DIGITS:
-        raise ValueError(f"num_digits: expected 1 to {MAX_DIGITS}, found {num_digits}")
+        raise OptionError("num_digits", f"expected 1 to {MAX_DIGITS}, found {num_digits}")
     if image_size < max(digit_shape):
-        raise ValueError(f"image_size: expected at least the digit size {tuple(digit_shape)}, found {image_size}")
+        raise OptionError("image_size", f"expected at least the digit size {tuple(digit_shape)}, found {image_size}")
     if num_frames < 1:
-        raise ValueError(f"frames: expected at least 1 frame per sequence, found {num_frames}")
+        raise OptionError("frames", f"expected at least 1 frame per sequence, found {num_frames}")
 
 
 def draw_motion(rng: np.random.Generator, num_sequences: int, num_digits: int, bank_size: int):

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convgru._checks import OptionError
+
 from .arrays import ArrayFile, SequenceArray, check_path
 from .base import SequenceDataModule
 from .cache import (
@@ -41,10 +43,10 @@ class MovingMNISTDataModule(SequenceDataModule):
                  persistent_workers: bool = True):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)
         if channels != 1:
-            raise ValueError(f"channels: Moving MNIST has 1 channel, found channels={channels}")
+            raise OptionError("channels", f"Moving MNIST has 1 channel, found channels={channels}")
         for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected an integer >= 1 (sequences), found {value!r}")
+                raise OptionError(name, f"expected an integer >= 1 (sequences), found {value!r}")
         check_params(num_digits, image_size, DIGIT_SHAPE, frames_in + frames_out)
         self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
         self.num_digits, self.image_size, self.seed, self.eval_seed = num_digits, image_size, seed, eval_seed

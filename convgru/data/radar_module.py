@@ -3,6 +3,7 @@ thresholds and offline synthetic radar."""
 
 from pathlib import Path
 
+from convgru._checks import OptionError
 from convgru.domain import UNITS, check_thresholds
 
 from .array_module import SPLITS, ArrayDataModule
@@ -33,14 +34,14 @@ class RadarDataModule(ArrayDataModule):
                  cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
                  layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, **options):
         if units not in UNITS:
-            raise ValueError(f"units: expected one of {list(UNITS)}, found {units!r}")
+            raise OptionError("units", f"expected one of {list(UNITS)}, found {units!r}")
         if value_range is None:
-            raise ValueError(f"value_range: expected [low, high], the values in {units} that map to 0 and 1 "
+            raise OptionError("value_range", f"expected [low, high], the values in {units} that map to 0 and 1 "
                              "(e.g. [0, 70] for reflectivity in dBZ), found None")
         self.synthetic = None
         if all(options.get(name) is None for name in ("files", *(f"{split}_files" for split in SPLITS))):
             if synthetic is None:
-                raise ValueError("files: expected array files (files, or train_files / val_files / test_files), or "
+                raise OptionError("files", "expected array files (files, or train_files / val_files / test_files), or "
                                  "the synthetic option to generate synthetic radar, found neither")
             self.synthetic = _synthetic_options(synthetic, units, layout, frames_in + frames_out)
             options["files"] = [str(radar_cache_path(cache_dir, **self.synthetic))]
@@ -63,18 +64,18 @@ def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
     """The keyword arguments of ensure_radar_dataset (but cache_dir) from the `synthetic` option."""
     unknown = sorted(set(synthetic) - set(SYNTHETIC_OPTIONS))
     if unknown:
-        raise ValueError(f"synthetic: unknown option(s) {unknown}, expected some of {list(SYNTHETIC_OPTIONS)}")
+        raise OptionError("synthetic", f"unknown option(s) {unknown}, expected some of {list(SYNTHETIC_OPTIONS)}")
     options = {"num_frames": length, **{k: synthetic[k] for k in synthetic if synthetic[k] is not None}}
     if not isinstance(options.get("num_sequences"), int) or options["num_sequences"] < 1:
-        raise ValueError(f"synthetic.num_sequences: expected an integer >= 1, found {options.get('num_sequences')!r}")
+        raise OptionError("synthetic.num_sequences", f"expected an integer >= 1, found {options.get('num_sequences')!r}")
     if options["num_frames"] < length:
-        raise ValueError(f"synthetic.num_frames: expected at least frames_in + frames_out = {length}, "
+        raise OptionError("synthetic.num_frames", f"expected at least frames_in + frames_out = {length}, "
                          f"found {options['num_frames']}")
     check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4))
     if units != "dBZ":
-        raise ValueError(f"units: synthetic radar is reflectivity in dBZ, found units={units!r}")
+        raise OptionError("units", f"synthetic radar is reflectivity in dBZ, found units={units!r}")
     if layout != "NTHW":
-        raise ValueError(f"layout: synthetic radar is stored (N, T, H, W), expected NTHW, found {layout!r}")
+        raise OptionError("layout", f"synthetic radar is stored (N, T, H, W), expected NTHW, found {layout!r}")
     if "speed" in options:
         options["speed"] = tuple(options["speed"])
     frames = ("data.frames_in + data.frames_out" if synthetic.get("num_frames") is None

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convgru._checks import OptionError
 from convgru.atomic import remove_stale_tmp
 
 from .cache import write_npy
@@ -47,7 +48,7 @@ def check_params(num_frames: int, image_size: int, max_cells: int) -> None:
     for name, value, least in (("num_frames", num_frames, 1), ("image_size", image_size, 8),
                                ("max_cells", max_cells, 1)):
         if not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name}: expected an integer >= {least}, found {value!r}")
+            raise OptionError(name, f"expected an integer >= {least}, found {value!r}")
 
 
 def draw_cells(rng: np.random.Generator, num_sequences: int, num_frames: int = 20, image_size: int = 64,

@@ -24,7 +24,8 @@ compared, with the threshold rounded to that dtype: rounding is monotone, so a v
 import torch
 from torchmetrics import Metric
 
-from convgru.domain.units import to_scaled
+from convgru._checks import OptionError
+from convgru.domain.units import check_value_range, to_scaled
 
 SCORES = ("csi", "pod", "far", "hss", "bias")
 
@@ -38,12 +39,12 @@ def check_thresholds(thresholds, value_range=None, option: str = "thresholds",
     except (TypeError, ValueError):
         values = None
     if not values or any(b <= a for a, b in zip(values, values[1:])) or any(v != v for v in values):
-        raise ValueError(f"{option}: expected a non-empty, increasing list of numbers, found {thresholds!r}")
+        raise OptionError(option, f"expected a non-empty, increasing list of numbers, found {thresholds!r}")
     if value_range is not None:
         low, high = (float(v) for v in value_range)
         outside = [f"{v:g}" for v in values if not low < v <= high]
         if outside:
-            raise ValueError(f"{option}: expected thresholds above {low:g} and at most {high:g} ({range_option} "
+            raise OptionError(option, f"expected thresholds above {low:g} and at most {high:g} ({range_option} "
                              f"[{low:g}, {high:g}], the physical values that map to 0 and 1), found "
                              f"{', '.join(outside)} in {values}")
     return values
@@ -71,18 +72,6 @@ def contingency(pred: torch.Tensor, target: torch.Tensor, thresholds) -> torch.T
         n_pred, n_target = pred_event.sum(-1), target_event.sum(-1)
         counts.append(torch.stack([hits, n_target - hits, n_pred - hits, total - n_pred - n_target + hits], -1))
     return torch.stack(counts, -2)
-
-
-def _check_range(value_range):
-    if value_range is None:
-        return None
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        low = high = None
-    if low is None or not high > low:
-        raise ValueError(f"value_range: expected [low, high] with high > low, found {value_range!r}")
-    return low, high
 
 
 def scaled_thresholds(thresholds: list[float], value_range) -> list[float]:
@@ -127,9 +116,9 @@ def skill_scores(pred: torch.Tensor, target: torch.Tensor, thresholds, value_ran
     """
     thresholds = check_thresholds(thresholds)
     if pred.shape != target.shape:
-        raise ValueError(f"skill_scores: expected pred and target of equal shape, found {tuple(pred.shape)} "
+        raise OptionError("skill_scores", f"expected pred and target of equal shape, found {tuple(pred.shape)} "
                          f"and {tuple(target.shape)}")
-    compared = scaled_thresholds(thresholds, _check_range(value_range))
+    compared = scaled_thresholds(thresholds, check_value_range(value_range))
     counts = contingency(pred.reshape(-1), target.reshape(-1), compared)  # (K, 4)
     return {k: v.item() for k, v in _by_threshold(scores_from_counts(counts), thresholds).items()}
 
@@ -151,9 +140,9 @@ class SkillScores(Metric):
     def __init__(self, thresholds, frames: int, value_range=None):
         super().__init__()
         if not isinstance(frames, int) or frames < 1:
-            raise ValueError(f"frames: expected an integer >= 1, found {frames!r}")
+            raise OptionError("frames", f"expected an integer >= 1, found {frames!r}")
         self.thresholds, self.frames = check_thresholds(thresholds), frames
-        self.value_range = _check_range(value_range)
+        self.value_range = check_value_range(value_range)
         self.compared = scaled_thresholds(self.thresholds, self.value_range)  # what the data are compared with
         self.add_state("counts", default=torch.zeros(frames, len(self.thresholds), 4, dtype=torch.int64),
                        dist_reduce_fx="sum")

@@ -1,11 +1,15 @@
 """Physical units: the [0, 1] scaling of every data module (`scale`), its inverse and thresholds in
 the scaled space (`to_scaled`), the units of radar data and the Z-R relation of HKO-7.
 
-Domain layer: below the data modules and training, above the library; imports torch and numpy only.
+Domain layer: below the data modules and training, above the library; imports torch, numpy and the library's argument checks.
 """
+
+import math
 
 import numpy as np
 import torch
+
+from convgru._checks import OptionError
 
 # Marshall-Palmer-type Z-R relation used by HKO-7 (Shi et al. 2017): Z = A * R**B, Z in mm^6 m^-3, R in mm/h.
 ZR_A = 58.53
@@ -17,6 +21,21 @@ UNITS = {
     "kg/m^2": "vertically integrated liquid (VIL)",
     "pixel": "stored pixel values, e.g. SEVIR VIL 0..254 (255: missing)",
 }
+
+
+def check_value_range(value_range, option: str = "value_range") -> tuple[float, float] | None:
+    """`value_range` as (low, high) floats, or None for None: the physical values that map to 0 and 1.
+    Raises OptionError naming `option` unless it is two numbers with high > low."""
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range) if not isinstance(value_range, (str, bytes)) else (None, None)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise OptionError(option, "expected [low, high] with high > low (the physical values that map to 0 and 1), "
+                          f"found {value_range!r}")
+    return low, high
 
 
 def to_physical(x, value_range):

@@ -8,7 +8,7 @@ importing the package has no side effects: the scripts register the `${project_r
 import importlib
 
 _EXPORTS = {
-    "AtomicCheckpointIO": "checkpoint_io",
+    "AtomicCheckpointIO": "checkpoint",
     "CheckpointError": "checkpoint",
     "ForecastModule": "module",
     "FrameMetrics": "metrics",

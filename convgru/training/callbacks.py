@@ -63,9 +63,11 @@ class ResumableOnInterrupt(pl.Callback):
 
 
 def resume_command(path) -> str:
-    """The command line of this run (its Hydra overrides) with ckpt_path=`path`."""
+    """The command line of this run (its Hydra overrides) with its run folder and ckpt_path=`path`."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    overrides = [o for o in overrides if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
-    return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, f"ckpt_path={path}"])
+    overrides, folder = [], []
+    if HydraConfig.initialized():
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("ckpt_path=")]
+        folder = [f"hydra.run.dir={HydraConfig.get().runtime.output_dir}"]  # continue in the same folder
+    return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, *folder, f"ckpt_path={path}"])

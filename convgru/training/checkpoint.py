@@ -1,6 +1,11 @@
-"""Safe checkpoint loading: a checkpoint is data, never code.
+"""Checkpoints: their format, safe loading, the checks before anything is built from one, the
+upgrade of older formats, and atomic writing. The one home of all that convgru knows of checkpoints.
 
-torch.load(weights_only=True) unpickles tensors and plain values only; on top of that every config a
+Format: a Lightning checkpoint whose `convgru` entry is {format, version} (`CHECKPOINT_FORMAT`; 1 is
+convgru 0.1.0, which wrote none) and whose hyperparameters hold the ForecastModule's arguments,
+among them the data config it was trained with (`portable_data_config`).
+
+A checkpoint is data, never code. torch.load(weights_only=True) unpickles tensors and plain values only; on top of that every config a
 checkpoint carries (its hyperparameters: net, optimizer, scheduler, loss, the data config) must be
 plain before anything uses it: bool, int, float, str, None, lists and dicts with string keys, no
 Hydra instantiation keys (`_target_`, `_args_`, `_partial_`, `_recursive_`, `_convert_`) at any
@@ -9,6 +14,7 @@ depth but the data config's own `_target_`, which must name one of convgru's dat
 """
 
 import copy
+import logging
 import os
 import pickle
 import re
@@ -17,9 +23,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import convgru
-from convgru.training.module import CHECKPOINT_FORMAT, ForecastModule
+from convgru.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
 
 # The data modules a checkpoint's data config may name (by name: nothing named in a file is imported).
 DATA_MODULES = ("convgru.data.MovingMNISTDataModule", "convgru.data.ArrayDataModule", "convgru.data.RadarDataModule")
@@ -63,14 +75,24 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     check_plain(written, path, "convgru")
     if not isinstance(written, Mapping) or not isinstance(written.get("format", 1), int):
         raise CheckpointError(f"refused {path}: its key 'convgru' must be {{format: <int>, version: <str>}}, "
-                              f"found {written!r}")
+                              f"found {_shown(written)}")
     if written.get("format", 1) > CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} was written by convgru {written.get('version', '?')} in checkpoint format {written['format']}; "
+            f"{path} was written by convgru {_name(written.get('version', '?'))} in checkpoint format "
+            f"{written['format']}; "
             f"this is convgru {convgru.__version__}, which reads formats up to {CHECKPOINT_FORMAT}. "
             "Upgrade convgru to load it."
         )
-    check_plain(hparams, path, "hyper_parameters", data_key="data")
+    if not isinstance(checkpoint["state_dict"], Mapping):
+        raise CheckpointError(f"refused {path}: its state_dict must map names to tensors, found "
+                              f"{_shown(checkpoint['state_dict'])}")
+    if not isinstance(hparams.get("data"), (Mapping, type(None))):
+        raise CheckpointError(f"refused {path}: hyper_parameters.data must be a data config (a mapping) or null, "
+                              f"found {_shown(hparams['data'])}")
+    try:
+        check_plain(hparams, path, "hyper_parameters", data_key="data")
+    except RecursionError:
+        raise CheckpointError(f"refused {path}: its hyperparameters are nested too deeply to be a config") from None
     check_callback_paths(checkpoint, path)
     check_finite(checkpoint["state_dict"], path)
     return checkpoint
@@ -82,6 +104,7 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
     and with no interpolation but `${paths.*}`. `value[data_key]` is a data config, whose own
     `_target_` may name one of DATA_MODULES."""
     def refuse(where: str, found: str):
+        where = _name(where)
         raise CheckpointError(f"refused {path}: {where} holds {found}; a checkpoint may hold only plain values "
                               "(numbers, strings, lists, mappings) and convgru's data modules, so nothing in it "
                               "is run or resolved. Do not use this file")
@@ -93,20 +116,20 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
             for name, child in item.items():
                 inner = f"{where}.{name}"
                 if not isinstance(name, str):
-                    refuse(where, f"a key of type {type(name).__name__} ({name!r})")
+                    refuse(where, f"a key of type {type(name).__name__} ({_shown(name)})")
                 if name == "_target_" and data and where == data_where:
                     if child not in DATA_MODULES:
-                        refuse(inner, f"{child!r}, not one of convgru's data modules {list(DATA_MODULES)}")
+                        refuse(inner, f"{_shown(child)}, not one of convgru's data modules {list(DATA_MODULES)}")
                     continue
                 if name in HYDRA_KEYS:
-                    refuse(inner, f"the Hydra key {name} ({child!r}), which would build or call an object")
+                    refuse(inner, f"the Hydra key {name} ({_shown(child)}), which would build or call an object")
                 walk(child, inner, data)
         elif isinstance(item, (list, tuple)):
             for i, child in enumerate(item):
                 walk(child, f"{where}[{i}]", data)
         elif isinstance(item, str):
             if "${" in PATHS.sub("", item):
-                refuse(where, f"the interpolation {item!r} (only convgru's own ${{paths.*}} is kept)")
+                refuse(where, f"the interpolation {_shown(item)} (only convgru's own ${{paths.*}} is kept)")
         elif item is not None and not isinstance(item, (bool, int, float)):
             refuse(where, f"a {type(item).__module__}.{type(item).__qualname__}")
 
@@ -120,20 +143,30 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
 
 def check_callback_paths(checkpoint: dict, path) -> None:
     """Raise CheckpointError unless every file a ModelCheckpoint state in the checkpoint names
-    (best, last, k-th best, the best k) lies in that state's own `dirpath`: a resumed run may replace
-    or remove those files, and must never reach another folder."""
-    for name, state in (checkpoint.get("callbacks") or {}).items():
-        if not (isinstance(name, str) and name.startswith("ModelCheckpoint") and isinstance(state, Mapping)):
+    (best, last, k-th best, the best k) is a .ckpt file right in that state's own `dirpath` (no `..`):
+    a resumed run may replace or remove those files, and must never reach another file or folder."""
+    callbacks = checkpoint.get("callbacks") or {}
+    if not isinstance(callbacks, Mapping):
+        raise CheckpointError(f"refused {path}: its key 'callbacks' must be a mapping, found {_shown(callbacks)}")
+    for name, state in callbacks.items():
+        if not (isinstance(name, str) and name.startswith("ModelCheckpoint")):
             continue
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"refused {path}: callbacks.{_name(name)} must be a mapping, found {_shown(state)}")
         folder = state.get("dirpath")
+        best_k = state.get("best_k_models") or {}
         files = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
-        files += list(state.get("best_k_models") or {})
+        files += list(best_k) if isinstance(best_k, Mapping) else [best_k]
         for file in files:
             if file in (None, ""):
                 continue
-            if not isinstance(file, str) or not isinstance(folder, str) or Path(file).parent != Path(folder):
-                raise CheckpointError(f"refused {path}: callbacks.{name} names the file {file!r} outside its "
-                                      f"checkpoint folder {folder!r}; a resumed run could replace or remove it")
+            inside = (isinstance(file, str) and isinstance(folder, str) and ".." not in Path(file).parts
+                      and Path(file).suffix == ".ckpt"
+                      and Path(os.path.normpath(file)).parent == Path(os.path.normpath(folder)))
+            if not inside:
+                raise CheckpointError(f"refused {path}: callbacks.{_name(name)} names {_shown(file)}, not a .ckpt "
+                                      f"file in its checkpoint folder {_shown(folder)}; a resumed run could replace "
+                                      "or remove it")
 
 
 def check_finite(state_dict: Mapping, path) -> None:
@@ -142,7 +175,7 @@ def check_finite(state_dict: Mapping, path) -> None:
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kind = "NaN" if bool(tensor.isnan().any()) else "inf"
-            raise CheckpointError(f"refused {path}: weight {name} holds {kind} ({bad} of {tensor.numel()} values); "
+            raise CheckpointError(f"refused {path}: weight {_name(name)} holds {kind} ({bad} of {tensor.numel()} values); "
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
 
@@ -168,6 +201,35 @@ def portable_data_config(data: dict, cwd=None) -> dict:
             return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
         return value
     return {k: absolute(v) if k in DATA_PATHS else v for k, v in data.items()}
+
+
+def use_checkpoint_data(cfg, checkpoint: dict, overrides) -> bool:
+    """Make cfg.data (a composed eval config) the checkpoint's data config (`stored_data_config`) with
+    the command line's data.* settings and ~deletions on top, unless the command line chose a data
+    config (data=...) or the checkpoint (convgru 0.1.0) has none; returns whether it did."""
+    from omegaconf import OmegaConf, open_dict
+
+    from convgru.training.cli import group_choices, override_keys
+
+    stored = stored_data_config(checkpoint)
+    if group_choices(overrides, ("data",)):
+        return False
+    if stored is None:
+        log.warning("%s does not record its data (written by convgru 0.1.0): evaluating on the configured data; "
+                    "pass the experiment= or data.* options it was trained with", cfg.ckpt_path)
+        return False
+    given = {k: OmegaConf.select(cfg.data, k) for k in override_keys(overrides, "data")}
+    dropped = override_keys(overrides, "data", delete=True)
+    with open_dict(cfg):
+        cfg.data = stored
+        for key, value in given.items():
+            OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
+        for key in dropped:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg.data, parent) if parent else cfg.data
+            if node is not None and leaf in node:
+                del node[leaf]
+    return True
 
 
 def _unpicklable(path: Path) -> CheckpointError:
@@ -230,8 +292,15 @@ def check_model_config(checkpoint: dict, model: dict, path, source: str = "confi
     raise CheckpointError(f"the model in {path} does not match the {source}:\n" + "\n".join(lines) + "\n" + fix)
 
 
-def module_from_checkpoint(checkpoint: dict, path="checkpoint") -> ForecastModule:
+def stamp() -> dict:
+    """The `convgru` entry of a checkpoint written now: {format, version}."""
+    return {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
+
+
+def module_from_checkpoint(checkpoint: dict, path="checkpoint"):
     """The ForecastModule of a loaded checkpoint (its own hyperparameters and weights, not compiled)."""
+    from convgru.training.module import ForecastModule
+
     try:
         module = ForecastModule(**{**checkpoint["hyper_parameters"], "compile": False})
     except (TypeError, ValueError, RuntimeError) as error:
@@ -250,12 +319,25 @@ def check_weights_fit(module: torch.nn.Module, checkpoint: dict, path) -> None:
         raise CheckpointError(f"the weights in {path} do not fit the model: {_one_line(error)}") from None
 
 
+def _shown(value, limit: int = 120) -> str:
+    """repr(`value`) as a message may show it: printable on one line (escapes spelled out), cut to `limit`."""
+    text = repr(value)
+    text = text if text.isprintable() else ascii(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _name(text, limit: int = 120) -> str:
+    """A name read from a file (a key path, a version) as a message may show it: as it is if printable,
+    else `_shown`."""
+    return text if isinstance(text, str) and text.isprintable() and len(text) <= limit else _shown(text, limit)
+
+
 def _one_line(error: BaseException) -> str:
     """`error`'s message on one line (torch's load_state_dict errors span several)."""
     return re.sub(r"\s*\n\s*", " ", str(error)).strip()
 
 
-def load_module(path, map_location="cpu") -> ForecastModule:
+def load_module(path, map_location="cpu"):
     """Rebuild a ForecastModule from a checkpoint's own hyperparameters and weights, safely."""
     module = module_from_checkpoint(load_checkpoint(path, map_location), path)
     return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
@@ -274,3 +356,71 @@ def _override(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(str(v) for v in value) + "]"
     return "null" if value is None else str(value)
+
+
+# --- older formats -----------------------------------------------------------------------------
+
+def merge_rz_norm_states(checkpoint: dict, module: torch.nn.Module) -> None:
+    """Merge a 0.1.0 checkpoint's optimizer state of each cell's separate r and z GroupNorms
+    (norm_r, norm_z) into the one norm_rz of 0.2.0, as ConvGRUCell merges their weights on
+    loading, so that a 0.1.0 run resumes. Other checkpoints are left as they are."""
+    if (checkpoint.get("convgru") or {}).get("format", 1) > 1:
+        return
+    names = [name for name, _ in module.named_parameters()]
+    old = []  # 0.1.0's parameter order: ..., norm_r.weight, norm_r.bias, norm_z.weight, norm_z.bias, ...
+    for name in names:
+        if name.endswith(".norm_rz.weight"):
+            prefix = name[: -len("norm_rz.weight")]
+            old += [f"{prefix}norm_{g}.{p}" for g in "rz" for p in ("weight", "bias")]
+        elif not name.endswith(".norm_rz.bias"):
+            old.append(name)
+    if old == names:
+        return
+    index = {name: i for i, name in enumerate(old)}
+    for optimizer in checkpoint.get("optimizer_states", []):
+        groups, state = optimizer["param_groups"], optimizer["state"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(old):
+            return
+        merged = {}
+        for i, name in enumerate(names):
+            if ".norm_rz." in name:
+                r, z = (state.get(index[name.replace("norm_rz", f"norm_{g}")]) for g in "rz")
+                if r is not None and z is not None:
+                    merged[i] = {k: torch.cat([v, z[k]]) if torch.is_tensor(v) and v.dim() else v for k, v in r.items()}
+            elif index[name] in state:
+                merged[i] = state[index[name]]
+        optimizer["state"], groups[0]["params"] = merged, list(range(len(names)))
+
+
+# --- atomic writes -----------------------------------------------------------------------------
+
+ADVICE = ("the previous checkpoints are kept whole; free some space (or set paths.log_dir to another disk) and "
+          "resume from last.ckpt")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a local checkpoint with `convgru.atomic.atomic_write`: to a temporary file beside it,
+    flushed to disk, then renamed over the target, so a run killed at any moment leaves the previous
+    file or the new one, never a partial one, and a full disk is one error naming the folder and the
+    bytes needed. Lightning's own writer stages the file in the system's temp folder and moves it,
+    which is a copy (and can be cut short) when that folder is on another disk. Remote paths (s3://,
+    ...) go through Lightning's writer."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "checkpoint", _tensor_bytes(checkpoint), ADVICE) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of the tensors in a (nested) checkpoint: about what torch.save writes."""
+    if torch.is_tensor(value):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0

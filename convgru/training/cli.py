@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.run_folder import RunLock
+from convgru.training.run_folder import RunLock, check_fresh_folder
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -71,12 +71,15 @@ def check_writable(folder, option: str) -> None:
 class OutputDirCheck(Callback):
     """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write,
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until
-    the run ends)."""
+    the run ends) or of a finished run (its checkpoints/ folder holds checkpoints, and ckpt_path does
+    not continue that run)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
             check_writable(config.hydra.run.dir, "hydra.run.dir")
             self.lock = RunLock(config.hydra.run.dir).acquire()
+            if config.get("task_name") == "train":  # before Hydra writes .hydra/ over a finished run's
+                check_fresh_folder(Path(config.hydra.run.dir) / "checkpoints", config.get("ckpt_path"))
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         if getattr(self, "lock", None) is not None:
@@ -137,3 +140,20 @@ def output_error(path: Path, force: bool, option: str) -> str | None:
     if path.exists() and not force:
         return f"{option} {path} exists; pass --force to replace it"
     return None
+
+
+def parse_overrides(overrides) -> list:
+    """The command line's overrides as Hydra parses them (key, type: change, +add, ++add, ~delete)."""
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def group_choices(overrides, groups) -> list[str]:
+    """The overrides that choose an option of one of `groups` (e.g. 'experiment=quickstart')."""
+    return [f"{o.key_or_group}={o.value()}" for o in parse_overrides(overrides)
+            if o.key_or_group in groups and not o.is_delete()]
+
+
+def override_keys(overrides, group: str, delete: bool = False) -> list[str]:
+    """Keys set (or with `delete`, deleted) below `group`: 'net.kernel_size' from 'model.net.kernel_size=5'."""
+    return [o.key_or_group[len(group) + 1:] for o in parse_overrides(overrides)
+            if o.key_or_group.startswith(group + ".") and o.is_delete() == delete]

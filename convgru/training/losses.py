@@ -6,8 +6,9 @@ Every loss leaves out pixels whose target is NaN (missing data) and averages ove
 import torch
 from torch import nn
 
-from convgru.domain.scores import at_least
-from convgru.domain.units import UNITS, rain_rate_to_dbz, to_scaled
+from convgru._checks import OptionError
+from convgru.domain.scores import at_least, check_thresholds
+from convgru.domain.units import UNITS, check_value_range, rain_rate_to_dbz, to_scaled
 
 # HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
 HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
@@ -53,7 +54,7 @@ class WeightedLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: (B, T, C, H, W) or any equal shape -> scalar loss."""
         if pred.shape != target.shape:
-            raise ValueError(f"loss: expected pred and target of equal shape, found {tuple(pred.shape)} "
+            raise OptionError("loss", f"expected pred and target of equal shape, found {tuple(pred.shape)} "
                              f"and {tuple(target.shape)}")
         valid = ~target.isnan()
         diff = torch.where(valid, pred - target, 0.0)
@@ -67,7 +68,7 @@ def _numbers(option: str, values) -> list[float]:
     try:
         return [float(v) for v in values]
     except (TypeError, ValueError):
-        raise ValueError(f"{option}: expected a list of numbers, found {values!r}") from None
+        raise OptionError(option, f"expected a list of numbers, found {values!r}") from None
 
 
 def build_loss(name: str = "mse", value_range=None, thresholds=None, weights=None,
@@ -87,10 +88,10 @@ def build_loss(name: str = "mse", value_range=None, thresholds=None, weights=Non
     squared, absolute, balanced = LOSSES[name]
     if not balanced:
         return WeightedLoss(squared, absolute)
-    if value_range is None or len(value_range) != 2 or not value_range[1] > value_range[0]:
+    if value_range is None:
         raise ValueError(f"model.loss={name} weighs pixels by their physical value and needs model.value_range: "
-                         f"expected [low, high] with high > low (the values that map to 0 and 1, as "
-                         f"data.value_range), found {value_range!r}")
+                         "expected [low, high] (the values that map to 0 and 1, as data.value_range), found None")
+    check_value_range(value_range, "model.value_range")
     if units not in UNITS:
         raise ValueError(f"model.loss_units must be one of {list(UNITS)}, got {units!r}")
     if thresholds is None and units not in ("mm/h", "dBZ"):
@@ -98,9 +99,8 @@ def build_loss(name: str = "mse", value_range=None, thresholds=None, weights=Non
                          "(and model.loss_weights); the default thresholds are HKO-7's rain rates in mm/h")
     thresholds = HKO7_THRESHOLDS if thresholds is None else thresholds
     weights = HKO7_WEIGHTS if weights is None else weights
-    thresholds, weights = _numbers("model.loss_thresholds", thresholds), _numbers("model.loss_weights", weights)
-    if not thresholds or any(b <= a for a, b in zip(thresholds, thresholds[1:])):
-        raise ValueError(f"model.loss_thresholds: expected a non-empty, increasing list, found {thresholds}")
+    thresholds = check_thresholds(thresholds, option="model.loss_thresholds")
+    weights = _numbers("model.loss_weights", weights)
     if len(weights) != len(thresholds):
         raise ValueError(f"model.loss_weights: expected one weight per threshold ({len(thresholds)}), "
                          f"found {len(weights)}: {weights}")

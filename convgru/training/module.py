@@ -6,15 +6,14 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
-import convgru
 from convgru import EncoderForecaster
+from convgru.domain.scores import SkillScores, check_thresholds
+from convgru.domain.units import check_value_range
+from convgru.training.checkpoint import merge_rz_norm_states, stamp
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
-from convgru.domain.scores import SkillScores, check_thresholds
-from convgru.training.upgrade import merge_rz_norm_states
 
-CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missing pixels (NaN targets)
 
@@ -28,6 +27,12 @@ def _scoring(t: torch.Tensor) -> torch.Tensor:
     """t in float32 if it is 16-bit (trainer.precision=bf16-true / 16-true): losses and scores in at
     least float32."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def as_forecast(raw: torch.Tensor) -> torch.Tensor:
+    """A network's raw output as the forecast that is returned and scored: clamped to [0, 1] (the
+    data's range, as OpenSTL clips), in at least float32."""
+    return _scoring(raw).clamp(0, 1)
 
 
 def _half_safe_eps(config: dict, params) -> dict:
@@ -82,9 +87,7 @@ class ForecastModule(pl.LightningModule):
         super().__init__()
         if compile not in COMPILE_MODES:
             raise ValueError(f"model.compile must be one of {list(COMPILE_MODES)}, got {compile!r}")
-        if value_range is not None and (len(value_range) != 2 or not value_range[1] > value_range[0]):
-            raise ValueError(f"model.value_range: expected [low, high] with high > low (the physical values the "
-                             f"data maps to 0 and 1, as data.value_range) or null, found {value_range!r}")
+        check_value_range(value_range, "model.value_range")
         self.save_hyperparameters()
         self.loss_fn = build_loss(loss, value_range, loss_thresholds, loss_weights, loss_units)
         self.net = EncoderForecaster(**net)
@@ -100,8 +103,6 @@ class ForecastModule(pl.LightningModule):
                                  f"out_channels, found {net.get('in_channels', 1)} and {net.get('out_channels', 1)}")
             for name in ("val", "test", "persistence"):
                 self.skill[name] = SkillScores(thresholds, future, value_range)
-        self.test_results: dict[str, list[float]] = {}
-        self.test_summary: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -115,7 +116,7 @@ class ForecastModule(pl.LightningModule):
 
         x is moved to the module's device and dtype (a module trained with trainer.precision=bf16-true
         or 16-true holds 16-bit weights); predictions come back in at least float32."""
-        return _scoring(self(x.to(self.device, self.dtype), future)).clamp(0, 1)
+        return as_forecast(self(x.to(self.device, self.dtype), future))
 
     def _predict(self, batch, check_nan: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(forecast, targets) of a batch; `check_nan` looks for undeclared missing pixels (a device sync)."""
@@ -159,13 +160,15 @@ class ForecastModule(pl.LightningModule):
         self.log("val/loss", self.loss_fn(pred.float(), y), sync_dist=True, batch_size=y.shape[0])
         self.val_metrics.update(pred, y)
         if self.skill:
-            self.skill["val"].update(pred.float().clamp(0, 1), y)
+            self.skill["val"].update(as_forecast(pred), y)
 
     def test_step(self, batch, batch_idx: int) -> None:
         pred, y = self._predict(batch)
+        self.log("test/nonfinite_predictions", (~torch.isfinite(pred)).sum().float(), reduce_fx="sum",
+                 on_step=False, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
         self.test_metrics.update(pred, y)
         if self.skill:
-            self.skill["test"].update(pred.float().clamp(0, 1), y)
+            self.skill["test"].update(as_forecast(pred), y)
             self.skill["persistence"].update(_scoring(batch[0][:, -1:]).expand_as(y), y)  # the last input frame
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -173,12 +176,11 @@ class ForecastModule(pl.LightningModule):
         return self.forecast(batch[0] if isinstance(batch, (tuple, list)) else batch)
 
     def _scores(self, name: str, prefix: str = "") -> tuple[dict, dict]:
-        """Skill scores of self.skill[name] (reset after): ({prefix + "csi_20": scalar, ...},
-        {prefix + "csi_20": (T,) per lead time, ...}); empty without thresholds."""
+        """Skill scores of self.skill[name]: ({prefix + "csi_20": scalar, ...}, {prefix + "csi_20": (T,)
+        per lead time, ...}); empty without thresholds."""
         if not self.skill:
             return {}, {}
         scores = self.skill[name].compute()
-        self.skill[name].reset()
         pooled = {prefix + k: v for k, v in scores.items() if v.ndim == 0}
         return pooled, {prefix + k.removesuffix("_per_lead"): v for k, v in scores.items() if v.ndim == 1}
 
@@ -188,29 +190,37 @@ class ForecastModule(pl.LightningModule):
         # already reduced over ranks by the metrics; sync_dist only averages equal values
         self.log_dict({f"val/{k}": v.mean() for k, v in per_frame.items()}, prog_bar=True, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in self._scores("val")[0].items()}, sync_dist=True)
+        if self.skill:
+            self.skill["val"].reset()
 
-    def on_test_epoch_end(self) -> None:
-        """Log test/<metric> (means over frames, pooled skill scores); keep them in `test_summary` and
-        the values per future frame in `test_results`."""
+    def test_results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The test so far, without resetting it: ({name: scalar}: means over the frames and the skill
+        scores pooled over them, persistence's as `persistence/csi_20`; {name: (future,)}: per lead time)."""
         per_frame = self.test_metrics.compute()
-        self.test_metrics.reset()
         summary = {k: v.mean() for k, v in per_frame.items()}
         for name, prefix in (("test", ""), ("persistence", "persistence/")):
             pooled, per_lead = self._scores(name, prefix)
             summary.update(pooled)
             per_frame.update(per_lead)
+        return summary, per_frame
+
+    def on_test_epoch_end(self) -> None:
+        """Log test/<metric> (`test_results`: means over frames, pooled skill scores) and, to
+        TensorBoard, MSE and CSI against the lead time; then reset the test metrics."""
+        summary, per_frame = self.test_results()
+        self.test_metrics.reset()
+        for metric in self.skill.values():
+            metric.reset()
         self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
-        self.test_summary = {k: float(v) for k, v in summary.items()}
-        self.test_results = {k: v.tolist() for k, v in per_frame.items()}
-        curves = ["mse", *(k for k in self.test_results if k.split("/")[-1].startswith("csi_"))]
+        curves = ["mse", *(k for k in per_frame if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for name in curves:
-                    for frame, value in enumerate(self.test_results[name], start=1):
+                    for frame, value in enumerate(per_frame[name].tolist(), start=1):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["convgru"] = {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
+        checkpoint["convgru"] = stamp()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Bring a 0.1.0 optimizer state up to date; refuse to resume a OneCycle schedule over a

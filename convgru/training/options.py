@@ -5,7 +5,6 @@ import difflib
 import inspect
 import os
 import pathlib
-import re
 import types
 import typing
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+
+from convgru._checks import OptionError
 
 _HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
@@ -80,25 +81,19 @@ def instantiate(node: DictConfig, name: str, **kwargs):
 
 @contextmanager
 def full_names(values: dict, name: str):
-    """Re-raise a ValueError about one of the options in `values` with its full name (`batch_size: ...`
-    becomes `data.batch_size: ...`), and a TypeError as a ValueError naming the group `name`."""
+    """Re-raise an `OptionError` about one of the options in `values` with its full name (`batch_size:
+    ...` becomes `data.batch_size: ...`, `num_sequences` of `synthetic` `data.synthetic.num_sequences`),
+    and a TypeError as a ValueError naming the group `name`."""
     try:
         yield
     except TypeError as error:
         raise ValueError(f"{name}: {error}") from error
-    except ValueError as error:
-        if type(error) is not ValueError:
+    except OptionError as error:
+        path = dict(_leaves(values)).get(error.option.split(".")[0])
+        if path is None or error.option.startswith(f"{name}."):
             raise
-        raise ValueError(_full_name(str(error), values, name)) from error
-
-
-def _full_name(message: str, values: dict, name: str) -> str:
-    """`message` with a leading option name (`batch_size: ...`, `hidden_sizes must ...`) made `name.batch_size`."""
-    leaves = dict(_leaves(values))
-    first = re.match(r"[A-Za-z_]\w*", message)
-    if first and first.group() in leaves and message[first.end():first.end() + 1] in (":", " "):
-        return f"{name}.{leaves[first.group()]}{message[first.end():]}"
-    return message
+        full = f"{name}.{path}{error.option[len(error.option.split('.')[0]):]}"
+        raise ValueError(f"{full}{error.sep}{error.message}") from error
 
 
 def _leaves(values: dict, prefix: str = ""):

@@ -1,29 +1,34 @@
-"""Train and evaluate from a composed Hydra config (what scripts/train.py and eval.py run)."""
+"""Train and evaluate from a composed Hydra config (what scripts/train.py and eval.py run).
 
-import csv
-import json
+`train`: lock the run folder, check a checkpoint to resume from, build (data, model, trainer), fit,
+test the best checkpoint, report. `evaluate`: lock, load the checkpoint safely, take its model and
+data config, build, test, report. What is written and printed after a test is in `reports`.
+"""
+
 import logging
-import math
 import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from torchvision.utils import save_image
 
 from convgru import EncoderForecaster
-from convgru.training.checkpoint import (check_model_config, check_weights_fit, load_checkpoint,
-                                         module_from_checkpoint, portable_data_config, stored_data_config)
-from convgru.training.animation import forecast_gif
-from convgru.training.images import first_forecasts, rows_grid
-from convgru.training.metrics import METRICS
+from convgru.training.checkpoint import (
+    check_model_config,
+    check_weights_fit,
+    load_checkpoint,
+    module_from_checkpoint,
+    portable_data_config,
+    use_checkpoint_data,
+)
+from convgru.training.cli import error_message, group_choices, override_keys
+from convgru.training.images import first_forecasts
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
+from convgru.training.reports import TestReport, eval_report, log_hparams_with_metrics, train_report
 from convgru.training.run_folder import RunLock, check_fresh
-from convgru.domain.scores import SCORES
-from convgru.training.tables import frame_table, skill_table
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +40,22 @@ def _instantiate_all(group: DictConfig | None, name: str) -> list:
     return [instantiate(entry, f"{name}.{key}") for key, entry in group.items() if entry and "_target_" in entry]
 
 
-def _build(cfg: DictConfig, callbacks: bool, module=None):
+def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), data_from=None):
     """Seed, then the datamodule, the ForecastModule (plain-typed hparams, holding the data config
-    with its interpolations; `module` if given), loggers and trainer; every option is checked against
-    the class it configures first (unknown keys, wrong types)."""
+    with its interpolations; `module` if given), loggers and trainer (with the config's callbacks if
+    `callbacks`, and `extra_callbacks`); every option is checked against the class it configures
+    first (unknown keys, wrong types). `data_from` names the checkpoint the data config came from, for
+    its errors."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ValueError(f"seed: expected an integer, found {cfg.seed!r}")
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data, "data")
+    try:
+        datamodule = instantiate(cfg.data, "data")
+    except (ValueError, OmegaConfBaseException) as error:
+        if data_from is None:
+            raise
+        raise ValueError(f"the data config stored in {data_from} (with the command line's data.* on top) does not "
+                         f"build: {error_message(error)}") from None
     if module is None:  # a partial, so that the data config keeps its interpolations as text
         net = OmegaConf.to_container(cfg.model.net, resolve=True)
         check_options(net, EncoderForecaster, "model.net")
@@ -53,7 +66,7 @@ def _build(cfg: DictConfig, callbacks: bool, module=None):
     trainer = instantiate(
         cfg.trainer,
         "trainer",
-        callbacks=_instantiate_all(cfg.get("callbacks"), "callbacks") if callbacks else [],
+        callbacks=[*(_instantiate_all(cfg.get("callbacks"), "callbacks") if callbacks else []), *extra_callbacks],
         logger=loggers or False,
     )
     return datamodule, module, trainer
@@ -102,42 +115,12 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         metrics[cfg.monitor] = float(trainer.checkpoint_callback.best_model_score)
+    log_hparams_with_metrics(trainer, module, metrics)
     if trainer.is_global_zero:
         thresholds = module.hparams.thresholds if cfg.get("test", True) else None
-        _report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds, OmegaConf.select(cfg, "data.units"))
+        train_report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds,
+                     OmegaConf.select(cfg, "data.units"))
     return metrics
-
-
-def _json(metrics: dict) -> str:
-    """`metrics` as strict JSON (RFC 8259): NaN (a score with nothing to score) and inf become null."""
-    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()},
-                      indent=2, allow_nan=False)
-
-
-def _skill_report(scores: dict[str, float], thresholds, units: str | None, prefix: str = "") -> str:
-    """A title and `skill_table` of the model's and persistence's scores."""
-    return (f"\nSkill on the test set, model vs persistence (the last input frame repeated), "
-            f"thresholds in {units or 'the data units'}:\n" + skill_table(scores, thresholds, units, prefix))
-
-
-def _report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
-            units: str | None = None) -> None:
-    """Write metrics.json into the run dir; print where checkpoints, logs and metrics are, and with
-    `thresholds` the test's skill scores of the model and of persistence."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(_json(dict(sorted(metrics.items()))))
-    checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-    print(f"\nRun directory: {folder}")
-    print("Checkpoints:", checkpoints or "none", f"(best: {best or 'none'})")
-    for logger in trainer.loggers:
-        print(f"Logs ({type(logger).__name__}):", logger.log_dir)
-    print(f"Metrics: {folder / 'metrics.json'}")
-    shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
-    if thresholds:  # the skill scores are in the table below
-        shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in SCORES}
-    print(json.dumps(shown))
-    if thresholds:
-        print(_skill_report(metrics, thresholds, units, "test/"))
 
 
 def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
@@ -158,79 +141,24 @@ def evaluate(cfg: DictConfig, overrides=()) -> dict[str, float]:
 
 def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
-    choice = _group_choices(overrides, ("experiment", "model"))
-    model_keys = _override_keys(overrides, "model")
+    choice = group_choices(overrides, ("experiment", "model"))
+    model_keys = override_keys(overrides, "model")
     if choice or model_keys:
         source = " ".join(choice) if choice else "command line"
         check_model_config(checkpoint, OmegaConf.to_container(cfg.model, resolve=True), cfg.ckpt_path, source,
                            keys=None if choice else model_keys)
-    _use_checkpoint_data(cfg, checkpoint, overrides)
-    datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path))
+    from_checkpoint = use_checkpoint_data(cfg, checkpoint, overrides)
+    results = TestReport()
+    datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path),
+                                         extra_callbacks=[results], data_from=cfg.ckpt_path if from_checkpoint else None)
     trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = dict(module.test_summary)
+    bad = int(trainer.callback_metrics["test/nonfinite_predictions"])
+    if bad:
+        raise FloatingPointError(f"the model of {cfg.ckpt_path} forecast {bad} NaN or inf values on the test set; "
+                                 "nothing was written. Its weights diverged or are damaged, or the test data is far "
+                                 "from what it was trained on")
     if trainer.is_global_zero:
-        _write_eval(Path(cfg.paths.output_dir), cfg.ckpt_path, metrics, module.test_results,
+        eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
-    return metrics
-
-
-def _overrides(overrides) -> list:
-    """The command line's overrides as Hydra parses them (key, type: change, +add, ++add, ~delete)."""
-    return OverridesParser.create().parse_overrides(list(overrides))
-
-
-def _group_choices(overrides, groups) -> list[str]:
-    """The overrides that choose an option of one of `groups` (e.g. 'experiment=quickstart')."""
-    return [f"{o.key_or_group}={o.value()}" for o in _overrides(overrides)
-            if o.key_or_group in groups and not o.is_delete()]
-
-
-def _override_keys(overrides, group: str, delete: bool = False) -> list[str]:
-    """Keys set (or with `delete`, deleted) below `group`: 'net.kernel_size' from 'model.net.kernel_size=5'."""
-    return [o.key_or_group[len(group) + 1:] for o in _overrides(overrides)
-            if o.key_or_group.startswith(group + ".") and o.is_delete() == delete]
-
-
-def _use_checkpoint_data(cfg: DictConfig, checkpoint: dict, overrides) -> None:
-    """Make cfg.data the checkpoint's data config with the command line's data.* settings on top,
-    unless the command line chose a data config (data=...) or the checkpoint (0.1.0) has none."""
-    stored = stored_data_config(checkpoint)
-    if _group_choices(overrides, ("data",)):
-        return
-    if stored is None:
-        log.warning("%s does not record its data (written by convgru 0.1.0): evaluating on the configured data; "
-                    "pass the experiment= or data.* options it was trained with", cfg.ckpt_path)
-        return
-    given = {k: OmegaConf.select(cfg.data, k) for k in _override_keys(overrides, "data")}
-    dropped = _override_keys(overrides, "data", delete=True)
-    with open_dict(cfg):
-        cfg.data = stored
-        for key, value in given.items():
-            OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
-        for key in dropped:
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg.data, parent) if parent else cfg.data
-            if node is not None and leaf in node:
-                del node[leaf]
-
-
-def _write_eval(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
-                units: str | None = None) -> None:
-    """metrics.json, per_frame.csv (a column per metric, skill score and persistence's skill score),
-    predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`; on stdout a table per future frame (MSE ... PSNR, CSI per threshold)
-    and with `thresholds` the skill scores of the model and of persistence."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(_json({"ckpt_path": str(ckpt_path), **metrics}))
-    columns = list(per_frame)
-    rows = [[frame, *values] for frame, values in enumerate(zip(*(per_frame[c] for c in columns)), start=1)]
-    with open(folder / "per_frame.csv", "w", newline="") as file:
-        csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
-    x, y, pred = forecasts
-    save_image(rows_grid(x, y, pred), folder / "predictions.png")
-    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
-    csi = [c for c in columns if c.split("/")[-1].startswith("csi_") and not c.endswith("_mean")]
-    print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
-    if thresholds:
-        print(_skill_report(metrics, thresholds, units))
-    print(f"\nWrote metrics.json, per_frame.csv, predictions.png and predictions.gif to {folder}")
+    return results.summary

@@ -1,13 +1,14 @@
 """One run per run folder: a lock held while a run uses its folder, and no run over another's checkpoints.
 
 Two runs started into one folder (a reused `hydra.run.dir`) would mix their checkpoints, TensorBoard
-logs and metrics.json. The first run holds `<folder>/.convgru.lock` (its process id, host and
-command) until it ends; a second run is refused at once, naming the first. A lock whose process no
-longer exists on this host (a killed run) is taken over. Only the launching process (rank 0) locks:
+logs and metrics.json. The first run holds an exclusive `flock` on `<folder>/.convgru.lock`, which
+records its process id, host and command, until it ends; a second run is refused at once, naming the
+first. The operating system drops the lock of a process that dies (killed, power cut), so the next
+run takes it over; the lock file itself stays (emptied). Only the launching process (rank 0) locks:
 the processes Lightning starts for DDP, and the nodes of a multi-node run, share the folder.
 """
 
-import atexit
+import fcntl
 import json
 import os
 import socket
@@ -27,16 +28,6 @@ def _is_launcher() -> bool:
     return all(os.environ.get(name, "0") in ("", "0") for name in _RANK_VARIABLES)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 class RunLock:
     """Hold `folder`'s lock while a run uses it (`with RunLock(folder): ...`, or acquire / release).
 
@@ -50,50 +41,38 @@ class RunLock:
     def __init__(self, folder):
         self.folder = Path(folder).resolve()
         self.path = self.folder / LOCK
-        self.owner = False
+        self.fd = None
 
     def acquire(self) -> "RunLock":
         if not _is_launcher() or self.folder in RunLock.held:
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
-        for _ in range(2):  # the second try after taking over a stale lock
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                self._take_over_or_refuse()
-                continue
-            with os.fdopen(fd, "w") as file:
-                json.dump(record, file)
-            self.owner = True
-            RunLock.held[self.folder] = self
-            atexit.register(self.release)  # also when the run ends by an exception or sys.exit
-            return self
-        raise RunFolderInUse(f"{self.folder}: could not take the run folder's lock {self.path}; another run keeps "
-                             "starting in it. Pick another hydra.run.dir")
-
-    def _take_over_or_refuse(self) -> None:
-        """Remove a stale lock (its process is gone); raise RunFolderInUse for a live one."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            record = json.loads(self.path.read_text())
-            pid, host = int(record["pid"]), str(record.get("host", ""))
-        except FileNotFoundError:
-            return  # released meanwhile
-        except (ValueError, KeyError, TypeError, OSError):
-            record, pid, host = {}, None, ""  # unreadable: left by a process killed while writing it
-        if pid is not None and (host != socket.gethostname() or _alive(pid)):
-            where = "" if host == socket.gethostname() else f" on {host}"
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            record = _record(fd)
+            os.close(fd)
+            where = "" if record.get("host") in (None, socket.gethostname()) else f" on {record['host']}"
             raise RunFolderInUse(
-                f"{self.folder} is in use by another run (process {pid}{where}: {record.get('command', '?')}); "
-                "two runs in one folder would mix their checkpoints and logs. Pick another hydra.run.dir, or wait "
-                f"for that run to end (if it is gone, delete {self.path})")
-        self.path.unlink(missing_ok=True)
+                f"{self.folder} is in use by another run (process {record.get('pid', '?')}{where}: "
+                f"{record.get('command', '?')}); two runs in one folder would mix their checkpoints and logs. Pick "
+                "another hydra.run.dir, or wait for that run to end") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "command": " ".join(sys.argv)}).encode())
+        self.fd = fd
+        RunLock.held[self.folder] = self
+        return self
 
     def release(self) -> None:
-        if self.owner:
-            self.path.unlink(missing_ok=True)
+        """Empty the record and drop the lock (the file stays: removing it would let a process that
+        opened it just before lock a file no longer in the folder)."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
             RunLock.held.pop(self.folder, None)
-            self.owner = False
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
@@ -102,10 +81,28 @@ class RunLock:
         self.release()
 
 
+def _record(fd: int) -> dict:
+    """The holder's {pid, host, command} as it wrote them ({} if unreadable, or not yet written)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        record = json.loads(os.read(fd, 65536).decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: str(v)[:200].encode("ascii", "backslashreplace").decode() for k, v in record.items()
+            if k in ("pid", "host", "command")}
+
+
 def check_fresh(checkpoints, resume: str | None) -> None:
     """Refuse to write a run's checkpoints over those of another run in the same folder (a reused
     hydra.run.dir); resuming from a checkpoint in that folder continues its run there."""
-    folder = Path(checkpoints.dirpath) if checkpoints and checkpoints.dirpath else None
+    check_fresh_folder(checkpoints.dirpath if checkpoints else None, resume)
+
+
+def check_fresh_folder(folder, resume: str | None) -> None:
+    """`check_fresh` for a checkpoint folder `folder` (None: no checkpoints)."""
+    folder = Path(folder) if folder else None
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder and folder.is_dir() else []
     if found and not (resume and Path(resume).resolve().parent == folder.resolve()):
         raise ValueError(

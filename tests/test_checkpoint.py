@@ -1,0 +1,72 @@
+"""Checkpoints load safely or fail clearly: corrupt, truncated, malicious, foreign and newer-format files
+are refused with a message; convgru.load gives the trained module."""
+
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+import convgru
+from convgru.training import CheckpointError, load_checkpoint
+
+RAN = []
+
+
+class Exploit:
+    """A pickled object whose loading would run code (appends to RAN)."""
+
+    def __reduce__(self):
+        return RAN.append, ("exploit ran",)
+
+@pytest.mark.parametrize("content,why", [(b"", "the file is empty"),
+                                         (b"not a checkpoint at all", "it is not a PyTorch checkpoint"),
+                                         (b"PK\x03\x04truncated zip", "the file is truncated or damaged")])
+def test_corrupt_checkpoint_is_reported(tmp_path, content, why):
+    path = tmp_path / "corrupt.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"cannot read checkpoint .*corrupt.ckpt: {why}"):
+        load_checkpoint(path)
+
+def test_truncated_real_checkpoint_is_reported(trained_run, tmp_path):
+    data = (trained_run[0] / "checkpoints" / "last.ckpt").read_bytes()
+    path = tmp_path / "truncated.ckpt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
+        load_checkpoint(path)
+
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"net": {}}, "payload": Exploit()}, path)
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointError, match="refused to load .*could run code"):
+        load_checkpoint(path)
+    legacy = tmp_path / "evil_legacy.ckpt"
+    legacy.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(legacy)
+    assert RAN == []
+
+def test_other_files_are_not_checkpoints(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a Lightning training checkpoint"):
+        load_checkpoint(path)
+
+def test_checkpoint_from_a_newer_convgru_is_refused(trained_run, tmp_path):
+    checkpoint = torch.load(trained_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["convgru"] == {"format": 2, "version": convgru.__version__}
+    checkpoint["convgru"] = {"format": 99, "version": "9.0"}
+    torch.save(checkpoint, tmp_path / "future.ckpt")
+    with pytest.raises(CheckpointError, match="written by convgru 9.0 in checkpoint format 99.*Upgrade convgru"):
+        convgru.load(tmp_path / "future.ckpt")
+
+def test_load_gives_the_trained_module(trained_run):
+    out, _, cfg = trained_run
+    module = convgru.load(out / "checkpoints" / "last.ckpt")
+    assert module.hparams.data["_target_"] == "convgru.data.MovingMNISTDataModule"
+    assert module.hparams.data["cache_dir"] == "${paths.cache_dir}"  # interpolations kept: portable
+    x = torch.rand(3, 3, 1, 32, 32)
+    pred = module.forecast(x)
+    torch.testing.assert_close(pred, module.net(x, 2).clamp(0, 1))
+    assert module.forecast(x, future=5).shape == (3, 5, 1, 32, 32)
