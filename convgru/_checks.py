@@ -17,7 +17,8 @@ from torch import Tensor
 
 class OptionError(ValueError):
     """A bad argument: `option` is its name as the caller's signature spells it, `message` what was
-    expected and found; str() is "<option>: <message>" (or "<option> <message>" with sep=" "). The training code names the config option
+    expected and found; str() is "<option>: <message>" (or "<option> <message>" with sep=" ").
+    The training code names the config option
     from `option` (`batch_size` of data=... is `data.batch_size`), never by reading the message."""
 
     def __init__(self, option: str, message: str, sep: str = ": "):

@@ -5,7 +5,8 @@ caches, ONNX files, forecasts).
 disk and renamed over `path` (os.replace) when the block ends, and removed when it raises. A reader
 sees the old file or the new one, never a partial one, and a full disk is one OSError naming the
 folder and the bytes needed. Temporary names carry the writer's process id and host
-(`<name>.convgru<pid>@<host>.<random>.tmp<suffix>`: the suffix kept for writers that go by it), so `remove_stale_tmp` can tell the leftovers of a
+(`<name>.convgru<pid>@<host>.<random>.tmp<suffix>`: the suffix kept for writers that go by it),
+so `remove_stale_tmp` can tell the leftovers of a
 killed writer from a live writer's file.
 """
 

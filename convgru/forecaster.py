@@ -199,5 +199,6 @@ def _check_future(future) -> None:
 
 def _describe(state) -> str:
     if isinstance(state, (list, tuple)):
-        return f"a {type(state).__name__} of {[tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__ for h in state]}"
+        shapes = [tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__ for h in state]
+        return f"a {type(state).__name__} of {shapes}"
     return type(state).__name__

@@ -105,7 +105,8 @@ class TextbookForecaster(nn.Module):
 def describe_device(device: torch.device) -> str:
     """Device, its name, the torch version and thread count, for the head of a benchmark's output."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return f"device {device} ({name or platform.machine()}), torch {torch.__version__}, {torch.get_num_threads()} threads,"
+    return (f"device {device} ({name or platform.machine()}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads,")
 
 
 def sync(device: torch.device) -> None:
@@ -151,7 +152,7 @@ def peak_cuda_bytes(fn, args, amp, device) -> int | None:
 def time_side_by_side(candidates: dict, amp, device, repeats: int) -> dict[str, list[float]]:
     """Seconds per forward+backward, the candidates interleaved (A B B A ...) after a warm-up."""
     times = {name: [] for name in candidates}
-    for name, (fn, args) in candidates.items():
+    for fn, args in candidates.values():
         step(fn, args, amp, device)
     for i in range(repeats):
         for name, (fn, args) in list(candidates.items())[:: 1 if i % 2 == 0 else -1]:

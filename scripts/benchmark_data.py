@@ -1,7 +1,8 @@
 """Moving MNIST generation throughput (sequences/s) on the CPU cores this process may use.
 
 One core:  taskset -c 0 python scripts/benchmark_data.py
-Digits from IDX (e.g. MNIST's test set):  python scripts/benchmark_data.py --idx ../shared/data/mnist/t10k-images-idx3-ubyte.gz
+Digits from IDX (e.g. MNIST's test set):
+    python scripts/benchmark_data.py --idx ../shared/data/mnist/t10k-images-idx3-ubyte.gz
 """
 
 import argparse

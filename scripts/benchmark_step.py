@@ -20,10 +20,10 @@ import re
 import statistics
 
 import torch
-from benchmark import describe_device, time_side_by_side
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from benchmark import describe_device, time_side_by_side
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from benchmark import describe_device
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from benchmark import describe_device
 from convgru.training.paths import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -86,7 +86,8 @@ def main() -> None:
     print(f"model {OmegaConf.to_container(cfg.model.net, resolve=True)}, batch {cfg.data.batch_size}, "
           f"{cfg.data.frames_in} -> {cfg.data.frames_out} frames of {cfg.data.get('image_size', '?')} px")
     modes = [mode_value(m) for m in args.modes]
-    rows, first = [f"{'model.compile':>16} {'seq/s':>9} {'vs first':>9} {'warm-up s':>10}   ({args.steps} timed steps)"], None
+    header = f"{'model.compile':>16} {'seq/s':>9} {'vs first':>9} {'warm-up s':>10}   ({args.steps} timed steps)"
+    rows, first = [header], None
     for mode in [*modes, modes[0]]:
         rate, warm = throughput(cfg, mode, args.warmup, args.steps)
         first = first or rate

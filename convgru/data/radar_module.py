@@ -67,7 +67,8 @@ def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
         raise OptionError("synthetic", f"unknown option(s) {unknown}, expected some of {list(SYNTHETIC_OPTIONS)}")
     options = {"num_frames": length, **{k: synthetic[k] for k in synthetic if synthetic[k] is not None}}
     if not isinstance(options.get("num_sequences"), int) or options["num_sequences"] < 1:
-        raise OptionError("synthetic.num_sequences", f"expected an integer >= 1, found {options.get('num_sequences')!r}")
+        raise OptionError("synthetic.num_sequences",
+                          f"expected an integer >= 1, found {options.get('num_sequences')!r}")
     if options["num_frames"] < length:
         raise OptionError("synthetic.num_frames", f"expected at least frames_in + frames_out = {length}, "
                          f"found {options['num_frames']}")

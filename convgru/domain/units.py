@@ -1,7 +1,8 @@
 """Physical units: the [0, 1] scaling of every data module (`scale`), its inverse and thresholds in
 the scaled space (`to_scaled`), the units of radar data and the Z-R relation of HKO-7.
 
-Domain layer: below the data modules and training, above the library; imports torch, numpy and the library's argument checks.
+Domain layer: below the data modules and training, above the library; imports torch, numpy and
+the library's argument checks.
 """
 
 import math

@@ -5,7 +5,8 @@ Format: a Lightning checkpoint whose `convgru` entry is {format, version} (`CHEC
 convgru 0.1.0, which wrote none) and whose hyperparameters hold the ForecastModule's arguments,
 among them the data config it was trained with (`portable_data_config`).
 
-A checkpoint is data, never code. torch.load(weights_only=True) unpickles tensors and plain values only; on top of that every config a
+A checkpoint is data, never code. torch.load(weights_only=True) unpickles tensors and plain values
+only; on top of that every config a
 checkpoint carries (its hyperparameters: net, optimizer, scheduler, loss, the data config) must be
 plain before anything uses it: bool, int, float, str, None, lists and dicts with string keys, no
 Hydra instantiation keys (`_target_`, `_args_`, `_partial_`, `_recursive_`, `_convert_`) at any
@@ -175,7 +176,8 @@ def check_finite(state_dict: Mapping, path) -> None:
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kind = "NaN" if bool(tensor.isnan().any()) else "inf"
-            raise CheckpointError(f"refused {path}: weight {_name(name)} holds {kind} ({bad} of {tensor.numel()} values); "
+            raise CheckpointError(f"refused {path}: weight {_name(name)} holds {kind} ({bad} of {tensor.numel()} "
+                                  "values); "
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
 
@@ -279,7 +281,8 @@ def check_model_config(checkpoint: dict, model: dict, path, source: str = "confi
     as "net.kernel_size"). `source` names where the configured values came from; `resume` says to
     select the checkpoint's model (a resumed run must train the same model) rather than drop options."""
     saved, given = _forecast_options(checkpoint["hyper_parameters"]), _forecast_options(model)
-    names = sorted(saved.keys() | given.keys()) if keys is None else [k for k in keys if k in saved.keys() | given.keys()]
+    both = saved.keys() | given.keys()
+    names = sorted(both) if keys is None else [k for k in keys if k in both]
     differ = [k for k in names if _plain(saved.get(k)) != _plain(given.get(k))]
     if not differ:
         return

@@ -98,7 +98,7 @@ def full_names(values: dict, name: str):
 
 def _leaves(values: dict, prefix: str = ""):
     """(key, dotted path) of every key in nested `values`, the outer ones first."""
-    for key, value in values.items():
+    for key in values:
         yield key, prefix + key
     for key, value in values.items():
         if isinstance(value, dict):

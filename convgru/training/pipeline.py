@@ -150,7 +150,8 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     from_checkpoint = use_checkpoint_data(cfg, checkpoint, overrides)
     results = TestReport()
     datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path),
-                                         extra_callbacks=[results], data_from=cfg.ckpt_path if from_checkpoint else None)
+                                         extra_callbacks=[results],
+                                         data_from=cfg.ckpt_path if from_checkpoint else None)
     trainer.test(module, datamodule=datamodule, verbose=False)
     bad = int(trainer.callback_metrics["test/nonfinite_predictions"])
     if bad:
