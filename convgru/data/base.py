@@ -36,10 +36,8 @@ class SequenceDataModule(pl.LightningDataModule):
 
 
 def _worker_init(worker_id: int) -> None:
-    """A DataLoader worker leaves SIGINT and SIGTERM to its main process: Ctrl-C, or a scheduler's
-    SIGTERM sent to the whole process group, stops training cleanly there (a resumable checkpoint, one
-    line) instead of killing the workers under it (a traceback, no checkpoint). Then seeds the worker
-    as Lightning does (seed_everything(workers=True))."""
+    """A DataLoader worker leaves Ctrl-C (SIGINT) to its main process, which stops training cleanly
+    (a resumable checkpoint, one line). SIGTERM is left as it is: the DataLoader stops its workers
+    with it. Then seeds the worker as Lightning does (seed_everything(workers=True))."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pl_worker_init_function(worker_id)
