@@ -17,12 +17,13 @@ import pytest
 from sweep import DOC, FOLDER, ROOT, SHOWN, Case
 
 
-def _collect(*modules: str) -> list:
-    """The CASES lists of the cases_<area>.py modules that exist, in this order."""
+def _collect(*first: str) -> list:
+    """The CASES lists of every cases_<area>.py module: those named in `first` in that order, then the others
+    by name."""
+    names = sorted(path.stem for path in Path(__file__).parent.glob("cases_*.py"))
     found = []
-    for name in modules:
-        if (Path(__file__).parent / f"{name}.py").exists():
-            found += importlib.import_module(name).CASES
+    for name in [*[n for n in first if n in names], *[n for n in names if n not in first]]:
+        found += importlib.import_module(name).CASES
     return found
 
 
