@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 
+from convgru._checks import OptionError
 from convgru.data.digits import BUNDLED_BANK, holdout_split, load_digit_bank, read_idx, resolve_digits
 
 
@@ -69,7 +70,8 @@ def test_idx_source_single_file_is_split_two_files_are_not(tmp_path):
 
 
 def test_torchvision_missing_raises_or_falls_back(tmp_path):
-    with pytest.raises(RuntimeError, match="fallback_to_bundled"):
+    missing = r"mnist_root: expected torchvision.s MNIST files in .*found: Dataset not found\. .*fallback_to_bundled=true"
+    with pytest.raises(OptionError, match=missing):
         resolve_digits("mnist", mnist_root=tmp_path, download=False)
     with pytest.warns(UserWarning, match="Falling back to the bundled digits"):
         split = resolve_digits("mnist", mnist_root=tmp_path, download=False, fallback_to_bundled=True)

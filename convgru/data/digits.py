@@ -106,10 +106,11 @@ def resolve_digits(digits: str = "bundled", digit_bank=BUNDLED_BANK, mnist_root=
         return DigitSplit(load_torchvision_mnist(mnist_root, True, download),
                           load_torchvision_mnist(mnist_root, False, download))
     except (RuntimeError, OSError) as err:
-        message = (f"MNIST is not available in mnist_root={mnist_root} (download={download}): {err}. "
+        found = str(err).split(". You can use download=True")[0]  # torchvision's advice is not convgru's option
+        message = (f"expected torchvision's MNIST files in {mnist_root} (download={download}), found: {found}. "
                    "Put the MNIST files there, set download=true on a machine with internet, or set "
-                   "fallback_to_bundled=true to use the bundled 5k digits.")
+                   "fallback_to_bundled=true to use the bundled 5k digits")
         if not fallback_to_bundled:
-            raise RuntimeError(message) from err
-        warnings.warn(message + " Falling back to the bundled digits.", stacklevel=2)
+            raise OptionError("mnist_root", message) from err
+        warnings.warn(f"mnist_root: {message}. Falling back to the bundled digits.", stacklevel=2)
         return holdout_split(load_digit_bank(digit_bank), holdout_fraction)
