@@ -70,7 +70,7 @@ def test_idx_source_single_file_is_split_two_files_are_not(tmp_path):
 
 
 def test_torchvision_missing_raises_or_falls_back(tmp_path):
-    missing = r"mnist_root: expected torchvision.s MNIST files in .*found: Dataset not found\. .*fallback_to_bundled=true"
+    missing = r"mnist_root: expected torchvision.s MNIST files in .*found: Dataset not found.*fallback_to_bundled=true"
     with pytest.raises(OptionError, match=missing):
         resolve_digits("mnist", mnist_root=tmp_path, download=False)
     with pytest.warns(UserWarning, match="Falling back to the bundled digits"):
