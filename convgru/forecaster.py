@@ -87,7 +87,7 @@ class EncoderForecaster(nn.Module):
         if norm == "group" and any(c % num_groups for c in hidden):
             raise OptionError("num_groups", f"expected a divisor of every entry of hidden_sizes={hidden} for "
                              f"norm='group', got {num_groups}")
-        self.in_channels, self.hidden_sizes = in_channels, hidden
+        self.in_channels, self.out_channels, self.hidden_sizes = in_channels, out_channels, hidden
         widths = [stem_channels] + hidden[:-1]
         cell = dict(kernel_size=kernel_size, norm=norm, num_groups=num_groups, reset=reset)
         self.stem = conv_act(nn.Conv2d(in_channels, stem_channels, 3, padding=1))

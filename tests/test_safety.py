@@ -5,6 +5,7 @@ a stopped run leaves a resumable checkpoint; metrics.json is strict JSON; stored
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -304,3 +305,39 @@ def _deep(levels: int):
     for _ in range(levels):
         value = [value]
     return value
+
+
+def _too_long(c):
+    c["hyper_parameters"]["future"] = 10**9
+
+
+def _too_wide(c):
+    c["hyper_parameters"]["data"] = {"frames_in": 2, "image_size": 10**6}
+
+
+@pytest.mark.parametrize("entry,change,message", [
+    ("predict", _too_long, "the model of .*model.ckpt needs about 80.0 GB of memory"),
+    ("export", _too_long, "the model of .*model.ckpt needs about 80.0 GB of memory"),
+    ("export", _too_wide, "the forecast of 1 sequence.s. of 2 frames of 1000000x1000000, 2 frames ahead needs about"),
+    ("predict --future", None, "INPUT .*: the forecast of 1 sequence.s. of 3 frames of 16x16, 1000000000 frames ahead"),
+])
+def test_sizes_from_a_checkpoint_cannot_exhaust_memory(entry, change, message, tmp_path, capsys):
+    """A checkpoint's `future` or image size (or --future) so large that the model, the forecast or the
+    export would exhaust the machine is refused, in one line, before anything large is allocated."""
+    from sweep import tiny_checkpoint
+    path = tmp_path / "model.ckpt"
+    tiny_checkpoint(path)
+    if change:
+        checkpoint = torch.load(path, weights_only=True)
+        change(checkpoint)
+        torch.save(checkpoint, path)
+    with pytest.raises(SystemExit):
+        if entry == "predict --future":
+            np.save(tmp_path / "inputs.npy", np.zeros((3, 1, 16, 16), np.float32))
+            predict_script.main([str(path), str(tmp_path / "inputs.npy"), str(tmp_path / "pred.npy"),
+                                 "--future", str(10**9)])
+        else:
+            ENTRY_POINTS[entry](path, tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(f"(.*: )?error: {message}", err), err
+    assert not (tmp_path / "pred.npy").exists() and not (tmp_path / "model.onnx").exists()

@@ -30,6 +30,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import convgru
 from convgru.atomic import atomic_write
+from convgru.data.resources import check_memory
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
@@ -304,11 +305,20 @@ def module_from_checkpoint(checkpoint: dict, path="checkpoint"):
     """The ForecastModule of a loaded checkpoint (its own hyperparameters and weights, not compiled)."""
     from convgru.training.module import ForecastModule
 
+    hparams = {**checkpoint["hyper_parameters"], "compile": False}
     try:
-        module = ForecastModule(**{**checkpoint["hyper_parameters"], "compile": False})
+        with torch.device("meta"):  # sizes first: a checkpoint's hyperparameters must not exhaust the machine
+            model = ForecastModule(**hparams)
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters: "
                               f"{_one_line(error)}") from None
+    metric_states = [[*getattr(m, "_defaults", {}).values()] * 2 for m in model.modules()]  # state and default
+    try:
+        check_memory(_tensor_bytes([[*model.parameters()], [*model.buffers()], metric_states]), f"the model of {path}",
+                     "its hyperparameters (model.net sizes, future) describe a model too large for this machine")
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
+    module = ForecastModule(**hparams)
     check_weights_fit(module, checkpoint, path)
     module.load_state_dict(checkpoint["state_dict"])
     return module

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from convgru.data.datasets import default_range
+from convgru.data.resources import check_memory
 from convgru.domain.units import scale
 
 BLOCK = 1 << 26  # bytes of input checked at a time
@@ -66,6 +67,22 @@ def as_batch(frames: np.ndarray, channels: int, value_range=None) -> tuple[torch
     return scale(batch.numpy(), (float(low), float(high)), clip=value_range is not None), single
 
 
+def check_forecast_memory(module, sequences: int, frames: int, height: int, width: int, future: int | None,
+                          batch_size: int = 1) -> None:
+    """Raise ValueError before forecasting when the forecast of `sequences` sequences of `frames` (H, W)
+    frames, `future` frames ahead (default `module.hparams.future`), would not fit in memory: the float32
+    output and, per batch of `batch_size`, the input frames and one step's states of every level. The
+    sizes may come from a checkpoint (its `future`, its data config's image size), which must not
+    exhaust the machine."""
+    net, future = module.net, future or module.hparams.future
+    pixels = height * width
+    states = sum(size * pixels // 4 ** level for level, size in enumerate(net.hidden_sizes))
+    needed = 4 * (sequences * future * net.out_channels * pixels
+                  + batch_size * (frames * net.in_channels * pixels + 2 * states))
+    check_memory(needed, f"the forecast of {sequences} sequence(s) of {frames} frames of {height}x{width}, "
+                 f"{future} frames ahead", "forecast fewer frames (--future) or smaller frames")
+
+
 def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | None = None,
              value_range=None, check: bool = True) -> np.ndarray:
     """Predict `future` frames (default `module.hparams.future`) after each input sequence; float32
@@ -76,6 +93,7 @@ def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | Non
     if check:
         check_values(frames, value_range)
     batch, single = as_batch(frames, module.net.in_channels, value_range)
+    check_forecast_memory(module, len(batch), batch.shape[1], *batch.shape[-2:], future, min(batch_size, len(batch)))
     preds = [module.forecast(chunk, future).cpu() for chunk in batch.split(batch_size)]
     out = torch.cat(preds).numpy()
     return out[0] if single else out
@@ -107,5 +125,7 @@ def export_module(module, path, frames_in: int | None = None, future: int | None
     if frames_in is None:
         raise ValueError("frames_in: the checkpoint stores no data config (convgru 0.1.0): give the number of "
                          "input frames")
+    if height and width:
+        check_forecast_memory(module, 1, frames_in, height, width, future)
     return export_onnx(module.net, path, frames_in, future or module.hparams.future, height, width, opset=opset,
                        check=check, clamp=True)
