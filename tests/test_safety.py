@@ -341,3 +341,21 @@ def test_sizes_from_a_checkpoint_cannot_exhaust_memory(entry, change, message, t
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.match(f"(.*: )?error: {message}", err), err
     assert not (tmp_path / "pred.npy").exists() and not (tmp_path / "model.onnx").exists()
+
+
+def test_lightning_reads_checkpoints_through_the_checks(tmp_path):
+    """Resume and test hand the checkpoint to Lightning after checking it; Lightning's own read goes through
+    the same checks, so a file swapped for a malicious one in between is refused, and its callback states never
+    reach ModelCheckpoint."""
+    from convgru.training.checkpoint import AtomicCheckpointIO
+    from sweep import tiny_checkpoint
+    path = tmp_path / "model.ckpt"
+    tiny_checkpoint(path)
+    assert AtomicCheckpointIO().load_checkpoint(path)["hyper_parameters"]["future"] == 2
+    with_hparams(data=truncating_data)(path)
+    with pytest.raises(CheckpointError, match="refused .*model.ckpt: hyper_parameters.data"):
+        AtomicCheckpointIO().load_checkpoint(path)
+    assert (tmp_path / TARGET).read_text() == "the user's notes\n"
+    weights = tmp_path / ".temp.ckpt"  # what Lightning's spawn launcher passes between processes: a bare state dict
+    torch.save({"w": torch.zeros(2)}, weights)
+    assert AtomicCheckpointIO().load_checkpoint(weights)["w"].shape == (2,)

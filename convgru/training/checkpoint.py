@@ -67,6 +67,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise _unpicklable(path) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
         raise _unreadable(path) from None
+    return check_checkpoint(checkpoint, path)
+
+
+def check_checkpoint(checkpoint, path) -> dict:
+    """`checkpoint` (as loaded from `path`) after the checks `load_checkpoint` describes; raises CheckpointError."""
     required = ("state_dict", "hyper_parameters")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in required):
         raise CheckpointError(f"{path} is not a Lightning training checkpoint (no {' / '.join(required)})")
@@ -426,6 +431,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "checkpoint", _tensor_bytes(checkpoint), ADVICE) as tmp:
             torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        """Lightning's load (resume, test from a checkpoint), always weights_only, then `check_checkpoint` on
+        what was read: the bytes Lightning restores are the bytes checked, even if the file changed after an
+        earlier check. A file without a `state_dict` (the weights Lightning itself passes between processes)
+        is returned as loaded."""
+        where = {} if map_location is None else {"map_location": map_location}
+        checkpoint = super().load_checkpoint(path, weights_only=True, **where)
+        if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
+            check_checkpoint(checkpoint, path)
+        return checkpoint
 
 
 def _tensor_bytes(value) -> int:
