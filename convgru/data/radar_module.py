@@ -16,7 +16,7 @@ from .synthetic_radar import (
     radar_cache_path,
 )
 
-SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed")
+SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed", "dynamics")
 
 
 class RadarDataModule(ArrayDataModule):
@@ -27,7 +27,7 @@ class RadarDataModule(ArrayDataModule):
     intensities at which forecasts are scored (model.thresholds takes them), `fss_scales` the
     neighbourhood sizes of the fractions skill score and `csi_pool_sizes` the max-pooling windows
     of pooled CSI, in pixels (model.fss_scales and model.csi_pool_sizes take them). With no files, `synthetic` =
-    {num_sequences, seed, num_frames, image_size, max_cells, speed} (num_frames defaults to
+    {num_sequences, seed, num_frames, image_size, max_cells, speed, dynamics} (num_frames defaults to
     frames_in + frames_out) generates `generate_radar` sequences in dBZ into `cache_dir` once and
     reads them as `files`, cut by `split`. Every other option is ArrayDataModule's (`missing_value`
     and `mask_file` declare missing pixels: inputs 0, targets NaN).
@@ -78,7 +78,11 @@ def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
     if options["num_frames"] < length:
         raise OptionError("synthetic.num_frames", f"expected at least frames_in + frames_out = {length}, "
                          f"found {options['num_frames']}")
-    check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4))
+    try:
+        check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4),
+                     options.get("dynamics", "linear"))
+    except OptionError as error:
+        raise OptionError(f"synthetic.{error.option}", error.message) from None
     if units != "dBZ":
         raise OptionError("units", f"synthetic radar is reflectivity in dBZ, found units={units!r}")
     if layout != "NTHW":
