@@ -123,15 +123,15 @@ def max_pooled(pred: torch.Tensor, target: torch.Tensor, size: int) -> tuple[tor
 
 
 def box_sums(events: torch.Tensor, size: int) -> torch.Tensor:
-    """The number of events in the size x size neighbourhood of every pixel of `events` (N, H, W) (0/1
+    """The number of events in the size x size neighbourhood of every pixel of `events` (..., H, W) (0/1
     float32; zero padding outside: `size // 2` pixels before and `(size - 1) // 2` after, as scipy's
-    `uniform_filter(mode="constant")`), (N, H, W) float32 (exact: integers)."""
+    `uniform_filter(mode="constant")`), (..., H, W) float32 (exact: integers), by running sums."""
     if size == 1:
         return events
     before, after = size // 2, (size - 1) // 2
-    x = F.pad(events[:, None], (before, after, before, after))
-    x = F.avg_pool2d(x, (size, 1), stride=1, divisor_override=1)
-    return F.avg_pool2d(x, (1, size), stride=1, divisor_override=1)[:, 0]
+    x = F.pad(events, (before + 1, after, before + 1, after)).cumsum(-1)  # a leading 0 to subtract from
+    x = (x[..., size:] - x[..., :-size]).cumsum(-2)
+    return x[..., size:, :] - x[..., :-size, :]
 
 
 def fss_sums(pred: torch.Tensor, target: torch.Tensor, thresholds, scales) -> torch.Tensor:
@@ -146,8 +146,9 @@ def fss_sums(pred: torch.Tensor, target: torch.Tensor, thresholds, scales) -> to
         events = [(at_least(x, thr) & valid).reshape(-1, h, w).float() for x in (pred, target)]
         per_scale = []
         for size in scales:
-            f, o = (box_sums(e, size).double().reshape(*lead, -1) for e in events)
-            per_scale.append(torch.stack([(f - o).square().sum(-1), (f.square() + o.square()).sum(-1)], -1))
+            f, o = (box_sums(e, size).reshape(*lead, -1) for e in events)  # integers, exact in float32
+            per_scale.append(torch.stack([(f - o).square_().sum(-1, dtype=torch.float64),
+                                          (f.square() + o.square_()).sum(-1, dtype=torch.float64)], -1))
         out.append(torch.stack(per_scale, -2))
     return torch.stack(out, -3)
 
