@@ -41,7 +41,7 @@ def import_pysteps(option: str = "extrapolation", motion: str = "lucaskanade"):
     except ImportError as error:
         raise OptionError(option, f"the extrapolation baseline needs pysteps{' and OpenCV' * (motion in NEEDS_OPENCV)}, "
                           f"which are not installed ({error}); install them with {INSTALL}, or leave the "
-                          "baseline out") from None
+                          f"baseline out ({option}=null)") from None
     return pysteps.motion, pysteps.nowcasts
 
 

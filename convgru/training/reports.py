@@ -64,9 +64,9 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
     forecasts = skill_forecasts(scores, prefix)
     names = [BASELINE_TITLES.get(name, name) for name in forecasts]
     extra = [head for head, _ in skill_columns(scores, prefix) if "-" in head]
-    legend = ("; CSI-pN: CSI after N x N max-pooling, FSS-N: fractions skill score over N x N pixels"
+    legend = ("\n(CSI-pN: CSI after N x N max-pooling; FSS-N: fractions skill score over N x N pixels)"
               if extra else "")
-    return (f"\nSkill on the test set, {' vs '.join(names)}; thresholds in {units or 'the data units'}{legend}:\n"
+    return (f"\nSkill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}{legend}:\n"
             + skill_table(scores, thresholds, units, prefix))
 
 
