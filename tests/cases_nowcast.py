@@ -34,8 +34,8 @@ CASES = [
          r"'extrapolation'\]"),
     Case("baseline-without-pysteps", "the extrapolation baseline without the nowcast extra installed",
          "data=radar_small (pysteps not installed)", without_pysteps(config_run(RADAR)),
-         r"model.baselines.extrapolation: the extrapolation baseline needs pysteps and OpenCV, which are not "
-         r"installed \(.*\); install them with pip install -e \"\.\[nowcast\]\", or leave the baseline out "
+         r"model.baselines.extrapolation: the extrapolation baseline needs pysteps and OpenCV, not installed "
+         r"here \(.*\); install them with pip install -e \"\.\[nowcast\]\", or leave the baseline out "
          r"\(model.baselines.extrapolation=null\)",
          exact=False),
     Case("fss-scales-decreasing", "FSS neighbourhoods out of order", "data=radar_small 'data.fss_scales=[5,1]'",

@@ -39,8 +39,9 @@ def import_pysteps(option: str = "extrapolation", motion: str = "lucaskanade"):
         if motion in NEEDS_OPENCV:
             import cv2  # noqa: F401
     except ImportError as error:
-        raise OptionError(option, f"the extrapolation baseline needs pysteps{' and OpenCV' * (motion in NEEDS_OPENCV)}, "
-                          f"which are not installed ({error}); install them with {INSTALL}, or leave the "
+        needs = "pysteps and OpenCV" if motion in NEEDS_OPENCV else "pysteps"
+        raise OptionError(option, f"the extrapolation baseline needs {needs}, "
+                          f"not installed here ({error}); install them with {INSTALL}, or leave the "
                           f"baseline out ({option}=null)") from None
     return pysteps.motion, pysteps.nowcasts
 
@@ -65,9 +66,10 @@ def check_options(options, option: str = "extrapolation") -> dict:
 def extrapolation_nowcast(frames: np.ndarray, future: int, motion: str = "lucaskanade", outval: float = 0.0):
     """pysteps' extrapolation nowcast: frames (T_in, H, W) in physical units, T_in >= 2 (float64) ->
     (future, H, W): the motion field of `motion` (pysteps.motion.get_method) estimated from the
-    input frames (all of them; the last 3 for VET, the last 2 for Proesmans, which take no more) (DARTS: its orders lowered to fit small inputs, N_t to T_in - 2 and N_x, N_y to half the
-    frame, so T_in >= 3 there), and the last frame advected along it 1, ..., future steps ahead (semi-Lagrangian,
-    linear interpolation), `outval` where the flow comes from outside the frame."""
+    input frames (all of them; the last 3 for VET, the last 2 for Proesmans, which take no more;
+    DARTS with its orders lowered to fit small inputs, N_t to T_in - 2 and N_x, N_y to half the
+    frame, so T_in >= 3 there), and the last frame advected along it 1, ..., future steps ahead
+    (semi-Lagrangian, linear interpolation), `outval` where the flow comes from outside the frame."""
     motions, nowcasts = import_pysteps(motion=motion)
     kwargs = {}
     if motion == "darts":  # its orders (N_t 4, N_x = N_y 50 by default) must be below T_in - 1 and H / 2, W / 2
