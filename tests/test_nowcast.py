@@ -105,7 +105,7 @@ def test_radar_config_generates_synthetic_data_in_the_cache(tmp_path):
     datamodule = hydra.utils.instantiate(cfg.data)
     assert isinstance(datamodule, RadarDataModule) and not list((tmp_path / "cache").glob("*.npy"))
     datamodule.setup("fit")  # generates the file
-    path = ensure_radar_dataset(tmp_path / "cache", 10, seed=0, num_frames=25, image_size=16)
+    path = ensure_radar_dataset(tmp_path / "cache", 10, seed=0, num_frames=25, image_size=16, dynamics="evolving")
     assert [p.name for p in (tmp_path / "cache").glob("*.npy")] == [path.name]
     x, y = next(iter(datamodule.train_dataloader()))
     assert x.shape[1:] == (13, 1, 16, 16) and y.shape[1:] == (12, 1, 16, 16)
