@@ -75,9 +75,11 @@ def extrapolation_nowcast(frames: np.ndarray, future: int, motion: str = "lucask
     if motion == "darts":  # its orders (N_t 4, N_x = N_y 50 by default) must be below T_in - 1 and H / 2, W / 2
         t, h, w = frames.shape
         kwargs = {"N_t": min(4, t - 2), "N_y": min(50, (h - 1) // 2), "N_x": min(50, (w - 1) // 2)}
-    # DARTS and VET print their progress; Lucas-Kanade's outlier test warns of 0/0 where few vectors are found
+    # DARTS and VET print their progress; Lucas-Kanade's outlier test warns (0/0, a singular covariance)
+    # where it finds few vectors, e.g. in a frame with one small cell
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pysteps\.")
         velocity = motions.get_method(motion)(frames[-LAST_FRAMES.get(motion, len(frames)):], **kwargs)
         return nowcasts.get_method("extrapolation")(frames[-1], velocity, future, extrap_kwargs={"outval": outval})
 
