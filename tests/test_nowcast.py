@@ -16,6 +16,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from conftest import ROOT, compose_config
 from convgru.data import RadarDataModule, ensure_radar_dataset
+from convgru.domain.extrapolation import Extrapolation
 from convgru.training import ForecastModule, FrameMetrics, evaluate, skill_scores, train
 
 THRESHOLDS = [20, 30, 40]
@@ -57,10 +58,17 @@ def test_quickstart_logs_skill_of_model_and_persistence(nowcast_run):
     scores = [f"{s}_{t}" for s in ("csi", "pod", "far", "hss", "bias") for t in (*THRESHOLDS, "mean")]
     assert {f"val/{k}" for k in scores} | {f"test/{k}" for k in scores} <= set(metrics)
     assert {f"test/persistence/{k}" for k in scores} <= set(metrics)
-    x, y = _test_set(cfg)  # persistence scored by hand on the same test set
+    assert {f"test/extrapolation/{k}" for k in scores} <= set(metrics)
+    windows = [f"{s}_{t}" for s in ("csi_pool4", "csi_pool16", "fss_1px", "fss_5px", "fss_11px", "fss_21px")
+               for t in (*THRESHOLDS, "mean")]
+    assert {f"test/{k}" for k in windows} | {f"test/extrapolation/{k}" for k in windows} <= set(metrics)
+    x, y = _test_set(cfg)  # persistence and extrapolation scored by hand on the same test set
     expected = skill_scores(x[:, -1:].expand_as(y) * 70, y * 70, THRESHOLDS)
     for key in ("csi_20", "pod_40", "far_30", "hss_mean", "bias_20"):
         assert metrics[f"test/persistence/{key}"] == pytest.approx(expected[key], rel=1e-5, nan_ok=True)
+    expected = skill_scores(Extrapolation("lucaskanade", (0, 70))(x, y.shape[1]), y, THRESHOLDS, (0, 70))
+    for key in ("csi_20", "pod_30", "hss_mean"):
+        assert metrics[f"test/extrapolation/{key}"] == pytest.approx(expected[key], rel=1e-5, nan_ok=True)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test/persistence/csi_20"] == pytest.approx(metrics["test/persistence/csi_20"])
 
@@ -97,7 +105,7 @@ def test_radar_config_generates_synthetic_data_in_the_cache(tmp_path):
     datamodule = hydra.utils.instantiate(cfg.data)
     assert isinstance(datamodule, RadarDataModule) and not list((tmp_path / "cache").glob("*.npy"))
     datamodule.setup("fit")  # generates the file
-    path = ensure_radar_dataset(tmp_path / "cache", 10, seed=0, num_frames=25, image_size=16)
+    path = ensure_radar_dataset(tmp_path / "cache", 10, seed=0, num_frames=25, image_size=16, dynamics="evolving")
     assert [p.name for p in (tmp_path / "cache").glob("*.npy")] == [path.name]
     x, y = next(iter(datamodule.train_dataloader()))
     assert x.shape[1:] == (13, 1, 16, 16) and y.shape[1:] == (12, 1, 16, 16)
@@ -217,12 +225,16 @@ def test_bad_radar_options(tmp_path, kwargs, match):
 
 
 @pytest.mark.slow
-def test_quickstart_script_prints_model_vs_persistence(tmp_path):
+def test_quickstart_script_prints_model_vs_baselines(tmp_path):
     command = [sys.executable, "scripts/train.py", *TINY, f"paths.log_dir={tmp_path}/logs",
                f"paths.cache_dir={tmp_path}/cache"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("model vs persistence"):].splitlines()
-    assert table[1].split() == ["CSI", "POD", "FAR", "HSS", "bias"]
-    assert table[2].split() == ["dBZ", *["model", "persist"] * 5]
-    assert [row.split()[0] for row in table[3:7]] == ["20", "30", "40", "mean"]
+    assert "vs extrapolation" in table[0] and "FSS-N: fractions skill score" in table[1]
+    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "bias", "CSI-p4", "CSI-p16", "FSS-1",
+                                "FSS-5", "FSS-11", "FSS-21"]
+    rows = [row.split() for row in table[3:15]]
+    assert [row[0] for row in rows[::3]] == ["20", "30", "40", "mean"]
+    assert [row[-12] for row in rows] == ["model", "persistence", "extrapolation"] * 4
+    assert all(len(row) in (12, 13) for row in rows)

@@ -62,12 +62,36 @@ def test_cached_file_is_reused_per_parameters(tmp_path):
     assert ensure_radar_dataset(tmp_path, 3, seed=1, num_frames=4, image_size=16) == first
     assert first.stat().st_mtime_ns == stamp
     assert ensure_radar_dataset(tmp_path, 3, seed=2, num_frames=4, image_size=16) != first
+    evolving = ensure_radar_dataset(tmp_path, 3, seed=1, num_frames=4, image_size=16, dynamics="evolving")
+    assert evolving != first and not np.array_equal(np.load(evolving), np.load(first))
+
+
+def test_evolving_dynamics_are_reproducible_and_defeat_extrapolation():
+    """Evolving cells (turning flow, rotation, life cycles, splits, mergers) come from the seed, keep the
+    value range and rain fractions, and are harder for pysteps' extrapolation than linear motion,
+    which it models exactly."""
+    from convgru.domain import skill_scores
+    from convgru.domain.extrapolation import Extrapolation
+
+    kwargs = {"num_frames": 10, "image_size": 32}
+    linear = generate_radar(12, np.random.default_rng(4), **kwargs)
+    np.testing.assert_array_equal(linear, generate_radar(12, np.random.default_rng(4), dynamics="linear", **kwargs))
+    evolving = generate_radar(12, np.random.default_rng(4), dynamics="evolving", **kwargs)
+    np.testing.assert_array_equal(evolving, generate_radar(12, np.random.default_rng(4), dynamics="evolving",
+                                                           **kwargs))
+    assert evolving.min() == 0.0 and evolving.max() <= 70.0 and 0.05 < (evolving >= 20).mean() < 0.35
+    csi = {}
+    for name, radar in (("linear", linear), ("evolving", evolving)):
+        x, y = torch.from_numpy(radar[:, :4, None]) / 70, torch.from_numpy(radar[:, 4:, None]) / 70
+        csi[name] = skill_scores(Extrapolation("lucaskanade", (0, 70))(x, 6), y, [20], (0, 70))["csi_20"]
+    assert csi["evolving"] < csi["linear"] - 0.05, csi
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"num_frames": 0}, "num_frames: expected an integer >= 1"),
     ({"image_size": 4}, "image_size: expected an integer >= 8"),
     ({"max_cells": 0}, "max_cells: expected an integer >= 1"),
+    ({"dynamics": "chaotic"}, r"dynamics: expected one of \['linear', 'evolving'\], found 'chaotic'"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from convgru._checks import OptionError
 from convgru.domain import UNITS, check_thresholds
+from convgru.domain.scores import check_sizes
 
 from .array_module import SPLITS, ArrayDataModule
 from .digits import BUNDLED_BANK
@@ -15,7 +16,7 @@ from .synthetic_radar import (
     radar_cache_path,
 )
 
-SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed")
+SYNTHETIC_OPTIONS = ("num_sequences", "seed", "num_frames", "image_size", "max_cells", "speed", "dynamics")
 
 
 class RadarDataModule(ArrayDataModule):
@@ -23,8 +24,10 @@ class RadarDataModule(ArrayDataModule):
 
     `value_range` = [low, high] (required) are the physical values, in `units` (one of `UNITS`),
     that map to 0 and 1; `thresholds` (in the same units, within value_range, or None) are the
-    intensities at which forecasts are scored (model.thresholds takes them). With no files, `synthetic` =
-    {num_sequences, seed, num_frames, image_size, max_cells, speed} (num_frames defaults to
+    intensities at which forecasts are scored (model.thresholds takes them), `fss_scales` the
+    neighbourhood sizes of the fractions skill score and `csi_pool_sizes` the max-pooling windows
+    of pooled CSI, in pixels (model.fss_scales and model.csi_pool_sizes take them). With no files, `synthetic` =
+    {num_sequences, seed, num_frames, image_size, max_cells, speed, dynamics} (num_frames defaults to
     frames_in + frames_out) generates `generate_radar` sequences in dBZ into `cache_dir` once and
     reads them as `files`, cut by `split`. Every other option is ArrayDataModule's (`missing_value`
     and `mask_file` declare missing pixels: inputs 0, targets NaN).
@@ -32,7 +35,8 @@ class RadarDataModule(ArrayDataModule):
 
     def __init__(self, units: str = "dBZ", thresholds: list[float] | None = None, synthetic: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
-                 layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, **options):
+                 layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, fss_scales: list[int] | None = None,
+                 csi_pool_sizes: list[int] | None = None, **options):
         if units not in UNITS:
             raise OptionError("units", f"expected one of {list(UNITS)}, found {units!r}")
         if value_range is None:
@@ -48,6 +52,8 @@ class RadarDataModule(ArrayDataModule):
         super().__init__(value_range=value_range, layout=layout, frames_in=frames_in, frames_out=frames_out,
                          **options)
         self.thresholds = check_thresholds(thresholds, value_range) if thresholds is not None else None
+        self.fss_scales = check_sizes(fss_scales, "fss_scales")
+        self.csi_pool_sizes = check_sizes(csi_pool_sizes, "csi_pool_sizes")
         self.units, self.cache_dir = units, Path(cache_dir)
 
     def prepare_data(self) -> None:
@@ -72,7 +78,11 @@ def _synthetic_options(synthetic, units: str, layout: str, length: int) -> dict:
     if options["num_frames"] < length:
         raise OptionError("synthetic.num_frames", f"expected at least frames_in + frames_out = {length}, "
                          f"found {options['num_frames']}")
-    check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4))
+    try:
+        check_params(options["num_frames"], options.get("image_size", 64), options.get("max_cells", 4),
+                     options.get("dynamics", "linear"))
+    except OptionError as error:
+        raise OptionError(f"synthetic.{error.option}", error.message) from None
     if units != "dBZ":
         raise OptionError("units", f"synthetic radar is reflectivity in dBZ, found units={units!r}")
     if layout != "NTHW":

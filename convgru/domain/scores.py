@@ -1,4 +1,5 @@
-"""Categorical skill scores of precipitation nowcasts per intensity threshold: CSI, POD, FAR, HSS, frequency bias.
+"""Skill scores of precipitation nowcasts per intensity threshold: CSI, POD, FAR, HSS, frequency bias,
+CSI after max-pooling (SEVIR's CSI-pool4, CSI-pool16) and the fractions skill score (FSS).
 
 A pixel is an event at threshold `thr` when its value is >= thr (in the data's physical units).
 Over the valid pixels (neither prediction nor target NaN) the contingency table counts hits
@@ -10,7 +11,26 @@ Over the valid pixels (neither prediction nor target NaN) the contingency table 
     HSS  = 2 (H CN - M F) / ((H + M)(M + CN) + (H + F)(F + CN))   Heidke skill score
     bias = (H + F) / (H + M)                    frequency bias
 
+Pooled CSI (Veillette et al. 2020, SEVIR; Gao et al. 2022, Earthformer): prediction and target are
+max-pooled over non-overlapping `size` x `size` windows (partial windows at the right and bottom
+edges included; a window counts the valid pixels only, and none is missing), then scored as
+above: a window is an event where any of its pixels is one. CSI-M, the mean over thresholds, is
+`csi_mean`.
+
+Fractions skill score (Roberts and Lean 2008, Mon. Wea. Rev. 136, 78-97): with I the binary event
+field and P the fraction of events in the n x n neighbourhood of each pixel (zero padding outside
+the frame, as pysteps and scipy's `uniform_filter(mode="constant")`; for even n the window reaches
+n // 2 pixels before and n // 2 - 1 after),
+
+    FSS = 1 - sum (P_f - P_o)^2 / (sum P_f^2 + sum P_o^2)
+
+summed over every pixel (and frame). Pixels missing in either field are non-events in both, like
+the area outside the frame (pysteps sets NaN to non-events). n = 1 is the pixel scale.
+
 A score whose denominator is 0 (no event to score) is NaN, never 0.
+
+Conventions: convgru counts a value >= thr as an event, as HKO-7's and SEVIR's evaluation code do.
+pysteps' `det_cat_fct` counts a value > thr (and NaN as a non-event), its `fss` counts >= thr.
 
 Scaled data (`value_range` given) are compared in the scaled space, with each threshold scaled
 exactly as the data modules scale values (`convgru.domain.units.to_scaled`), so that every
@@ -22,6 +42,7 @@ compared, with the threshold rounded to that dtype: rounding is monotone, so a v
 """
 
 import torch
+import torch.nn.functional as F
 from torchmetrics import Metric
 
 from convgru._checks import OptionError
@@ -50,6 +71,19 @@ def check_thresholds(thresholds, value_range=None, option: str = "thresholds",
     return values
 
 
+def check_sizes(sizes, option: str) -> list[int]:
+    """Window sizes in pixels (FSS neighbourhoods, CSI pooling) as a list of ints: None or [] for none;
+    OptionError naming `option` unless strictly increasing integers >= 1."""
+    if sizes is None:
+        return []
+    values = list(sizes) if not isinstance(sizes, (str, bytes)) and hasattr(sizes, "__iter__") else None
+    if values is None or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values) or any(
+            b <= a for a, b in zip(values, values[1:])):
+        raise OptionError(option, f"expected an increasing list of window sizes in pixels (integers >= 1), "
+                          f"found {sizes!r}")
+    return values
+
+
 def at_least(x: torch.Tensor, thr: float) -> torch.Tensor:
     """x >= thr, with thr rounded to x's floating dtype (integers are compared in float64)."""
     if not x.is_floating_point():
@@ -72,6 +106,56 @@ def contingency(pred: torch.Tensor, target: torch.Tensor, thresholds) -> torch.T
         n_pred, n_target = pred_event.sum(-1), target_event.sum(-1)
         counts.append(torch.stack([hits, n_target - hits, n_pred - hits, total - n_pred - n_target + hits], -1))
     return torch.stack(counts, -2)
+
+
+def max_pooled(pred: torch.Tensor, target: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """pred and target (N, H, W) max-pooled over non-overlapping size x size windows (partial windows at
+    the edges kept): (N, ceil(H / size), ceil(W / size)) each. A pixel missing (NaN) in either is left
+    out of both; a window with no valid pixel is NaN in both."""
+    if not pred.is_floating_point():
+        pred, target = pred.double(), target.double()
+    missing = pred.isnan() | target.isnan()
+    pooled = []
+    for x in (pred, target):
+        x = F.max_pool2d(x.masked_fill(missing, -torch.inf)[:, None], size, size, ceil_mode=True)[:, 0]
+        pooled.append(x.masked_fill(x == -torch.inf, torch.nan))
+    return pooled[0], pooled[1]
+
+
+def box_sums(events: torch.Tensor, size: int) -> torch.Tensor:
+    """The number of events in the size x size neighbourhood of every pixel of `events` (..., H, W) (0/1
+    float32; zero padding outside: `size // 2` pixels before and `(size - 1) // 2` after, as scipy's
+    `uniform_filter(mode="constant")`), (..., H, W) float32 (exact: integers), by running sums."""
+    if size == 1:
+        return events
+    before, after = size // 2, (size - 1) // 2
+    x = F.pad(events, (before + 1, after, before + 1, after)).cumsum(-1)  # a leading 0 to subtract from
+    x = (x[..., size:] - x[..., :-size]).cumsum(-2)
+    return x[..., size:, :] - x[..., :-size, :]
+
+
+def fss_sums(pred: torch.Tensor, target: torch.Tensor, thresholds, scales) -> torch.Tensor:
+    """Sums (..., K, S, 2) float64 of the FSS over the last three dims of pred and target (..., M, H, W):
+    sum (c_f - c_o)^2 and sum c_f^2 + c_o^2 with c the event counts of each n x n neighbourhood
+    (`box_sums`; FSS = 1 - first / second, the 1 / n^4 of the fractions cancelling). Events are values
+    >= threshold (`at_least`); pixels missing in either field are non-events in both."""
+    lead, (h, w) = pred.shape[:-3], pred.shape[-2:]
+    valid = ~(pred.isnan() | target.isnan())
+    out = []
+    for thr in thresholds:
+        events = [(at_least(x, thr) & valid).reshape(-1, h, w).float() for x in (pred, target)]
+        per_scale = []
+        for size in scales:
+            f, o = (box_sums(e, size).reshape(*lead, -1) for e in events)  # integers, exact in float32
+            per_scale.append(torch.stack([(f - o).square_().sum(-1, dtype=torch.float64),
+                                          (f.square() + o.square_()).sum(-1, dtype=torch.float64)], -1))
+        out.append(torch.stack(per_scale, -2))
+    return torch.stack(out, -3)
+
+
+def fss_from_sums(sums: torch.Tensor) -> torch.Tensor:
+    """FSS (...) float64 from `fss_sums` (..., 2): 1 - first / second, NaN where no field has an event."""
+    return 1 - _ratio(sums[..., 0], sums[..., 1])
 
 
 def scaled_thresholds(thresholds: list[float], value_range) -> list[float]:
@@ -124,27 +208,40 @@ def skill_scores(pred: torch.Tensor, target: torch.Tensor, thresholds, value_ran
 
 
 class SkillScores(Metric):
-    """Accumulate contingency counts per threshold and lead time over batches (and DDP ranks).
+    """Accumulate contingency counts (and FSS sums, pooled counts) per threshold and lead time over
+    batches (and DDP ranks), in one pass.
 
     `update(pred, target)` takes (B, T, C, H, W) with T == `frames` (any dtype; bfloat16 and
     float16 too), in physical units, or scaled to [0, 1] by the data modules when
     `value_range=(low, high)` is given: the thresholds are then scaled as the data were
     (`to_scaled`), so every value at or above a threshold in the files' units is an event.
-    `compute()` returns {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead times, and
-    {`csi_<thr>_per_lead`, ..., `csi_mean_per_lead`, ...: (T,)} per lead time (float32). Log the
-    scalars with `{k: v for k, v in out.items() if v.ndim == 0}`.
+    `fss_scales` (neighbourhood sizes n in pixels, e.g. [1, 5, 11, 21]) adds the fractions skill
+    score per threshold, scale and lead time; `pool_sizes` (e.g. [4, 16]) adds CSI after max-pooling
+    over size x size windows (see the module's docstring for both; OptionError naming
+    `fss_scales` / `pool_sizes` unless increasing integers >= 1).
+
+    `compute()` returns {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead
+    times, `csi_pool<size>_<thr>` and `csi_pool<size>_mean` for each pool size, `fss_<n>px_<thr>` and
+    `fss_<n>px_mean` for each scale, and each also per lead time as `<name>_per_lead`, (T,)
+    (float32). Log the scalars with `{k: v for k, v in out.items() if v.ndim == 0}`.
     """
 
     full_state_update = False
 
-    def __init__(self, thresholds, frames: int, value_range=None):
+    def __init__(self, thresholds, frames: int, value_range=None, fss_scales=None, pool_sizes=None):
         super().__init__()
         if not isinstance(frames, int) or frames < 1:
             raise OptionError("frames", f"expected an integer >= 1, found {frames!r}")
         self.thresholds, self.frames = check_thresholds(thresholds), frames
         self.value_range = check_value_range(value_range)
+        self.fss_scales = check_sizes(fss_scales, "fss_scales")
+        self.pool_sizes = check_sizes(pool_sizes, "pool_sizes")
         self.compared = scaled_thresholds(self.thresholds, self.value_range)  # what the data are compared with
-        self.add_state("counts", default=torch.zeros(frames, len(self.thresholds), 4, dtype=torch.int64),
+        k = len(self.thresholds)
+        self.add_state("counts", default=torch.zeros(frames, k, 4, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("pooled_counts", default=torch.zeros(len(self.pool_sizes), frames, k, 4, dtype=torch.int64),
+                       dist_reduce_fx="sum")
+        self.add_state("fss", default=torch.zeros(frames, k, len(self.fss_scales), 2, dtype=torch.float64),
                        dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -154,9 +251,29 @@ class SkillScores(Metric):
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")
         per_lead = (x.transpose(0, 1).reshape(self.frames, -1) for x in (pred, target))
         self.counts += contingency(*per_lead, self.compared)  # (T, K, 4)
+        if not (self.pool_sizes or self.fss_scales):
+            return
+        h, w = pred.shape[-2:]
+        images = [x.transpose(0, 1).reshape(-1, h, w) for x in (pred, target)]  # (T * B * C, H, W)
+        for i, size in enumerate(self.pool_sizes):
+            pooled = (x.reshape(self.frames, -1) for x in max_pooled(*images, size))
+            self.pooled_counts[i] += contingency(*pooled, self.compared)
+        if self.fss_scales:
+            self.fss += fss_sums(*(x.reshape(self.frames, -1, h, w) for x in images), self.compared, self.fss_scales)
+
+    def _scores(self, reduce) -> dict[str, torch.Tensor]:
+        """Every score from the states reduced over lead times by `reduce` (the sum, or none), keyed by name."""
+        scores = _by_threshold(scores_from_counts(reduce(self.counts).movedim(-2, 0)), self.thresholds)
+        for size, counts in zip(self.pool_sizes, self.pooled_counts):
+            csi = scores_from_counts(reduce(counts).movedim(-2, 0))["csi"]
+            scores.update(_by_threshold({f"csi_pool{size}": csi}, self.thresholds))
+        fss = fss_from_sums(reduce(self.fss))  # (..., K, S)
+        for j, n in enumerate(self.fss_scales):
+            scores.update(_by_threshold({f"fss_{n}px": fss[..., j].movedim(-1, 0)}, self.thresholds))
+        return scores
 
     def compute(self) -> dict[str, torch.Tensor]:
-        pooled = _by_threshold(scores_from_counts(self.counts.sum(0)), self.thresholds)
-        per_lead = _by_threshold(scores_from_counts(self.counts.transpose(0, 1)), self.thresholds)
+        pooled = self._scores(lambda state: state.sum(0))
+        per_lead = self._scores(lambda state: state)
         return {**{k: v.float() for k, v in pooled.items()},
                 **{f"{k}_per_lead": v.float() for k, v in per_lead.items()}}

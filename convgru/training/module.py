@@ -7,8 +7,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
 from convgru import EncoderForecaster
-from convgru.domain.scores import SkillScores, check_thresholds
+from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
 from convgru.domain.units import check_value_range
+from convgru.training.baselines import build_baselines
 from convgru.training.checkpoint import merge_rz_norm_states, stamp
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
@@ -63,8 +64,11 @@ class ForecastModule(pl.LightningModule):
     Nowcasting: `value_range` = [low, high] are the physical values that the data maps to 0 and 1
     (None: [0, 1]); `thresholds` (physical units, within value_range) turn on the skill scores
     CSI, POD, FAR, HSS and bias per threshold (`SkillScores`), logged at validation and test as
-    `val/csi_20`, ..., `test/csi_mean`, and at test also for persistence (the last input frame
-    repeated) on the same batches: `test/persistence/csi_20`, ... NaN targets are missing pixels,
+    `val/csi_20`, ..., `test/csi_mean`, and at test also for each of `baselines` on the same
+    batches (`build_baselines`: {persistence: {}, extrapolation: {motion: lucaskanade}}, or a list of
+    names; None: persistence alone): `test/persistence/csi_20`, `test/extrapolation/csi_20`, ...
+    `fss_scales` (pixels) adds the fractions skill score (`fss_5px_20`, ...) and `csi_pool_sizes`
+    (pixels) CSI after max-pooling (`csi_pool4_20`, ...). NaN targets are missing pixels,
     left out of the loss and every metric; they are an error unless the data config declares
     them (data.missing_value or data.mask_file).
     """
@@ -83,6 +87,9 @@ class ForecastModule(pl.LightningModule):
         loss_thresholds: list[float] | None = None,
         loss_weights: list[float] | None = None,
         loss_units: str = "mm/h",
+        baselines: dict | list | None = None,
+        fss_scales: list[int] | None = None,
+        csi_pool_sizes: list[int] | None = None,
     ):
         super().__init__()
         if compile not in COMPILE_MODES:
@@ -95,14 +102,19 @@ class ForecastModule(pl.LightningModule):
             self.net.compile(fullgraph=True, mode=None if compile is True else compile)
         self.val_metrics = FrameMetrics(future)
         self.test_metrics = FrameMetrics(future)
-        self.skill = nn.ModuleDict()  # val, test, persistence: SkillScores when thresholds are set
+        self.skill = nn.ModuleDict()  # val, test and each baseline: SkillScores when thresholds are set
+        self.baselines = {}  # name: (x, future) -> forecast, scored at test
         if thresholds is not None:
             check_thresholds(thresholds, value_range or (0, 1), "model.thresholds", "model.value_range")
-            if net.get("in_channels", 1) != net.get("out_channels", 1):
-                raise ValueError("model.thresholds: scoring persistence needs model.net.in_channels == "
-                                 f"out_channels, found {net.get('in_channels', 1)} and {net.get('out_channels', 1)}")
-            for name in ("val", "test", "persistence"):
-                self.skill[name] = SkillScores(thresholds, future, value_range)
+            windows = {"fss_scales": check_sizes(fss_scales, "model.fss_scales"),
+                       "pool_sizes": check_sizes(csi_pool_sizes, "model.csi_pool_sizes")}
+            self.baselines = build_baselines(baselines, value_range)
+            if self.baselines and net.get("in_channels", 1) != net.get("out_channels", 1):
+                raise ValueError(f"model.thresholds: scoring {' and '.join(self.baselines)} needs "
+                                 f"model.net.in_channels == out_channels, found {net.get('in_channels', 1)} and "
+                                 f"{net.get('out_channels', 1)}")
+            for name in ("val", "test", *self.baselines):
+                self.skill[name] = SkillScores(thresholds, future, value_range, **windows)
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -169,7 +181,8 @@ class ForecastModule(pl.LightningModule):
         self.test_metrics.update(pred, y)
         if self.skill:
             self.skill["test"].update(as_forecast(pred), y)
-            self.skill["persistence"].update(_scoring(batch[0][:, -1:]).expand_as(y), y)  # the last input frame
+            for name, baseline in self.baselines.items():
+                self.skill[name].update(_scoring(baseline(batch[0], y.shape[1])), y)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
@@ -195,10 +208,10 @@ class ForecastModule(pl.LightningModule):
 
     def test_results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The test so far, without resetting it: ({name: scalar}: means over the frames and the skill
-        scores pooled over them, persistence's as `persistence/csi_20`; {name: (future,)}: per lead time)."""
+        scores pooled over them, each baseline's as `persistence/csi_20`; {name: (future,)}: per lead time)."""
         per_frame = self.test_metrics.compute()
         summary = {k: v.mean() for k, v in per_frame.items()}
-        for name, prefix in (("test", ""), ("persistence", "persistence/")):
+        for name, prefix in (("test", ""), *((name, f"{name}/") for name in self.baselines)):
             pooled, per_lead = self._scores(name, prefix)
             summary.update(pooled)
             per_frame.update(per_lead)

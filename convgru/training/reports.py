@@ -1,5 +1,5 @@
 """What a run writes and prints after its test: metrics.json, per_frame.csv, predictions.png and .gif,
-the per-frame table and the model vs persistence skill table.
+the per-frame table and the skill table of the model vs its baselines (persistence, extrapolation).
 
 `TestReport` is the callback that collects the test's results (means and per-frame values) from the
 module as the test ends; the writers take plain dicts, so nothing is left on the module to read.
@@ -8,6 +8,7 @@ module as the test ends; the writers take plain dicts, so nothing is left on the
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -18,7 +19,10 @@ from convgru.domain.scores import SCORES
 from convgru.training.animation import forecast_gif
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
-from convgru.training.tables import frame_table, skill_table
+from convgru.training.tables import frame_table, skill_columns, skill_forecasts, skill_table
+
+BASELINE_TITLES = {"persistence": "persistence (the last input frame repeated)",
+                   "extrapolation": "extrapolation (pysteps' optical flow)"}
 
 
 class TestReport(pl.Callback):
@@ -56,15 +60,20 @@ def strict_json(metrics: dict) -> str:
 
 
 def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix: str = "") -> str:
-    """A title and `skill_table` of the model's and persistence's scores."""
-    return (f"\nSkill on the test set, model vs persistence (the last input frame repeated), "
-            f"thresholds in {units or 'the data units'}:\n" + skill_table(scores, thresholds, units, prefix))
+    """A title, what the columns are and `skill_table` of the model's and its baselines' scores."""
+    forecasts = skill_forecasts(scores, prefix)
+    names = [BASELINE_TITLES.get(name, name) for name in forecasts]
+    extra = [head for head, _ in skill_columns(scores, prefix) if "-" in head]
+    legend = ("\n(CSI-pN: CSI after N x N max-pooling; FSS-N: fractions skill score over N x N pixels)"
+              if extra else "")
+    return (f"\nSkill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}{legend}:\n"
+            + skill_table(scores, thresholds, units, prefix))
 
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
                  units: str | None = None) -> None:
     """Write metrics.json into the run folder; print where checkpoints, logs and metrics are, and with
-    `thresholds` the test's skill scores of the model and of persistence."""
+    `thresholds` the test's skill scores of the model and of its baselines."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json(dict(sorted(metrics.items()))))
     checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
@@ -75,7 +84,7 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     print(f"Metrics: {folder / 'metrics.json'}")
     shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
     if thresholds:  # the skill scores are in the table below
-        shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in SCORES}
+        shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in (*SCORES, "fss")}
     print(json.dumps(shown))
     if thresholds:
         print(skill_report(metrics, thresholds, units, "test/"))
@@ -83,10 +92,10 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
                 units: str | None = None) -> None:
-    """metrics.json, per_frame.csv (a column per metric, skill score and persistence's skill score),
+    """metrics.json, per_frame.csv (a column per metric, skill score and each baseline's),
     predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`; on
     stdout a table per future frame (MSE ... PSNR, CSI per threshold) and with `thresholds` the skill
-    scores of the model and of persistence."""
+    scores of the model and of its baselines."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json({"ckpt_path": str(ckpt_path), **metrics}))
     columns = list(per_frame)
@@ -96,7 +105,7 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     x, y, pred = forecasts
     save_image(rows_grid(x, y, pred), folder / "predictions.png")
     forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
-    csi = [c for c in columns if c.split("/")[-1].startswith("csi_") and not c.endswith("_mean")]
+    csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
     print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         print(skill_report(metrics, thresholds, units))

@@ -1,6 +1,7 @@
-"""Text tables of test results: metrics per future frame, and skill scores of the model vs persistence."""
+"""Text tables of test results: metrics per future frame, and skill scores of the model vs its baselines."""
 
 import math
+import re
 
 from convgru.domain.scores import SCORES
 
@@ -9,17 +10,40 @@ def _cell(value: float, width: int, digits: int = 3) -> str:
     return f"{'nan':>{width}}" if value is None or math.isnan(value) else f"{value:{width}.{digits}f}"
 
 
+def skill_forecasts(scores: dict[str, float], prefix: str = "") -> list[str]:
+    """The forecasts that `scores` hold skill scores of: "model" ({prefix}csi_mean), then each baseline
+    ({prefix}<baseline>/csi_mean), in the order of `scores`."""
+    found = ["model"] if f"{prefix}csi_mean" in scores else []
+    for key in scores:
+        name, _, score = key.removeprefix(prefix).rpartition("/")
+        if key.startswith(prefix) and score == "csi_mean" and name and "/" not in name:
+            found.append(name)
+    return found
+
+
+def skill_columns(scores: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:
+    """(heading, score name) of every skill score that `scores` holds for the model: CSI, POD, FAR,
+    HSS and bias, CSI after each max-pooling (CSI-p4: `csi_pool4`), FSS at each scale (FSS-5: `fss_5px`)."""
+    columns = [(name if name == "bias" else name.upper(), name) for name in SCORES]
+    names = [key.removeprefix(prefix).removesuffix("_mean") for key in scores
+             if key.startswith(prefix) and key.endswith("_mean") and "/" not in key.removeprefix(prefix)]
+    pools = sorted(int(n.removeprefix("csi_pool")) for n in names if re.fullmatch(r"csi_pool\d+", n))
+    scales = sorted(int(n[4:-2]) for n in names if re.fullmatch(r"fss_\d+px", n))
+    return [*columns, *((f"CSI-p{n}", f"csi_pool{n}") for n in pools), *((f"FSS-{n}", f"fss_{n}px") for n in scales)]
+
+
 def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "") -> str:
-    """CSI, POD, FAR, HSS and bias per threshold (and their mean) of the model and of persistence,
-    side by side, from `scores` keyed `{prefix}csi_20` and `{prefix}persistence/csi_20` (prefix e.g. "test/")."""
-    keys = [f"{thr:g}" for thr in thresholds] + ["mean"]
-    names = [name if name == "bias" else name.upper() for name in SCORES]
-    lines = [f"{'':>9}" + "".join(f"{name:^17}" for name in names),
-             f"{units or 'threshold':>9}" + f" {'model':>8}{'persist':>8}" * len(SCORES)]
-    for key in keys:
-        pairs = [(scores.get(f"{prefix}{name}_{key}"), scores.get(f"{prefix}persistence/{name}_{key}"))
-                 for name in SCORES]
-        lines.append(f"{key:>9}" + "".join(f" {_cell(model, 8)}{_cell(persist, 8)}" for model, persist in pairs))
+    """A row per threshold (and their mean) and forecast (the model, then each baseline), a column per
+    skill score (`skill_columns`), from `scores` keyed `{prefix}csi_20` (the model's) and
+    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/")."""
+    forecasts, columns = skill_forecasts(scores, prefix), skill_columns(scores, prefix)
+    width = max(8, *(len(name) + 1 for name in forecasts))
+    lines = [f"{units or 'threshold':>9}  {'forecast':<{width}}" + "".join(f"{head:>8}" for head, _ in columns)]
+    for key in [*(f"{thr:g}" for thr in thresholds), "mean"]:
+        for i, forecast in enumerate(forecasts):
+            where = prefix if forecast == "model" else f"{prefix}{forecast}/"
+            lines.append(f"{key if i == 0 else '':>9}  {forecast:<{width}}"
+                         + "".join(_cell(scores.get(f"{where}{name}_{key}"), 8) for _, name in columns))
     return "\n".join(line.rstrip() for line in lines)
 
 
