@@ -13,6 +13,7 @@ from convgru.training.checkpoint import merge_rz_norm_states, stamp
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
+from convgru.training.weather import WeatherScores
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missing pixels (NaN targets)
@@ -103,6 +104,7 @@ class ForecastModule(pl.LightningModule):
                                  f"out_channels, found {net.get('in_channels', 1)} and {net.get('out_channels', 1)}")
             for name in ("val", "test", "persistence"):
                 self.skill[name] = SkillScores(thresholds, future, value_range)
+        self.weather = None  # WeatherScores of a test on gridded fields (data=xarray), set as the test starts
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -170,6 +172,8 @@ class ForecastModule(pl.LightningModule):
         if self.skill:
             self.skill["test"].update(as_forecast(pred), y)
             self.skill["persistence"].update(_scoring(batch[0][:, -1:]).expand_as(y), y)  # the last input frame
+        if self.weather is not None:
+            self.weather.update(batch[0], as_forecast(pred), y)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
@@ -202,6 +206,9 @@ class ForecastModule(pl.LightningModule):
             pooled, per_lead = self._scores(name, prefix)
             summary.update(pooled)
             per_frame.update(per_lead)
+        if self.weather is not None:  # lat-weighted RMSE and ACC per lead time, with persistence and climatology
+            for into, values in zip((summary, per_frame), self.weather.results()):
+                into.update(values)
         return summary, per_frame
 
     def on_test_epoch_end(self) -> None:
@@ -211,6 +218,8 @@ class ForecastModule(pl.LightningModule):
         self.test_metrics.reset()
         for metric in self.skill.values():
             metric.reset()
+        if self.weather is not None:
+            self.weather.reset()
         self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
         curves = ["mse", *(k for k in per_frame if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
@@ -218,6 +227,18 @@ class ForecastModule(pl.LightningModule):
                 for name in curves:
                     for frame, value in enumerate(per_frame[name].tolist(), start=1):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
+
+    def setup(self, stage: str) -> None:
+        """Keep the data's normalization (data=xarray: mean and std per channel of the training split) in the
+        data config that checkpoints store, so that eval and predict normalize as training did."""
+        stats = getattr(self.trainer.datamodule, "normalization", None)
+        if stats is not None and isinstance(self.hparams.get("data"), dict):
+            self.hparams.data["normalization"] = stats
+
+    def on_test_start(self) -> None:
+        """Weather scores (`WeatherScores`) when the data is gridded fields with a `scoring()` (data=xarray)."""
+        scoring = getattr(self.trainer.datamodule, "scoring", None)
+        self.weather = WeatherScores(scoring(), self.hparams.future).to(self.device) if scoring else None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["convgru"] = stamp()

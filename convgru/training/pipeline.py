@@ -162,4 +162,7 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
         eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
+        if cfg.get("save_forecasts"):  # data=xarray: the test forecasts as NetCDF
+            from convgru.training.weather import save_test_forecasts
+            print(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

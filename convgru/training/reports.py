@@ -19,6 +19,7 @@ from convgru.training.animation import forecast_gif
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.tables import frame_table, skill_table
+from convgru.training.weather import weather_table
 
 
 class TestReport(pl.Callback):
@@ -79,6 +80,8 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     print(json.dumps(shown))
     if thresholds:
         print(skill_report(metrics, thresholds, units, "test/"))
+    if table := weather_table(metrics, "test/"):
+        print(table)
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
@@ -100,4 +103,6 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         print(skill_report(metrics, thresholds, units))
+    if table := weather_table(metrics):
+        print(table)
     print(f"\nWrote metrics.json, per_frame.csv, predictions.png and predictions.gif to {folder}")
