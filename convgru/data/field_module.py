@@ -254,7 +254,7 @@ class FieldDataModule(SequenceDataModule):
         climatology = self.stats()["climatology"] if self.ranges["train"] is not None else None
         return {"names": source.names, "units": source.units, "height": len(source.y), "latitudes": source.latitudes,
                 "climatology": climatology, "mean": mean, "std": std,
-                "lead_hours": [hours * (k + 1) for k in range(self.frames_out)]}
+                "lead_hours": [float(hours) * (k + 1) for k in range(self.frames_out)]}
 
 
 def field_stats(source: FieldSource, steps: np.ndarray) -> dict:

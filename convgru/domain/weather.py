@@ -46,7 +46,7 @@ def latitude_weights(latitudes) -> torch.Tensor:
     """L(j) = cos(lat_j) / mean_j cos(lat_j) (Rasp et al. 2020, eq. 1): (H,) float64 tensor, mean 1.
 
     latitudes: (H,) in degrees (either order). ValueError unless within [-90, 90] and not all at a pole."""
-    lat = torch.as_tensor(np.asarray(latitudes, dtype=np.float64))
+    lat = torch.from_numpy(np.array(latitudes, dtype=np.float64))
     if lat.ndim != 1 or not bool(((lat >= -90) & (lat <= 90)).all()):
         raise ValueError(f"latitudes: expected a 1-d axis in degrees within [-90, 90], found {lat.tolist()[:8]}")
     weights = torch.cos(torch.deg2rad(lat)).clamp(min=0)
