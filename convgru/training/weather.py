@@ -69,6 +69,7 @@ class WeatherScores(nn.Module):
             for score, values in metric.compute().items():
                 if who == "climatology" and score == "acc":
                     continue
+                values = values.reshape(len(self.hours), len(self.names))  # torchmetrics squeezes (1, 1)
                 for c, name in enumerate(self.names):
                     key = f"{prefix}{score}_{name}"
                     per_frame[key] = values[:, c].float()
