@@ -222,3 +222,65 @@ def test_forecast_netcdf_round_trips(data, tmp_path):
                                                   for h in (6, 12, 18)]
         np.testing.assert_array_equal(back.init_time.values, inits)
         assert back.time.values[1, 0] == inits[1] + np.timedelta64(6, "h")
+
+
+def test_weatherbench_experiment_composes(tmp_path):
+    from conftest import compose_config
+
+    cfg = compose_config("train", tmp_path, ["experiment=weatherbench", "data.files=[era5.nc]"])
+    assert cfg.data._target_ == "convgru.data.FieldDataModule"
+    assert (cfg.data.frames_in, cfg.data.frames_out, list(cfg.data.variables)) == (12, 12, ["t2m"])
+    assert list(cfg.data.train_time) == ["1979-01-01", "2015-12-31"] and list(cfg.data.test_time)[1] == "2018-12-31"
+    assert cfg.model.net.in_channels == cfg.model.net.out_channels == 1 and cfg.model.future == 12
+
+
+@pytest.mark.slow
+def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
+    """experiment=quickstart data=xarray trains; eval scores it against persistence and climatology and writes
+    its test forecasts; predict.py writes a NetCDF forecast on the input's grid, in physical units."""
+    import importlib.util
+    import json
+
+    from conftest import ROOT, compose_config
+
+    import convgru.training
+
+    folder = data["folder"]
+    overrides = ["experiment=quickstart", "data=xarray", f"data.files=[{folder}/era5_*.nc]", "data.variables=[t2m]",
+                 *(f"data.{k}=[{a},{b}]" for k, (a, b) in SPLIT.items()), "data.frames_in=3", "data.frames_out=2",
+                 "data.num_workers=0", "data.batch_size=4", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
+                 "trainer.max_epochs=1", "callbacks.prediction_images.num_sequences=2", "logger=csv"]
+    metrics = convgru.training.train(compose_config("train", tmp_path / "run", overrides, tmp_path / "cache"))
+    for key in ("test/rmse_t2m", "test/acc_t2m_6h", "test/persistence/rmse_t2m_12h", "test/climatology/rmse_t2m"):
+        assert math.isfinite(metrics[key]), key
+    assert 0 < metrics["test/climatology/rmse_t2m"] < 10  # kelvin, not normalized units
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
+    stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
+    assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
+
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
+    summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
+    assert "Weather scores on the test set" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
+    header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")
+    assert {"rmse_t2m", "acc_t2m", "persistence/rmse_t2m", "climatology/rmse_t2m", "mse", "ssim"} <= set(header)
+    with xr.open_dataset(tmp_path / "eval" / "forecasts.nc") as forecasts:
+        assert forecasts.t2m.dims == ("init_time", "lead_time", "lat", "lon") and forecasts.sizes["init_time"] == 4
+        assert 200 < float(forecasts.t2m.mean()) < 350
+
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    out = tmp_path / "forecast.nc"
+    predict.main([str(ckpt), str(data["netcdf"][1]), str(out), "--init", "2000-01-08T00"])
+    with xr.open_dataset(out) as back, xr.open_dataset(data["netcdf"][1]) as source:
+        np.testing.assert_array_equal(back.lat.values, source.lat.values)
+        np.testing.assert_array_equal(back.lon.values, source.lon.values)
+        assert back.t2m.attrs == source.t2m.attrs and back.t2m.shape == (1, 2, 8, 16)
+        assert back.init_time.values[0] == np.datetime64("2000-01-08T00")
+        assert back.time.values[0, 1] == np.datetime64("2000-01-08T12")
+        assert 200 < float(back.t2m.mean()) < 350
+    with pytest.raises(SystemExit):
+        predict.main([str(ckpt), str(data["netcdf"][1]), str(out)])  # exists: not replaced without --force
+    assert "OUTPUT" in capsys.readouterr().err
