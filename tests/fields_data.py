@@ -41,7 +41,8 @@ def fields(days: int = 10, gap=GAP, seed: int = 0):
     return xr.Dataset(
         {"t2m": (("time", "lat", "lon"), t2m.astype(np.float32), {"units": "K", "long_name": "2 metre temperature"}),
          "u10": (("time", "lat", "lon"), u10.astype(np.float32), {"units": "m s-1"}),
-         "z": (("time", "level", "lat", "lon"), z.astype(np.float32), {"units": "m2 s-2", "long_name": "Geopotential"})},
+         "z": (("time", "level", "lat", "lon"), z.astype(np.float32),
+               {"units": "m2 s-2", "long_name": "Geopotential"})},
         coords={"time": t, "level": ("level", LEVELS, {"units": "hPa", "axis": "Z"}),
                 "lat": ("lat", LAT, {"standard_name": "latitude", "units": "degrees_north"}),
                 "lon": ("lon", LON, {"standard_name": "longitude", "units": "degrees_east"})},

@@ -12,8 +12,10 @@ pytest.importorskip("xarray")
 import xarray as xr  # noqa: E402
 
 from convgru._checks import OptionError  # noqa: E402
-from convgru.data import FieldDataModule  # noqa: E402
-from convgru.data import field_module  # noqa: E402
+from convgru.data import (
+    FieldDataModule,  # noqa: E402
+    field_module,  # noqa: E402
+)
 from convgru.data.fields import FieldSource, expand, window_starts  # noqa: E402
 from convgru.domain.weather import (  # noqa: E402
     FieldScores,
@@ -241,9 +243,8 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     import importlib.util
     import json
 
-    from conftest import ROOT, compose_config
-
     import convgru.training
+    from conftest import ROOT, compose_config
 
     folder = data["folder"]
     overrides = ["experiment=quickstart", "data=xarray", f"data.files=[{folder}/era5_*.nc]", "data.variables=[t2m]",

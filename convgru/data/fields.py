@@ -182,7 +182,8 @@ class FieldSource:
             for channel in self._channels(ds, path):
                 if ds[channel.variable].sizes[channel.dims["y"]] != len(self.y) or \
                         ds[channel.variable].sizes[channel.dims["x"]] != len(self.x):
-                    raise ValueError(f"{path}: variable {channel.variable!r} is on a {ds[channel.variable].sizes} grid; "
+                    sizes = dict(ds[channel.variable].sizes)
+                    raise ValueError(f"{path}: variable {channel.variable!r} is on a {sizes} grid; "
                                      f"expected {len(self.y)}x{len(self.x)} like {self.paths[0]}")
             if path != self.paths[0] and not (np.array_equal(ds[dims0["y"]].values, self.y)
                                               and np.array_equal(ds[dims0["x"]].values, self.x)):

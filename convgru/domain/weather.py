@@ -99,7 +99,9 @@ class FieldScores(Metric):
     out of the RMSE's mean).
 
     Args: frames (lead times T), channels C, weights (H,) of each row of the grid (`latitude_weights`;
-    ones on a grid that is not a latitude-longitude one), climatology (C, H, W) or None (no ACC). `compute()` -> {"rmse": (T, C), "acc": (T, C)} (acc only with a climatology).
+    ones on a grid that is not a latitude-longitude one), climatology (C, H, W) or None (no ACC).
+    `compute()` -> {"rmse": (T, C), "acc": (T, C)} (acc only with a climatology; torchmetrics squeezes (1, 1)
+    to a scalar).
     """
 
     full_state_update = False

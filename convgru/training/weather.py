@@ -97,7 +97,8 @@ def weather_table(metrics: Mapping, prefix: str = "") -> str:
     heads = ["model", "persist", "clim", "model", "persist"]
     blocks = []
     for name, hours in found.items():
-        lines = [f"{'lead':>7} {'RMSE ' + name:^29} {'ACC ' + name:^19}", f"{'':>7} " + " ".join(f"{h:>9}" for h in heads)]
+        lines = [f"{'lead':>7} {'RMSE ' + name:^29} {'ACC ' + name:^19}",
+                 f"{'':>7} " + " ".join(f"{h:>9}" for h in heads)]
         for h in sorted(hours) + [None]:
             cells = []
             for score, who in columns:
