@@ -3,6 +3,7 @@ CMIP, ocean and air-quality data, read lazily per batch through xarray."""
 
 import hashlib
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,17 @@ def to_pair(frames: np.ndarray, frames_in: int, mean, std, valid: np.ndarray | N
         x.masked_fill_(missing[:frames_in], 0.5)
         y.masked_fill_(missing[frames_in:], float("nan"))
     return x, y
+
+
+@contextmanager
+def data_options():
+    """Name the options of OptionErrors raised while the files are read as the config does: data.levels."""
+    try:
+        yield
+    except OptionError as error:
+        if error.option.startswith("data."):
+            raise
+        raise OptionError(f"data.{error.option}", error.message, error.sep) from None
 
 
 def _time_range(value, option: str):
@@ -136,9 +148,10 @@ class FieldDataModule(SequenceDataModule):
     def open(self) -> FieldSource:
         """The FieldSource of the files (opened once), its channels checked against `channels`."""
         if self.source is None:
-            source = FieldSource(expand(self.files), self.variables, self.levels, self.dims, self.time_step)
+            with data_options():
+                source = FieldSource(expand(self.files), self.variables, self.levels, self.dims, self.time_step)
             if len(source.channels) != self.channels:
-                raise OptionError("channels", f"expected {len(source.channels)}, the number of channels "
+                raise OptionError("data.channels", f"expected {len(source.channels)}, the number of channels "
                                   f"{source.names} of data.variables (and data.levels), found {self.channels}: "
                                   f"set data.channels={len(source.channels)}")
             self.source = source
@@ -153,7 +166,8 @@ class FieldDataModule(SequenceDataModule):
         if self.datasets:
             return
         source = self.open()
-        stats = self.given_stats() if self.given is not None else self.stats()
+        with data_options():
+            stats = self.given_stats() if self.given is not None else self.stats()
         self.normalization = {name: {"mean": float(m), "std": float(s)}
                               for name, m, s in zip(source.names, stats["mean"], stats["std"])}
         for split in SPLITS:
@@ -179,7 +193,7 @@ class FieldDataModule(SequenceDataModule):
     def _dataset(self, split: str) -> FieldDataset:
         if split not in self.datasets:
             if self.ranges[split] is None:
-                raise OptionError(f"{split}_time", "expected [start, end] of the "
+                raise OptionError(f"data.{split}_time", "expected [start, end] of the "
                                   f"{split} split (e.g. [2016-01-01, 2016-12-31]), found None")
             source = self.open()
             raise ValueError(f"the {split} split is empty: no window of {self.length} consecutive steps of "

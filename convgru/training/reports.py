@@ -19,7 +19,7 @@ from convgru.training.animation import forecast_gif
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.tables import frame_table, skill_table
-from convgru.training.weather import weather_table
+from convgru.training.weather import per_lead_key, weather_table
 
 
 class TestReport(pl.Callback):
@@ -77,6 +77,7 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
     if thresholds:  # the skill scores are in the table below
         shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in SCORES}
+    shown = {k: v for k, v in shown.items() if not per_lead_key(k)}  # in the weather table below
     print(json.dumps(shown))
     if thresholds:
         print(skill_report(metrics, thresholds, units, "test/"))

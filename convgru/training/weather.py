@@ -83,6 +83,14 @@ class WeatherScores(nn.Module):
             metric.reset()
 
 
+PER_LEAD = re.compile(r"(^|/)(rmse|acc)_.+_[0-9.e+-]+h$")
+
+
+def per_lead_key(key: str) -> bool:
+    """Whether `key` is a weather score at one lead time (`test/rmse_t2m_72h`)."""
+    return bool(PER_LEAD.search(key))
+
+
 def weather_table(metrics: Mapping, prefix: str = "") -> str:
     """Latitude-weighted RMSE and ACC per lead time of the model, persistence and climatology from `metrics`
     keyed `{prefix}rmse_t2m_6h`, `{prefix}persistence/acc_t2m_6h`, ...; "" when it holds none."""
