@@ -111,7 +111,8 @@ def weather_table(metrics: Mapping, prefix: str = "") -> str:
             cells = []
             for score, who in columns:
                 value = metrics.get(f"{prefix}{who}{score}_{name}" + ("" if h is None else f"_{h:g}h"))
-                cells.append(f"{'':>9}" if value is None else f"{'nan':>9}" if value != value else f"{value:9.4g}")
+                shown = f"{value:9.4g}" if score == "rmse" else f"{value:9.3f}"
+                cells.append(f"{'':>9}" if value is None else f"{'nan':>9}" if value != value else shown)
             lines.append(f"{'all' if h is None else f'{h:g}h':>7} " + " ".join(cells))
         blocks.append("\n".join(lines))
     return ("\nWeather scores on the test set: latitude-weighted RMSE (the variable's units) and ACC, model vs "
