@@ -2,6 +2,7 @@
 normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts written back as NetCDF."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -285,3 +286,11 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.main([str(ckpt), str(data["netcdf"][1]), str(out)])  # exists: not replaced without --force
     assert "OUTPUT" in capsys.readouterr().err
+
+
+def test_without_xarray_names_the_extra(monkeypatch, tmp_path):
+    from convgru.data.fields import open_dataset
+
+    monkeypatch.setitem(sys.modules, "xarray", None)  # import xarray raises ImportError
+    with pytest.raises(OptionError, match=r'data=xarray: NetCDF and Zarr .*need xarray.*pip install -e ".\[xarray\]"'):
+        open_dataset(tmp_path / "era5.nc")

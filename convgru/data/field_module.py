@@ -72,7 +72,7 @@ def data_options():
     try:
         yield
     except OptionError as error:
-        if error.option.startswith("data."):
+        if error.option.startswith("data"):  # data.levels, data=xarray
             raise
         raise OptionError(f"data.{error.option}", error.message, error.sep) from None
 

@@ -31,11 +31,12 @@ NETCDF = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 
 
 def xarray():
-    """The xarray module, or ImportError naming the extra to install."""
+    """The xarray module; OptionError (a ValueError: one `error:` line) naming the extra to install without it."""
     try:
         import xarray as xr
     except ImportError:
-        raise ImportError(f"data=xarray (NetCDF and Zarr) needs xarray, h5netcdf and zarr: {EXTRA}") from None
+        raise OptionError("data=xarray", f"NetCDF and Zarr fields need xarray, h5netcdf and zarr, not installed: "
+                          f"{EXTRA}") from None
     return xr
 
 
@@ -78,7 +79,7 @@ def open_dataset(path: Path):
             return xr.open_dataset(path, engine="zarr", chunks=None, cache=False)
         return xr.open_dataset(path, chunks=None, cache=False)
     except ImportError as error:
-        raise ImportError(f"{path}: {error}; {EXTRA}") from None
+        raise OptionError("data=xarray", f"{path}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         kind = "a Zarr store" if zarr else "a NetCDF file"
         raise ValueError(f"{path}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
