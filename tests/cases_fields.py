@@ -35,7 +35,7 @@ def fields_run(overrides, split: str = "train") -> callable:
 CASES = [
     Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=xarray 'data.variables=[t3m]'",
          fields_run(["data.variables=[t3m]"]),
-         r"era5_0.nc: no variable 't3m' \(option data.variables\); found \['t2m', 'u10', 'z'\]"),
+         r"era5_0.nc \(and 1 more files\): no variable 't3m' \(option data.variables\); found \['t2m', 'u10', 'z'\]"),
     Case("fields-levels-needed", "a 4-d variable (with pressure levels) and no data.levels",
          "data=xarray 'data.variables=[z]'", fields_run(["data.variables=[z]"]),
          r"data.levels: variable 'z' of .*era5_0.nc has levels \[250, 500, 850\] along 'level'; choose some, "

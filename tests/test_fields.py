@@ -294,3 +294,21 @@ def test_without_xarray_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "xarray", None)  # import xarray raises ImportError
     with pytest.raises(OptionError, match=r'data=xarray: NetCDF and Zarr .*need xarray.*pip install -e ".\[xarray\]"'):
         open_dataset(tmp_path / "era5.nc")
+
+
+def test_a_folder_of_files_per_variable(tmp_path):
+    """WeatherBench's layout: yearly files per variable, each holding one variable; all at the same times."""
+    data = fields()
+    for name in ("t2m", "u10"):
+        for i, cut in enumerate(np.array_split(np.arange(data.sizes["time"]), 3)):
+            (tmp_path / name).mkdir(exist_ok=True)
+            data[[name]].isel(time=cut).to_netcdf(tmp_path / name / f"{name}_{i}.nc")
+    source = FieldSource(expand([str(tmp_path / "u10" / "*.nc"), str(tmp_path / "t2m" / "*.nc")]), ["t2m", "u10"])
+    assert source.names == ["t2m", "u10"] and len(source.times) == data.sizes["time"]
+    block = source.read(10, 16)  # across two files of each variable
+    np.testing.assert_array_equal(block[:, 0], data.t2m.values[10:16])
+    np.testing.assert_array_equal(block[:, 1], data.u10.values[10:16])
+    data[["u10"]].isel(time=slice(0, 20)).to_netcdf(tmp_path / "short.nc")
+    with pytest.raises(ValueError, match="variable 'u10' covers 20 times .* expected every variable"):
+        FieldSource([tmp_path / "t2m" / "t2m_0.nc", tmp_path / "t2m" / "t2m_1.nc", tmp_path / "t2m" / "t2m_2.nc",
+                     tmp_path / "short.nc"], ["t2m", "u10"])

@@ -148,12 +148,13 @@ class Channel:
 class FieldSource:
     """The `variables` (channels in that order; 4-d ones at each of `levels`) of `paths` as one field.
 
-    paths: one Zarr store, or NetCDF files holding the same variables on the same grid at different
-    times (sorted by their first time; overlapping times raise ValueError). `time_step` picks every
-    time that lies a whole number of steps after the first (None: the most common spacing). Attributes:
-    `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y` and `x` (coordinate
-    values), `grid` (dimension names and attributes for writing forecasts back). Pickles without its open
-    files (DataLoader workers reopen them).
+    paths: one Zarr store, or NetCDF files on one grid, each holding some of the variables over some
+    time (WeatherBench: a folder of yearly files per variable); the files of a variable are ordered by
+    their first time (overlapping times raise ValueError) and every variable must cover the same times.
+    `time_step` picks every time that lies a whole number of steps after the first (None: the most common
+    spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
+    and `x` (coordinate values), `grid` (dimension names and attributes for writing forecasts back).
+    Pickles without its open files (DataLoader workers reopen them).
     """
 
     def __init__(self, paths, variables, levels=None, dims=None, time_step=None):
@@ -173,41 +174,41 @@ class FieldSource:
             raise OptionError("dims", f"unknown role(s) {unknown}; expected some of {list(ROLES)}")
         self._datasets = None
         datasets = self.datasets
-        first = datasets[0]
-        self.channels = self._channels(first, self.paths[0])
+        holders = {name: self._holders(name) for name in self.variables}
+        self.channels = [c for name in self.variables
+                         for c in self._channels(datasets[holders[name][0]], name, self.paths[holders[name][0]])]
         self.names = [c.name for c in self.channels]
-        dims0 = self.channels[0].dims
+        dims0, first = self.channels[0].dims, datasets[holders[self.variables[0]][0]]
         self.y, self.x = first[dims0["y"]].values, first[dims0["x"]].values
-        starts = []
-        for path, ds in zip(self.paths, datasets):
-            for channel in self._channels(ds, path):
-                if ds[channel.variable].sizes[channel.dims["y"]] != len(self.y) or \
-                        ds[channel.variable].sizes[channel.dims["x"]] != len(self.x):
-                    sizes = dict(ds[channel.variable].sizes)
-                    raise ValueError(f"{path}: variable {channel.variable!r} is on a {sizes} grid; "
-                                     f"expected {len(self.y)}x{len(self.x)} like {self.paths[0]}")
-            if path != self.paths[0] and not (np.array_equal(ds[dims0["y"]].values, self.y)
-                                              and np.array_equal(ds[dims0["x"]].values, self.x)):
-                raise ValueError(f"{path}: its {dims0['y']}/{dims0['x']} coordinates differ from those of "
-                                 f"{self.paths[0]}; expected files on one grid")
-            starts.append(_times(ds, dims0["time"], path))
-        order = sorted(range(len(self.paths)), key=lambda i: starts[i][0])
-        self.paths, starts = [self.paths[i] for i in order], [starts[i] for i in order]
-        self._datasets = [datasets[i] for i in order]
-        for a, b, ta, tb in zip(self.paths, self.paths[1:], starts, starts[1:]):
-            if tb[0] <= ta[-1]:
-                raise ValueError(f"{b}: its times ({tb[0]} ..) overlap those of {a} (.. {ta[-1]}); expected files "
-                                 "that follow each other in time")
-        all_times = np.concatenate(starts)
-        file_of = np.concatenate([np.full(len(t), i) for i, t in enumerate(starts)])
-        local = np.concatenate([np.arange(len(t)) for t in starts])
+        spans, self._file, self._local = {}, {}, {}
+        for name, held in holders.items():
+            dims = next(c.dims for c in self.channels if c.variable == name)
+            for k in held:
+                self._check_grid(datasets[k], name, dims, self.paths[k])
+            times = {k: _times(datasets[k], dims["time"], self.paths[k]) for k in held}
+            held = sorted(held, key=lambda k: times[k][0])
+            for a, b in zip(held, held[1:]):
+                if times[b][0] <= times[a][-1]:
+                    raise ValueError(f"{self.paths[b]}: its times ({times[b][0]} ..) overlap those of {self.paths[a]} "
+                                     f"(.. {times[a][-1]}) for {name!r}; expected files that follow each other in time")
+            spans[name] = np.concatenate([times[k] for k in held])
+            self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
+            self._local[name] = np.concatenate([np.arange(len(times[k])) for k in held])
+            if not np.array_equal(spans[name], spans[self.variables[0]]):
+                raise ValueError(f"variable {name!r} covers {len(spans[name])} times ({spans[name][0]} .. "
+                                 f"{spans[name][-1]}), {self.variables[0]!r} {len(spans[self.variables[0]])} "
+                                 f"({spans[self.variables[0]][0]} .. {spans[self.variables[0]][-1]}); expected every "
+                                 "variable of data.variables at the same times")
+        all_times = spans[self.variables[0]]
         self.step = parse_step(time_step) if time_step is not None else _common_step(all_times, self.paths[0])
         keep = (all_times - all_times[0]) % self.step == np.timedelta64(0)
-        self.times, self._file, self._local = all_times[keep], file_of[keep], local[keep]
+        self.times = all_times[keep]
+        self._file = {name: index[keep] for name, index in self._file.items()}
+        self._local = {name: index[keep] for name, index in self._local.items()}
         if len(self.times) > 1 and np.diff(self.times).min() > self.step:
             raise OptionError("time_step", f"{time_step} is finer than the data's spacing "
                               f"({_hours(np.diff(self.times).min())}); expected a multiple of it")
-        self.grid = self._grid(first)
+        self.grid = self._grid({name: datasets[held[0]] for name, held in holders.items()})
 
     @property
     def datasets(self) -> list:
@@ -218,43 +219,61 @@ class FieldSource:
     def __getstate__(self):
         return {**self.__dict__, "_datasets": None}
 
-    def _channels(self, dataset, path) -> list[Channel]:
+    def _holders(self, name: str) -> list[int]:
+        """The numbers of the files that hold variable `name`; ValueError naming the files when none does."""
+        held = [k for k, ds in enumerate(self.datasets) if name in ds.data_vars]
+        if not held:
+            found = sorted({str(v) for ds in self.datasets for v in ds.data_vars})
+            more = f" (and {len(self.paths) - 1} more files)" if len(self.paths) > 1 else ""
+            raise ValueError(f"{self.paths[0]}{more}: no variable {name!r} (option data.variables); found {found}")
+        return held
+
+    def _check_grid(self, dataset, name: str, dims: dict, path) -> None:
+        """ValueError naming `path` unless variable `name` lies on the grid of the first variable."""
+        sizes = dict(dataset[name].sizes)
+        if (sizes.get(dims["y"]), sizes.get(dims["x"])) != (len(self.y), len(self.x)):
+            raise ValueError(f"{path}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
+                             f"like {self.variables[0]!r} in {self.paths[0]}")
+        for role, values in (("y", self.y), ("x", self.x)):
+            if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
+                raise ValueError(f"{path}: the {dims[role]} coordinates of {name!r} differ from those of "
+                                 f"{self.variables[0]!r} in {self.paths[0]}; expected files on one grid")
+
+    def _channels(self, dataset, name: str, path) -> list[Channel]:
+        """The channels of variable `name`: itself, or one per level of `levels` for a 4-d variable."""
+        dims = find_dims(dataset, name, path, self.given_dims)
+        if "level" not in dims:
+            return [Channel(name, dims)]
+        values = dataset[dims["level"]].values if dims["level"] in dataset.coords else \
+            np.arange(dataset.sizes[dims["level"]])
+        if self.levels is None:
+            raise OptionError("levels", f"variable {name!r} of {path} has levels {values.tolist()} along "
+                              f"{dims['level']!r}; choose some, e.g. data.levels=[{values[0]:g}]")
         channels = []
-        for name in self.variables:
-            if name not in dataset.data_vars:
-                raise ValueError(f"{path}: no variable {name!r} (option data.variables); found "
-                                 f"{sorted(map(str, dataset.data_vars))}")
-            dims = find_dims(dataset, name, path, self.given_dims)
-            if "level" not in dims:
-                channels.append(Channel(name, dims))
-                continue
-            values = dataset[dims["level"]].values if dims["level"] in dataset.coords else \
-                np.arange(dataset.sizes[dims["level"]])
-            if self.levels is None:
-                raise OptionError("levels", f"variable {name!r} of {path} has levels {values.tolist()} along "
-                                  f"{dims['level']!r}; choose some, e.g. data.levels=[{values[0]:g}]")
-            for level in self.levels:
-                index = np.flatnonzero(np.isclose(values.astype(float), level))
-                if not len(index):
-                    raise OptionError("levels", f"{level:g} is not a level of {name!r} in {path}; found "
-                                      f"{values.tolist()}")
-                channels.append(Channel(name, dims, int(index[0]), level))
+        for level in self.levels:
+            index = np.flatnonzero(np.isclose(values.astype(float), level))
+            if not len(index):
+                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {path}; found "
+                                  f"{values.tolist()}")
+            channels.append(Channel(name, dims, int(index[0]), level))
         return channels
 
-    def _grid(self, dataset) -> dict:
-        """What a forecast written back needs of the input: dimension names, coordinates and attributes."""
-        dims = self.channels[0].dims
-        coords = {role: {"name": dims[role], "values": dataset[dims[role]].values,
-                         "attrs": dict(dataset[dims[role]].attrs)} for role in ("y", "x") if dims[role] in dataset}
+    def _grid(self, sources: dict) -> dict:
+        """What a forecast written back needs of the input: dimension names, coordinates and attributes
+        (`sources`: a dataset holding each variable)."""
+        dims, first = self.channels[0].dims, sources[self.variables[0]]
+        coords = {role: {"name": dims[role], "values": first[dims[role]].values,
+                         "attrs": dict(first[dims[role]].attrs)} for role in ("y", "x") if dims[role] in first}
         variables = {}
         for c in self.channels:
+            dataset = sources[c.variable]
             entry = variables.setdefault(c.variable, {"attrs": dict(dataset[c.variable].attrs), "levels": []})
             if c.level is not None:
                 entry["level_dim"] = c.dims["level"]
                 entry["level_attrs"] = dict(dataset[c.dims["level"]].attrs) if c.dims["level"] in dataset else {}
                 entry["levels"].append(c.level)
         return {"y": dims["y"], "x": dims["x"], "time": dims["time"], "coords": coords, "variables": variables,
-                "attrs": dict(dataset.attrs)}
+                "attrs": dict(first.attrs)}
 
     @property
     def units(self) -> list[str]:
@@ -278,25 +297,24 @@ class FieldSource:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Sampled steps start..stop - 1 as float32 (stop - start, C, H, W) in the files' units (NaN where
         missing); reads only those steps."""
-        files, local = self._file[start:stop], self._local[start:stop]
         out = np.empty((stop - start, len(self.channels), len(self.y), len(self.x)), dtype=np.float32)
-        for k in np.unique(files):
-            rows = np.flatnonzero(files == k)
-            index = local[rows]
-            steps = np.diff(index)
-            if len(index) == 1 or (steps == steps[0]).all() and steps[0] > 0:
-                picked = slice(int(index[0]), int(index[-1]) + 1, int(steps[0]) if len(index) > 1 else 1)
-            else:
-                picked = index
-            dataset = self.datasets[k]
-            for c, channel in enumerate(self.channels):
-                dims = channel.dims
-                variable = dataset.variables[channel.variable]
+        for c, channel in enumerate(self.channels):
+            files = self._file[channel.variable][start:stop]
+            local = self._local[channel.variable][start:stop]
+            dims = channel.dims
+            for k in np.unique(files):
+                rows = np.flatnonzero(files == k)
+                index = local[rows]
+                steps = np.diff(index)
+                if len(index) == 1 or (steps == steps[0]).all() and steps[0] > 0:
+                    picked = slice(int(index[0]), int(index[-1]) + 1, int(steps[0]) if len(index) > 1 else 1)
+                else:
+                    picked = index
                 indexers = {dims["time"]: picked}
                 if channel.level_index is not None:
                     indexers[dims["level"]] = channel.level_index
-                block = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values
-                out[rows, c] = block
+                variable = self.datasets[k].variables[channel.variable]
+                out[rows, c] = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values
         return out
 
 
