@@ -109,6 +109,8 @@ def test_time_step_subsamples(data):
     assert source.times[0] == np.datetime64("2000-01-01T00") and len(source.times) == 19
     with pytest.raises(OptionError, match="time_step: 3h is finer than the data's spacing"):
         FieldSource(data["netcdf"], ["u10"], time_step="3h")
+    with pytest.raises(OptionError, match="time_step: expected a positive duration such as 6h"):
+        FieldSource(data["netcdf"], ["u10"], time_step="6")
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")

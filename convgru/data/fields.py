@@ -128,8 +128,8 @@ def parse_step(time_step) -> np.timedelta64 | None:
     if time_step is None:
         return None
     import pandas as pd
-    try:
-        step = pd.Timedelta(str(time_step)).to_timedelta64()
+    try:  # a bare number has no unit (pandas would read 6 as 6 ns)
+        step = None if str(time_step).replace(".", "", 1).isdigit() else pd.Timedelta(str(time_step)).to_timedelta64()
     except ValueError:
         step = None
     if step is None or step <= np.timedelta64(0):
