@@ -68,6 +68,11 @@ class ForecastModule(pl.LightningModule):
     repeated) on the same batches: `test/persistence/csi_20`, ... NaN targets are missing pixels,
     left out of the loss and every metric; they are an error unless the data config declares
     them (data.missing_value or data.mask_file).
+
+    Gridded fields (a data module with `scoring()`, data=xarray): the test also scores latitude-weighted
+    RMSE and ACC per variable and lead time in physical units, with persistence and climatology
+    (`WeatherScores`: `rmse_t2m`, `persistence/acc_t2m`, `rmse_t2m_72h`, ...), and the data's
+    normalization is kept in the data config that checkpoints store.
     """
 
     def __init__(
