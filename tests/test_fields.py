@@ -2,6 +2,7 @@
 normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts written back as NetCDF."""
 
 import math
+import pickle
 import sys
 
 import numpy as np
@@ -151,6 +152,9 @@ def test_items_are_normalized_with_missing_points(data, tmp_path):
     assert (x[:, 0][:, torch.from_numpy(land())] == 0.5).all() and not x.isnan().any()
     np.testing.assert_allclose(y.numpy(), expected[3:], rtol=1e-6)
     np.testing.assert_allclose(denormalize(y, mean, std).numpy(), raw[3:], rtol=1e-5)
+    copy = pickle.loads(pickle.dumps(dm.datasets["train"]))  # as DataLoader workers get it: files reopened
+    assert copy.source._datasets is None
+    torch.testing.assert_close(copy[0][1], y, equal_nan=True)
     strict = module([str(data["zarr"])], tmp_path, missing_value=None)
     strict.setup()
     with pytest.raises(ValueError, match="NaN in input and target frames"):
