@@ -6,7 +6,7 @@ from pathlib import Path
 from convgru.training import cli
 from convgru.training.options import instantiate
 from fields_data import write_netcdf
-from sweep import Case, assert_kept, compose_config, digest, raised
+from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
 
 FIELDS = ["data=xarray", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
           "data.frames_out=2", "data.num_workers=0", "data.train_time=[2000-01-01,2000-01-06]",
@@ -56,4 +56,9 @@ CASES = [
     Case("fields-bad-time-range", "a time range that ends before it starts", "data.train_time=[2015,1979]",
          fields_run(["data.train_time=[2015,1979]"]),
          r"data.train_time: expected \[start, end\] dates such as \[1979-01-01, 2015-12-31\]"),
+    Case("save-forecasts-not-fields", "eval.save_forecasts=true with data that are not NetCDF / Zarr fields",
+         "ckpt_path=/data/model.ckpt save_forecasts=true",
+         checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),
+         r"save_forecasts: expected data=xarray \(forecasts are written as NetCDF on the data's grid\), found the "
+         r"data module MovingMNISTDataModule"),
 ]

@@ -135,16 +135,21 @@ def _normalization(data: Mapping, names: list[str], where) -> tuple[list[float],
                          "expected a checkpoint trained with data=xarray") from None
 
 
-def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Path:
-    """Forecast every window of the test split of a FieldDataModule and write them to `folder`/forecasts.nc as
-    NetCDF in physical units (`convgru.data.fields.forecast_dataset`); returns its path. OptionError
-    (save_forecasts) for other data."""
+def check_save_forecasts(datamodule) -> None:
+    """OptionError (save_forecasts) unless `datamodule` holds gridded fields (data=xarray)."""
     from convgru._checks import OptionError
-    from convgru.data.fields import forecast_dataset, write_forecasts
 
     if not hasattr(datamodule, "scoring"):
         raise OptionError("save_forecasts", "expected data=xarray (forecasts are written as NetCDF on the data's "
                           f"grid), found the data module {type(datamodule).__name__}")
+
+
+def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Path:
+    """Forecast every window of the test split of a FieldDataModule and write them to `folder`/forecasts.nc as
+    NetCDF in physical units (`convgru.data.fields.forecast_dataset`); returns its path."""
+    from convgru.data.fields import forecast_dataset, write_forecasts
+
+    check_save_forecasts(datamodule)
     path = Path(folder) / "forecasts.nc"
     dataset, source = datamodule.test_dataloader().dataset, datamodule.source
     mean, std = _normalization(module.hparams.get("data"), source.names, "the checkpoint")
