@@ -218,7 +218,8 @@ def predict_fields(argv, description: str = "") -> None:
         write_forecasts(args.output, dataset, "OUTPUT file")
     except OSError as error:
         parser.error(f"OUTPUT {args.output}: cannot write it ({error}); nothing was written there")
-    print(f"Wrote the forecast ({forecast.shape[1]} lead times from {source.times[end]}) of {', '.join(source.names)} "
+    init = np.datetime_as_string(source.times[end], unit="m")
+    print(f"Wrote the forecast ({forecast.shape[1]} lead times from {init}) of {', '.join(source.names)} "
           f"to {args.output}", file=sys.stdout)
 
 
