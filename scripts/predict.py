@@ -13,6 +13,12 @@ OUTPUT nor harms an existing one. A forecast holding NaN or inf is an error, nev
 --png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation.
 No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
 output files.
+
+python scripts/predict.py CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--force]
+Gridded fields (a checkpoint trained with data=xarray): INPUT is NetCDF (a glob of files) or a Zarr
+store with the checkpoint's variables and at least data.frames_in steps up to --init (default: its
+last step); OUTPUT is NetCDF in physical units on the input's grid, with its variable names, units
+and attributes, dimensions init_time and lead_time, and the valid time as a coordinate.
 """
 
 import argparse
@@ -28,12 +34,14 @@ from torchvision.utils import save_image
 from convgru.atomic import FULL, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
+from convgru.data.fields import is_field_path
 from convgru.domain.units import check_value_range
 from convgru.training import CheckpointError, load_module
 from convgru.training.animation import forecast_gif
 from convgru.training.cli import output_error, positive_int
 from convgru.training.deploy import as_batch, check_values, forecast, trained_on
 from convgru.training.images import sequence_grid
+from convgru.training.weather import predict_fields
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -59,6 +67,9 @@ def clash(inputs, outputs) -> str | None:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(is_field_path(arg) for arg in argv if not arg.startswith("-")):  # NetCDF / Zarr fields
+        return predict_fields(argv, __doc__)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path, metavar="CKPT", help="checkpoint written by scripts/train.py")
     parser.add_argument("input", type=Path, metavar="INPUT", help=".npy file of input frames")

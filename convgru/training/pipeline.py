@@ -29,6 +29,7 @@ from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
 from convgru.training.reports import TestReport, eval_report, log_hparams_with_metrics, train_report
 from convgru.training.run_folder import RunLock, check_fresh
+from convgru.training.weather import check_save_forecasts, save_test_forecasts
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path),
                                          extra_callbacks=[results],
                                          data_from=cfg.ckpt_path if from_checkpoint else None)
+    if cfg.get("save_forecasts"):  # before the test: data=xarray only
+        check_save_forecasts(datamodule)
     trainer.test(module, datamodule=datamodule, verbose=False)
     bad = int(trainer.callback_metrics["test/nonfinite_predictions"])
     if bad:
@@ -162,4 +165,6 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
         eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
+        if cfg.get("save_forecasts"):  # data=xarray: the test forecasts as NetCDF
+            print(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

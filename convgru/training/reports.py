@@ -20,6 +20,7 @@ from convgru.training.animation import forecast_gif
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.tables import frame_table, skill_columns, skill_forecasts, skill_table
+from convgru.training.weather import per_lead_key, weather_table
 
 BASELINE_TITLES = {"persistence": "persistence (the last input frame repeated)",
                    "extrapolation": "extrapolation (pysteps' optical flow)"}
@@ -85,9 +86,12 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
     if thresholds:  # the skill scores are in the table below
         shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in (*SCORES, "fss")}
+    shown = {k: v for k, v in shown.items() if not per_lead_key(k)}  # in the weather table below
     print(json.dumps(shown))
     if thresholds:
         print(skill_report(metrics, thresholds, units, "test/"))
+    if table := weather_table(metrics, "test/"):
+        print(table)
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
@@ -109,4 +113,6 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         print(skill_report(metrics, thresholds, units))
+    if table := weather_table(metrics):
+        print(table)
     print(f"\nWrote metrics.json, per_frame.csv, predictions.png and predictions.gif to {folder}")

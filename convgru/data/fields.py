@@ -1,0 +1,404 @@
+"""Gridded fields from NetCDF files and Zarr stores, read lazily through xarray (the `xarray` extra).
+
+A `FieldSource` is the chosen variables (and pressure levels) of one Zarr store or of NetCDF files
+opened together along time, seen as one field (T, C, H, W) on its sampled time axis; `read` reads
+only the time steps asked for (a window of a batch), never a whole file. The dimensions for time,
+y, x and level are found from the CF conventions (a coordinate's `axis` attribute, its
+`standard_name`, or a common name such as time, latitude, lat, y, level) or given (`dims`).
+"""
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+
+from convgru._checks import OptionError
+
+from .arrays import check_path
+
+EXTRA = 'pip install -e ".[xarray]"'
+ROLES = ("time", "y", "x", "level")
+AXES = {"time": "T", "y": "Y", "x": "X", "level": "Z"}
+STANDARD_NAMES = {"time": ("time",), "y": ("latitude", "projection_y_coordinate", "grid_latitude"),
+                  "x": ("longitude", "projection_x_coordinate", "grid_longitude"),
+                  "level": ("air_pressure", "altitude", "height", "depth", "model_level_number")}
+NAMES = {"time": ("time", "valid_time", "t", "date"), "y": ("latitude", "lat", "y", "rlat", "south_north"),
+         "x": ("longitude", "lon", "x", "rlon", "west_east"),
+         "level": ("level", "plev", "pressure_level", "isobaricinhpa", "lev", "pressure")}
+ZARR = (".zarr",)
+NETCDF = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
+
+
+def xarray():
+    """The xarray module; OptionError (a ValueError: one `error:` line) naming the extra to install without it."""
+    try:
+        import xarray as xr
+    except ImportError:
+        raise OptionError("data=xarray", f"NetCDF and Zarr fields need xarray, h5netcdf and zarr, not installed: "
+                          f"{EXTRA}") from None
+    return xr
+
+
+def is_field_path(path) -> bool:
+    """Whether `path` names a NetCDF file or a Zarr store (by its suffix, or a folder holding .zmetadata/zarr.json)."""
+    path = Path(str(path))
+    return path.suffix.lower() in ZARR + NETCDF[:4] or (path.is_dir() and any(
+        (path / name).exists() for name in (".zmetadata", "zarr.json", ".zgroup")))
+
+
+def expand(files, option: str = "files") -> list[Path]:
+    """The paths of `files` (a path, glob or list of them), globs expanded and sorted; OptionError naming
+    `option` when one matches nothing or is not a string."""
+    items = [files] if isinstance(files, (str, os.PathLike)) else list(files or [])
+    if not items or not all(isinstance(f, (str, os.PathLike)) for f in items):
+        raise OptionError(option, f"expected NetCDF files (globs allowed) or a Zarr store, found {files!r}")
+    paths = []
+    for item in items:
+        text = os.path.expanduser(str(item))
+        if glob.has_magic(text):
+            found = sorted(glob.glob(text))
+            if not found:
+                raise OptionError(option, f"{text} matches no file")
+            paths += [Path(p) for p in found]
+        else:
+            path = Path(text)
+            check_path(path, "data file")
+            if not path.exists():
+                raise FileNotFoundError(f"data file {path} not found (option data.{option})")
+            paths.append(path)
+    return paths
+
+
+def open_dataset(path: Path):
+    """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file."""
+    xr = xarray()
+    zarr = path.is_dir() or path.suffix.lower() in ZARR
+    try:
+        if zarr:
+            return xr.open_dataset(path, engine="zarr", chunks=None, cache=False)
+        return xr.open_dataset(path, chunks=None, cache=False)
+    except ImportError as error:
+        raise OptionError("data=xarray", f"{path}: {error}; {EXTRA}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        kind = "a Zarr store" if zarr else "a NetCDF file"
+        raise ValueError(f"{path}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
+
+
+def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, str]:
+    """{role: dimension name} of variable `name` of `dataset` for the roles time, y, x (and level for a
+    4-d variable), from `given` (data.dims) or the CF conventions; ValueError naming `path` otherwise."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    dims, found = dataset[name].dims, {}
+    for role in ROLES:
+        if role in given:
+            if given[role] in dims:
+                found[role] = given[role]
+            continue
+        for dim in dims:
+            coord = dataset.coords.get(dim)
+            attrs = coord.attrs if coord is not None else {}
+            if (str(attrs.get("axis", "")).upper() == AXES[role] or attrs.get("standard_name") in STANDARD_NAMES[role]
+                    or dim.lower() in NAMES[role]) and dim not in found.values():
+                found[role] = dim
+                break
+    missing = [role for role in ("time", "y", "x") if role not in found]
+    others = [d for d in dims if d not in found.values()]
+    if missing or others:
+        what = f"no {', '.join(missing)} dimension" if missing else f"the dimension(s) {others} of no known role"
+        raise ValueError(f"{path}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
+                         "level for 4-d variables) named by CF attributes (axis, standard_name) or common names; "
+                         "name them with data.dims={time: ..., y: ..., x: ..., level: ...}")
+    return found
+
+
+def _times(dataset, dim: str, path) -> np.ndarray:
+    values = dataset[dim].values
+    if not np.issubdtype(values.dtype, np.datetime64):
+        raise ValueError(f"{path}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
+                         "times (units 'hours since ...') in a standard calendar")
+    values = values.astype("datetime64[ns]")
+    if len(values) > 1 and not (np.diff(values) > np.timedelta64(0)).all():
+        raise ValueError(f"{path}: the times of {dim!r} are not strictly increasing")
+    return values
+
+
+def parse_step(time_step) -> np.timedelta64 | None:
+    """data.time_step ('6h', '1D', '30min') as a timedelta64[ns], None for None."""
+    if time_step is None:
+        return None
+    import pandas as pd
+    try:  # a bare number has no unit (pandas would read 6 as 6 ns)
+        step = None if str(time_step).replace(".", "", 1).isdigit() else pd.Timedelta(str(time_step)).to_timedelta64()
+    except ValueError:
+        step = None
+    if step is None or step <= np.timedelta64(0):
+        raise OptionError("time_step", f"expected a positive duration such as 6h, 1D or 30min, found {time_step!r}")
+    return step.astype("timedelta64[ns]")
+
+
+class Channel:
+    """One channel: a variable and, for a 4-d one, a level (index and value); `name` is e.g. t2m or z500."""
+
+    def __init__(self, variable: str, dims: dict, level_index: int | None = None, level=None):
+        self.variable, self.dims, self.level_index, self.level = variable, dims, level_index, level
+        self.name = variable if level is None else f"{variable}{level:g}"
+
+
+class FieldSource:
+    """The `variables` (channels in that order; 4-d ones at each of `levels`) of `paths` as one field.
+
+    paths: one Zarr store, or NetCDF files on one grid, each holding some of the variables over some
+    time (WeatherBench: a folder of yearly files per variable); the files of a variable are ordered by
+    their first time (overlapping times raise ValueError) and every variable must cover the same times.
+    `time_step` picks every time that lies a whole number of steps after the first (None: the most common
+    spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
+    and `x` (coordinate values), `grid` (dimension names and attributes for writing forecasts back).
+    Pickles without its open files (DataLoader workers reopen them).
+    """
+
+    def __init__(self, paths, variables, levels=None, dims=None, time_step=None):
+        self.paths = [Path(p) for p in paths]
+        if any(p.is_dir() or p.suffix.lower() in ZARR for p in self.paths) and len(self.paths) > 1:
+            raise OptionError("files", f"expected NetCDF files or one Zarr store, found {len(self.paths)} paths with "
+                              f"a Zarr store among them: {[str(p) for p in self.paths]}")
+        if isinstance(variables, str) or not variables or not all(isinstance(v, str) for v in variables):
+            raise OptionError("variables", f"expected a list of variable names such as [t2m], found {variables!r}")
+        if len(set(variables)) != len(variables):
+            raise OptionError("variables", f"expected each variable once, found {list(variables)}")
+        self.variables = list(variables)
+        self.levels = None if levels is None else _levels(levels)
+        self.given_dims = dict(dims or {})
+        unknown = sorted(set(self.given_dims) - set(ROLES))
+        if unknown:
+            raise OptionError("dims", f"unknown role(s) {unknown}; expected some of {list(ROLES)}")
+        self._datasets = None
+        datasets = self.datasets
+        holders = {name: self._holders(name) for name in self.variables}
+        self.channels = [c for name in self.variables
+                         for c in self._channels(datasets[holders[name][0]], name, self.paths[holders[name][0]])]
+        self.names = [c.name for c in self.channels]
+        dims0, first = self.channels[0].dims, datasets[holders[self.variables[0]][0]]
+        self.y, self.x = first[dims0["y"]].values, first[dims0["x"]].values
+        spans, self._file, self._local = {}, {}, {}
+        for name, held in holders.items():
+            dims = next(c.dims for c in self.channels if c.variable == name)
+            for k in held:
+                self._check_grid(datasets[k], name, dims, self.paths[k])
+            times = {k: _times(datasets[k], dims["time"], self.paths[k]) for k in held}
+            held = sorted(held, key=lambda k: times[k][0])
+            for a, b in zip(held, held[1:]):
+                if times[b][0] <= times[a][-1]:
+                    raise ValueError(f"{self.paths[b]}: its times ({times[b][0]} ..) overlap those of {self.paths[a]} "
+                                     f"(.. {times[a][-1]}) for {name!r}; expected files that follow each other in time")
+            spans[name] = np.concatenate([times[k] for k in held])
+            self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
+            self._local[name] = np.concatenate([np.arange(len(times[k])) for k in held])
+            if not np.array_equal(spans[name], spans[self.variables[0]]):
+                raise ValueError(f"variable {name!r} covers {len(spans[name])} times ({spans[name][0]} .. "
+                                 f"{spans[name][-1]}), {self.variables[0]!r} {len(spans[self.variables[0]])} "
+                                 f"({spans[self.variables[0]][0]} .. {spans[self.variables[0]][-1]}); expected every "
+                                 "variable of data.variables at the same times")
+        all_times = spans[self.variables[0]]
+        self.step = parse_step(time_step) if time_step is not None else _common_step(all_times, self.paths[0])
+        keep = (all_times - all_times[0]) % self.step == np.timedelta64(0)
+        self.times = all_times[keep]
+        self._file = {name: index[keep] for name, index in self._file.items()}
+        self._local = {name: index[keep] for name, index in self._local.items()}
+        if len(self.times) > 1 and np.diff(self.times).min() > self.step:
+            raise OptionError("time_step", f"{time_step} is finer than the data's spacing "
+                              f"({_hours(np.diff(self.times).min())}); expected a multiple of it")
+        self.grid = self._grid({name: datasets[held[0]] for name, held in holders.items()})
+
+    @property
+    def datasets(self) -> list:
+        if self._datasets is None:
+            self._datasets = [open_dataset(p) for p in self.paths]
+        return self._datasets
+
+    def __getstate__(self):
+        return {**self.__dict__, "_datasets": None}
+
+    def _holders(self, name: str) -> list[int]:
+        """The numbers of the files that hold variable `name`; ValueError naming the files when none does."""
+        held = [k for k, ds in enumerate(self.datasets) if name in ds.data_vars]
+        if not held:
+            found = sorted({str(v) for ds in self.datasets for v in ds.data_vars})
+            more = f" (and {len(self.paths) - 1} more files)" if len(self.paths) > 1 else ""
+            raise ValueError(f"{self.paths[0]}{more}: no variable {name!r} (option data.variables); found {found}")
+        return held
+
+    def _check_grid(self, dataset, name: str, dims: dict, path) -> None:
+        """ValueError naming `path` unless variable `name` lies on the grid of the first variable."""
+        sizes = dict(dataset[name].sizes)
+        if (sizes.get(dims["y"]), sizes.get(dims["x"])) != (len(self.y), len(self.x)):
+            raise ValueError(f"{path}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
+                             f"like {self.variables[0]!r} in {self.paths[0]}")
+        for role, values in (("y", self.y), ("x", self.x)):
+            if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
+                raise ValueError(f"{path}: the {dims[role]} coordinates of {name!r} differ from those of "
+                                 f"{self.variables[0]!r} in {self.paths[0]}; expected files on one grid")
+
+    def _channels(self, dataset, name: str, path) -> list[Channel]:
+        """The channels of variable `name`: itself, or one per level of `levels` for a 4-d variable."""
+        dims = find_dims(dataset, name, path, self.given_dims)
+        if "level" not in dims:
+            return [Channel(name, dims)]
+        values = dataset[dims["level"]].values if dims["level"] in dataset.coords else \
+            np.arange(dataset.sizes[dims["level"]])
+        if self.levels is None:
+            raise OptionError("levels", f"variable {name!r} of {path} has levels {values.tolist()} along "
+                              f"{dims['level']!r}; choose some, e.g. data.levels=[{values[0]:g}]")
+        channels = []
+        for level in self.levels:
+            index = np.flatnonzero(np.isclose(values.astype(float), level))
+            if not len(index):
+                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {path}; found "
+                                  f"{values.tolist()}")
+            channels.append(Channel(name, dims, int(index[0]), level))
+        return channels
+
+    def _grid(self, sources: dict) -> dict:
+        """What a forecast written back needs of the input: dimension names, coordinates and attributes
+        (`sources`: a dataset holding each variable)."""
+        dims, first = self.channels[0].dims, sources[self.variables[0]]
+        coords = {role: {"name": dims[role], "values": first[dims[role]].values,
+                         "attrs": dict(first[dims[role]].attrs)} for role in ("y", "x") if dims[role] in first}
+        variables = {}
+        for c in self.channels:
+            dataset = sources[c.variable]
+            entry = variables.setdefault(c.variable, {"attrs": dict(dataset[c.variable].attrs), "levels": []})
+            if c.level is not None:
+                entry["level_dim"] = c.dims["level"]
+                entry["level_attrs"] = dict(dataset[c.dims["level"]].attrs) if c.dims["level"] in dataset else {}
+                entry["levels"].append(c.level)
+        return {"y": dims["y"], "x": dims["x"], "time": dims["time"], "coords": coords, "variables": variables,
+                "attrs": dict(first.attrs)}
+
+    @property
+    def units(self) -> list[str]:
+        return [str(self.grid["variables"][c.variable]["attrs"].get("units", "")) for c in self.channels]
+
+    @property
+    def latitudes(self) -> np.ndarray | None:
+        """The y coordinate in degrees when it is a latitude (CF standard_name or units, or its name), else None."""
+        coord = self.grid["coords"].get("y")
+        if coord is None:
+            return None
+        attrs, name = coord["attrs"], coord["name"].lower()
+        if attrs.get("standard_name") == "latitude" or str(attrs.get("units", "")).startswith("degree") and \
+                "north" in str(attrs.get("units", "")) or name in ("lat", "latitude"):
+            return np.asarray(coord["values"], dtype=np.float64)
+        return None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Sampled steps start..stop - 1 as float32 (stop - start, C, H, W) in the files' units (NaN where
+        missing); reads only those steps."""
+        out = np.empty((stop - start, len(self.channels), len(self.y), len(self.x)), dtype=np.float32)
+        for c, channel in enumerate(self.channels):
+            files = self._file[channel.variable][start:stop]
+            local = self._local[channel.variable][start:stop]
+            dims = channel.dims
+            for k in np.unique(files):
+                rows = np.flatnonzero(files == k)
+                index = local[rows]
+                steps = np.diff(index)
+                if len(index) == 1 or (steps == steps[0]).all() and steps[0] > 0:
+                    picked = slice(int(index[0]), int(index[-1]) + 1, int(steps[0]) if len(index) > 1 else 1)
+                else:
+                    picked = index
+                indexers = {dims["time"]: picked}
+                if channel.level_index is not None:
+                    indexers[dims["level"]] = channel.level_index
+                variable = self.datasets[k].variables[channel.variable]
+                out[rows, c] = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values
+        return out
+
+
+def _levels(levels) -> list[float]:
+    try:
+        values = [float(v) for v in ([levels] if isinstance(levels, (int, float)) else levels)]
+    except (TypeError, ValueError):
+        values = []
+    if not values or isinstance(levels, str):
+        raise OptionError("levels", f"expected null or a list of levels such as [500, 850], found {levels!r}")
+    return values
+
+
+def _hours(delta: np.timedelta64) -> str:
+    hours = delta / np.timedelta64(1, "h")
+    return f"{hours:g}h"
+
+
+def _common_step(times: np.ndarray, path) -> np.timedelta64:
+    """The most common spacing of `times` (the data's time step)."""
+    if len(times) < 2:
+        raise ValueError(f"{path}: a single time step; expected a time series")
+    values, counts = np.unique(np.diff(times), return_counts=True)
+    return values[np.argmax(counts)]
+
+
+def window_starts(times: np.ndarray, step: np.timedelta64, length: int, start=None, end=None,
+                  stride: int = 1) -> np.ndarray:
+    """First indices of the windows of `length` consecutive steps of `times` (spaced exactly `step`: a window
+    that would cross a gap is skipped, never stitched) lying wholly within [start, end]
+    (datetime64, None: open), every `stride`-th of them."""
+    count = len(times) - length + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    regular = np.concatenate([[0], np.cumsum(np.diff(times) == step)])  # regular[i]: regular gaps before i
+    first = np.arange(count)
+    ok = regular[first + length - 1] - regular[first] == length - 1
+    if start is not None:
+        ok &= times[first] >= start
+    if end is not None:
+        ok &= times[first + length - 1] <= end
+    return first[ok][::stride].astype(np.int64)
+
+
+def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], forecasts: np.ndarray,
+                     init_times: np.ndarray, step: np.timedelta64):
+    """An xarray Dataset of `forecasts` (N, T, C, H, W) in physical units: each variable with its input's name and
+    attributes (4-d ones with their level dimension, one entry per chosen level), dimensions init_time
+    (`init_times`, the time of the last input step), lead_time (step, 2 step, ...), the grid's y and x with
+    their coordinates, and a coordinate `time` = init_time + lead_time (the valid time)."""
+    xr = xarray()
+    n, frames = forecasts.shape[:2]
+    lead = (np.arange(1, frames + 1) * step).astype("timedelta64[ns]")
+    init = np.asarray(init_times, dtype="datetime64[ns]")
+    coords = {"init_time": ("init_time", init, {"long_name": "forecast initialization time (last input step)"}),
+              "lead_time": ("lead_time", lead, {"long_name": "forecast lead time"}),
+              "time": (("init_time", "lead_time"), init[:, None] + lead[None, :], {"long_name": "valid time"})}
+    for role in ("y", "x"):
+        coord = grid["coords"].get(role)
+        if coord is not None:
+            coords[coord["name"]] = (coord["name"], coord["values"], coord["attrs"])
+    data = {}
+    for variable, entry in grid["variables"].items():
+        indices = [c for c, channel in enumerate(channels) if channel.variable == variable]
+        values = forecasts[:, :, indices]  # (N, T, levels or 1, H, W)
+        if entry["levels"]:
+            level = entry["level_dim"]
+            coords[level] = (level, np.asarray(entry["levels"]), entry["level_attrs"])
+            data[variable] = (("init_time", "lead_time", level, grid["y"], grid["x"]), values, entry["attrs"])
+        else:
+            data[variable] = (("init_time", "lead_time", grid["y"], grid["x"]), values[:, :, 0], entry["attrs"])
+    attrs = {**{k: v for k, v in grid["attrs"].items() if isinstance(v, (str, int, float))},
+             "source": "convgru forecast", "convgru_channels": ", ".join(names)}
+    dataset = xr.Dataset(data, coords=coords, attrs=attrs)
+    for name in dataset.variables:  # the input's encoding (fill values, packing) is not the forecast's
+        dataset[name].attrs = {k: v for k, v in dataset[name].attrs.items()
+                               if k not in ("_FillValue", "missing_value", "scale_factor", "add_offset")}
+    return dataset
+
+
+def write_forecasts(path, dataset, what: str = "forecast file") -> None:
+    """Write `dataset` as NetCDF at `path` with `convgru.atomic.atomic_write` (never a partial file)."""
+    from convgru.atomic import atomic_write
+
+    needed = int(sum(v.nbytes for v in dataset.variables.values()))
+    with atomic_write(Path(path), what, needed) as tmp:
+        dataset.to_netcdf(tmp)

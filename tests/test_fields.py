@@ -1,0 +1,338 @@
+"""data=xarray: gridded fields from NetCDF files and Zarr stores (channels, time split, gaps, lazy reads,
+normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts written back as NetCDF."""
+
+import math
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("xarray")
+
+import xarray as xr  # noqa: E402
+
+from convgru._checks import OptionError  # noqa: E402
+from convgru.data import (
+    FieldDataModule,  # noqa: E402
+    field_module,  # noqa: E402
+)
+from convgru.data.fields import FieldSource, expand, window_starts  # noqa: E402
+from convgru.domain.weather import (  # noqa: E402
+    FieldScores,
+    acc_from_sums,
+    anomaly_sums,
+    denormalize,
+    latitude_weights,
+    normalize,
+    weighted_rmse,
+)
+from fields_data import GAP, LAT, fields, land, times, write_netcdf, write_zarr  # noqa: E402
+
+SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
+         "test_time": ["2000-01-09", "2000-01-10"]}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two NetCDF files (written out of order) and a Zarr store of the same fields."""
+    folder = tmp_path_factory.mktemp("fields")
+    return {"netcdf": write_netcdf(folder, 2), "zarr": write_zarr(folder / "era5.zarr"), "folder": folder}
+
+
+def module(files, tmp_path, **options):
+    settings = {"variables": ["t2m", "u10", "z"], "levels": [500, 850], "channels": 4, **SPLIT,
+                "frames_in": 3, "frames_out": 2, "cache_dir": tmp_path / "cache", "batch_size": 2, "num_workers": 0,
+                **options}
+    return FieldDataModule(files=files, **settings)
+
+
+@pytest.mark.parametrize("kind", ["netcdf", "zarr"])
+def test_channels_in_order_with_levels(data, kind, tmp_path):
+    files = [str(data["folder"] / "era5_*.nc")] if kind == "netcdf" else [str(data["zarr"])]
+    source = FieldSource(expand(files), ["u10", "z", "t2m"], [850, 500])
+    assert source.names == ["u10", "z850", "z500", "t2m"]
+    assert source.units == ["m s-1", "m2 s-2", "m2 s-2", "K"]
+    truth = fields()
+    np.testing.assert_array_equal(source.times, truth.time.values)  # files ordered by their times
+    block = source.read(5, 9)
+    np.testing.assert_array_equal(block[:, 0], truth.u10.values[5:9])
+    np.testing.assert_array_equal(block[:, 1], truth.z.sel(level=850).values[5:9])
+    np.testing.assert_array_equal(block[:, 2], truth.z.sel(level=500).values[5:9])
+    np.testing.assert_array_equal(block[:, 3], truth.t2m.values[5:9])  # NaN over land, as in the file
+    np.testing.assert_allclose(source.latitudes, LAT)
+
+
+def test_dimensions_from_cf_attributes_or_given(tmp_path):
+    odd = fields().rename({"lat": "row", "lon": "col", "time": "when", "level": "plev"})
+    odd["row"].attrs, odd["col"].attrs = {"axis": "Y"}, {"axis": "X"}
+    odd["when"].attrs["axis"] = "T"
+    odd.to_netcdf(tmp_path / "odd.nc")
+    source = FieldSource([tmp_path / "odd.nc"], ["z"], [500])
+    assert source.channels[0].dims == {"time": "when", "y": "row", "x": "col", "level": "plev"}
+    for name in ("row", "col", "when"):
+        odd[name].attrs = {}
+    odd.to_netcdf(tmp_path / "bare.nc")
+    with pytest.raises(ValueError, match="no time, y, x dimension.*data.dims"):
+        FieldSource([tmp_path / "bare.nc"], ["t2m"])
+    given = FieldSource([tmp_path / "bare.nc"], ["t2m"], dims={"time": "when", "y": "row", "x": "col"})
+    assert given.read(0, 2).shape == (2, 1, 8, 16)
+
+
+def test_time_split_skips_windows_across_the_gap(data, tmp_path):
+    dm = module([str(p) for p in data["netcdf"]], tmp_path)
+    dm.setup()
+    t = times()
+    step = np.timedelta64(6, "h")
+    gap = np.array(GAP, dtype="datetime64[ns]")
+    seen = set()
+    for split, (first, last) in zip(("train", "val", "test"), SPLIT.values()):
+        starts = dm.datasets[split].starts
+        assert len(starts) > 0
+        for s in starts:
+            window = t[s:s + 5]
+            assert (np.diff(window) == step).all(), "a window crosses the gap"
+            assert window[0] >= np.datetime64(first) and window[-1] < np.datetime64(last) + np.timedelta64(1, "D")
+            assert not (window[0] < gap[0] < window[-1])
+            seen.add(int(s))
+        # every window inside the period and off the gap is there: a brute-force count
+        inside = [s for s in range(len(t) - 4) if (np.diff(t[s:s + 5]) == step).all()
+                  and t[s] >= np.datetime64(first) and t[s + 4] < np.datetime64(last) + np.timedelta64(1, "D")]
+        assert list(starts) == inside
+    assert len(seen) == sum(len(d) for d in dm.datasets.values())  # splits share no window
+    assert window_starts(t, step, 5, stride=3).tolist() == window_starts(t, step, 5)[::3].tolist()
+
+
+def test_time_step_subsamples(data):
+    source = FieldSource(data["netcdf"], ["u10"], time_step="12h")
+    assert (np.diff(source.times) >= np.timedelta64(12, "h")).all()
+    assert source.times[0] == np.datetime64("2000-01-01T00") and len(source.times) == 19
+    with pytest.raises(OptionError, match="time_step: 3h is finer than the data's spacing"):
+        FieldSource(data["netcdf"], ["u10"], time_step="3h")
+    with pytest.raises(OptionError, match="time_step: expected a positive duration such as 6h"):
+        FieldSource(data["netcdf"], ["u10"], time_step="6")
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypatch):
+    dm = module([str(data["zarr"])], tmp_path)
+    dm.setup()
+    truth = fields().sel(time=slice("2000-01-01", "2000-01-06"))
+    for name, values in (("t2m", truth.t2m.values), ("u10", truth.u10.values),
+                         ("z500", truth.z.sel(level=500).values)):
+        stats = dm.normalization[name]
+        assert stats["mean"] == pytest.approx(np.nanmean(values.astype(np.float64)), rel=1e-9)
+        assert stats["std"] == pytest.approx(np.nanstd(values.astype(np.float64)), rel=1e-9)
+    clim = dm.stats()["climatology"]
+    np.testing.assert_allclose(clim[0], np.nanmean(truth.t2m.values.astype(np.float64), 0), rtol=1e-9)
+    assert np.isnan(clim[0][land()]).all()
+    assert dm.stats_path().is_file()
+    monkeypatch.setattr(field_module, "CHUNK_BYTES", 1)  # one step at a time: the same numbers
+    streamed = field_module.field_stats(dm.source, np.arange(8))
+    whole = dm.source.read(0, 8).astype(np.float64)
+    np.testing.assert_allclose(streamed["std"], np.nanstd(whole, axis=(0, 2, 3)), rtol=1e-9)
+    monkeypatch.setattr(field_module, "field_stats", lambda *a: pytest.fail("the cache was not used"))
+    again = module([str(data["zarr"])], tmp_path)
+    again.setup()
+    assert again.normalization == dm.normalization
+
+
+def test_items_are_normalized_with_missing_points(data, tmp_path):
+    dm = module([str(data["zarr"])], tmp_path)
+    dm.setup()
+    x, y = dm.datasets["train"][0]
+    assert x.shape == (3, 4, 8, 16) and y.shape == (2, 4, 8, 16)
+    s = int(dm.datasets["train"].starts[0])
+    raw = dm.source.read(s, s + 5)
+    mean = [dm.normalization[n]["mean"] for n in dm.source.names]
+    std = [dm.normalization[n]["std"] for n in dm.source.names]
+    expected = normalize(raw, mean, std)
+    assert torch.isnan(y[:, 0][:, torch.from_numpy(land())]).all() and not torch.isnan(y[:, 1:]).any()
+    assert (x[:, 0][:, torch.from_numpy(land())] == 0.5).all() and not x.isnan().any()
+    np.testing.assert_allclose(y.numpy(), expected[3:], rtol=1e-6)
+    np.testing.assert_allclose(denormalize(y, mean, std).numpy(), raw[3:], rtol=1e-5)
+    copy = pickle.loads(pickle.dumps(dm.datasets["train"]))  # as DataLoader workers get it: files reopened
+    assert copy.source._datasets is None
+    torch.testing.assert_close(copy[0][1], y, equal_nan=True)
+    strict = module([str(data["zarr"])], tmp_path, missing_value=None)
+    strict.setup()
+    with pytest.raises(ValueError, match="NaN in input and target frames"):
+        strict.datasets["train"][0]
+
+
+def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
+    """A batch reads the chunks of its windows, not the store: counted in bytes fetched from the store."""
+    import zarr.storage
+
+    dm = module([str(data["zarr"])], tmp_path, variables=["t2m"], levels=None, channels=1)
+    dm.setup()
+    fetched = []
+    original = zarr.storage.LocalStore.get
+
+    async def get(self, key, prototype=None, byte_range=None):
+        out = await original(self, key, prototype, byte_range)
+        if out is not None:
+            fetched.append((key, len(out)))
+        return out
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    x, y = next(iter(dm.test_dataloader()))
+    chunks = [key for key, _ in fetched if key.startswith("t2m/")]
+    assert len(chunks) == 2 * 5  # batch 2, 5 steps, one step per chunk
+    store = sum(p.stat().st_size for p in (data["zarr"] / "t2m").iterdir() if p.name[0].isdigit())
+    assert sum(n for _, n in fetched) < store / 3
+
+
+def test_latitude_weighted_rmse_and_acc_by_hand():
+    rng = np.random.default_rng(1)
+    lat = np.array([-60.0, 0.0, 45.0])
+    f, t, c = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4)), rng.normal(size=(3, 4))
+    t[1, 0, 2] = np.nan
+    w = np.cos(np.deg2rad(lat)) / np.cos(np.deg2rad(lat)).mean()
+    weights = latitude_weights(lat)
+    np.testing.assert_allclose(weights.numpy(), w)
+    rmse = weighted_rmse(torch.tensor(f), torch.tensor(t), weights).numpy()
+    for i in range(2):
+        valid = ~np.isnan(t[i])
+        ww = np.broadcast_to(w[:, None], (3, 4))[valid]
+        assert rmse[i] == pytest.approx(math.sqrt((ww * (f[i] - t[i])[valid] ** 2).sum() / ww.sum()))
+    # all points valid: Rasp et al. eq. 1, the 1 / (N_lat N_lon) form
+    assert float(weighted_rmse(torch.tensor(f[0]), torch.tensor(f[0] + 2), weights)) == pytest.approx(2.0)
+    sums = anomaly_sums(torch.tensor(f), torch.tensor(t), torch.tensor(c), weights).sum(0)
+    valid = ~np.isnan(t)
+    fa, ta = (f - c)[valid], (t - c)[valid]
+    ww = np.broadcast_to(w[None, :, None], t.shape)[valid]
+    hand = (ww * fa * ta).sum() / math.sqrt((ww * fa ** 2).sum() * (ww * ta ** 2).sum())
+    assert float(acc_from_sums(sums)) == pytest.approx(hand)
+    metric = FieldScores(1, 1, weights, c[None])
+    metric.update(torch.tensor(f)[:, None, None], torch.tensor(t)[:, None, None])
+    scores = metric.compute()
+    assert float(scores["rmse"]) == pytest.approx(rmse.mean())  # (1, 1), squeezed by torchmetrics
+    assert float(scores["acc"]) == pytest.approx(hand)
+    assert math.isnan(float(acc_from_sums(anomaly_sums(torch.tensor(c), torch.tensor(t[0]), torch.tensor(c),
+                                                      weights))))
+
+
+def test_forecast_netcdf_round_trips(data, tmp_path):
+    from convgru.data.fields import forecast_dataset, write_forecasts
+
+    source = FieldSource(data["netcdf"], ["t2m", "z"], [500, 850])
+    values = np.random.default_rng(0).normal(size=(2, 3, 3, 8, 16)).astype(np.float32)
+    inits = source.times[[4, 9]]
+    write_forecasts(tmp_path / "f.nc", forecast_dataset(source.grid, source.names, source.channels, values, inits,
+                                                        source.step))
+    with xr.open_dataset(tmp_path / "f.nc") as back:
+        np.testing.assert_array_equal(back.t2m.values, values[:, :, 0])
+        np.testing.assert_array_equal(back.z.sel(level=850).values, values[:, :, 2])
+        np.testing.assert_array_equal(back.lat.values, LAT)
+        assert back.lat.attrs["standard_name"] == "latitude" and back.t2m.attrs["units"] == "K"
+        assert back.lead_time.values.tolist() == [np.timedelta64(h, "h").astype("timedelta64[ns]").astype(int)
+                                                  for h in (6, 12, 18)]
+        np.testing.assert_array_equal(back.init_time.values, inits)
+        assert back.time.values[1, 0] == inits[1] + np.timedelta64(6, "h")
+
+
+def test_weatherbench_experiment_composes(tmp_path):
+    from conftest import compose_config
+
+    cfg = compose_config("train", tmp_path, ["experiment=weatherbench", "data.files=[era5.nc]"])
+    assert cfg.data._target_ == "convgru.data.FieldDataModule"
+    assert (cfg.data.frames_in, cfg.data.frames_out, list(cfg.data.variables)) == (12, 12, ["t2m"])
+    assert list(cfg.data.train_time) == ["1979-01-01", "2015-12-31"] and list(cfg.data.test_time)[1] == "2018-12-31"
+    assert cfg.model.net.in_channels == cfg.model.net.out_channels == 1 and cfg.model.future == 12
+
+
+@pytest.mark.slow
+def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
+    """experiment=quickstart data=xarray trains; eval scores it against persistence and climatology and writes
+    its test forecasts; predict.py writes a NetCDF forecast on the input's grid, in physical units."""
+    import importlib.util
+    import json
+
+    import convgru.training
+    from conftest import ROOT, compose_config
+
+    folder = data["folder"]
+    overrides = ["experiment=quickstart", "data=xarray", f"data.files=[{folder}/era5_*.nc]", "data.variables=[t2m]",
+                 *(f"data.{k}=[{a},{b}]" for k, (a, b) in SPLIT.items()), "data.frames_in=3", "data.frames_out=2",
+                 "data.num_workers=0", "data.batch_size=4", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
+                 "trainer.max_epochs=1", "callbacks.prediction_images.num_sequences=2", "logger=csv"]
+    metrics = convgru.training.train(compose_config("train", tmp_path / "run", overrides, tmp_path / "cache"))
+    for key in ("test/rmse_t2m", "test/acc_t2m_6h", "test/persistence/rmse_t2m_12h", "test/climatology/rmse_t2m"):
+        assert math.isfinite(metrics[key]), key
+    assert 0 < metrics["test/climatology/rmse_t2m"] < 10  # kelvin, not normalized units
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
+    stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
+    assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
+
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
+    summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
+    assert "Weather scores on the test set" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
+    header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")
+    assert {"rmse_t2m", "acc_t2m", "persistence/rmse_t2m", "climatology/rmse_t2m", "mse", "ssim"} <= set(header)
+    with xr.open_dataset(tmp_path / "eval" / "forecasts.nc") as forecasts:
+        assert forecasts.t2m.dims == ("init_time", "lead_time", "lat", "lon") and forecasts.sizes["init_time"] == 4
+        assert 200 < float(forecasts.t2m.mean()) < 350
+
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    out = tmp_path / "forecast.nc"
+    predict.main([str(ckpt), str(data["netcdf"][1]), str(out), "--init", "2000-01-08T00"])
+    with xr.open_dataset(out) as back, xr.open_dataset(data["netcdf"][1]) as source:
+        np.testing.assert_array_equal(back.lat.values, source.lat.values)
+        np.testing.assert_array_equal(back.lon.values, source.lon.values)
+        assert back.t2m.attrs == source.t2m.attrs and back.t2m.shape == (1, 2, 8, 16)
+        assert back.init_time.values[0] == np.datetime64("2000-01-08T00")
+        assert back.time.values[0, 1] == np.datetime64("2000-01-08T12")
+        assert 200 < float(back.t2m.mean()) < 350
+    with pytest.raises(SystemExit):
+        predict.main([str(ckpt), str(data["netcdf"][1]), str(out)])  # exists: not replaced without --force
+    assert "OUTPUT" in capsys.readouterr().err
+
+
+def test_without_xarray_names_the_extra(monkeypatch, tmp_path):
+    from convgru.data.fields import open_dataset
+
+    monkeypatch.setitem(sys.modules, "xarray", None)  # import xarray raises ImportError
+    with pytest.raises(OptionError, match=r'data=xarray: NetCDF and Zarr .*need xarray.*pip install -e ".\[xarray\]"'):
+        open_dataset(tmp_path / "era5.nc")
+
+
+def test_a_folder_of_files_per_variable(tmp_path):
+    """WeatherBench's layout: yearly files per variable, each holding one variable; all at the same times."""
+    data = fields()
+    for name in ("t2m", "u10"):
+        for i, cut in enumerate(np.array_split(np.arange(data.sizes["time"]), 3)):
+            (tmp_path / name).mkdir(exist_ok=True)
+            data[[name]].isel(time=cut).to_netcdf(tmp_path / name / f"{name}_{i}.nc")
+    source = FieldSource(expand([str(tmp_path / "u10" / "*.nc"), str(tmp_path / "t2m" / "*.nc")]), ["t2m", "u10"])
+    assert source.names == ["t2m", "u10"] and len(source.times) == data.sizes["time"]
+    block = source.read(10, 16)  # across two files of each variable
+    np.testing.assert_array_equal(block[:, 0], data.t2m.values[10:16])
+    np.testing.assert_array_equal(block[:, 1], data.u10.values[10:16])
+    data[["u10"]].isel(time=slice(0, 20)).to_netcdf(tmp_path / "short.nc")
+    with pytest.raises(ValueError, match="variable 'u10' covers 20 times .* expected every variable"):
+        FieldSource([tmp_path / "t2m" / "t2m_0.nc", tmp_path / "t2m" / "t2m_1.nc", tmp_path / "t2m" / "t2m_2.nc",
+                     tmp_path / "short.nc"], ["t2m", "u10"])
+
+
+def test_predict_netcdf_needs_a_fields_checkpoint(data, tmp_path, capsys):
+    import importlib.util
+
+    from conftest import ROOT
+    from convgru.training import ForecastModule
+
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "m.ckpt")
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    with pytest.raises(SystemExit):
+        predict.main([str(tmp_path / "m.ckpt"), str(data["netcdf"][0]), str(tmp_path / "out.nc")])
+    err = capsys.readouterr().err
+    assert "error: CKPT" in err and "was not trained with data=xarray" in err
+    assert not (tmp_path / "out.nc").exists()
