@@ -81,26 +81,28 @@ def frame_size(image_size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def check_options(channels, image_size, crop, frame_step) -> tuple[int, int]:
-    """Raise OptionError for a bad decoding option; return (H, W)."""
+def check_options(channels, image_size, crop, frame_step) -> tuple[int, int] | None:
+    """Raise OptionError for a bad decoding option; return (H, W) (None for image_size None: the clip's own)."""
     if channels not in (1, 3) or isinstance(channels, bool):
         raise OptionError("channels", f"expected 1 (grayscale, BT.601 luma) or 3 (RGB), found {channels!r}")
     if crop not in CROPS:
         raise OptionError("crop", f"expected one of {list(CROPS)}, found {crop!r}")
     if not isinstance(frame_step, int) or isinstance(frame_step, bool) or frame_step < 1:
         raise OptionError("frame_step", f"expected an integer >= 1 (keep every k-th frame), found {frame_step!r}")
-    return frame_size(image_size)
+    return None if image_size is None else frame_size(image_size)
 
 
-def _transform(frames: list[np.ndarray], channels: int, size: tuple[int, int], crop: str) -> np.ndarray:
+def _transform(frames: list[np.ndarray], channels: int, size: tuple[int, int] | None, crop: str) -> np.ndarray:
     """RGB frames (H0, W0, 3) uint8 of one size -> (T, C, H, W) uint8: BT.601 luma (channels 1),
-    the centre cropped to the aspect ratio of `size` (crop "center"), resized with antialiasing."""
+    the centre cropped to the aspect ratio of `size` (crop "center"), resized with antialiasing
+    (`size` None: as they are)."""
     from torchvision.transforms.v2.functional import resize
 
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
     if channels == 1:
         x = torch.tensordot(x, torch.tensor(LUMA), dims=([1], [0]))[:, None]
     h0, w0 = x.shape[-2:]
+    size = size or (h0, w0)
     if crop == "center":
         scale = min(h0 / size[0], w0 / size[1])
         h, w = min(h0, round(size[0] * scale)), min(w0, round(size[1] * scale))
@@ -123,7 +125,8 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
                 ) -> tuple[np.ndarray, Fraction]:
     """Decode the first video stream of `path`: (frames (T, C, H, W) uint8, frame rate in frames/s).
 
-    Frames come at the stream's average frame rate: with a variable frame rate, frame k is the one
+    `image_size`: an int (square) or [H, W], or None for the clip's own size. Frames come at the
+    stream's average frame rate: with a variable frame rate, frame k is the one
     on screen at k / rate (frames repeat or drop as FFmpeg's fps filter does); every `frame_step`-th
     is kept, so the rate returned is the stream's divided by `frame_step`. Audio and other streams
     are ignored. Raises BadVideo naming the file when it is not a video, is truncated (fewer frames

@@ -10,7 +10,7 @@ from convgru._checks import OptionError
 
 from .array_module import SPLITS, ArrayDataModule
 from .digits import BUNDLED_BANK
-from .video import check_options, find_videos
+from .video import check_options, find_videos, frame_size
 from .video_cache import Clip, ensure_clips
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class VideoDataModule(ArrayDataModule):
                          layout="NTCHW", frames_in=frames_in, frames_out=frames_out, channels=channels, stride=stride,
                          batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
                          persistent_workers=persistent_workers)
-        check_options(channels, image_size, crop, frame_step)
+        check_options(channels, frame_size(image_size), crop, frame_step)
         patterns = dict(zip(SPLITS, (train_pattern, val_pattern, test_pattern)))
         if any(p is not None for p in patterns.values()):
             if files is None:

@@ -161,5 +161,5 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     if trainer.is_global_zero:
         eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
-                    module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
+                    module.hparams.thresholds, OmegaConf.select(cfg, "data.units"), getattr(datamodule, "rate", None))
     return results.summary
