@@ -22,8 +22,8 @@ from conftest import ROOT, compose_config
 from convgru.data import VideoDataModule
 from convgru.data.video import BadVideo, decode_clip, find_videos
 from convgru.training import evaluate
-from convgru.training.options import instantiate
 from convgru.training.pipeline import _build
+from test_predict import predict_script
 
 
 def gray(frames: np.ndarray) -> np.ndarray:
@@ -242,18 +242,14 @@ def test_kth_trains_evaluates_and_predicts_a_video(tmp_path):
         assert len(list(video.decode(video.streams.video[0]))) == 3 + 4 and video.streams.video[0].average_rate == 25
 
     out = tmp_path / "forecast.mp4"
-    command = [sys.executable, "scripts/predict.py", str(ckpt), str(tmp_path / "odd.mp4"), str(out), "--future", "5",
-               "--gif", str(tmp_path / "forecast.gif")]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    predict_script.main([str(ckpt), str(tmp_path / "odd.mp4"), str(out), "--future", "5", "--gif",
+                         str(tmp_path / "forecast.gif")])
     with av.open(str(out)) as video:
         frames = list(video.decode(video.streams.video[0]))
         assert video.streams.video[0].average_rate == Fraction(30000, 1001)
     assert len(frames) == 5 and (frames[0].height, frames[0].width) == (16, 16)
-    side = tmp_path / "side.mp4"  # from frame 2: the clip continues for the 5 frames forecast
-    result = subprocess.run([*command[:4], str(side), "--start", "2", "--side-by-side"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    side = tmp_path / "side.mp4"  # from frame 2: the clip continues for the frames forecast
+    predict_script.main([str(ckpt), str(tmp_path / "odd.mp4"), str(side), "--start", "2", "--side-by-side"])
     with av.open(str(side)) as video:
         frames = list(video.decode(video.streams.video[0]))
     assert len(frames) == 3 + 4 and frames[0].width > 3 * 16  # input | target | prediction, the checkpoint's future
