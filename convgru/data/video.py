@@ -152,43 +152,82 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         if not rate or rate <= 0:
             raise BadVideo(f"{path}: the video stream states no frame rate; expected a video with one")
         rate = Fraction(rate)
-        rgb, times, shapes = [], [], set()
+        frames = _ConstantRate(rate, frame_step, lambda rgb: _transform(rgb, channels, size, crop))
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if frame.is_corrupt:
                     raise BadVideo(f"{path}: frame {index} is damaged (FFmpeg flags it corrupt); expected an "
                                    "intact video. Re-encode or re-download the file")
-                rgb.append(_rotated(frame, frame.rotation))
-                shapes.add(rgb[-1].shape)
-                times.append(float(frame.time) if frame.time is not None else index / rate)
+                rgb = _rotated(frame, frame.rotation)
+                if frames.shape is not None and rgb.shape != frames.shape:
+                    raise BadVideo(f"{path}: the frame size changes within the clip, from {frames.shape[:2]} to "
+                                   f"{rgb.shape[:2]} at frame {index}; expected one frame size per clip")
+                frames.add(rgb, float(frame.time) if frame.time is not None else index / float(rate))
         except av.error.DecoderNotFoundError:
             raise BadVideo(f"{path}: its video codec ({codec or 'unknown to FFmpeg'}) is not one FFmpeg can decode; "
                            "expected a codec such as h264, mpeg4, vp9, mjpeg. Re-encode the file") from None
         except av.error.FFmpegError as error:
-            raise BadVideo(f"{path}: damaged or truncated after {len(rgb)} frames ({_reason(error)}); "
+            raise BadVideo(f"{path}: damaged or truncated after {frames.decoded} frames ({_reason(error)}); "
                            "expected an intact video") from None
         announced = stream.frames
         duration = _duration(container, stream)
-    if not rgb:
+    if not frames.decoded:
         raise BadVideo(f"{path}: no frame could be decoded (codec {codec}); expected a video with frames")
-    if announced and len(rgb) < announced:
-        raise BadVideo(f"{path}: truncated: its header announces {announced} frames, {len(rgb)} could be "
+    if announced and frames.decoded < announced:
+        raise BadVideo(f"{path}: truncated: its header announces {announced} frames, {frames.decoded} could be "
                        "decoded; expected an intact video (an interrupted copy or download?)")
-    start = times[0]
-    times = np.asarray(times) - start
-    end = times[-1] + 1 / float(rate)
-    if duration and end < duration - 2 / float(rate) - 0.05 * duration:
-        raise BadVideo(f"{path}: truncated: its header announces {duration:.2f} s, frames cover {end:.2f} s; "
+    if duration and frames.end < duration - 2 / float(rate) - 0.05 * duration:
+        raise BadVideo(f"{path}: truncated: its header announces {duration:.2f} s, frames cover {frames.end:.2f} s; "
                        "expected an intact video (an interrupted copy or download?)")
-    if len(shapes) > 1:
-        raise BadVideo(f"{path}: the frame size changes within the clip ({sorted(s[:2] for s in shapes)}); "
-                       "expected one frame size per clip")
-    # frame k (at the stream rate) is the one on screen at k / rate: the last with time <= k / rate (+ half a period)
-    count = max(1, math.floor(end * float(rate) + 1e-6))
-    shown = np.searchsorted(times, (np.arange(count) + 0.5) / float(rate), side="right") - 1
-    shown = np.clip(shown, 0, len(rgb) - 1)[::frame_step]
-    out = [_transform([rgb[i] for i in shown[s:s + CHUNK]], channels, size, crop) for s in range(0, len(shown), CHUNK)]
-    return np.concatenate(out), rate / frame_step
+    return frames.finish(), rate / frame_step
+
+
+class _ConstantRate:
+    """Frames at a constant `rate` from frames shown at any times: frame k is the one on screen at
+    k / rate (the last whose time is at most (k + 1/2) / rate, as FFmpeg's fps filter rounds), so
+    frames repeat over gaps and drop where they come faster; every `step`-th is kept and passed to
+    `transform` CHUNK at a time, so that only CHUNK frames of the source size are held at once."""
+
+    def __init__(self, rate: Fraction, step: int, transform):
+        self.period, self.step, self.transform = 1 / float(rate), step, transform
+        self.k = self.decoded = 0
+        self.start = self.last = self.shape = None
+        self.pending: list[np.ndarray] = []
+        self.out: list[np.ndarray] = []
+
+    def add(self, rgb: np.ndarray, time: float) -> None:
+        """The next decoded frame and its time in seconds."""
+        if self.start is None:
+            self.start, self.shape = time, rgb.shape
+        time -= self.start
+        while self.last is not None and (self.k + 0.5) * self.period < time:
+            self._emit(self.last[0])
+        self.last, self.decoded = (rgb, time), self.decoded + 1
+
+    @property
+    def end(self) -> float:
+        """Seconds the decoded frames cover (the last one shown for one period)."""
+        return self.last[1] + self.period
+
+    def finish(self) -> np.ndarray:
+        """The frames (T, C, H, W) uint8, the last one repeated up to `end`."""
+        total = max(1, math.floor(self.end / self.period + 1e-6))
+        while self.k < total:
+            self._emit(self.last[0])
+        self._flush()
+        return np.concatenate(self.out)
+
+    def _emit(self, rgb: np.ndarray) -> None:
+        if self.k % self.step == 0:
+            self.pending.append(rgb)
+            if len(self.pending) == CHUNK:
+                self._flush()
+        self.k += 1
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.out.append(self.transform(self.pending))
+            self.pending = []
 
 
 def _reason(error) -> str:
