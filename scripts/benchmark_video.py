@@ -69,7 +69,8 @@ def main() -> None:
         start = time.perf_counter()
         batches = sum(1 for _ in loader)
         cached = time.perf_counter() - start
-        train_clips = {a.file.path for a in data.datasets["train"].arrays}
+        train = data.datasets["train"]
+        train_clips = {train.arrays[i].file.path for i in set(train.windows[:, 0].tolist())}
         sources = [p for p in paths if any(c.name.startswith(p.stem + "_") for c in train_clips)]
         start = time.perf_counter()
         for path in sources:
