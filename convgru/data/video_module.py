@@ -74,8 +74,11 @@ class VideoDataModule(ArrayDataModule):
         """The video files of every split option given ({"files": [...]} or {"train": [...], ...})."""
         if self.video_files is not None:
             return {"files": find_videos(self.video_files, "data.files")}
-        return {name: find_videos(value, f"data.{name}_files") if value is not None else []
-                for name, value in self.video_split_files.items()}
+        for name, value in self.video_split_files.items():
+            if value is None:
+                raise OptionError(f"data.{name}_files", "expected video files, folders or globs (with the other "
+                                  "two splits' files), found None")
+        return {name: find_videos(value, f"data.{name}_files") for name, value in self.video_split_files.items()}
 
     def _decode(self, sources: dict[str, list[Path]]) -> dict[Path, Clip]:
         """Every source decoded (from the cache when there); bad files raise, or are dropped with a warning."""
