@@ -206,8 +206,8 @@ def test_folders_and_globs_name_every_clip_once(kth):
 def test_quickstart_on_rgb_clips_builds_a_model_of_three_channels(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
-    for k in range(10):  # 8 train, 1 val, 1 test (data.split's default)
-        write_clip(folder / f"c{k}.mp4", square_frames(t=12, rgb=True, speed=k + 1))
+    for k in range(10):  # 8 train, 1 val, 1 test (data.split's default); two frame sizes, both resized to 16x16
+        write_clip(folder / f"c{k}.mp4", square_frames(t=12, h=24 + 8 * (k % 2), w=32, rgb=True, speed=k + 1))
     cfg = compose_config("train", tmp_path / "out", ["experiment=quickstart", "data=video", f"data.files=[{folder}/]",
                                                      "data.channels=3", "data.image_size=16", "data.num_workers=0"])
     datamodule, module_, _ = _build(cfg, callbacks=False)
@@ -215,6 +215,21 @@ def test_quickstart_on_rgb_clips_builds_a_model_of_three_channels(tmp_path):
     x, y = next(iter(datamodule.train_dataloader()))
     assert x.shape[2] == 3 and module_.net.in_channels == module_.hparams.net["out_channels"] == 3
     assert module_.forecast(x).shape == y.shape
+
+
+@pytest.mark.parametrize("args, message", [
+    (["in.npy", "out.mp4"], "OUTPUT out.mp4: a video OUTPUT needs a video INPUT (its frame rate); write a .npy"),
+    (["in.mp4", "out.npy", "--side-by-side"], "--side-by-side needs a video OUTPUT (.mp4, .mov, .mkv, .webm, .avi)"),
+    (["in.npy", "out.npy", "--start", "3"], "--start needs a video INPUT, found in.npy"),
+])
+def test_predict_refuses_video_options_it_cannot_honour(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    for name in ("model.ckpt", "in.npy", "in.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(SystemExit) as exit_:
+        predict_script.main(["model.ckpt", *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "in.npy", "model.ckpt"]
 
 
 @pytest.mark.slow
