@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(120, 160), metavar=("H", "W"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as in a DataLoader worker; decoding threads are --workers
     print(f"CPU cores usable: {len(os.sched_getaffinity(0))}, torch threads: {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
