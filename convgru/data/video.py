@@ -137,7 +137,7 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
     size = check_options(channels, image_size, crop, frame_step)
     path = Path(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), **_lenient(av))
     except av.error.FFmpegError as error:
         raise BadVideo(f"{path}: not a video FFmpeg can read ({_reason(error)}); expected a video file "
                        f"such as {', '.join(VIDEO_SUFFIXES[:5])}") from None
@@ -151,7 +151,7 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
             raise BadVideo(f"{path}: the video stream states no frame rate; expected a video with one")
-        rate = Fraction(rate)
+        rate = Fraction(rate.numerator, rate.denominator)
         frames = _ConstantRate(rate, frame_step, lambda rgb: _transform(rgb, channels, size, crop))
         try:
             for index, frame in enumerate(container.decode(stream)):
@@ -230,6 +230,12 @@ class _ConstantRate:
             self.pending = []
 
 
+def _lenient(av) -> dict:
+    """av.open's options so that tags in another encoding than UTF-8 never stop reading a clip
+    (PyAV 19 always reads them leniently and dropped the option)."""
+    return {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+
+
 def _reason(error) -> str:
     """FFmpeg's words for an error, without the errno and file name PyAV adds."""
     return getattr(error, "strerror", None) or str(error)
@@ -247,21 +253,6 @@ def _duration(container, stream) -> float | None:
     except ValueError:
         pass
     return container.duration / 1e6 if container.duration and len(container.streams) == 1 else None
-
-
-def probe_rate(path) -> Fraction:
-    """The average frame rate of the first video stream of `path` (BadVideo if none)."""
-    av = _av()
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if container.streams.video:
-                stream = container.streams.video[0]
-                rate = stream.average_rate or stream.guessed_rate
-                if rate:
-                    return Fraction(rate)
-    except av.error.FFmpegError as error:
-        raise BadVideo(f"{path}: not a video FFmpeg can read ({_reason(error)})") from None
-    raise BadVideo(f"{path}: no video stream with a frame rate")
 
 
 def write_video(path, frames: np.ndarray, rate, suffix: str | None = None, quality: int = 18) -> None:
