@@ -158,7 +158,7 @@ def test_windows_and_splits_by_name_pattern(kth, tmp_path, caplog):
     assert "Skipped 1 of 6 clips shorter than frames_in + frames_out = 5 frames" in caplog.text
     x, y = dm.datasets["test"][0]
     assert x.shape == (3, 1, 8, 8) and y.shape == (2, 1, 8, 8) and x.dtype == torch.float32 and x.max() <= 1
-    assert dm.rate == 25
+    assert dm.frame_rate == 25
 
 
 def test_splits_by_fraction_and_by_files(kth, tmp_path):

@@ -68,7 +68,7 @@ class VideoDataModule(ArrayDataModule):
         self.video_files, self.video_split_files = files, dict(self.split_files)
         self.skip_bad_files, self.decode_workers = skip_bad_files, decode_workers
         self.cache_dir = Path(cache_dir)
-        self.rate: Fraction | None = None  # the clips' most common frame rate (frames/s, after frame_step)
+        self.frame_rate: Fraction | None = None  # the clips' most common frame rate (frames/s, after frame_step)
 
     def _sources(self) -> dict[str, list[Path]]:
         """The video files of every split option given ({"files": [...]} or {"train": [...], ...})."""
@@ -108,7 +108,7 @@ class VideoDataModule(ArrayDataModule):
         sources = self._sources()
         usable = self._decode(sources)
         rates = Counter(clip.rate for clip in usable.values())
-        self.rate = rates.most_common(1)[0][0] if rates else None
+        self.frame_rate = rates.most_common(1)[0][0] if rates else None
         if self.video_files is not None:
             files = [p for p in sources["files"] if p in usable]
             if not files:
