@@ -11,6 +11,11 @@ the input's units), (M, C, H, W) or (N, M, C, H, W); M defaults to the checkpoin
 is written to a temporary file beside it and renamed into place: an error never leaves a partial
 OUTPUT nor harms an existing one. A forecast holding NaN or inf is an error, never written.
 --png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation.
+INPUT may be a video (.mp4, .avi, .mkv, .webm, .mov, ...; needs pip install -e ".[video]"): decoded as
+the checkpoint's data config does (channels, image_size, crop, frame_step), its last frames_in frames
+(or those from --start) are the input. OUTPUT may then be a video (.mp4, .mkv, .mov, .webm, .avi) at
+the clip's frame rate (after frame_step); --side-by-side shows the input, the truth where the clip
+continues, and the forecast.
 No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
 output files.
 
@@ -35,12 +40,14 @@ from convgru.atomic import FULL, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
 from convgru.data.fields import is_field_path
+from convgru.data.video import ENCODERS, is_video
 from convgru.domain.units import check_value_range
 from convgru.training import CheckpointError, load_module
 from convgru.training.animation import forecast_gif
 from convgru.training.cli import output_error, positive_int
 from convgru.training.deploy import as_batch, check_values, forecast, trained_on
 from convgru.training.images import sequence_grid
+from convgru.training.video_forecast import read_clip, write_forecast
 from convgru.training.weather import predict_fields
 
 
@@ -72,14 +79,18 @@ def main(argv=None) -> None:
         return predict_fields(argv, __doc__)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path, metavar="CKPT", help="checkpoint written by scripts/train.py")
-    parser.add_argument("input", type=Path, metavar="INPUT", help=".npy file of input frames")
-    parser.add_argument("output", type=Path, metavar="OUTPUT", help=".npy file for the predicted frames, in [0, 1]")
+    parser.add_argument("input", type=Path, metavar="INPUT", help=".npy file of input frames, or a video")
+    parser.add_argument("output", type=Path, metavar="OUTPUT",
+                        help=".npy file for the predicted frames, in [0, 1], or a video for a video INPUT")
     parser.add_argument("--future", type=positive_int, help="frames to forecast (default: the checkpoint's)")
     parser.add_argument("--value-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="input values that map to 0 and 1, as training's data.value_range (required for "
                              "integers other than uint8 and floats outside [0, 1]; OUTPUT stays in [0, 1])")
     parser.add_argument("--png", type=Path, help="also save a picture: rows input, prediction of up to 4 sequences")
     parser.add_argument("--gif", type=Path, help="also save an animation: input | prediction of up to 4 sequences")
+    parser.add_argument("--start", type=int, help="video INPUT: first input frame (default: the last frames_in)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="video OUTPUT: input | truth (where the clip continues) | forecast")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -103,14 +114,24 @@ def main(argv=None) -> None:
     for option, path in outputs:
         if error := output_error(path, args.force, option):
             parser.error(error)
+    video_in, video_out = is_video(args.input), args.output.suffix.lower() in ENCODERS
+    if video_out and not video_in:
+        parser.error(f"OUTPUT {args.output}: a video OUTPUT needs a video INPUT (its frame rate); write a .npy")
+    if args.side_by_side and not video_out:
+        parser.error(f"--side-by-side needs a video OUTPUT ({', '.join(ENCODERS)}), found {args.output}")
+    if args.start is not None and not video_in:
+        parser.error(f"--start needs a video INPUT, found {args.input}")
     try:
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
     try:  # memory-mapped; never unpickled
-        frames = ArrayFile(args.input).array
+        if video_in:
+            frames, truth, rate = read_clip(module, args.input, args.start, args.future)
+        else:
+            frames = ArrayFile(args.input).array
         check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:
         parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
     trained_size = trained_on(module)[1]
     if trained_size and frames.ndim >= 2 and tuple(frames.shape[-2:]) != trained_size:
@@ -129,12 +150,18 @@ def main(argv=None) -> None:
         try:
             with atomic_write(path, f"{option} file", needed) as tmp:
                 write(tmp)
+        except ValueError as error:  # a frame size the video encoder cannot take
+            parser.error(f"{option} {error}; nothing was written there")
         except OSError as error:
             if error.errno in FULL:
                 parser.error(f"{option} {path}: {error}; nothing was written there")
             parser.error(f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there")
 
-    save("OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
+    if video_out:
+        save("OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
+            (frames, truth) if args.side_by_side else ())))
+    else:
+        save("OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
     print(f"Wrote predictions {pred.shape} to {args.output}")
     if args.png or args.gif:
         inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]

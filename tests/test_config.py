@@ -45,6 +45,8 @@ def test_data_options_instantiate(tmp_path, name):
         overrides += [f"data.files=[{tmp_path / 'seq.npy'}]", "data.layout=NTHW"]
     if name in ("xarray", "weatherbench"):  # needs the user's NetCDF files (opened at setup)
         overrides += [f"data.files=[{tmp_path / 'era5.nc'}]"]
+    if name == "video":  # needs the user's files (read in setup)
+        overrides += [f"data.files=[{tmp_path}]"]
     cfg = compose_config("train", tmp_path, overrides)
     assert isinstance(hydra.utils.instantiate(cfg.data), pl.LightningDataModule)
 
@@ -80,7 +82,7 @@ def test_experiment_combines_with_any_data(tmp_path, name):
     """An experiment sets only data keys every data config has; data=... on the command line wins."""
     common = set.intersection(*(set(compose_config("train", tmp_path, [f"data={d}"]).data) for d in _options("data")))
     assert set(OmegaConf.load(CONF / "experiment" / f"{name}.yaml").get("data", {})) <= common
-    np.save(tmp_path / "seq.npy", np.zeros((10, 20, 32, 32), dtype=np.uint8))
+    np.save(tmp_path / "seq.npy", np.zeros((10, 30, 32, 32), dtype=np.uint8))  # 30: experiment=kth's 10 + 20
     overrides = [f"experiment={name}", "data=arrays", f"data.files=[{tmp_path / 'seq.npy'}]", "data.layout=NTHW"]
     cfg = compose_config("train", tmp_path, overrides)
     datamodule = instantiate(cfg.data, "data")

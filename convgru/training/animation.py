@@ -1,4 +1,4 @@
-"""Animated GIFs of forecasts: per time step one row per sequence, panels input | target | prediction."""
+"""Animations of forecasts (GIF, video): per time step one row per sequence, panels input | target | prediction."""
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -12,26 +12,52 @@ TEXT_SIZE = 16  # pixels
 
 def forecast_gif(path, inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4,
                  duration: int = 250) -> None:
-    """Write a looping GIF of forecasts to `path`.
+    """Write a looping GIF of forecasts to `path`: the frames of `forecast_frames`, `duration` ms each.
 
     inputs: (N, T_in, C_in, H, W); preds and targets (None: no target panel): (N, T_out, C, H, W);
-    values in [0, 1]. The GIF has T_in + T_out frames of `duration` ms: the inputs play with the
-    other panels grey ("input t/T_in"), then the forecast plays next to the last input frame
-    ("forecast +k/T_out"). Panels of 3 channels show in colour, others show their first channel
-    in grey; every pixel becomes a `scale` x `scale` block.
+    values in [0, 1]; every pixel becomes a `scale` x `scale` block.
+    """
+    if duration < 1:
+        raise ValueError(f"duration must be >= 1, got {duration}")
+    frames = forecast_frames(inputs, preds, targets, scale)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
+
+
+def forecast_video(path, inputs: Tensor, preds: Tensor, targets: Tensor | None, rate, scale: int = 4,
+                   suffix: str | None = None) -> None:
+    """Write the frames of `forecast_frames` as a video at `rate` frames/s (one frame per time step,
+    so the clip plays at its own speed) with the encoder of `suffix` (default: the path's; see
+    `convgru.data.video.write_video`). Frames are padded to even sizes (black) for 4:2:0 chroma."""
+    import numpy as np
+
+    from convgru.data.video import write_video
+
+    frames = [np.asarray(frame.convert("RGB")) for frame in forecast_frames(inputs, preds, targets, scale)]
+    h, w = frames[0].shape[:2]
+    frames = np.pad(np.stack(frames), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    write_video(path, frames, rate, suffix)
+
+
+def forecast_frames(inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4) -> list:
+    """The T_in + T_out frames (PIL images) of a forecast animation: per time step one row per
+    sequence, panels input | target | prediction (no target panel when `targets` is None).
+
+    inputs: (N, T_in, C_in, H, W); preds and targets: (N, T_out, C, H, W); values in [0, 1]. The
+    inputs play with the other panels grey ("input t/T_in"), then the forecast plays next to the last
+    input frame ("forecast +k/T_out"). Panels of 3 channels show in colour, others show their first
+    channel in grey; every pixel becomes a `scale` x `scale` block.
     """
     columns = {"input": inputs, **({} if targets is None else {"target": targets}), "prediction": preds}
     _check_shapes(columns)
-    if scale < 1 or duration < 1:
-        raise ValueError(f"scale and duration must be >= 1, got scale={scale}, duration={duration}")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got scale={scale}")
     t_in, t_out, later = inputs.shape[1], preds.shape[1], list(columns.values())[1:]
     blank = [torch.full_like(preds[:, 0], BLANK)] * len(later)
     steps = [([inputs[:, t]] + blank, f"input {t + 1}/{t_in}") for t in range(t_in)]
     steps += [([inputs[:, -1]] + [seq[:, k] for seq in later], f"forecast +{k + 1}/{t_out}") for k in range(t_out)]
     font = _font(list(columns), inputs.shape[-1] * scale)
     width = round(max(font.getlength(counter) for _, counter in steps)) + 2 * scale
-    frames = [_frame(panels, counter, list(columns), scale, font, width) for panels, counter in steps]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
+    return [_frame(panels, counter, list(columns), scale, font, width) for panels, counter in steps]
 
 
 def _frame(panels: list[Tensor], counter: str, headers: list[str], scale: int, font, width: int) -> Image.Image:

@@ -37,7 +37,7 @@ CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and 
 
 # The data modules a checkpoint's data config may name (by name: nothing named in a file is imported).
 DATA_MODULES = ("convgru.data.MovingMNISTDataModule", "convgru.data.ArrayDataModule", "convgru.data.RadarDataModule",
-                "convgru.data.FieldDataModule")
+                "convgru.data.VideoDataModule", "convgru.data.FieldDataModule")
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 PATHS = re.compile(r"\$\{paths\.[A-Za-z_][A-Za-z0-9_]*\}")  # the only interpolation a checkpoint may hold
 # Data options that name files or folders: stored absolute, so that a checkpoint works from any folder.

@@ -164,7 +164,8 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     if trainer.is_global_zero:
         eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
-                    module.hparams.thresholds, OmegaConf.select(cfg, "data.units"))
+                    module.hparams.thresholds, OmegaConf.select(cfg, "data.units"),
+                    getattr(datamodule, "frame_rate", None))  # video data: predictions.mp4 at its frame rate
         if cfg.get("save_forecasts"):  # data=xarray: the test forecasts as NetCDF
             print(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

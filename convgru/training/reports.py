@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import save_image
 
 from convgru.domain.scores import SCORES
-from convgru.training.animation import forecast_gif
+from convgru.training.animation import forecast_gif, forecast_video
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
 from convgru.training.tables import frame_table, skill_columns, skill_forecasts, skill_table
@@ -95,9 +95,10 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
-                units: str | None = None) -> None:
+                units: str | None = None, rate=None) -> None:
     """metrics.json, per_frame.csv (a column per metric, skill score and each baseline's),
-    predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`; on
+    predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`, and
+    with `rate` (the frame rate of video data, frames/s) predictions.mp4 of the same frames; on
     stdout a table per future frame (MSE ... PSNR, CSI per threshold) and with `thresholds` the skill
     scores of the model and of its baselines."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,10 +110,13 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     x, y, pred = forecasts
     save_image(rows_grid(x, y, pred), folder / "predictions.png")
     forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
+    if rate:
+        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate)
     csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
     print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         print(skill_report(metrics, thresholds, units))
     if table := weather_table(metrics):
         print(table)
-    print(f"\nWrote metrics.json, per_frame.csv, predictions.png and predictions.gif to {folder}")
+    print(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
+          f"{folder}")
