@@ -1,0 +1,121 @@
+"""checkpoint_every: activation checkpointing through time gives the gradients of the plain network, keeps
+fewer activations, and follows autocast and no_grad."""
+
+import pytest
+import torch
+
+from convgru import ConvGRU, EncoderForecaster
+from convgru._checks import OptionError
+
+
+def forecaster(**kwargs) -> EncoderForecaster:
+    torch.manual_seed(0)
+    return EncoderForecaster(hidden_sizes=[4, 8], kernel_size=3, stem_channels=4, num_groups=2, **kwargs)
+
+
+def grads(model, run) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(output, parameter gradients) of a sum-of-squares loss on run(model)."""
+    model.zero_grad()
+    out = run(model)
+    out.float().square().sum().backward()
+    return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def assert_same(first, second, rtol: float) -> None:
+    (out1, grads1), (out2, grads2) = first, second
+    torch.testing.assert_close(out2, out1, rtol=rtol, atol=0)
+    for g1, g2 in zip(grads1, grads2):
+        assert ((g1 - g2).norm() / g1.norm()).item() < rtol
+
+
+@pytest.mark.parametrize("every", [1, 3, 10])
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_forecaster_gradients_equal_the_plain_ones(every, dtype, rtol):
+    net = forecaster().to(dtype)
+    x = torch.randn(2, 7, 1, 8, 8, dtype=dtype)  # 7 in, 5 out: chunks of 3 leave a shorter last one
+    plain = grads(net, lambda m: m(x, 5))
+    net.checkpoint_every = every
+    assert_same(plain, grads(net, lambda m: m(x, 5)), rtol)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_convgru_gradients_equal_the_plain_ones(bidirectional):
+    torch.manual_seed(1)
+    model = ConvGRU(2, [3, 4], num_layers=2, bidirectional=bidirectional, batch_first=True, norm="group",
+                    dtype=torch.float64)
+    x = torch.randn(2, 9, 2, 6, 6, dtype=torch.float64)
+    h0 = [torch.randn(2 if bidirectional else 1, 2, c, 6, 6, dtype=torch.float64) for c in (3, 4)]
+
+    def run(m):
+        out, h_n = m(x, h0)
+        return torch.cat([out.flatten(), *(h.flatten() for h in h_n)])
+
+    plain = grads(model, run)
+    model.checkpoint_every = 4
+    assert_same(plain, grads(model, run), 1e-12)
+
+
+def saved_bytes(run) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward while run() builds the graph."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(storages.values())
+
+
+def test_saved_activations_grow_by_states_only():
+    """Without checkpointing the activations grow by every step's intermediates; with k=8 by one state per
+    level every 8 frames: from 8 to 64 frames in and out, 8x against well under 2x."""
+    net = forecaster()
+    saved = {}
+    for every in (None, 8):
+        net.checkpoint_every = every
+        for t in (8, 64):
+            x = torch.rand(1, t, 1, 16, 16)
+            saved[every, t] = saved_bytes(lambda: net(x, t))
+    assert saved[None, 64] / saved[None, 8] > 6
+    assert saved[8, 64] / saved[8, 8] < 2
+    assert saved[8, 64] < saved[None, 8]
+
+
+def test_bf16_autocast_matches_the_plain_network():
+    net = forecaster()
+    x = torch.rand(2, 5, 1, 8, 8)
+
+    def run(m):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return m(x, 4)
+
+    plain = grads(net, run)
+    net.checkpoint_every = 2
+    checkpointed = grads(net, run)
+    assert checkpointed[0].dtype == torch.bfloat16
+    assert_same(plain, checkpointed, 1e-2)  # recomputed in bf16 too: equal up to bf16 rounding of the chunking
+
+
+def test_inference_does_not_checkpoint(monkeypatch):
+    calls = []
+    monkeypatch.setattr("convgru.rnn.checkpoint", lambda *a, **k: calls.append(1))
+    net, model = forecaster(checkpoint_every=2), ConvGRU(1, 3, checkpoint_every=2)
+    with torch.no_grad():
+        net(torch.rand(1, 4, 1, 8, 8), 3)
+        model(torch.rand(4, 1, 1, 8, 8))
+    assert calls == []
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True])
+def test_checkpoint_every_must_be_a_positive_int(value):
+    for make in (lambda: ConvGRU(1, 2, checkpoint_every=value), lambda: forecaster(checkpoint_every=value)):
+        with pytest.raises(OptionError, match=rf"checkpoint_every: expected an int >= 1, got {value!r}"):
+            make()
+
+
+def test_extra_repr_shows_checkpoint_every():
+    assert "checkpoint_every=4" in repr(ConvGRU(1, 2, checkpoint_every=4))
+    assert "checkpoint_every" not in repr(ConvGRU(1, 2))
+    assert repr(forecaster(checkpoint_every=4)).startswith("EncoderForecaster(\n  checkpoint_every=4\n")
