@@ -147,7 +147,7 @@ class EncoderForecaster(nn.Module):
         seq, last = frames(self.stem, x.transpose(0, 1)), []
         for down, cell, h in zip(self.downsample, self.encoder, state):
             seq = scan(cell, frames(down, seq), h)
-            last.append(seq[-1])
+            last.append(seq[-1].clone())  # not a view: a view would keep the whole chunk's states alive
         return None, last
 
     def init_state(self, batch: int, height: int, width: int, device=None, dtype=None) -> list[Tensor]:
@@ -184,10 +184,10 @@ class EncoderForecaster(nn.Module):
     def _forecast_chunk(self, steps: int, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """``steps`` frames (B, steps, C_out, H, W) forecast from ``state``, and the state after them."""
         seq = scan(self.forecaster[-1], None, state[-1], steps=steps)
-        last = [seq[-1]]
+        last = [seq[-1].clone()]  # clones, not views of the chunk's states (see _encode_chunk)
         for i in reversed(range(len(self.upsample))):
             seq = scan(self.forecaster[i], frames(self.upsample[i], seq), state[i])
-            last.insert(0, seq[-1])
+            last.insert(0, seq[-1].clone())
         return frames(self.head, seq).transpose(0, 1), last
 
     def _check(self, x: Tensor) -> None:

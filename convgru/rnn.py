@@ -85,7 +85,7 @@ def scan_checkpointed(cell: ConvGRUCell, x: Tensor, h: Tensor | None, reverse: b
 
     def run(chunk: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
         out = scan(cell, chunk, h, reverse=reverse)
-        return out, out[0] if reverse else out[-1]
+        return out, (out[0] if reverse else out[-1]).clone()  # a view would keep the chunk alive
 
     outs, _ = through_time(run, chunks[::-1] if reverse else chunks, h, checkpointed=True)
     return torch.cat(outs[::-1] if reverse else outs)
@@ -217,7 +217,8 @@ class ConvGRU(nn.Module):
             first = layer * self.num_directions
             outs = [scan_checkpointed(self.cells[first + d], seq, states[first + d], d == 1, every)
                     for d in range(self.num_directions)]
-            last += [out[0] if d == 1 else out[-1] for d, out in enumerate(outs)]
+            last += [(out[0] if d == 1 else out[-1]).clone() for d, out in enumerate(outs)]  # not views: a
+            # checkpointed chunk's state would keep the chunk's intermediate layers alive
             seq = torch.cat(outs, 2) if len(outs) > 1 else outs[0]
             if layer < self.num_layers - 1:
                 seq = F.dropout(seq, self.dropout, self.training)
