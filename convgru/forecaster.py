@@ -57,10 +57,10 @@ class EncoderForecaster(nn.Module):
             carrying the states from chunk to chunk; backward recomputes one chunk at a time. Autograd
             then keeps the encoder-forecaster's states every k frames (about (T_in + future) / k
             states per level), the output frames and one chunk's intermediates, instead of every
-            frame's intermediates at every level; the activation memory no longer grows with the
-            sequence length but by one state per level every k frames, for about one more forward
-            pass of compute. Results and gradients are those without it (to float32 rounding); it
-            does nothing when autograd does not record (``torch.no_grad``, inference, export).
+            frame's intermediates at every level; the activation memory grows only by one state per
+            level every k frames, for about one more forward pass of compute. Results and gradients
+            are those without it (to float32 rounding); it does nothing when autograd does not
+            record (``torch.no_grad``, inference, export).
 
     Shape:
         x: (B, T_in, C_in, H, W) with T_in >= 1 and H, W divisible by 2**(len(hidden_sizes) - 1);
