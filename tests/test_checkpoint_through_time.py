@@ -116,3 +116,14 @@ def test_extra_repr_shows_checkpoint_every():
     assert "checkpoint_every=4" in repr(ConvGRU(1, 2, checkpoint_every=4))
     assert "checkpoint_every" not in repr(ConvGRU(1, 2))
     assert repr(forecaster(checkpoint_every=4)).startswith("EncoderForecaster(\n  checkpoint_every=4\n")
+
+
+def test_checkpoint_every_does_not_define_the_model():
+    """A checkpoint trained without it resumes or evaluates with it, and the other way round: it changes how
+    the forecast is computed, not what it is; other net options still must match."""
+    from convgru.training.checkpoint import CheckpointError, check_model_config
+
+    saved = {"hyper_parameters": {"net": {"hidden_sizes": [4, 4]}, "future": 2}}
+    check_model_config(saved, {"net": {"hidden_sizes": [4, 4], "checkpoint_every": 4}, "future": 2}, "x.ckpt")
+    with pytest.raises(CheckpointError, match="model.net.hidden_sizes"):
+        check_model_config(saved, {"net": {"hidden_sizes": [4, 8], "checkpoint_every": 4}, "future": 2}, "x.ckpt")
