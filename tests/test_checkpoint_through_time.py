@@ -32,8 +32,9 @@ def assert_same(first, second, rtol: float) -> None:
         assert ((g1 - g2).norm() / g1.norm()).item() < rtol
 
 
-@pytest.mark.parametrize("every", [1, 3, 10])
-@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("every,dtype,rtol", [(1, torch.float64, 1e-12), (3, torch.float64, 1e-12),
+                                              (3, torch.float32, 1e-5),
+                                              pytest.param(10, torch.float32, 1e-5, marks=pytest.mark.slow)])
 def test_forecaster_gradients_equal_the_plain_ones(every, dtype, rtol):
     net = forecaster().to(dtype)
     x = torch.randn(2, 7, 1, 8, 8, dtype=dtype)  # 7 in, 5 out: chunks of 3 leave a shorter last one
@@ -42,7 +43,7 @@ def test_forecaster_gradients_equal_the_plain_ones(every, dtype, rtol):
     assert_same(plain, grads(net, lambda m: m(x, 5)), rtol)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_convgru_gradients_equal_the_plain_ones(bidirectional):
     torch.manual_seed(1)
     model = ConvGRU(2, [3, 4], num_layers=2, bidirectional=bidirectional, batch_first=True, norm="group",
@@ -80,6 +81,7 @@ def test_peak_memory_grows_by_states_only():
     assert peak[4, 48] < 1.5 * peak[None, 8]
 
 
+@pytest.mark.slow
 def test_bf16_autocast_matches_the_plain_network():
     net = forecaster()
     x = torch.rand(2, 5, 1, 8, 8)
