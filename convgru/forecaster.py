@@ -18,7 +18,7 @@ from ._checks import (
     check_tensor,
 )
 from .cell import NORMS, RESETS, ConvGRUCell, check_choice
-from .rnn import scan
+from .rnn import checkpointing, scan, through_time, time_chunks
 
 
 def frames(module: nn.Module, seq: Tensor) -> Tensor:
@@ -51,6 +51,16 @@ class EncoderForecaster(nn.Module):
         stem_channels: channels of the 3x3 stem and of the head's hidden layer (>= 1).
         norm, reset, num_groups: as in ``ConvGRUCell``; with norm="group" num_groups divides every
             hidden size.
+        checkpoint_every: None (the default), or an int k >= 1 for activation checkpointing through
+            time in training: the encoder runs over chunks of k input frames and the forecaster over
+            chunks of k output frames, each chunk through every level under ``torch.utils.checkpoint``,
+            carrying the states from chunk to chunk; backward recomputes one chunk at a time. Autograd
+            then keeps the encoder-forecaster's states every k frames (about (T_in + future) / k
+            states per level), the output frames and one chunk's intermediates, instead of every
+            frame's intermediates at every level; the activation memory grows only by one state per
+            level every k frames, for about one more forward pass of compute. Results and gradients
+            are those without it (to float32 rounding); it does nothing when autograd does not
+            record (``torch.no_grad``, inference, export).
 
     Shape:
         x: (B, T_in, C_in, H, W) with T_in >= 1 and H, W divisible by 2**(len(hidden_sizes) - 1);
@@ -72,8 +82,10 @@ class EncoderForecaster(nn.Module):
         norm: str | None = "group",
         reset: str = "after",
         num_groups: int = 1,
+        checkpoint_every: int | None = None,
     ):
         super().__init__()
+        self.checkpoint_every = None if checkpoint_every is None else check("checkpoint_every", checkpoint_every)
         if isinstance(hidden_sizes, (list, tuple)) and not hidden_sizes:
             raise OptionError("hidden_sizes", "must name at least one level, got []", sep=" ")
         hidden = check_list("hidden_sizes", hidden_sizes, POSITIVE)
@@ -106,6 +118,10 @@ class EncoderForecaster(nn.Module):
         self.head = nn.Sequential(conv_act(nn.Conv2d(hidden[0], stem_channels, 3, padding=1)),
                                   nn.Conv2d(stem_channels, out_channels, 1))
 
+    def extra_repr(self) -> str:
+        """checkpoint_every when set (the layers show every other option)."""
+        return "" if self.checkpoint_every is None else f"checkpoint_every={self.checkpoint_every}"
+
     def forward(self, x: Tensor, future: int) -> Tensor:
         """x: (B, T_in, C_in, H, W), future >= 1 -> (B, future, C_out, H, W).
 
@@ -122,11 +138,17 @@ class EncoderForecaster(nn.Module):
         if state is None:
             state = self.init_state(x.shape[0], *x.shape[-2:], device=x.device, dtype=x.dtype)
         self._check_state(state, x.shape[0], *x.shape[-2:], like=("x", x))
+        chunks = x.split(self.checkpoint_every or x.shape[1], 1)
+        _, state = through_time(self._encode_chunk, chunks, list(state), checkpointing(self.checkpoint_every))
+        return state
+
+    def _encode_chunk(self, x: Tensor, state: list[Tensor]) -> tuple[None, list[Tensor]]:
+        """Every level over the frames x (B, t, C_in, H, W) from ``state``, no checks -> (None, state)."""
         seq, last = frames(self.stem, x.transpose(0, 1)), []
         for down, cell, h in zip(self.downsample, self.encoder, state):
             seq = scan(cell, frames(down, seq), h)
-            last.append(seq[-1])
-        return last
+            last.append(seq[-1].clone())  # not a view: a view would keep the whole chunk's states alive
+        return None, last
 
     def init_state(self, batch: int, height: int, width: int, device=None, dtype=None) -> list[Tensor]:
         """Zero encoder state: one (batch, C_l, H / 2**l, W / 2**l) tensor per level l, on the
@@ -155,10 +177,18 @@ class EncoderForecaster(nn.Module):
         _check_future(future)
         self._check_state(state)
         check_module_dtype("state[0]", state[0], self.stem[0].weight)
-        seq = scan(self.forecaster[-1], None, state[-1], steps=future)
+        chunks = time_chunks(future, self.checkpoint_every)
+        outs, _ = through_time(self._forecast_chunk, chunks, list(state), checkpointing(self.checkpoint_every))
+        return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
+
+    def _forecast_chunk(self, steps: int, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """``steps`` frames (B, steps, C_out, H, W) forecast from ``state``, and the state after them."""
+        seq = scan(self.forecaster[-1], None, state[-1], steps=steps)
+        last = [seq[-1].clone()]  # clones, not views of the chunk's states (see _encode_chunk)
         for i in reversed(range(len(self.upsample))):
             seq = scan(self.forecaster[i], frames(self.upsample[i], seq), state[i])
-        return frames(self.head, seq).transpose(0, 1)
+            last.insert(0, seq[-1].clone())
+        return frames(self.head, seq).transpose(0, 1), last
 
     def _check(self, x: Tensor) -> None:
         """Raise ValueError for inputs the network cannot take."""

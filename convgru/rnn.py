@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ._checks import (
     KERNEL,
@@ -43,6 +44,51 @@ def scan(cell: ConvGRUCell, x: Tensor | None, h: Tensor | None, steps: int = 0,
     return torch.stack(states[::-1] if reverse else states)
 
 
+def through_time(fn: Callable, chunks, state, checkpointed: bool) -> tuple[list, object]:
+    """Run ``out, state = fn(chunk, state)`` over ``chunks`` in order; -> (outs, last state).
+
+    With ``checkpointed`` each call runs under ``torch.utils.checkpoint`` (non-reentrant, the RNG
+    state preserved, so dropout draws the same masks when recomputed): autograd keeps only each
+    chunk's inputs and outputs, and recomputes the chunk's intermediates in the backward pass, one
+    chunk at a time (Chen et al. 2016, "Training deep nets with sublinear memory cost"). With
+    chunks of k time steps, a sequence of T steps keeps about T/k states plus one chunk's
+    intermediates instead of every step's, for one more forward pass of compute.
+    """
+    outs = []
+    for chunk in chunks:
+        out, state = checkpoint(fn, chunk, state, use_reentrant=False) if checkpointed else fn(chunk, state)
+        outs.append(out)
+    return outs, state
+
+
+def time_chunks(length: int, every: int | None) -> list[int]:
+    """Lengths of the chunks of ``every`` steps (the last one shorter) that cover ``length`` steps
+    (one chunk when ``every`` is None)."""
+    every = every or length
+    return [min(every, length - start) for start in range(0, length, every)]
+
+
+def checkpointing(every: int | None) -> bool:
+    """Whether to checkpoint through time now: ``every`` is set and autograd records."""
+    return bool(every) and torch.is_grad_enabled()
+
+
+def scan_checkpointed(cell: ConvGRUCell, x: Tensor, h: Tensor | None, reverse: bool,
+                      every: int | None) -> Tensor:
+    """``scan(cell, x, h, reverse=reverse)`` in chunks of ``every`` steps, each checkpointed
+    (``through_time``); the same as ``scan`` when ``every`` is None or autograd does not record."""
+    if not checkpointing(every):
+        return scan(cell, x, h, reverse=reverse)
+    chunks = list(x.split(every))
+
+    def run(chunk: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
+        out = scan(cell, chunk, h, reverse=reverse)
+        return out, (out[0] if reverse else out[-1]).clone()  # a view would keep the chunk alive
+
+    outs, _ = through_time(run, chunks[::-1] if reverse else chunks, h, checkpointed=True)
+    return torch.cat(outs[::-1] if reverse else outs)
+
+
 class ConvGRU(nn.Module):
     """Multi-layer ConvGRU with nn.GRU's arguments, inputs, outputs and state layout.
 
@@ -59,6 +105,14 @@ class ConvGRU(nn.Module):
         dropout: dropout on the outputs of each layer but the last, in training (0 <= p <= 1).
         bidirectional: a reverse direction per layer, its output concatenated on channels.
         norm, reset, num_groups, init: as in ``ConvGRUCell``, for every cell.
+        checkpoint_every: None (the default), or an int k >= 1 for activation checkpointing through
+            time in training: the sequence runs in chunks of k steps under ``torch.utils.checkpoint``
+            (every layer over one chunk, then the next; with bidirectional, layer by layer and each
+            direction in chunks), and backward recomputes one chunk at a time. Autograd then keeps
+            about T/k states per cell plus the output sequence and one chunk's intermediates instead
+            of every step's (a few states' worth per step per cell), for about one more forward pass
+            of compute. The results and gradients are those without it (to float32 rounding); it
+            does nothing when autograd does not record (``torch.no_grad``, inference).
         device, dtype: where and in which dtype to create the parameters, as in nn.GRU.
 
     Shape:
@@ -88,11 +142,13 @@ class ConvGRU(nn.Module):
         reset: str = "after",
         num_groups: int = 1,
         init: str = "conv",
+        checkpoint_every: int | None = None,
         device=None,
         dtype=None,
     ):
         super().__init__()
         input_size = check("input_size", input_size, POSITIVE)
+        self.checkpoint_every = None if checkpoint_every is None else check("checkpoint_every", checkpoint_every)
         num_layers = check("num_layers", num_layers, POSITIVE)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
             raise OptionError("dropout", f"expected a number in [0, 1], got {dropout!r}")
@@ -119,9 +175,11 @@ class ConvGRU(nn.Module):
         kernel = self.kernel_sizes if len(set(self.kernel_sizes)) > 1 else self.kernel_sizes[0]
         values = dict(kernel_size=kernel, num_layers=self.num_layers, bias=self.bias,
                       batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
-                      norm=self.norm, reset=self.reset, num_groups=self.num_groups, init=self.init)
+                      norm=self.norm, reset=self.reset, num_groups=self.num_groups, init=self.init,
+                      checkpoint_every=self.checkpoint_every)
         defaults = dict(kernel_size=3, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, norm=None, reset="after", num_groups=1, init="conv")
+                        bidirectional=False, norm=None, reset="after", num_groups=1, init="conv",
+                        checkpoint_every=None)
         options = [f"{k}={v!r}" for k, v in values.items() if v != defaults[k]]
         return ", ".join([f"{self.input_size}, {self.hidden_size}", *options])
 
@@ -140,17 +198,29 @@ class ConvGRU(nn.Module):
             raise ValueError(f"x {layout}: expected at least one time step, got T=0 (shape {tuple(x.shape)})")
         check_module_dtype("x", x, self.cells[0].conv_h.weight)
         states = self._initial_states(h0, seq)
+        if checkpointing(self.checkpoint_every) and self.num_directions == 1:  # every layer over a chunk
+            outs, last = through_time(self._layers, seq.split(self.checkpoint_every), states, checkpointed=True)
+            seq = torch.cat(outs)
+        else:
+            seq, last = self._layers(seq, states, self.checkpoint_every)
+        output = seq.transpose(0, 1) if self.batch_first else seq
+        return output, self._pack(last)
+
+    def _layers(self, seq: Tensor, states: list[Tensor | None],
+                every: int | None = None) -> tuple[Tensor, list[Tensor]]:
+        """Every layer over seq (T, B, C, H, W) from per-cell states -> (last layer's output, per-cell
+        last states); each direction's scan checkpointed in chunks of ``every`` steps if set."""
         last = []
         for layer in range(self.num_layers):
             first = layer * self.num_directions
-            outs = [scan(self.cells[first + d], seq, states[first + d], reverse=d == 1)
+            outs = [scan_checkpointed(self.cells[first + d], seq, states[first + d], d == 1, every)
                     for d in range(self.num_directions)]
-            last += [out[0] if d == 1 else out[-1] for d, out in enumerate(outs)]
+            last += [(out[0] if d == 1 else out[-1]).clone() for d, out in enumerate(outs)]  # not views: a
+            # checkpointed chunk's state would keep the chunk's intermediate layers alive
             seq = torch.cat(outs, 2) if len(outs) > 1 else outs[0]
             if layer < self.num_layers - 1:
                 seq = F.dropout(seq, self.dropout, self.training)
-        output = seq.transpose(0, 1) if self.batch_first else seq
-        return output, self._pack(last)
+        return seq, last
 
     def _pack(self, states: list[Tensor]) -> State:
         """Per-cell states -> nn.GRU's h_n layout (a tensor, or a list per layer)."""

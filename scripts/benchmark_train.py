@@ -2,12 +2,14 @@
 
     python scripts/benchmark_train.py experiment=shi2017                     # a GPU
     python scripts/benchmark_train.py --modes false true --steps 20 experiment=quickstart
+    python scripts/benchmark_train.py --batch-sizes 16 64 256 --modes reduce-overhead experiment=shi2017
 
 Each mode trains the experiment's ForecastModule with Lightning (its trainer's precision and
 gradient clipping, its data module and batch size) for --warmup + --steps optimizer steps, without
 validation, checkpoints or loggers; the last --steps are timed (compilation happens in the warm-up).
 Modes are `model.compile` values: false (eager), true (inductor), reduce-overhead (inductor with CUDA
 graphs), max-autotune. The first mode runs again at the end, so drift on a shared machine shows.
+--batch-sizes runs every mode at each batch size (default: the experiment's data.batch_size).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["false", "true", "reduce-overhead"], type=str)
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="data.batch_size values (default: the config's)")
     args = parser.parse_args()
     overrides = ["data.val_size=16", "data.test_size=16", *args.overrides]  # no big fixed sets to generate
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -86,13 +89,16 @@ def main() -> None:
     print(f"model {OmegaConf.to_container(cfg.model.net, resolve=True)}, batch {cfg.data.batch_size}, "
           f"{cfg.data.frames_in} -> {cfg.data.frames_out} frames of {cfg.data.get('image_size', '?')} px")
     modes = [mode_value(m) for m in args.modes]
-    header = f"{'model.compile':>16} {'seq/s':>9} {'vs first':>9} {'warm-up s':>10}   ({args.steps} timed steps)"
-    rows, first = [header], None
-    for mode in [*modes, modes[0]]:
-        rate, warm = throughput(cfg, mode, args.warmup, args.steps)
-        first = first or rate
-        rows.append(f"{str(mode):>16} {rate:9.1f} {rate / first:9.2f} {warm:10.1f}")
-        print("\n" + "\n".join(rows), flush=True)  # so far: a run cut short still reports
+    header = (f"{'batch':>6} {'model.compile':>16} {'seq/s':>9} {'vs first':>9} {'warm-up s':>10}   "
+              f"({args.steps} timed steps)")
+    rows = [header]
+    for batch in args.batch_sizes or [cfg.data.batch_size]:
+        cfg.data.batch_size, first = batch, None
+        for mode in [*modes, modes[0]]:
+            rate, warm = throughput(cfg, mode, args.warmup, args.steps)
+            first = first or rate
+            rows.append(f"{batch:>6} {str(mode):>16} {rate:9.1f} {rate / first:9.2f} {warm:10.1f}")
+            print("\n" + "\n".join(rows), flush=True)  # so far: a run cut short still reports
 
 
 if __name__ == "__main__":

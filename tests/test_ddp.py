@@ -1,5 +1,9 @@
-"""DDP through trainer=ddp with Hydra's output directories: two CPU processes (gloo)."""
+"""DDP through trainer=ddp with Hydra's output directories: two CPU processes (gloo) on one node, and two
+"nodes" of one process each on 127.0.0.1 (trainer=ddp_multinode) that train as those two processes do."""
 
+import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -8,21 +12,84 @@ import torch
 
 from conftest import ROOT, tiny
 
+TESTS = ROOT / "tests"
+
+
+def command(cache_dir, run, trainer: list[str]) -> list[str]:
+    """train.py on the tiny config with 16 training sequences (batch 4 over 2 processes: 2 steps), every
+    rank writing its weights (rank_weights.RankWeights) to <run>/ranks."""
+    overrides = [o for o in tiny("train") if not o.startswith("trainer=")]
+    return [sys.executable, "scripts/train.py", *overrides, "data.train_size=16", *trainer,
+            "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1",
+            "+callbacks.rank_weights._target_=rank_weights.RankWeights", f"+callbacks.rank_weights.folder={run}/ranks",
+            f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
+
+
+def environment(**variables) -> dict:
+    """One thread per process in both layouts (Lightning would give the processes of a node the node's cores
+    between them: 1 each for two processes, 2 for one), so that the convolutions sum in the same order."""
+    return {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1", **variables}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ranks(run) -> list[dict]:
+    return [torch.load(run / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def one_node(tmp_path_factory, cache_dir):
+    """trainer=ddp, 2 CPU processes on one node: (run folder, output)."""
+    run = tmp_path_factory.mktemp("ddp") / "run"
+    result = subprocess.run(command(cache_dir, run, ["trainer=ddp", "trainer.devices=2"]), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, env=environment())
+    assert result.returncode == 0, result.stderr[-4000:]
+    return run, result.stdout + result.stderr
+
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(tmp_path, cache_dir):
-    overrides = [o for o in tiny("train") if not o.startswith("trainer=")]
-    command = [sys.executable, "scripts/train.py", *overrides, "trainer=ddp", "trainer.accelerator=cpu",
-               "trainer.devices=2", "trainer.precision=32-true", "trainer.max_epochs=1",
-               f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    output = result.stdout + result.stderr
+def test_ddp_two_cpu_processes(one_node):
+    run, output = one_node
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in output
     assert "distributed_backend=gloo" in output
-    run = tmp_path / "run"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    # 8 training sequences, batch 4, split over 2 processes: 1 step per epoch
-    assert checkpoint["global_step"] == 1
-    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [".hydra", "checkpoints", "tensorboard"]
+    assert checkpoint["global_step"] == 2  # 16 training sequences, batch 4, split over 2 processes
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [".hydra", "checkpoints", "ranks", "tensorboard"]
     assert output.count("Checkpoints:") == 1
+
+
+@pytest.mark.slow
+def test_two_nodes_train_as_one_node_with_two_processes(tmp_path, cache_dir, one_node):
+    """NODE_RANK 0 and 1 on 127.0.0.1, one process each (Lightning's variables for a cluster it does not
+    know): one training of world size 2, the same weights on both ranks, the metrics and weights of one
+    node with two processes on the same data and seed."""
+    run, port = tmp_path / "run", free_port()
+    nodes = [subprocess.Popen(command(cache_dir, run, ["trainer=ddp_multinode", "trainer.num_nodes=2",
+                                                      "trainer.devices=1"]),
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(rank)))
+             for rank in (0, 1)]
+    try:
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
+    assert "GLOBAL_RANK: 0, MEMBER: 1/2" in outputs[0] and "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]
+    assert "Checkpoints:" in outputs[0] and "Checkpoints:" not in outputs[1]  # rank 0 reports
+    first, second = ranks(run)
+    assert first["world_size"] == second["world_size"] == 2
+    assert first["global_step"] == second["global_step"] == 2
+    for name, value in first["state_dict"].items():
+        torch.testing.assert_close(second["state_dict"][name], value, rtol=0, atol=0, msg=name)
+    reference = ranks(one_node[0])[0]
+    for name, value in reference["state_dict"].items():
+        torch.testing.assert_close(first["state_dict"][name], value, rtol=1e-6, atol=1e-7, msg=name)
+    metrics, expected = (json.loads((r / "metrics.json").read_text()) for r in (run, one_node[0]))
+    assert metrics.keys() == expected.keys() and "test/mse" in metrics
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name

@@ -362,9 +362,13 @@ def load_module(path, map_location="cpu"):
     return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
 
 
+COMPUTE_OPTIONS = ("checkpoint_every",)  # net options of how the forecast is computed, not what it is
+
+
 def _forecast_options(hparams: dict) -> dict:
     """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast."""
-    return {**{f"net.{k}": v for k, v in (hparams.get("net") or {}).items()}, "future": hparams.get("future")}
+    net = {k: v for k, v in (hparams.get("net") or {}).items() if k not in COMPUTE_OPTIONS}
+    return {**{f"net.{k}": v for k, v in net.items()}, "future": hparams.get("future")}
 
 
 def _plain(value):

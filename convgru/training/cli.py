@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.run_folder import RunLock, check_fresh_folder
+from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -79,7 +79,8 @@ class OutputDirCheck(Callback):
             check_writable(config.hydra.run.dir, "hydra.run.dir")
             self.lock = RunLock(config.hydra.run.dir).acquire()
             if config.get("task_name") == "train":  # before Hydra writes .hydra/ over a finished run's
-                check_fresh_folder(Path(config.hydra.run.dir) / "checkpoints", config.get("ckpt_path"))
+                check_fresh_folder(Path(config.hydra.run.dir) / "checkpoints",
+                                   config.get("ckpt_path") or requeued_checkpoint(config.hydra.run.dir))
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         if getattr(self, "lock", None) is not None:

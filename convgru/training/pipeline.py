@@ -28,7 +28,7 @@ from convgru.training.images import first_forecasts
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
 from convgru.training.reports import TestReport, eval_report, log_hparams_with_metrics, train_report
-from convgru.training.run_folder import RunLock, check_fresh
+from convgru.training.run_folder import RunLock, check_fresh, requeued_checkpoint
 from convgru.training.weather import check_save_forecasts, save_test_forecasts
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
-    if cfg.get("ckpt_path"):
-        _safe_ckpt(cfg, cfg.ckpt_path)  # before building: the data module may generate data
+    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)  # a requeued SLURM job
+    if ckpt_path:
+        _safe_ckpt(cfg, ckpt_path)  # before building: the data module may generate data
     datamodule, module, trainer = _build(cfg, callbacks=True)
-    resume = _safe_ckpt(cfg, cfg.ckpt_path, module) if cfg.get("ckpt_path") else None
+    resume = _safe_ckpt(cfg, ckpt_path, module) if ckpt_path else None
+    if resume and not cfg.get("ckpt_path"):
+        log.info(f"Requeued job: continuing from {resume}")
     check_fresh(trainer.checkpoint_callback, resume)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)

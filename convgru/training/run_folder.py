@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 LOCK = ".convgru.lock"
+HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"  # what Lightning's SLURM auto-requeue saves in the run folder
 _RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "RANK")
 
 
@@ -94,9 +95,25 @@ def _record(fd: int) -> dict:
             if k in ("pid", "host", "command")}
 
 
+def requeued_checkpoint(run_folder) -> Path | None:
+    """The checkpoint a requeued SLURM job continues from, or None if `run_folder` is not a requeued run's.
+
+    Lightning's SLURM auto-requeue (SIGUSR1, sent ahead of the time limit with `sbatch --signal=SIGUSR1@90`)
+    writes `hpc_ckpt_<n>.ckpt` into the run folder and requeues the job; the SIGTERM that stops it then makes
+    `ResumableOnInterrupt` write `checkpoints/last.ckpt`. The requeued job, started in the same folder,
+    continues from the newer of the two."""
+    folder = Path(run_folder)
+    requeue = sorted(folder.glob(HPC_CHECKPOINTS)) if folder.is_dir() else []
+    if not requeue:
+        return None
+    last = folder / "checkpoints" / "last.ckpt"
+    return max([*requeue, *([last] if last.is_file() else [])], key=lambda p: p.stat().st_mtime)
+
+
 def check_fresh(checkpoints, resume: str | None) -> None:
     """Refuse to write a run's checkpoints over those of another run in the same folder (a reused
-    hydra.run.dir); resuming from a checkpoint in that folder continues its run there."""
+    hydra.run.dir); resuming from a checkpoint in that folder (or in the run folder above it: a requeued
+    SLURM job's) continues its run there."""
     check_fresh_folder(checkpoints.dirpath if checkpoints else None, resume)
 
 
@@ -104,7 +121,7 @@ def check_fresh_folder(folder, resume: str | None) -> None:
     """`check_fresh` for a checkpoint folder `folder` (None: no checkpoints)."""
     folder = Path(folder) if folder else None
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder and folder.is_dir() else []
-    if found and not (resume and Path(resume).resolve().parent == folder.resolve()):
+    if found and not (resume and Path(resume).resolve().parent in (folder.resolve(), folder.resolve().parent)):
         raise ValueError(
             f"{folder} already holds checkpoints ({', '.join(found)}) that this run would write over: pick another "
             f"hydra.run.dir (by default every run gets a new folder), or continue that run with "
