@@ -15,10 +15,12 @@ import difflib
 import itertools
 import re
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
@@ -33,19 +35,26 @@ OWN_FLAGS = ("-m", "--multirun")  # the only Hydra flags the check reads; with a
 
 def check_command_line(config_dir, config_name: str, args: list[str]) -> None:
     """Compose `config_name` from `config_dir` with the command line `args` (Hydra overrides, `-m`)
-    once per combination of the group choices it sweeps (other sweeps at their first value), and
-    raise OptionError for a key the config lacks, a group option that does not exist, a group choice
-    that an experiment overrides (`conflicts`) or a GPU trainer without a GPU. Arguments that are
-    other Hydra flags (--help, --cfg, -cn, ...) leave the command line to Hydra."""
+    as `check_overrides` does. Arguments that are other Hydra flags (--help, --cfg, -cn, ...) leave the
+    command line to Hydra."""
     if any(a.startswith("-") and a not in OWN_FLAGS for a in args):
         return
-    overrides = [a for a in args if a not in OWN_FLAGS]
-    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-        composer = lru_cache(maxsize=None)(lambda o: _compose(config_name, o))
-        for combination in _combinations(overrides, composer):
-            cfg = composer(combination)
-            conflicts(composer, combination)
-            check_accelerator(cfg)
+    initialized = GlobalHydra.instance().is_initialized()  # in-process (tests): the caller's config dir
+    with nullcontext() if initialized else initialize_config_dir(config_dir=str(Path(config_dir).resolve()),
+                                                                 version_base="1.3"):
+        check_overrides(lru_cache(maxsize=None)(lambda o: _compose(config_name, o)),
+                        [a for a in args if a not in OWN_FLAGS])
+
+
+def check_overrides(composer: Compose, overrides: list[str]) -> None:
+    """Compose the config with `overrides` once per combination of the group choices they sweep
+    (other sweeps at their first value) and raise OptionError for a key the config lacks, a group
+    option that does not exist, a group choice that an experiment overrides (`conflicts`) or a GPU
+    trainer without a GPU (`check_accelerator`)."""
+    for combination in _combinations(overrides, composer):
+        for refusal in conflicts(composer, combination):
+            raise refusal
+        check_accelerator(composer(combination))
 
 
 def _compose(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
@@ -127,21 +136,22 @@ def _values(override) -> list[str]:
     return [f"{override.get_key_element()}={value}" for value in override.sweep_string_iterator()]
 
 
-def conflicts(composer: Compose, overrides: tuple[str, ...]) -> None:
-    """Raise OptionError when an experiment on the command line overrides what a group choice on it
-    names: for `G=X experiment=E`, a key k of G where X's own config differs from that of E's own
-    choice for G, and the composed config does not have X's value. Keys of G that the command line
-    sets itself (`model.net.hidden_sizes=...`) are the user's decision and never conflict."""
+def conflicts(composer: Compose, overrides: tuple[str, ...]) -> list[OptionError]:
+    """An OptionError per group choice on the command line that an experiment on it overrides: for
+    `G=X experiment=E`, keys k of G where X's own config differs from that of E's own choice for G,
+    and the composed config does not have X's value. Keys of G that the command line sets itself
+    (`model.net.hidden_sizes=...`) are the user's decision and never conflict."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     choices = dict(composer(overrides).hydra.runtime.choices)
     experiment = choices.get("experiment")
     if not experiment:
-        return
+        return []
     chosen = [(o.key_or_group, o.input_line) for o in parsed
               if o.key_or_group in choices and not o.is_delete() and o.key_or_group != "experiment"
               and not o.key_or_group.startswith("hydra")]
     final = composer(overrides)
     own_choices = composer((f"experiment={experiment}",)).hydra.runtime.choices
+    refusals = []
     for group, override in chosen:
         option, default = choices[group], own_choices.get(group)
         if option == default or default is None:
@@ -156,9 +166,10 @@ def conflicts(composer: Compose, overrides: tuple[str, ...]) -> None:
             sets = ", ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
             has = ", ".join(_show(own[k]) for k in lost)
             keep = " ".join(f"{group}.{k}={_show(own[k])}" for k in lost)
-            raise OptionError(f"{group}={option}", f"experiment={experiment} sets {sets}, overriding "
-                              f"{option}'s {has}; pass {keep} to keep {group}={option}'s, or drop {group}={option} "
-                              f"to run the experiment's {group}={default}")
+            refusals.append(OptionError(f"{group}={option}", f"experiment={experiment} sets {sets}, overriding "
+                                        f"{option}'s {has}; pass {keep} to keep {group}={option}'s, or drop "
+                                        f"{group}={option} to run the experiment's {group}={default}"))
+    return refusals
 
 
 _ABSENT = object()
