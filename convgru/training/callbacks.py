@@ -1,6 +1,7 @@
 """Callbacks: predicted frames of fixed validation sequences in TensorBoard (or PNG files), and a
 resumable checkpoint when a run is stopped (SIGTERM, Ctrl-C)."""
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
+from convgru.training.console import say
 from convgru.training.images import forecast_grid
 
 
@@ -51,15 +53,16 @@ class ResumableOnInterrupt(pl.Callback):
         what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
         if trainer.global_step == 0:
             if trainer.is_global_zero:
-                print(f"\nStopped by {what} before the first training step: nothing to resume.", file=sys.stderr)
+                say(f"\nStopped by {what} before the first training step: nothing to resume.", logging.WARNING,
+                    sys.stderr)
             return
         folder = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback
                       and trainer.checkpoint_callback.dirpath else Path(trainer.default_root_dir) / "checkpoints")
         path = folder / "last.ckpt"
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:
-            print(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
-                  f"Resume with:\n  {resume_command(path)}", file=sys.stderr)
+            say(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
+                f"Resume with:\n  {resume_command(path)}", logging.WARNING, sys.stderr)
 
 
 def resume_command(path) -> str:

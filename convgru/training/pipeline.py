@@ -25,9 +25,10 @@ from convgru.training.checkpoint import (
 )
 from convgru.training.cli import error_message, group_choices, override_keys
 from convgru.training.images import first_forecasts
+from convgru.training.loggers import log_hparams_with_metrics
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
-from convgru.training.reports import TestReport, eval_report, log_hparams_with_metrics, train_report
+from convgru.training.reports import TestReport, eval_report, train_report
 from convgru.training.run_folder import RunLock, check_fresh
 
 log = logging.getLogger(__name__)
