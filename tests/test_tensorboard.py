@@ -2,11 +2,14 @@
 tiny run: HPARAMS has the model settings with the validation and test metrics they produced, the scalars
 explain their scale, and the val/predictions image is labelled."""
 
+import torch
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+
+from convgru.training.images import rows_grid, sequence_grid
 
 
 def _hparams(logdir):
@@ -19,7 +22,8 @@ def _hparams(logdir):
                                                             multiplexer=multiplexer))
     ctx = context.RequestContext()
     metadata = backend.hparams_metadata(ctx, "")
-    experiment = backend.experiment_from_metadata(ctx, "", True, metadata, backend.hparams_from_data_provider(ctx, "", 0))
+    experiment = backend.experiment_from_metadata(ctx, "", True, metadata,
+                                                  backend.hparams_from_data_provider(ctx, "", 0))
     request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=10, allowed_statuses=[
         api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING])
     return experiment, list_session_groups.Handler(ctx, backend, "", request).run().session_groups
@@ -47,3 +51,21 @@ def test_scalars_explain_their_scale_and_are_logged_once(trained_run):
     assert "dB" in events.SummaryMetadata("test/psnr").summary_description
     for tag in ("val/mse", "val/loss", "test/mse"):  # the hparams add no point to the charts
         assert len(events.Scalars(tag)) == 1, tag
+
+
+def test_prediction_rows_are_labelled(trained_run):
+    """rows_grid writes the row names and frame numbers in margins around the frames, which are kept as
+    they are; TensorBoard's val/predictions image is that labelled grid."""
+    x, y = torch.rand(2, 3, 1, 32, 32), torch.rand(2, 2, 1, 32, 32)
+    bare = sequence_grid([seq for i in range(2) for seq in (x[i], y[i], y[i])])
+    grid = rows_grid(x, y, y)
+    top, left = grid.shape[1] - bare.shape[1], grid.shape[2] - bare.shape[2]
+    assert top > 0 and left > 0
+    torch.testing.assert_close(grid[:, top:, left:], bare, atol=1 / 255, rtol=0)
+    assert grid[:, top:, :left].amax() > 0.9 and grid[:, :top, left:].amax() > 0.9  # white text
+    out, _, cfg = trained_run
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    image = events.Images("val/predictions")[-1]
+    frames = cfg.callbacks.prediction_images.num_sequences * 3
+    assert image.height > frames * (cfg.data.image_size + 2) + 2  # the header line above the frames
