@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convgru import EncoderForecaster
+from convgru.training.callbacks import terminated_workers
 from convgru.training.checkpoint import (
     check_model_config,
     check_weights_fit,
@@ -103,6 +104,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:  # the checkpoint is saved (ResumableOnInterrupt); exit as a terminated process
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except RuntimeError as error:  # SIGTERM to the process group ended the DataLoader workers: saved, as above
+        if not terminated_workers(error, trainer):
+            raise
         raise SystemExit(128 + signal.SIGTERM) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
