@@ -5,7 +5,9 @@ and a warning, after the first steps, when a run on the CPU would take hours."""
 import logging
 import math
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
@@ -57,8 +60,10 @@ class ResumableOnInterrupt(pl.Callback):
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
         sigterm = isinstance(exception, SIGTERMException) or terminated_workers(exception, trainer)
-        if not (sigterm or isinstance(exception, KeyboardInterrupt)) or not trainer.training:
-            return
+        if not (sigterm or isinstance(exception, KeyboardInterrupt)) or trainer.state.fn != TrainerFn.FITTING:
+            return  # stopped while fitting: training, validating between epochs or the sanity check
+        if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # workers ending now must not stop the save with an error
         what = "SIGTERM" if sigterm else "Ctrl-C"
         if trainer.global_step == 0:
             if trainer.is_global_zero:
