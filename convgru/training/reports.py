@@ -61,7 +61,7 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         saved = [f"best: {Path(best).name}"] if best else []
         saved += ["last.ckpt"] if (Path(checkpoints) / "last.ckpt").is_file() else []
         lines.append(f"Checkpoints:   {_shown(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
-    for logger in trainer.loggers:
+    for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
         if isinstance(logger, TensorBoardLogger):
             lines.append(f"Logs:          {_shown(logger.log_dir)} (tensorboard --logdir {_shown(folder.parent)})")
         else:
