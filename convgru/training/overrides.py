@@ -43,14 +43,21 @@ def check_command_line(config_dir, config_name: str, args: list[str]) -> None:
     with nullcontext() if initialized else initialize_config_dir(config_dir=str(Path(config_dir).resolve()),
                                                                  version_base="1.3"):
         check_overrides(lru_cache(maxsize=None)(lambda o: _compose(config_name, o)),
-                        [a for a in args if a not in OWN_FLAGS])
+                        [a for a in args if a not in OWN_FLAGS], multirun=any(a in OWN_FLAGS for a in args))
 
 
-def check_overrides(composer: Compose, overrides: list[str]) -> None:
+def check_overrides(composer: Compose, overrides: list[str], multirun: bool = True) -> None:
     """Compose the config with `overrides` once per combination of the group choices they sweep
-    (other sweeps at their first value) and raise OptionError for a key the config lacks, a group
-    option that does not exist, a group choice that an experiment overrides (`conflicts`) or a GPU
-    trainer without a GPU (`check_accelerator`)."""
+    (other sweeps at their first value) and raise OptionError for a sweep without `multirun`, a key
+    the config lacks, a group option that does not exist, a group choice that an experiment
+    overrides (`conflicts`) or a GPU trainer without a GPU (`check_accelerator`)."""
+    if not multirun:
+        try:
+            swept = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()]
+        except HydraException:
+            swept = []  # a malformed override: _combinations names it
+        if swept:
+            raise OptionError(swept[0], "a sweep of several values runs with -m (--multirun) before the overrides")
     for combination in _combinations(overrides, composer):
         for refusal in conflicts(composer, combination):
             raise refusal
