@@ -78,3 +78,11 @@ def test_every_experiment_against_every_model_and_data_option(composer, experime
                       if any(own[group, other].get(k, overrides._ABSENT) != v for other in accepted if other != option)]
             lost = [k for k in naming if final[group, option].get(k, overrides._ABSENT) != mine[k]]
             assert not lost, f"experiment={experiment} {group}={option} silently lost {lost}"
+
+
+def test_no_gpu_check_for_jobs_launched_elsewhere(composer, monkeypatch):
+    """A GPU trainer is refused on a machine without a GPU, unless a launcher (SLURM's) runs the jobs elsewhere."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(OptionError, match="no GPU was found on this machine"):
+        overrides.check_overrides(composer, ["trainer=gpu"])
+    overrides.check_overrides(composer, ["trainer=gpu", "hydra/launcher=submitit_slurm"])

@@ -203,9 +203,11 @@ def _show(value) -> str:
 
 
 def check_accelerator(cfg: DictConfig) -> None:
-    """Raise OptionError when the trainer asks for a GPU (`trainer.accelerator=gpu`) and none is found."""
+    """Raise OptionError when the trainer asks for a GPU (`trainer.accelerator=gpu`) and none is found
+    here, unless a launcher other than Hydra's basic one runs the jobs elsewhere (SLURM's nodes)."""
     accelerator = OmegaConf.select(cfg, "trainer.accelerator")
-    if str(accelerator).lower() not in GPU_ACCELERATORS:
+    launcher = OmegaConf.select(cfg, "hydra.runtime.choices.hydra/launcher", default="basic")
+    if str(accelerator).lower() not in GPU_ACCELERATORS or launcher not in (None, "basic"):
         return
     import torch
 
