@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on its test set: python scripts/eval.py ckpt_path=... [data.x=...]"""
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -8,6 +9,7 @@ from omegaconf import DictConfig
 
 import convgru.training
 from convgru.training.cli import quote_non_ascii, user_errors
+from convgru.training.overrides import check_command_line
 from convgru.training.paths import register_resolvers
 
 
@@ -21,4 +23,6 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     register_resolvers()  # ${project_root:}, which the configs use
     sys.argv[1:] = quote_non_ascii(sys.argv[1:])
+    with user_errors():  # before Hydra creates a run folder: unknown keys, overridden choices, no GPU
+        check_command_line(Path(__file__).resolve().parents[1] / "conf", "eval", sys.argv[1:])
     main()

@@ -167,7 +167,8 @@ def main(argv=None) -> None:
         inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]
         preds = torch.from_numpy(pred[None] if pred.ndim == 4 else pred[:4])
         if args.png:
-            grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair])
+            grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair],
+                                 ["input", "prediction"] * len(inputs))
             save("--png", args.png, lambda name: save_image(grid, name))
             print(f"Wrote {args.png}")
         if args.gif:

@@ -1,5 +1,6 @@
 """Every config group option composes and instantiates; bad options fail with Hydra's message."""
 
+import re
 from pathlib import Path
 
 import hydra
@@ -28,7 +29,7 @@ def test_model_options_instantiate_plain_hparams(tmp_path, name):
     cfg = compose_config("train", tmp_path, [f"model={name}", "data.image_size=32"])
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     assert isinstance(module, ForecastModule)
-    assert len(module.hparams.net["hidden_sizes"]) == int(name[-1])
+    assert len(module.hparams.net["hidden_sizes"]) == int(re.search(r"\d+", name).group())  # convgru2_small: 2
     assert type(module.hparams.net["hidden_sizes"]) is list and type(module.hparams.optimizer) is dict
 
 

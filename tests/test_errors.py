@@ -75,9 +75,11 @@ def test_docs_table_is_the_sweep():
 HEADER = """# Errors
 
 What a user sees for each bad input reachable from the README: the command line prints one line
-`error: <message>` and exits with status 2 (`HYDRA_FULL_ERROR=1` shows the traceback); Hydra's own
-errors (an unknown option or key) are printed by Hydra. Nothing of the user's is written over: the
-tests check that data files, checkpoints and other files are unchanged after each error.
+`error: <message>` and exits with status 2 (`HYDRA_FULL_ERROR=1` shows the traceback). Hydra's own
+errors (an unknown option or key) are Hydra's messages where a config is composed in Python; the
+scripts check the command line first and print them as one line too (the `cli-` rows). Nothing of
+the user's is written over: the tests check that data files, checkpoints and other files are
+unchanged after each error.
 
 `/data` stands for the user's folder (the tests use one with a space and a non-ASCII character;
 such paths work as typed: the scripts quote non-ASCII override values for Hydra). Not errors: a

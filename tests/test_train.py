@@ -1,6 +1,7 @@
 """Training end to end on tiny configs: every depth, TensorBoard image, resume, bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import IMAGES, Event
 
 from conftest import ROOT, compose_config, tiny
 from convgru.training import CheckpointError, ForecastModule, train
+from convgru.training.images import rows_grid
 
 
 @pytest.mark.parametrize("depth", [1, *(pytest.param(d, marks=pytest.mark.slow) for d in (2, 3, 4))])
@@ -51,9 +53,10 @@ def test_tensorboard_holds_prediction_image(trained_run):
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={IMAGES: 0}).Reload()
     assert events.Tags()["images"] == ["val/predictions"]
     image = events.Images("val/predictions")[-1]
-    sequences, frames_in = cfg.callbacks.prediction_images.num_sequences, cfg.data.frames_in
-    size = cfg.data.image_size + 2  # make_grid's padding
-    assert (image.height, image.width) == (3 * sequences * size + 2, frames_in * size + 2)
+    sequences, size = cfg.callbacks.prediction_images.num_sequences, cfg.data.image_size
+    x, y = torch.zeros(sequences, cfg.data.frames_in, 1, size, size), torch.zeros(sequences, cfg.data.frames_out, 1,
+                                                                                  size, size)
+    assert (image.height, image.width) == tuple(rows_grid(x, y, y).shape[1:])  # labelled rows, frames numbered
     assert "test/mse_per_frame" in events.Tags()["scalars"]
     assert len(events.Scalars("test/mse_per_frame")) == cfg.data.frames_out
 
@@ -144,7 +147,10 @@ def test_quickstart_command_runs(tmp_path, cache_dir):
                f"paths.cache_dir={cache_dir}", f"paths.log_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Checkpoints:" in result.stdout and "test/mse" in result.stdout
+    assert re.search(r"^Checkpoints: .*\(best: epoch_000.ckpt, and last.ckpt\)$", result.stdout, re.M)
+    assert re.search(r"^metric +val +test\nmse +[\d.]+ +[\d.]+$", result.stdout, re.M), result.stdout[-2000:]
+    log = (tmp_path / "run" / "train.log").read_text()  # what was printed, with Lightning's lines and warnings
+    assert "Checkpoints:" in log and "GPU available" in log
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     # the checkpoint alone is enough to evaluate it (the command line only moves the outputs)

@@ -8,18 +8,20 @@ power cut) are removed before it writes, so they never pile up.
 
 import hashlib
 import io
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from convgru.atomic import FULL, atomic_write, remove_stale_tmp
+from convgru.atomic import FULL, atomic_write, remove_stale_tmp, size_text
 
 from .moving_mnist import STEP_LENGTH, generate
 from .resources import check_memory
 
 GENERATOR_VERSION = 1  # bump when the generator's output changes, so caches regenerate
 CHUNK = 500  # sequences per generator; fixed, so a set never depends on memory limits
+log = logging.getLogger(__name__)
 
 
 def cache_path(cache_dir, split: str, digits: np.ndarray, size: int, num_frames: int, num_digits: int,
@@ -43,15 +45,17 @@ def write_npy(path: Path, shape: tuple, dtype, chunks, what: str = "cache") -> P
     """Write an .npy of `shape` and `dtype` at `path`, filled chunk by chunk by `chunks`, an iterable
     of (start, array) along the first axis, with `convgru.atomic.atomic_write`: readers never see a
     partial file, and a full disk (checked first, and while writing) is one OSError naming the folder
-    and the bytes needed."""
+    and the bytes needed. Logs the file and its size first (at INFO: the scripts print it)."""
     path = Path(path)
+    size = npy_size(shape, dtype)
+    log.info(f"Writing the {what} {path} ({size_text(size)})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise type(error)(f"cannot write the {what} in {path.parent} ({error.strerror or error}); "
                           "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
     advice = "free space there or set paths.cache_dir (or data.cache_dir) to a folder on a disk with room"
-    with atomic_write(path, what, npy_size(shape, dtype), advice) as tmp:
+    with atomic_write(path, what, size, advice) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         if hasattr(os, "posix_fallocate"):  # reserve the blocks now: a full disk is an OSError here, not a crash
             with open(tmp, "r+b") as f:        # (SIGBUS) when a memory-mapped page is written later

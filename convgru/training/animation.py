@@ -1,13 +1,14 @@
 """Animations of forecasts (GIF, video): per time step one row per sequence, panels input | target | prediction."""
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from convgru.training.images import text_font
+
 BLANK = 0.5  # grey of the target and prediction panels while the inputs play
 BORDER = 1.0  # white lines between panels
-TEXT_SIZE = 16  # pixels
 
 
 def forecast_gif(path, inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4,
@@ -55,7 +56,7 @@ def forecast_frames(inputs: Tensor, preds: Tensor, targets: Tensor | None = None
     blank = [torch.full_like(preds[:, 0], BLANK)] * len(later)
     steps = [([inputs[:, t]] + blank, f"input {t + 1}/{t_in}") for t in range(t_in)]
     steps += [([inputs[:, -1]] + [seq[:, k] for seq in later], f"forecast +{k + 1}/{t_out}") for k in range(t_out)]
-    font = _font(list(columns), inputs.shape[-1] * scale)
+    font = text_font(list(columns), inputs.shape[-1] * scale, minimum=10)  # panels under ~55 px: headers overlap
     width = round(max(font.getlength(counter) for _, counter in steps)) + 2 * scale
     return [_frame(panels, counter, list(columns), scale, font, width) for panels, counter in steps]
 
@@ -77,16 +78,6 @@ def _frame(panels: list[Tensor], counter: str, headers: list[str], scale: int, f
     for j, header in enumerate(headers):
         draw.text((scale * (1 + j * (w + 1)), line + line // 6), header, fill="white", font=font)
     return frame
-
-
-def _font(headers: list[str], panel_width: int) -> ImageFont.FreeTypeFont:
-    """Pillow's default font at TEXT_SIZE pixels, smaller (down to 10) where a header would not fit
-    its panel; panels under about 55 pixels wide (W * scale) leave too little room for the headers."""
-    font = ImageFont.load_default(size=TEXT_SIZE)
-    widest = max(font.getlength(header) for header in headers)
-    if widest < panel_width:
-        return font
-    return ImageFont.load_default(size=max(10, int(TEXT_SIZE * (panel_width - 2) / widest)))
 
 
 def _check_shapes(columns: dict) -> None:

@@ -1,15 +1,25 @@
-"""Callbacks: predicted frames of fixed validation sequences in TensorBoard (or PNG files), and a
-resumable checkpoint when a run is stopped (SIGTERM, Ctrl-C)."""
+"""Callbacks: predicted frames of fixed validation sequences in TensorBoard (or PNG files), a
+resumable checkpoint when a run is stopped (SIGTERM, Ctrl-C), a progress bar redrawn by time too,
+and a warning, after the first steps, when a run on the CPU would take hours."""
 
+import logging
+import math
 import shlex
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.accelerators import CPUAccelerator
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
+from convgru.training.console import say
 from convgru.training.images import forecast_grid
 
 
@@ -41,25 +51,41 @@ class ResumableOnInterrupt(pl.Callback):
     """When training is stopped by SIGTERM (what SLURM and most schedulers send before they kill a
     job) or Ctrl-C, write `last.ckpt` in the checkpoint folder from the step it stopped at, and print
     the one command that resumes it. Lightning stops after the current batch (SIGTERM) or at once
-    (Ctrl-C); the checkpoint holds the epoch, the global step and the optimizer's state."""
+    (Ctrl-C); the checkpoint holds the epoch, the global step and the optimizer's state. SIGTERM sent
+    to the whole process group (`kill -TERM -<pgid>`, some schedulers) also ends the DataLoader
+    workers, and PyTorch stops the step at once with a worker error (`terminated_workers`): the run
+    stops as at Ctrl-C, from the last whole step."""
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not trainer.training:
-            return
-        what = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
+        sigterm = isinstance(exception, SIGTERMException) or terminated_workers(exception, trainer)
+        if not (sigterm or isinstance(exception, KeyboardInterrupt)) or trainer.state.fn != TrainerFn.FITTING:
+            return  # stopped while fitting: training, validating between epochs or the sanity check
+        if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # workers ending now must not stop the save with an error
+        what = "SIGTERM" if sigterm else "Ctrl-C"
         if trainer.global_step == 0:
             if trainer.is_global_zero:
-                print(f"\nStopped by {what} before the first training step: nothing to resume.", file=sys.stderr)
+                say(f"\nStopped by {what} before the first training step: nothing to resume.", logging.WARNING,
+                    sys.stderr)
             return
         folder = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback
                       and trainer.checkpoint_callback.dirpath else Path(trainer.default_root_dir) / "checkpoints")
         path = folder / "last.ckpt"
         trainer.save_checkpoint(path)
         if trainer.is_global_zero:
-            print(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
-                  f"Resume with:\n  {resume_command(path)}", file=sys.stderr)
+            say(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
+                f"Resume with:\n  {resume_command(path)}", logging.WARNING, sys.stderr)
+
+
+def terminated_workers(exception: BaseException, trainer: pl.Trainer | None = None) -> bool:
+    """Whether `exception` is PyTorch's error for DataLoader workers ended by SIGTERM ("DataLoader worker
+    (pid N) is killed by signal: Terminated"), or for workers that exited after the trainer received
+    SIGTERM: the job was terminated, not a bug of the data."""
+    if not isinstance(exception, RuntimeError) or "DataLoader worker" not in str(exception):
+        return False
+    return "killed by signal: Terminated" in str(exception) or bool(getattr(trainer, "received_sigterm", False))
 
 
 def resume_command(path) -> str:
@@ -71,3 +97,79 @@ def resume_command(path) -> str:
         overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("ckpt_path=")]
         folder = [f"hydra.run.dir={HydraConfig.get().runtime.output_dir}"]  # continue in the same folder
     return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, *folder, f"ckpt_path={path}"])
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's TQDMProgressBar, redrawn every `refresh_rate` batches and also after any batch that
+    ends `refresh_seconds` or more after the last redraw: when batches are slow (a GPU-sized model on
+    a CPU), the bar shows the time per step and the estimate from the first step on, not after ten."""
+
+    def __init__(self, refresh_rate: int = 10, refresh_seconds: float = 1.0, process_position: int = 0,
+                 leave: bool = False):
+        super().__init__(refresh_rate, process_position, leave)
+        self.refresh_seconds = refresh_seconds
+        self._drawn = -math.inf
+
+    def _should_update(self, current: int, total: int) -> bool:  # TQDMProgressBar's test, on every batch end
+        now = time.monotonic()
+        if super()._should_update(current, total) or (self.is_enabled and now - self._drawn >= self.refresh_seconds):
+            self._drawn = now
+            return True
+        return False
+
+
+class SlowRunWarning(pl.Callback):
+    """After the first training steps of a run on the CPU, when the rest of the run would take more than
+    `hours`, say so in one line: the measured time per step, the estimates per epoch and for the run,
+    and `alternative`, a run sized for a CPU. The time per step is measured over the first `steps`
+    steps, or over those done after `seconds` when steps are slower. Validation steps are estimated at
+    a third of a training step (a forward pass of the three passes of a training step)."""
+
+    def __init__(self, hours: float = 1.0, steps: int = 3, seconds: float = 20.0,
+                 alternative: str = "python scripts/train.py experiment=quickstart (minutes on a CPU)"):
+        self.hours, self.steps, self.seconds, self.alternative = hours, steps, seconds, alternative
+        self._start, self._batches, self._done = None, 0, False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._batches = None, 0
+        self._done = not isinstance(trainer.accelerator, CPUAccelerator) or not trainer.is_global_zero
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        if self._done or self._start is None:
+            return
+        self._batches += 1
+        elapsed = time.monotonic() - self._start
+        if self._batches < self.steps and elapsed < self.seconds:
+            return
+        self._done = True
+        message = self.message(trainer, elapsed / self._batches)
+        if message:
+            say(message, logging.WARNING)
+
+    def message(self, trainer: pl.Trainer, per_step: float) -> str | None:
+        """The warning for `per_step` seconds per training batch, or None when the run is not slow."""
+        train = trainer.num_training_batches
+        total = trainer.estimated_stepping_batches * trainer.accumulate_grad_batches
+        if not (math.isfinite(train) and train > 0 and math.isfinite(total)):
+            return None
+        val = sum(b for b in trainer.num_val_batches if math.isfinite(b)) if trainer.enable_validation else 0
+        epoch = per_step * (train + val / 3)
+        epochs = max(total / train - trainer.current_epoch, 0)
+        if epoch * epochs < self.hours * 3600:
+            return None
+        return (f"This run is slow here: {per_step:.3g} s per training step on the CPU (no GPU in use), about "
+                f"{duration(epoch)} per epoch ({train} training and {val} validation steps) and "
+                f"{duration(epoch * epochs)} for the {epochs:.3g} epoch{'' if epochs == 1 else 's'} left; "
+                f"a run sized for a CPU: {self.alternative}")
+
+
+def duration(seconds: float) -> str:
+    """`seconds` as people read a duration: '45 s', '12 min', '3.5 h', '29 days'."""
+    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * scale:
+            return f"{seconds / scale:.2g} {unit}" if seconds < 10 * scale else f"{seconds / scale:.0f} {unit}"
+    return f"{seconds:.0f} s"

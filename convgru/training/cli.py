@@ -2,6 +2,7 @@
 and the argument checks shared by scripts/predict.py and scripts/export.py."""
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru.training.checkpoint import CheckpointError
+from convgru.training.console import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
@@ -52,7 +54,7 @@ def user_errors():
     except Exception as error:
         if os.environ.get(DEBUG) == "1" or not is_user_error(error):
             raise
-        print(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", file=sys.stderr)
+        say(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", logging.ERROR, sys.stderr)
         sys.exit(2)
 
 

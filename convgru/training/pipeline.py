@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convgru import EncoderForecaster
+from convgru.training.callbacks import terminated_workers
 from convgru.training.checkpoint import (
     check_model_config,
     check_weights_fit,
@@ -24,10 +25,12 @@ from convgru.training.checkpoint import (
     use_checkpoint_data,
 )
 from convgru.training.cli import error_message, group_choices, override_keys
+from convgru.training.console import say
 from convgru.training.images import first_forecasts
+from convgru.training.loggers import log_hparams_with_metrics
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
-from convgru.training.reports import TestReport, eval_report, log_hparams_with_metrics, train_report
+from convgru.training.reports import TestReport, eval_report, train_report
 from convgru.training.run_folder import RunLock, check_fresh, requeued_checkpoint
 from convgru.training.weather import check_save_forecasts, save_test_forecasts
 
@@ -107,6 +110,10 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:  # the checkpoint is saved (ResumableOnInterrupt); exit as a terminated process
         raise SystemExit(128 + signal.SIGTERM) from None
+    except RuntimeError as error:  # SIGTERM to the process group ended the DataLoader workers: saved, as above
+        if not terminated_workers(error, trainer):
+            raise
+        raise SystemExit(128 + signal.SIGTERM) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test", True):
@@ -170,5 +177,5 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"),
                     getattr(datamodule, "frame_rate", None))  # video data: predictions.mp4 at its frame rate
         if cfg.get("save_forecasts"):  # data=xarray: the test forecasts as NetCDF
-            print(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
+            say(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

@@ -17,9 +17,10 @@ from torchvision.utils import save_image
 
 from convgru.domain.scores import SCORES
 from convgru.training.animation import forecast_gif, forecast_video
+from convgru.training.console import say
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
-from convgru.training.tables import frame_table, skill_columns, skill_forecasts, skill_table
+from convgru.training.tables import frame_table, metrics_table, skill_columns, skill_forecasts, skill_table
 from convgru.training.weather import per_lead_key, weather_table
 
 BASELINE_TITLES = {"persistence": "persistence (the last input frame repeated)",
@@ -38,20 +39,6 @@ class TestReport(pl.Callback):
         summary, per_frame = pl_module.test_results()  # before the module logs and resets its metrics
         self.summary = {k: float(v) for k, v in summary.items()}
         self.per_frame = {k: v.tolist() for k, v in per_frame.items()}
-
-
-def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float]) -> None:
-    """Write the model's hyperparameters with the validation and test metrics they produced to every
-    TensorBoard logger (its HPARAMS tab: the runs of a sweep side by side). The data config is left
-    out but its frames_in / frames_out and value_range, which the model's hyperparameters lack."""
-    hparams = {k: v for k, v in module.hparams.items() if k != "data"}
-    data = module.hparams.get("data") or {}
-    hparams.update({f"data.{k}": data[k] for k in ("frames_in", "frames_out", "image_size", "value_range")
-                    if k in data})
-    scores = {k: v for k, v in metrics.items() if k.split("/")[0] in ("val", "test") and math.isfinite(v)}
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-            logger.log_hyperparams(hparams, metrics=scores)
 
 
 def strict_json(metrics: dict) -> str:
@@ -73,25 +60,40 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
                  units: str | None = None) -> None:
-    """Write metrics.json into the run folder; print where checkpoints, logs and metrics are, and with
-    `thresholds` the test's skill scores of the model and of its baselines."""
+    """Write metrics.json into the run folder; print where the run, its checkpoints (best and last),
+    logs and metrics are, a table of the validation and test metrics and, with `thresholds`, the test's
+    skill scores of the model and of its baselines."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json(dict(sorted(metrics.items()))))
+    lines = ["", f"Run directory: {_shown(folder)}"]
     checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
-    print(f"\nRun directory: {folder}")
-    print("Checkpoints:", checkpoints or "none", f"(best: {best or 'none'})")
-    for logger in trainer.loggers:
-        print(f"Logs ({type(logger).__name__}):", logger.log_dir)
-    print(f"Metrics: {folder / 'metrics.json'}")
-    shown = {k: round(v, 6) for k, v in sorted(metrics.items()) if k.split("/")[0] in ("val", "test")}
-    if thresholds:  # the skill scores are in the table below
-        shown = {k: v for k, v in shown.items() if k.split("/")[-1].split("_")[0] not in (*SCORES, "fss")}
-    shown = {k: v for k, v in shown.items() if not per_lead_key(k)}  # in the weather table below
-    print(json.dumps(shown))
+    if checkpoints:
+        saved = [f"best: {Path(best).name}"] if best else []
+        saved += ["last.ckpt"] if (Path(checkpoints) / "last.ckpt").is_file() else []
+        lines.append(f"Checkpoints:   {_shown(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
+    for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"Logs:          {_shown(logger.log_dir)} (tensorboard --logdir {_shown(folder.parent)})")
+        else:
+            lines.append(f"Logs:          {_shown(logger.log_dir)}")
+    lines.append(f"Metrics:       {_shown(folder / 'metrics.json')}")
+    skill = (*SCORES, "fss") if thresholds else ()  # skill scores: in the table below
+    shown = {k: v for k, v in metrics.items() if k.split("/")[-1].split("_")[0] not in skill and not per_lead_key(k)}
+    lines += ["", metrics_table(shown, first=(*METRICS, "loss"))]  # skill scores: in the table below
+    say("\n".join(lines))
     if thresholds:
-        print(skill_report(metrics, thresholds, units, "test/"))
+        say(skill_report(metrics, thresholds, units, "test/"))
     if table := weather_table(metrics, "test/"):
-        print(table)
+        say(table)
+
+
+def _shown(path) -> str:
+    """`path` relative to the current folder when it is inside it, else absolute."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
@@ -113,10 +115,10 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     if rate:
         forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate)
     csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
-    print("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
+    say("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
-        print(skill_report(metrics, thresholds, units))
+        say(skill_report(metrics, thresholds, units))
     if table := weather_table(metrics):
-        print(table)
-    print(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
-          f"{folder}")
+        say(table)
+    say(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
+        f"{_shown(folder)}")

@@ -1,4 +1,5 @@
-"""Text tables of test results: metrics per future frame, and skill scores of the model vs its baselines."""
+"""Text tables of results: a run's metrics (validation and test), metrics per future frame, and skill
+scores of the model vs its baselines."""
 
 import math
 import re
@@ -56,3 +57,16 @@ def frame_table(per_frame: dict[str, list[float]], means: dict[str, float], colu
     for label, values in [*rows, ("all", [means[c] for c in columns])]:
         lines.append(f"{label:>6} " + " ".join(_cell(v, w, 4) for v, w in zip(values, widths)))
     return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, float], stages=("val", "test"), first=()) -> str:
+    """One row per metric, one column per stage, from `metrics` keyed `val/mse`, `test/mse`, ...;
+    rows in the order of `first`, then by name; an empty cell where a stage lacks the metric."""
+    names = {key.split("/", 1)[1] for key in metrics if key.split("/", 1)[0] in stages and "/" in key}
+    rows = [n for n in first if n in names] + sorted(names - set(first))
+    width = max([6, *(len(n) for n in rows)])
+    lines = [f"{'metric':<{width}}" + "".join(f"{stage:>12}" for stage in stages)]
+    for name in rows:
+        cells = [metrics.get(f"{stage}/{name}") for stage in stages]
+        lines.append(f"{name:<{width}}" + "".join(f"{'':>12}" if v is None else _cell(v, 12, 4) for v in cells))
+    return "\n".join(line.rstrip() for line in lines)

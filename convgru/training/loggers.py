@@ -1,0 +1,85 @@
+"""TensorBoard as the README describes it: scalars with a description of their scale (shown beside
+each chart), and the hyperparameters of a run with the metrics they produced (the HPARAMS tab)."""
+
+import math
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams, scalar
+
+_SUM = ("summed over the pixels (and channels) of each frame in [0, 1], then averaged over frames and sequences "
+        "(OpenSTL's convention), so it grows with the frame size: on 64x64 frames an error of 0.1 at every pixel "
+        "gives {example}. The loss (val/loss, train/loss) is a mean over pixels instead")
+DESCRIPTIONS = {  # by the metric's name after its stage: val/mse, test/mse
+    "mse": "Mean squared error per frame: squared errors " + _SUM.format(example="mse 41 (0.01 x 4096)") + ".",
+    "mae": "Mean absolute error per frame: absolute errors " + _SUM.format(example="mae 410 (0.1 x 4096)") + ".",
+    "ssim": "Structural similarity (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5) per image, averaged over "
+            "frames and sequences: 1 is a perfect forecast.",
+    "psnr": "Peak signal-to-noise ratio in dB per image (data range 1), averaged over frames and sequences; a "
+            "perfect image counts as 100 dB.",
+    "loss": "The loss the model is trained with (model.loss), a mean over pixels: for mse, val/mse is about "
+            "this times the pixels of a frame (0.02 on 64x64 frames is val/mse 82).",
+    "loss_step": "The training loss (model.loss) of each batch, a mean over pixels.",
+    "loss_epoch": "The training loss (model.loss) averaged over the epoch, a mean over pixels.",
+}
+
+
+def description(tag: str) -> str | None:
+    """The description of a logged scalar (`val/mse`, `test/psnr`, `train/loss_step`), or None."""
+    stage, _, name = tag.partition("/")
+    return DESCRIPTIONS.get(name) if stage in ("train", "val", "test") else None
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's TensorBoardLogger whose scalars carry `description(tag)`: TensorBoard reads a
+    scalar's description from its first point, so the first point of each described tag is written
+    with it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._described: set[str] = set()
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        first = {k: v for k, v in metrics.items() if k not in self._described and description(k)}
+        for tag, value in first.items():
+            summary = scalar(tag, float(value))
+            summary.value[0].metadata.plugin_data.plugin_name = "scalars"
+            summary.value[0].metadata.summary_description = description(tag)
+            self.experiment._get_file_writer().add_summary(summary, step)
+            self._described.add(tag)
+        super().log_metrics({k: v for k, v in metrics.items() if k not in first}, step)
+
+
+def _plain(params: dict, prefix: str = "") -> dict:
+    """Nested hyperparameters as TensorBoard takes them: {'net/hidden_sizes': '[16, 32]', ...} (numbers,
+    strings and booleans as they are, other values as text)."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_plain(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float]) -> None:
+    """Write the model's hyperparameters with the names of the validation and test metrics they produced
+    to every TensorBoard logger: its HPARAMS tab shows the runs of a sweep side by side, each with the
+    last value of each metric's chart (the last validation, the test of the best checkpoint). Nothing
+    is added to the charts. The data config is left out but its frames_in / frames_out, image_size and
+    value_range, which the model's hyperparameters lack."""
+    params = {k: v for k, v in module.hparams.items() if k != "data"}
+    data = module.hparams.get("data") or {}
+    params["data"] = {k: data[k] for k in ("frames_in", "frames_out", "image_size", "value_range") if k in data}
+    names = {k: 0.0 for k, v in metrics.items() if k.split("/")[0] in ("val", "test") and math.isfinite(v)}
+    if not trainer.is_global_zero:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, LightningTensorBoardLogger):
+            logger.log_hyperparams(params)  # hparams.yaml
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(_plain(params), names):  # the experiment, the session's start and end
+                writer.add_summary(summary)
+            writer.flush()

@@ -1,0 +1,64 @@
+"""Error-sweep cases of the command line checked before Hydra runs (convgru.training.overrides): a key the
+config lacks, `+` on a key it has, an option a group lacks, a group choice that an experiment overrides
+and a GPU trainer on a machine without a GPU; each stops before Hydra creates a run folder."""
+
+from pathlib import Path
+from unittest import mock
+
+from conftest import CONF
+from convgru.training import overrides
+from sweep import Case, raised, script_run
+
+
+def command_line(args, gpu: bool = False):
+    """check_command_line of scripts/train.py on `args` ({dir}: the folder), as on a machine with(out) a GPU."""
+    def run(folder: Path) -> str:
+        with mock.patch("torch.cuda.is_available", return_value=gpu):
+            return raised(lambda: overrides.check_command_line(
+                CONF, "train", [a.replace("{dir}", str(folder)) for a in args]))
+    return run
+
+
+def no_run_folder(args):
+    """script_run of `args` with hydra.run.dir={dir}/run; the run folder must not have been created."""
+    script = script_run([*args, "hydra.run.dir={dir}/run"])
+
+    def run(folder: Path) -> str:
+        message = script(folder)
+        assert not (folder / "run").exists(), "a run folder was left behind"
+        return message
+    run.slow = True
+    return run
+
+
+CASES = [
+    Case("cli-missing-key", "a key the config lacks, without +", "trainer.num_sanity_val_steps=0",
+         command_line(["trainer.num_sanity_val_steps=0"]),
+         r"^trainer.num_sanity_val_steps=0: the config has no key .*write \+trainer.num_sanity_val_steps=0 "
+         r"\(or \+\+trainer.num_sanity_val_steps=0"),
+    Case("cli-missing-key-typo", "a misspelt key, without +", "data.frame_in=3", command_line(["data.frame_in=3"]),
+         r"no key data.frame_in \(did you mean data.frames_in\?\)"),
+    Case("cli-add-existing-key", "+ on a key the config has", "+trainer.max_epochs=3",
+         command_line(["+trainer.max_epochs=3"]), r"already has trainer.max_epochs; write trainer.max_epochs=3"),
+    Case("cli-unknown-option", "a group option that does not exist (command line)", "model=convgru9",
+         command_line(["model=convgru9"]), r"^model=convgru9: model has no option 'convgru9'; its options are "),
+    Case("cli-missing-key-in-sweep", "a key the config lacks, in a sweep", "-m trainer.max_epoch=1,2",
+         command_line(["-m", "trainer.max_epoch=1,2"]), r"the config has no key trainer.max_epoch "),
+    Case("cli-sweep-without-m", "a sweep without -m", "model=convgru1,convgru2",
+         command_line(["model=convgru1,convgru2"]),
+         r"^model=convgru1,convgru2: a sweep of several values runs with -m \(--multirun\)"),
+    Case("cli-choice-overridden", "a data option whose frames the experiment sets", "experiment=quickstart data=radar",
+         command_line(["experiment=quickstart", "data=radar"]),
+         r"^data=radar: experiment=quickstart sets data.frames_in=5, data.frames_out=5, overriding radar's 13, 12"),
+    Case("cli-choice-overridden-sweep", "a sweep of data options, one of them overridden by the experiment",
+         "-m experiment=quickstart data=arrays,radar",
+         command_line(["-m", "experiment=quickstart", "data=arrays,radar"]),
+         r"^data=radar: experiment=quickstart sets data.frames_in=5"),
+    Case("cli-gpu-without-gpu", "trainer=gpu on a machine without a GPU", "trainer=gpu", command_line(["trainer=gpu"]),
+         r"^trainer.accelerator=gpu \(trainer=gpu\): no GPU was found on this machine .*add trainer=cpu"),
+    Case("cli-gpu-experiment-without-gpu", "experiment=shi2017 (a GPU recipe) without a GPU", "experiment=shi2017",
+         command_line(["experiment=shi2017"]), r"\(trainer=gpu of experiment=shi2017\): no GPU was found"),
+    Case("cli-missing-key-script", "a key the config lacks (scripts/train.py: one line, no run folder)",
+         "trainer.num_sanity_val_steps=0", no_run_folder(["trainer.num_sanity_val_steps=0"]),
+         r"write \+trainer.num_sanity_val_steps=0"),
+]
