@@ -209,8 +209,8 @@ def test_second_run_into_a_busy_folder_is_refused_by_the_command_line(tmp_path, 
             assert first.poll() is None and time.monotonic() - start < 120
             time.sleep(0.05)
         config = (run / ".hydra" / "config.yaml")
-        while not config.exists():
-            time.sleep(0.05)
+        while not (run / ".hydra" / "overrides.yaml").exists() or not config.stat().st_size:
+            time.sleep(0.05)  # Hydra writes config.yaml, hydra.yaml, then overrides.yaml
         before = config.read_bytes()
         second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]

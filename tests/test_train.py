@@ -171,11 +171,3 @@ def test_multirun_sweep(tmp_path, cache_dir):
     for job in ("0", "1"):
         assert "val/mse" in json.loads((tmp_path / job / "metrics.json").read_text())
         assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
-
-
-@pytest.mark.slow
-def test_unknown_option_from_the_command_line(tmp_path):
-    command = [sys.executable, "scripts/train.py", "trainer=tpu9", f"hydra.run.dir={tmp_path}"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "Could not find 'trainer/tpu9'" in result.stderr and "Available options" in result.stderr
