@@ -190,9 +190,9 @@ def test_run_lock_is_taken_by_one_of_many_at_once(tmp_path):
             "except RunFolderInUse:\n    print('refused', flush=True)\n")
     (tmp_path / LOCK).write_text('{"pid": 999999999, "host": "x", "command": "a dead run"}')
     runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-            for _ in range(6)]
+            for _ in range(4)]
     outcomes = sorted(run.communicate(timeout=120)[0].strip() for run in runs)
-    assert outcomes == ["held"] + ["refused"] * 5, outcomes
+    assert outcomes == ["held"] + ["refused"] * 3, outcomes
 
 
 @pytest.mark.slow
@@ -227,15 +227,16 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
     """SIGTERM mid-epoch: last.ckpt at the step it stopped, the resume command printed; the resumed
     run continues from that step and completes."""
     run, folder = tmp_path / "stopped", tmp_path / "stopped" / "checkpoints"
-    command = [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=400", "trainer.max_epochs=2",
+    command = [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=240", "trainer.max_epochs=1",
                "test=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed = tmp_path / "stdout.txt"
+    with open(printed, "w") as stdout:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True)
     try:
         start = time.monotonic()
-        while not list((run / "tensorboard").rglob("events.out.tfevents.*")):
+        while not re.search(r"Epoch 0: .*\| *[1-9]\d*/\d+", printed.read_text()):  # a step done, by the bar
             assert process.poll() is None and time.monotonic() - start < 180, process.stderr.read()[-3000:]
             time.sleep(0.05)
-        time.sleep(1.0)  # into the first epoch
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -243,7 +244,7 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     saved = torch.load(folder / "last.ckpt", weights_only=True)
     step = saved["global_step"]
-    assert 0 < step < 200, step
+    assert 0 < step < 60, step
     resume = [line.strip() for line in stderr.splitlines() if "scripts/train.py" in line and "ckpt_path=" in line]
     assert resume and resume[-1].endswith(f"ckpt_path={folder / 'last.ckpt'}"), stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -252,7 +253,7 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
-    assert final["global_step"] == 200 and final["epoch"] == 1
+    assert final["global_step"] == 60 and final["epoch"] == 0
 
 
 def test_eval_never_writes_a_nan_forecast(trained_run, tmp_path, cache_dir):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import optuna
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
@@ -46,7 +47,7 @@ def test_optuna_sweep_of_two_trials_through_submitit(tmp_path, cache_dir):
     command = [sys.executable, "scripts/train.py", "-m", "hparams_search=optuna", "hydra/launcher=submitit_local",
                "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", "hydra.launcher.timeout_min=10", *overrides,
                "model.net.hidden_sizes=[4,4,4]", "model.net.checkpoint_every=2", f"paths.cache_dir={cache_dir}",
-               f"hydra.sweep.dir={sweep}"]
+               f"hydra.sweep.dir={sweep}", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
@@ -56,6 +57,8 @@ def test_optuna_sweep_of_two_trials_through_submitit(tmp_path, cache_dir):
     assert set(results["best_params"]) == {"model.optimizer.lr", "model.net.hidden_sizes.0",
                                            "model.net.hidden_sizes.1", "model.net.hidden_sizes.2", "model.loss"}
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # both ran as submitit jobs
+    study = optuna.load_study(study_name="convgru", storage=f"sqlite:///{tmp_path / 'optuna.db'}")  # as the README
+    assert len(study.trials_dataframe()) == 2 and study.best_value == results["best_value"]
     for i in (0, 1):
         config = yaml.safe_load((sweep / str(i) / ".hydra" / "config.yaml").read_text())
         assert config["model"]["net"]["checkpoint_every"] == 2 and len(config["model"]["net"]["hidden_sizes"]) == 3

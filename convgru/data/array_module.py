@@ -175,7 +175,8 @@ class ArrayDataModule(SequenceDataModule):
             chunks = (pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:])
             for name, chunk in zip(SPLITS, chunks):
                 self._add(name, arrays, missing, self._windows(arrays, chunk),
-                          f"split={self.split} of {len(pairs)} sequences")
+                          f"split={self.split} of {len(pairs)} sequences, split whole; give more sequences, other "
+                          f"data.split fractions or data.{name}_files")
             return
         for name, files in self.split_files.items():
             if files is None:

@@ -173,9 +173,11 @@ def conflicts(composer: Compose, overrides: tuple[str, ...]) -> list[OptionError
             sets = ", ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
             has = ", ".join(_show(own[k]) for k in lost)
             keep = " ".join(f"{group}.{k}={_show(own[k])}" for k in lost)
+            take = " ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
             refusals.append(OptionError(f"{group}={option}", f"experiment={experiment} sets {sets}, overriding "
-                                        f"{option}'s {has}; pass {keep} to keep {group}={option}'s, or drop "
-                                        f"{group}={option} to run the experiment's {group}={default}"))
+                                        f"{option}'s {has}; pass {keep} to keep {group}={option}'s, {take} to "
+                                        f"take the experiment's, or drop {group}={option} to run the "
+                                        f"experiment's {group}={default}"))
     return refusals
 
 
