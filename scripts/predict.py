@@ -115,6 +115,9 @@ def main(argv=None) -> None:
         if error := output_error(path, args.force, option):
             parser.error(error)
     video_in, video_out = is_video(args.input), args.output.suffix.lower() in ENCODERS
+    if not video_out and args.output.suffix.lower() != ".npy":
+        kinds = f".npy or a video ({', '.join(ENCODERS)})" if video_in else ".npy"
+        parser.error(f"OUTPUT {args.output}: expected {kinds}, found the extension {args.output.suffix or '(none)'!r}")
     if video_out and not video_in:
         parser.error(f"OUTPUT {args.output}: a video OUTPUT needs a video INPUT (its frame rate); write a .npy")
     if args.side_by_side and not video_out:

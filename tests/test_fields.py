@@ -336,3 +336,25 @@ def test_predict_netcdf_needs_a_fields_checkpoint(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: CKPT" in err and "was not trained with data=xarray" in err
     assert not (tmp_path / "out.nc").exists()
+
+
+def test_predict_never_writes_into_the_input_or_another_format(data, tmp_path, capsys):
+    """OUTPUT inside an input Zarr store (one of its chunks), or not a .nc file: refused in one line, before the
+    checkpoint is read; the store is unchanged."""
+    import hashlib
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    store = tmp_path / "st.zarr"
+    xr.open_dataset(data["netcdf"][0]).to_zarr(store)
+    chunk = next(p for p in sorted(store.rglob("*")) if p.is_file() and "t2m" in p.parts and not p.suffix)
+    before = hashlib.sha256(chunk.read_bytes()).hexdigest()
+    for output, message in ((chunk, "expected a NetCDF file (.nc)"), (store / "t2m" / "fc.nc", "is INPUT or inside it"),
+                            (tmp_path / "f.zarr", "expected a NetCDF file (.nc)")):
+        with pytest.raises(SystemExit):
+            predict.main([str(tmp_path / "missing.ckpt"), str(store), str(output), "--force"])
+        assert message in capsys.readouterr().err
+    assert hashlib.sha256(chunk.read_bytes()).hexdigest() == before and not (store / "t2m" / "fc.nc").exists()

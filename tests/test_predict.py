@@ -123,6 +123,8 @@ def test_nan_forecast_is_never_written(tmp_path):
      "--value-range LOW HIGH: expected [low, high] with high > low (the physical values that map to 0 and 1), "
      "found [70.0, 0.0]"),
     (["{tmp}/loop.npy", "{tmp}/o.npy"], "INPUT {tmp}/loop.npy: a symbolic link loop"),
+    (["{tmp}/in.npy", "{tmp}/o.gif"], "OUTPUT {tmp}/o.gif: expected .npy, found the extension '.gif'"),
+    (["{tmp}/in.npy", "{tmp}/o"], "OUTPUT {tmp}/o: expected .npy, found the extension '(none)'"),
 ])
 def test_predict_errors(tmp_path, capsys, argv, error):
     """The same checks in-process (quicker): exit status 2, one error line, nothing written or changed."""

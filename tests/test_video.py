@@ -268,3 +268,13 @@ def test_kth_trains_evaluates_and_predicts_a_video(tmp_path):
     with av.open(str(side)) as video:
         frames = list(video.decode(video.streams.video[0]))
     assert len(frames) == 3 + 4 and frames[0].width > 3 * 16  # input | target | prediction, the checkpoint's future
+
+
+def test_image_size_as_hydra_gives_it():
+    """[H, W] from the command line reaches the module as an OmegaConf ListConfig (data.image_size=[96,128])."""
+    from omegaconf import OmegaConf
+
+    from convgru.data.video import frame_size
+    assert frame_size(OmegaConf.create({"s": [96, 128]}).s) == (96, 128) and frame_size(64) == (64, 64)
+    with pytest.raises(ValueError, match="image_size: expected an integer >= 1"):
+        frame_size("96")

@@ -10,6 +10,7 @@ traceback, never a frame made up to fill a gap.
 
 import glob
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def find_videos(value, option: str = "files") -> list[Path]:
 def frame_size(image_size) -> tuple[int, int]:
     """(H, W) from `image_size`: an int for square frames or [H, W]; OptionError otherwise."""
     size = [image_size] * 2 if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
-    if (not isinstance(size, (list, tuple)) or len(size) != 2 or
+    if (not isinstance(size, Sequence) or isinstance(size, str) or len(size) != 2 or  # a list, or Hydra's ListConfig
             not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size)):
         raise OptionError("image_size", f"expected an integer >= 1 (square frames) or [H, W], found {image_size!r}")
     return int(size[0]), int(size[1])

@@ -181,8 +181,18 @@ def predict_fields(argv, description: str = "") -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if args.output.suffix.lower() not in (".nc", ".nc4", ".netcdf"):
+        parser.error(f"OUTPUT {args.output}: expected a NetCDF file (.nc) for a forecast of fields, "
+                     f"found the extension {args.output.suffix or '(none)'!r}")
     if error := output_error(args.output, args.force, "OUTPUT"):
         parser.error(error)
+    try:
+        output = args.output.resolve()
+        if any(output == p.resolve() or p.resolve() in output.parents for p in expand(args.input, "INPUT")):
+            parser.error(f"OUTPUT {args.output} is INPUT or inside it (a Zarr store's folder): writing it would "
+                         "damage the input; choose an OUTPUT outside the input")
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     try:
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
@@ -193,8 +203,6 @@ def predict_fields(argv, description: str = "") -> None:
                      "needs one that was")
     try:
         paths = expand(args.input, "INPUT")
-        if any(args.output.resolve() == p.resolve() for p in paths):
-            parser.error(f"OUTPUT {args.output} is the same file as INPUT: choose another OUTPUT file")
         source = FieldSource(paths, data["variables"], data.get("levels"), data.get("dims"), data.get("time_step"))
         mean, std = _normalization(data, source.names, args.ckpt)
         frames_in = int(data["frames_in"])
