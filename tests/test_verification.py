@@ -178,3 +178,13 @@ def test_missing_pysteps_names_the_nowcast_extra():
 def test_bad_windows(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SkillScores([20], 2, **kwargs)
+
+
+def test_fss_neighbourhoods_larger_than_the_frame_cover_it_without_allocating_them():
+    """A scale far beyond the frame (data.fss_scales=[1, 100000]) is the whole frame's fractions: the same
+    counts as the smallest neighbourhood that covers it, computed without padding to 100000 pixels."""
+    from convgru.domain.scores import box_sums
+    events = (torch.rand(3, 6, 9) > 0.5).float()
+    whole = box_sums(events, 2 * 9 + 1)
+    torch.testing.assert_close(box_sums(events, 100000), whole)
+    torch.testing.assert_close(whole, events.sum((-2, -1), keepdim=True).expand_as(events))

@@ -128,6 +128,7 @@ def box_sums(events: torch.Tensor, size: int) -> torch.Tensor:
     `uniform_filter(mode="constant")`), (..., H, W) float32 (exact: integers), by running sums."""
     if size == 1:
         return events
+    size = min(size, 2 * max(events.shape[-2:]) + 1)  # every larger neighbourhood covers the whole frame too
     before, after = size // 2, (size - 1) // 2
     x = F.pad(events, (before + 1, after, before + 1, after)).cumsum(-1)  # a leading 0 to subtract from
     x = (x[..., size:] - x[..., :-size]).cumsum(-2)
