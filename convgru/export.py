@@ -1,5 +1,5 @@
 """ONNX export of an EncoderForecaster, checked with onnxruntime (a trained checkpoint's:
-`convgru.training.deploy.export_module`, or scripts/export.py).
+`convgru.deploy.export.export_module`, or scripts/export.py).
 
 The file takes ``x`` (B, frames_in, C_in, H, W) float32 and returns ``y`` (B, future, C_out, H, W),
 with B and H, W free (H and W multiples of 2**(levels - 1)); frames_in and future are fixed, as the
@@ -96,7 +96,7 @@ def _graph(net, future, clamp: bool) -> Forecast:
     """A float32 eval-mode copy of the network to export, wrapped as Forecast."""
     if not isinstance(net, EncoderForecaster):
         raise TypeError(f"net: expected an EncoderForecaster, found {type(net).__name__} (a trained checkpoint: "
-                        "convgru.training.deploy.export_module, or scripts/export.py)")
+                        "convgru.deploy.export.export_module, or scripts/export.py)")
     future = _check_int("future", future)
     return Forecast(copy.deepcopy(net).to("cpu", torch.float32), future, clamp).eval()
 

@@ -1,4 +1,4 @@
-"""Error-sweep cases of data=xarray (NetCDF / Zarr fields): variables, levels, channels and time splits that
+"""Error-sweep cases of data=fields (NetCDF / Zarr fields): variables, levels, channels and time splits that
 do not fit the files; collected by test_errors.py."""
 
 from pathlib import Path
@@ -8,13 +8,13 @@ from convgru.training.options import instantiate
 from fields_data import write_netcdf
 from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
 
-FIELDS = ["data=xarray", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
+FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
           "data.frames_out=2", "data.num_workers=0", "data.train_time=[2000-01-01,2000-01-06]",
           "data.val_time=[2000-01-07,2000-01-08]", "data.test_time=[2000-01-09,2000-01-10]"]
 
 
 def fields_run(overrides, split: str = "train") -> callable:
-    """Write two NetCDF files of fields into the folder, build data=xarray with `overrides` ({dir} is the
+    """Write two NetCDF files of fields into the folder, build data=fields with `overrides` ({dir} is the
     folder), set it up and take the first batch of `split`."""
     def run(folder: Path) -> str:
         write_netcdf(folder, 2)
@@ -33,21 +33,21 @@ def fields_run(overrides, split: str = "train") -> callable:
 
 
 CASES = [
-    Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=xarray 'data.variables=[t3m]'",
+    Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=fields 'data.variables=[t3m]'",
          fields_run(["data.variables=[t3m]"]),
          r"era5_0.nc \(and 1 more files\): no variable 't3m' \(option data.variables\); found \['t2m', 'u10', 'z'\]"),
     Case("fields-levels-needed", "a 4-d variable (with pressure levels) and no data.levels",
-         "data=xarray 'data.variables=[z]'", fields_run(["data.variables=[z]"]),
+         "data=fields 'data.variables=[z]'", fields_run(["data.variables=[z]"]),
          r"data.levels: variable 'z' of .*era5_0.nc has levels \[250, 500, 850\] along 'level'; choose some, "
          r"e.g. data.levels=\[250\]"),
-    Case("fields-level-absent", "a level the variable does not have", "data=xarray 'data.levels=[700]'",
+    Case("fields-level-absent", "a level the variable does not have", "data=fields 'data.levels=[700]'",
          fields_run(["data.variables=[z]", "data.levels=[700]"]),
          r"data.levels: 700 is not a level of 'z' in .*era5_0.nc; found \[250, 500, 850\]"),
-    Case("fields-channels", "three variables with data.channels=1", "data=xarray 'data.variables=[t2m,u10,z]' ...",
+    Case("fields-channels", "three variables with data.channels=1", "data=fields 'data.variables=[t2m,u10,z]' ...",
          fields_run(["data.variables=[t2m,u10,z]", "data.levels=[500]"]),
          r"data.channels: expected 3, the number of channels \['t2m', 'u10', 'z500'\] of data.variables \(and "
          r"data.levels\), found 1: set data.channels=3"),
-    Case("fields-glob-no-file", "a glob that matches no file", "data=xarray 'data.files=[/data/*.grib]'",
+    Case("fields-glob-no-file", "a glob that matches no file", "data=fields 'data.files=[/data/*.grib]'",
          fields_run(["data.files=[{dir}/*.grib]"]), r"data.files: .*\*.grib matches no file"),
     Case("fields-empty-split", "a test period outside the files' times", "data.test_time=[2019-01-01,2019-12-31]",
          fields_run(["data.test_time=[2019-01-01,2019-12-31]"], "test"),
@@ -59,6 +59,6 @@ CASES = [
     Case("save-forecasts-not-fields", "eval.save_forecasts=true with data that are not NetCDF / Zarr fields",
          "ckpt_path=/data/model.ckpt save_forecasts=true",
          checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),
-         r"save_forecasts: expected data=xarray \(forecasts are written as NetCDF on the data's grid\), found the "
+         r"save_forecasts: expected data=fields \(forecasts are written as NetCDF on the data's grid\), found the "
          r"data module MovingMNISTDataModule"),
 ]

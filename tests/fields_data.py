@@ -1,4 +1,4 @@
-"""Small NetCDF files and Zarr stores of gridded fields for the data=xarray tests (built with xarray)."""
+"""Small NetCDF files and Zarr stores of gridded fields for the data=fields tests (built with xarray)."""
 
 from pathlib import Path
 

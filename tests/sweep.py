@@ -22,9 +22,10 @@ from omegaconf.errors import OmegaConfBaseException
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import ROOT, compose_config  # noqa: E402
 from convgru.training import ForecastModule, cli, evaluate, train  # noqa: E402
-from convgru.training.checkpoint import check_model_config, load_checkpoint  # noqa: E402
+from convgru.training.checkpoint import load_checkpoint  # noqa: E402
 from convgru.training.options import instantiate  # noqa: E402
 from convgru.training.pipeline import _build  # noqa: E402
+from convgru.training.restore import check_model_config  # noqa: E402
 
 DOC = ROOT / "docs" / "errors.md"
 FOLDER = "my data é"  # the user's data folder: a space and a non-ASCII character in every path

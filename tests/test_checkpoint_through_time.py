@@ -123,7 +123,8 @@ def test_extra_repr_shows_checkpoint_every():
 def test_checkpoint_every_does_not_define_the_model():
     """A checkpoint trained without it resumes or evaluates with it, and the other way round: it changes how
     the forecast is computed, not what it is; other net options still must match."""
-    from convgru.training.checkpoint import CheckpointError, check_model_config
+    from convgru.training.checkpoint import CheckpointError
+    from convgru.training.restore import check_model_config
 
     saved = {"hyper_parameters": {"net": {"hidden_sizes": [4, 4]}, "future": 2}}
     check_model_config(saved, {"net": {"hidden_sizes": [4, 4], "checkpoint_every": 4}, "future": 2}, "x.ckpt")

@@ -44,7 +44,7 @@ def test_data_options_instantiate(tmp_path, name):
     if name == "arrays":  # needs the user's files: a small uint8 (N, T, H, W) array
         np.save(tmp_path / "seq.npy", np.zeros((10, 20, 32, 32), dtype=np.uint8))
         overrides += [f"data.files=[{tmp_path / 'seq.npy'}]", "data.layout=NTHW"]
-    if name in ("xarray", "weatherbench"):  # needs the user's NetCDF files (opened at setup)
+    if name in ("fields", "xarray", "weatherbench"):  # needs the user's NetCDF files (opened at setup)
         overrides += [f"data.files=[{tmp_path / 'era5.nc'}]"]
     if name == "video":  # needs the user's files (read in setup)
         overrides += [f"data.files=[{tmp_path}]"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from convgru.data import ArrayDataModule, ArrayFile, SequenceArray
-from convgru.data.hdf5 import HDF5File
+from convgru.data.arrays import HDF5File
 from convgru.data.sevir import vil_to_kgm2
 
 

@@ -1,4 +1,4 @@
-"""data=xarray: gridded fields from NetCDF files and Zarr stores (channels, time split, gaps, lazy reads,
+"""data=fields: gridded fields from NetCDF files and Zarr stores (channels, time split, gaps, lazy reads,
 normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts written back as NetCDF."""
 
 import math
@@ -19,7 +19,7 @@ from convgru.data import (
     field_module,  # noqa: E402
 )
 from convgru.data.fields import FieldSource, expand, window_starts  # noqa: E402
-from convgru.domain.weather import (  # noqa: E402
+from convgru.domain.fields import (  # noqa: E402
     FieldScores,
     acc_from_sums,
     anomaly_sums,
@@ -245,7 +245,7 @@ def test_weatherbench_experiment_composes(tmp_path):
 
 @pytest.mark.slow
 def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
-    """experiment=quickstart data=xarray trains; eval scores it against persistence and climatology and writes
+    """experiment=quickstart data=fields trains; eval scores it against persistence and climatology and writes
     its test forecasts; predict.py writes a NetCDF forecast on the input's grid, in physical units."""
     import importlib.util
     import json
@@ -254,7 +254,7 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     from conftest import ROOT, compose_config
 
     folder = data["folder"]
-    overrides = ["experiment=quickstart", "data=xarray", f"data.files=[{folder}/era5_*.nc]", "data.variables=[t2m]",
+    overrides = ["experiment=quickstart", "data=fields", f"data.files=[{folder}/era5_*.nc]", "data.variables=[t2m]",
                  *(f"data.{k}=[{a},{b}]" for k, (a, b) in SPLIT.items()), "data.frames_in=3", "data.frames_out=2",
                  "data.num_workers=0", "data.batch_size=4", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
                  "trainer.max_epochs=1", "callbacks.prediction_images.num_sequences=2", "logger=csv"]
@@ -298,7 +298,7 @@ def test_without_xarray_names_the_extra(monkeypatch, tmp_path):
     from convgru.data.fields import open_dataset
 
     monkeypatch.setitem(sys.modules, "xarray", None)  # import xarray raises ImportError
-    with pytest.raises(OptionError, match=r'data=xarray: NetCDF and Zarr .*need xarray.*pip install -e ".\[xarray\]"'):
+    with pytest.raises(OptionError, match=r'data=fields: NetCDF and Zarr .*need xarray.*pip install -e ".\[fields\]"'):
         open_dataset(tmp_path / "era5.nc")
 
 
@@ -334,7 +334,7 @@ def test_predict_netcdf_needs_a_fields_checkpoint(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.main([str(tmp_path / "m.ckpt"), str(data["netcdf"][0]), str(tmp_path / "out.nc")])
     err = capsys.readouterr().err
-    assert "error: CKPT" in err and "was not trained with data=xarray" in err
+    assert "error: CKPT" in err and "was not trained with data=fields" in err
     assert not (tmp_path / "out.nc").exists()
 
 

@@ -1,9 +1,11 @@
-"""The layers hold: library < domain < data < training < scripts, read from the imports of every file.
+"""The layers hold: library < domain < data < training < deploy < scripts, read from the imports of
+every file, and no module imports itself through others (no import circle).
 
 A module may import from its own layer and the layers below it, never above: the library
 (`convgru/*.py`: the cell, ConvGRU, the encoder-forecaster, ONNX export, atomic writes) knows nothing
 of units or data; the domain (`convgru/domain`: units, thresholds, skill scores) knows no data module;
-the data (`convgru/data`) knows no training; training (`convgru/training`) no script.
+the data (`convgru/data`) knows no training; training (`convgru/training`) nothing of a trained model's
+use (`convgru/deploy`: predict, export), and none of them a script.
 """
 
 import ast
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["library", "domain", "data", "training", "scripts"]
+LAYERS = ["library", "domain", "data", "training", "deploy", "scripts"]
 # The package's front door: convgru.load and convgru.export_onnx, imported on first use.
 ALLOWED = {("convgru/__init__.py", "training")}
 
@@ -26,7 +28,7 @@ def layer_of(module: str) -> str | None:
         return "scripts"
     if parts[0] != "convgru":
         return None
-    if len(parts) > 1 and parts[1] in ("domain", "data", "training"):
+    if len(parts) > 1 and parts[1] in ("domain", "data", "training", "deploy"):
         return parts[1]
     return "library"
 
@@ -70,7 +72,40 @@ def test_imports_go_down_the_layers(path):
 
 def test_the_layer_map_knows_every_package():
     packages = {p.parent.name for p in (ROOT / "convgru").rglob("__init__.py")} - {"convgru"}
-    assert packages <= {"domain", "data", "training"}, packages
+    assert packages <= {"domain", "data", "training", "deploy"}, packages
+
+
+def _module_files() -> dict[str, Path]:
+    return {module_name(path): path for path in (ROOT / "convgru").rglob("*.py")}
+
+
+def test_no_import_circle():
+    """Following every import between convgru's modules (at the top or inside functions) never leads
+    back to where it started."""
+    files = _module_files()
+
+    def targets(name: str) -> set[str]:
+        while name and name not in files:  # `from convgru.training.report import say`: the module
+            name = name.rpartition(".")[0]
+        return {name} if name else set()
+
+    graph = {name: set().union(*(targets(m) for m in imports(path) if m.startswith("convgru"))) - {name}
+             for name, path in files.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(graph[name]):
+            if state.get(other) == 1:
+                cycle = path[path.index(other):] + [other] if other in path else [name, other]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if other not in state:
+                visit(other, [*path, other])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
 
 
 def test_library_domain_and_data_load_neither_lightning_nor_hydra():

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from conftest import ROOT
+from convgru.deploy.forecast import forecast
 from convgru.training import ForecastModule, load_module
-from convgru.training.deploy import forecast
 
 spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
 predict_script = importlib.util.module_from_spec(spec)
@@ -172,7 +172,7 @@ def test_a_failed_write_leaves_the_old_output_and_no_partial_file(ckpt, tmp_path
     def full_disk(file, array):
         file.write(b"\x93NUMPY partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    with mock.patch.object(predict_script.np, "save", full_disk), pytest.raises(SystemExit) as exit_info:
+    with mock.patch.object(np, "save", full_disk), pytest.raises(SystemExit) as exit_info:
         predict_script.main([str(ckpt), str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--force"])
     assert exit_info.value.code == 2
     assert f"error: OUTPUT {tmp_path}/out.npy: cannot write the OUTPUT file out.npy in {tmp_path}: not enough disk " \

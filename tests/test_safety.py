@@ -113,7 +113,8 @@ def test_pickled_object_is_named_whatever_torch_says(tmp_path):
 
 def test_plain_paths_interpolation_is_kept(trained_run, tmp_path):
     """A real checkpoint's data config keeps ${paths.*}; its cache folder is this machine's, not the stored one."""
-    from convgru.training.checkpoint import load_checkpoint, stored_data_config
+    from convgru.training.checkpoint import load_checkpoint
+    from convgru.training.restore import stored_data_config
     checkpoint = load_checkpoint(trained_run[0] / "checkpoints" / "last.ckpt")
     data = checkpoint["hyper_parameters"]["data"]
     assert data["digit_bank"] == "${paths.data_dir}/mnist_5k.npz"
@@ -155,7 +156,7 @@ def test_metrics_json_is_strict(trained_run):
 
 
 def test_metrics_json_writes_inf_and_nan_as_null():
-    from convgru.training.reports import strict_json
+    from convgru.training.report import strict_json
     text = strict_json({"a": float("inf"), "b": float("nan"), "c": -float("inf"), "d": 1.5})
     assert json.loads(text) == {"a": None, "b": None, "c": None, "d": 1.5}
 

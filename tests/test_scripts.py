@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import ROOT
+from convgru.deploy.forecast import forecast
 from convgru.training import ForecastModule, load_module
-from convgru.training.deploy import forecast
 
 
 def load_script(name: str):

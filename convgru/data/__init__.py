@@ -1,5 +1,5 @@
 """Data: Moving MNIST (bundled digits, IDX, torchvision), the user's sequence arrays and videos, radar
-(theirs or synthetic), gridded fields from NetCDF / Zarr (`FieldDataModule`, data=xarray).
+(theirs or synthetic), gridded fields from NetCDF / Zarr (`FieldDataModule`, data=fields).
 
 Items are `(inputs (T_in, C, H, W), targets (T_out, C, H, W))` float32 in [0, 1]. The Lightning data
 modules (`ArrayDataModule`, `MovingMNISTDataModule`, `RadarDataModule`, `VideoDataModule`,

@@ -1,4 +1,5 @@
-"""Memory-mapped sequence arrays (.npy, .npz; HDF5 in hdf5.py) in the layouts NTCHW, NTHW, TNHW and NHWT."""
+"""Memory-mapped sequence arrays (.npy, .npz) and read-only HDF5 datasets (.h5, .hdf5: SEVIR's `vil`, read
+window by window; needs h5py) in the layouts NTCHW, NTHW, TNHW and NHWT."""
 
 import errno
 import math
@@ -165,11 +166,65 @@ class ArrayFile:
         return {**self.__dict__, "_array": None}
 
     def __new__(cls, path=None, key: str | None = None):
-        """An HDF5File (convgru.data.hdf5, needs h5py) for .h5 / .hdf5 paths."""
+        """An HDF5File (needs h5py) for .h5 / .hdf5 paths."""
         if cls is ArrayFile and Path(str(path)).suffix in (".h5", ".hdf5"):
-            from .hdf5 import HDF5File
             cls = HDF5File
         return super().__new__(cls)
+
+
+def _h5py():
+    """The h5py module; ImportError naming the package to install without it."""
+    try:
+        import h5py
+    except ImportError as error:
+        raise ImportError("reading .h5 / .hdf5 array files needs h5py: pip install h5py") from error
+    return h5py
+
+
+def dataset_names(group) -> list[str]:
+    """Paths of every dataset in an HDF5 group, e.g. ['id', 'vil']."""
+    h5py, names = _h5py(), []
+    group.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
+class HDF5File(ArrayFile):
+    """The dataset `key` of an HDF5 file (its only dataset when `key` is None), read-only.
+
+    `ArrayFile(path, key)` gives one for .h5 / .hdf5 paths. `array` is the h5py Dataset: indexing
+    it reads just that slice. The file is opened on first use of `array` and again in every other
+    process (after pickling or a fork), so each DataLoader worker reads through its own handle.
+    """
+
+    def __init__(self, path, key: str | None = None):
+        self.path, self.key = Path(path), key
+        check_path(self.path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"array file {self.path} not found")
+        h5py = _h5py()
+        try:
+            file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise ValueError(f"{self.path}: expected an HDF5 file, could not open it ({error})") from None
+        with file:
+            names = dataset_names(file)
+            if key is None and len(names) == 1:
+                self.key = names[0]
+            elif key not in names:
+                raise ValueError(f"{self.path}: expected key to name one of the datasets {names}, found key={key!r}")
+            self.shape, self.dtype = file[self.key].shape, file[self.key].dtype
+        self._file = self._array = self._pid = None
+
+    @property
+    def array(self):
+        """The h5py Dataset."""
+        if self._array is None or self._pid != os.getpid():
+            self._file = _h5py().File(self.path, "r")
+            self._array, self._pid = self._file[self.key], os.getpid()
+        return self._array
+
+    def __getstate__(self):
+        return {**self.__dict__, "_file": None, "_array": None, "_pid": None}
 
 
 class SequenceArray:

@@ -1,4 +1,4 @@
-"""LightningDataModule for gridded fields in NetCDF files or a Zarr store (data=xarray): ERA5, WeatherBench,
+"""LightningDataModule for gridded fields in NetCDF files or a Zarr store (data=fields): ERA5, WeatherBench,
 CMIP, ocean and air-quality data, read lazily per batch through xarray."""
 
 import hashlib
@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from convgru._checks import OptionError
 from convgru.atomic import atomic_write
-from convgru.domain.weather import normalize
+from convgru.domain.fields import normalize
 
 from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
@@ -26,7 +26,7 @@ CHUNK_BYTES = 1 << 26  # bytes of field read at a time while computing the stati
 
 class FieldDataset(Dataset):
     """Windows of a FieldSource: item i is (x (frames_in, C, H, W), y (frames_out, C, H, W)) float32,
-    normalized (`convgru.domain.weather.normalize`: the training mean at 0.5, +-5 std at 0 and 1).
+    normalized (`convgru.domain.fields.normalize`: the training mean at 0.5, +-5 std at 0 and 1).
 
     Missing points (NaN in the files, with `missing`) are the training mean (0.5) in the inputs and NaN
     in the targets; without `missing`, NaN raises ValueError. `init_times[i]` is the time of the last input step.
@@ -72,7 +72,7 @@ def data_options():
     try:
         yield
     except OptionError as error:
-        if error.option.startswith("data"):  # data.levels, data=xarray
+        if error.option.startswith("data"):  # data.levels, data=fields
             raise
         raise OptionError(f"data.{error.option}", error.message, error.sep) from None
 

@@ -17,7 +17,7 @@ from convgru._checks import OptionError
 
 from .arrays import check_path
 
-EXTRA = 'pip install -e ".[xarray]"'
+EXTRA = 'pip install -e ".[fields]"'
 ROLES = ("time", "y", "x", "level")
 AXES = {"time": "T", "y": "Y", "x": "X", "level": "Z"}
 STANDARD_NAMES = {"time": ("time",), "y": ("latitude", "projection_y_coordinate", "grid_latitude"),
@@ -35,7 +35,7 @@ def xarray():
     try:
         import xarray as xr
     except ImportError:
-        raise OptionError("data=xarray", f"NetCDF and Zarr fields need xarray, h5netcdf and zarr, not installed: "
+        raise OptionError("data=fields", f"NetCDF and Zarr fields need xarray, h5netcdf and zarr, not installed: "
                           f"{EXTRA}") from None
     return xr
 
@@ -79,7 +79,7 @@ def open_dataset(path: Path):
             return xr.open_dataset(path, engine="zarr", chunks=None, cache=False)
         return xr.open_dataset(path, chunks=None, cache=False)
     except ImportError as error:
-        raise OptionError("data=xarray", f"{path}: {error}; {EXTRA}") from None
+        raise OptionError("data=fields", f"{path}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         kind = "a Zarr store" if zarr else "a NetCDF file"
         raise ValueError(f"{path}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None

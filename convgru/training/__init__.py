@@ -18,7 +18,7 @@ _EXPORTS = {
     "build_loss": "losses",
     "evaluate": "pipeline",
     "load_checkpoint": "checkpoint",
-    "load_module": "checkpoint",
+    "load_module": "restore",
     "train": "pipeline",
     # the domain's scores and units, where convgru 0.2.0 had them
     "SkillScores": "convgru.domain",

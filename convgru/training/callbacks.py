@@ -19,8 +19,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from convgru.training.console import say
 from convgru.training.images import forecast_grid
+from convgru.training.report import say
 
 
 class PredictionImages(pl.Callback):

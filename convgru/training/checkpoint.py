@@ -1,5 +1,6 @@
 """Checkpoints: their format, safe loading, the checks before anything is built from one, the
-upgrade of older formats, and atomic writing. The one home of all that convgru knows of checkpoints.
+upgrade of older formats, and atomic writing. The one home of what a checkpoint file is; rebuilding
+a model from one is `convgru.training.restore`.
 
 Format: a Lightning checkpoint whose `convgru` entry is {format, version} (`CHECKPOINT_FORMAT`; 1 is
 convgru 0.1.0, which wrote none) and whose hyperparameters hold the ForecastModule's arguments,
@@ -14,7 +15,6 @@ depth but the data config's own `_target_`, which must name one of convgru's dat
 (`DATA_MODULES`), and no interpolation but convgru's own `${paths.*}`. Weights must be finite.
 """
 
-import copy
 import logging
 import os
 import pickle
@@ -30,7 +30,6 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import convgru
 from convgru.atomic import atomic_write
-from convgru.data.resources import check_memory
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
@@ -188,13 +187,6 @@ def check_finite(state_dict: Mapping, path) -> None:
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
 
-def stored_data_config(checkpoint: dict) -> dict | None:
-    """The data config a checkpoint was trained with (None for convgru 0.1.0), with this machine's
-    cache folder and no download (MACHINE_DATA): a checkpoint never says where eval writes."""
-    data = checkpoint["hyper_parameters"].get("data")
-    return None if data is None else {**data, **{k: v for k, v in MACHINE_DATA.items() if k in data}}
-
-
 def portable_data_config(data: dict, cwd=None) -> dict:
     """`data` (a data config, interpolations kept) as a checkpoint stores it: the file and folder
     options (DATA_PATHS) made absolute against `cwd` (default: where the run was started), so that
@@ -210,35 +202,6 @@ def portable_data_config(data: dict, cwd=None) -> dict:
             return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
         return value
     return {k: absolute(v) if k in DATA_PATHS else v for k, v in data.items()}
-
-
-def use_checkpoint_data(cfg, checkpoint: dict, overrides) -> bool:
-    """Make cfg.data (a composed eval config) the checkpoint's data config (`stored_data_config`) with
-    the command line's data.* settings and ~deletions on top, unless the command line chose a data
-    config (data=...) or the checkpoint (convgru 0.1.0) has none; returns whether it did."""
-    from omegaconf import OmegaConf, open_dict
-
-    from convgru.training.cli import group_choices, override_keys
-
-    stored = stored_data_config(checkpoint)
-    if group_choices(overrides, ("data",)):
-        return False
-    if stored is None:
-        log.warning("%s does not record its data (written by convgru 0.1.0): evaluating on the configured data; "
-                    "pass the experiment= or data.* options it was trained with", cfg.ckpt_path)
-        return False
-    given = {k: OmegaConf.select(cfg.data, k) for k in override_keys(overrides, "data")}
-    dropped = override_keys(overrides, "data", delete=True)
-    with open_dict(cfg):
-        cfg.data = stored
-        for key, value in given.items():
-            OmegaConf.update(cfg.data, key, value, merge=False, force_add=True)
-        for key in dropped:
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg.data, parent) if parent else cfg.data
-            if node is not None and leaf in node:
-                del node[leaf]
-    return True
 
 
 def _unpicklable(path: Path) -> CheckpointError:
@@ -281,61 +244,9 @@ def _unreadable(path: Path) -> CheckpointError:
     return CheckpointError(f"cannot read checkpoint {path}: {why}")
 
 
-def check_model_config(checkpoint: dict, model: dict, path, source: str = "config", keys=None,
-                       resume: bool = False) -> None:
-    """Raise CheckpointError where the configured `model` (ForecastModule kwargs) and the checkpoint's
-    differ in what defines the forecast: every net option and `future`, or only `keys` (dotted, such
-    as "net.kernel_size"). `source` names where the configured values came from; `resume` says to
-    select the checkpoint's model (a resumed run must train the same model) rather than drop options."""
-    saved, given = _forecast_options(checkpoint["hyper_parameters"]), _forecast_options(model)
-    both = saved.keys() | given.keys()
-    names = sorted(both) if keys is None else [k for k in keys if k in both]
-    differ = [k for k in names if _plain(saved.get(k)) != _plain(given.get(k))]
-    if not differ:
-        return
-    lines = [f"  model.{k}: checkpoint {saved.get(k)!r}, {source} {given.get(k)!r}" for k in differ]
-    if resume:
-        overrides = " ".join(f"model.{k}={_override(saved.get(k))}" for k in differ)
-        fix = f"Pick the model=... (or experiment=...) it was trained with, or pass: {overrides}"
-    else:
-        fix = "The checkpoint defines the model: drop those options (and any model=/experiment= for another model)."
-    raise CheckpointError(f"the model in {path} does not match the {source}:\n" + "\n".join(lines) + "\n" + fix)
-
-
 def stamp() -> dict:
     """The `convgru` entry of a checkpoint written now: {format, version}."""
     return {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
-
-
-def module_from_checkpoint(checkpoint: dict, path="checkpoint"):
-    """The ForecastModule of a loaded checkpoint (its own hyperparameters and weights, not compiled)."""
-    from convgru.training.module import ForecastModule
-
-    hparams = {**checkpoint["hyper_parameters"], "compile": False}
-    try:
-        with torch.device("meta"):  # sizes first: a checkpoint's hyperparameters must not exhaust the machine
-            model = ForecastModule(**hparams)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters: "
-                              f"{_one_line(error)}") from None
-    metric_states = [[*getattr(m, "_defaults", {}).values()] * 2 for m in model.modules()]  # state and default
-    try:
-        check_memory(_tensor_bytes([[*model.parameters()], [*model.buffers()], metric_states]), f"the model of {path}",
-                     "its hyperparameters (model.net sizes, future) describe a model too large for this machine")
-    except ValueError as error:
-        raise CheckpointError(str(error)) from None
-    module = ForecastModule(**hparams)
-    check_weights_fit(module, checkpoint, path)
-    module.load_state_dict(checkpoint["state_dict"])
-    return module
-
-
-def check_weights_fit(module: torch.nn.Module, checkpoint: dict, path) -> None:
-    """Raise CheckpointError (one line) unless the checkpoint's weights load into `module` (a copy is tried)."""
-    try:
-        copy.deepcopy(module).load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, ValueError, TypeError, KeyError) as error:
-        raise CheckpointError(f"the weights in {path} do not fit the model: {_one_line(error)}") from None
 
 
 def _shown(value, limit: int = 120) -> str:
@@ -351,34 +262,9 @@ def _name(text, limit: int = 120) -> str:
     return text if isinstance(text, str) and text.isprintable() and len(text) <= limit else _shown(text, limit)
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     """`error`'s message on one line (torch's load_state_dict errors span several)."""
     return re.sub(r"\s*\n\s*", " ", str(error)).strip()
-
-
-def load_module(path, map_location="cpu"):
-    """Rebuild a ForecastModule from a checkpoint's own hyperparameters and weights, safely."""
-    module = module_from_checkpoint(load_checkpoint(path, map_location), path)
-    return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
-
-
-COMPUTE_OPTIONS = ("checkpoint_every",)  # net options of how the forecast is computed, not what it is
-
-
-def _forecast_options(hparams: dict) -> dict:
-    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast."""
-    net = {k: v for k, v in (hparams.get("net") or {}).items() if k not in COMPUTE_OPTIONS}
-    return {**{f"net.{k}": v for k, v in net.items()}, "future": hparams.get("future")}
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
-def _override(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    return "null" if value is None else str(value)
 
 
 # --- older formats -----------------------------------------------------------------------------
@@ -434,7 +320,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "checkpoint", _tensor_bytes(checkpoint), ADVICE) as tmp:
+        with atomic_write(path, "checkpoint", tensor_bytes(checkpoint), ADVICE) as tmp:
             torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
@@ -449,12 +335,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return checkpoint
 
 
-def _tensor_bytes(value) -> int:
+def tensor_bytes(value) -> int:
     """Bytes of the tensors in a (nested) checkpoint: about what torch.save writes."""
     if torch.is_tensor(value):
         return value.numel() * value.element_size()
     if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
+        return sum(tensor_bytes(v) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
+        return sum(tensor_bytes(v) for v in value)
     return 0

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.console import say
+from convgru.training.report import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,

@@ -11,10 +11,10 @@ from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
 from convgru.domain.units import check_value_range
 from convgru.training.baselines import build_baselines
 from convgru.training.checkpoint import merge_rz_norm_states, stamp
+from convgru.training.fields import FieldTestScores
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics
 from convgru.training.optim import build_optimizer, build_scheduler
-from convgru.training.weather import WeatherScores
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missing pixels (NaN targets)
@@ -73,9 +73,9 @@ class ForecastModule(pl.LightningModule):
     left out of the loss and every metric; they are an error unless the data config declares
     them (data.missing_value or data.mask_file).
 
-    Gridded fields (a data module with `scoring()`, data=xarray): the test also scores latitude-weighted
+    Gridded fields (a data module with `scoring()`, data=fields): the test also scores latitude-weighted
     RMSE and ACC per variable and lead time in physical units, with persistence and climatology
-    (`WeatherScores`: `rmse_t2m`, `persistence/acc_t2m`, `rmse_t2m_72h`, ...), and the data's
+    (`FieldTestScores`: `rmse_t2m`, `persistence/acc_t2m`, `rmse_t2m_72h`, ...), and the data's
     normalization is kept in the data config that checkpoints store.
     """
 
@@ -121,7 +121,7 @@ class ForecastModule(pl.LightningModule):
                                  f"{net.get('out_channels', 1)}")
             for name in ("val", "test", *self.baselines):
                 self.skill[name] = SkillScores(thresholds, future, value_range, **windows)
-        self.weather = None  # WeatherScores of a test on gridded fields (data=xarray), set as the test starts
+        self.field_scores = None  # FieldTestScores of a test on gridded fields (data=fields), set as the test starts
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -190,8 +190,8 @@ class ForecastModule(pl.LightningModule):
             self.skill["test"].update(as_forecast(pred), y)
             for name, baseline in self.baselines.items():
                 self.skill[name].update(_scoring(baseline(batch[0], y.shape[1])), y)
-        if self.weather is not None:
-            self.weather.update(batch[0], as_forecast(pred), y)
+        if self.field_scores is not None:
+            self.field_scores.update(batch[0], as_forecast(pred), y)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
@@ -224,8 +224,8 @@ class ForecastModule(pl.LightningModule):
             pooled, per_lead = self._scores(name, prefix)
             summary.update(pooled)
             per_frame.update(per_lead)
-        if self.weather is not None:  # lat-weighted RMSE and ACC per lead time, with persistence and climatology
-            for into, values in zip((summary, per_frame), self.weather.results()):
+        if self.field_scores is not None:  # lat-weighted RMSE and ACC per lead time, with persistence and climatology
+            for into, values in zip((summary, per_frame), self.field_scores.results()):
                 into.update(values)
         return summary, per_frame
 
@@ -236,8 +236,8 @@ class ForecastModule(pl.LightningModule):
         self.test_metrics.reset()
         for metric in self.skill.values():
             metric.reset()
-        if self.weather is not None:
-            self.weather.reset()
+        if self.field_scores is not None:
+            self.field_scores.reset()
         self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
         curves = ["mse", *(k for k in per_frame if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
@@ -247,16 +247,16 @@ class ForecastModule(pl.LightningModule):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def setup(self, stage: str) -> None:
-        """Keep the data's normalization (data=xarray: mean and std per channel of the training split) in the
+        """Keep the data's normalization (data=fields: mean and std per channel of the training split) in the
         data config that checkpoints store, so that eval and predict normalize as training did."""
         stats = getattr(self.trainer.datamodule, "normalization", None)
         if stats is not None and isinstance(self.hparams.get("data"), dict):
             self.hparams.data["normalization"] = stats
 
     def on_test_start(self) -> None:
-        """Weather scores (`WeatherScores`) when the data is gridded fields with a `scoring()` (data=xarray)."""
+        """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields)."""
         scoring = getattr(self.trainer.datamodule, "scoring", None)
-        self.weather = WeatherScores(scoring(), self.hparams.future).to(self.device) if scoring else None
+        self.field_scores = FieldTestScores(scoring(), self.hparams.future).to(self.device) if scoring else None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["convgru"] = stamp()

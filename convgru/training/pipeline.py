@@ -2,7 +2,7 @@
 
 `train`: lock the run folder, check a checkpoint to resume from, build (data, model, trainer), fit,
 test the best checkpoint, report. `evaluate`: lock, load the checkpoint safely, take its model and
-data config, build, test, report. What is written and printed after a test is in `reports`.
+data config, build, test, report. What is written and printed after a test is in `report`.
 """
 
 import logging
@@ -16,23 +16,16 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convgru import EncoderForecaster
 from convgru.training.callbacks import terminated_workers
-from convgru.training.checkpoint import (
-    check_model_config,
-    check_weights_fit,
-    load_checkpoint,
-    module_from_checkpoint,
-    portable_data_config,
-    use_checkpoint_data,
-)
+from convgru.training.checkpoint import load_checkpoint, portable_data_config
 from convgru.training.cli import error_message, group_choices, override_keys
-from convgru.training.console import say
+from convgru.training.fields import check_save_forecasts, save_test_forecasts
 from convgru.training.images import first_forecasts
 from convgru.training.loggers import log_hparams_with_metrics
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
-from convgru.training.reports import TestReport, eval_report, train_report
+from convgru.training.report import TestReport, eval_report, say, train_report
+from convgru.training.restore import check_model_config, check_weights_fit, module_from_checkpoint, use_checkpoint_data
 from convgru.training.run_folder import RunLock, check_fresh, requeued_checkpoint
-from convgru.training.weather import check_save_forecasts, save_test_forecasts
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +156,7 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
     datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path),
                                          extra_callbacks=[results],
                                          data_from=cfg.ckpt_path if from_checkpoint else None)
-    if cfg.get("save_forecasts"):  # before the test: data=xarray only
+    if cfg.get("save_forecasts"):  # before the test: data=fields only
         check_save_forecasts(datamodule)
     trainer.test(module, datamodule=datamodule, verbose=False)
     bad = int(trainer.callback_metrics["test/nonfinite_predictions"])
@@ -176,6 +169,6 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
                     first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"),
                     getattr(datamodule, "frame_rate", None))  # video data: predictions.mp4 at its frame rate
-        if cfg.get("save_forecasts"):  # data=xarray: the test forecasts as NetCDF
+        if cfg.get("save_forecasts"):  # data=fields: the test forecasts as NetCDF
             say(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

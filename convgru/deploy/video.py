@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from convgru.data.video import decode_clip
+from convgru.deploy.forecast import trained_on
 from convgru.training.animation import BLANK, forecast_video
-from convgru.training.deploy import trained_on
 
 VIDEO_MODULE = "convgru.data.VideoDataModule"
 

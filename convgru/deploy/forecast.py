@@ -1,7 +1,8 @@
-"""A trained ForecastModule at work: forecasts of new sequences from arrays, and its ONNX export.
+"""A trained ForecastModule at work on arrays: input checks, scaling to [0, 1], the memory check of
+a forecast, the forecast itself, and what a checkpoint says it was trained on (`trained_on`).
 
-What scripts/predict.py and scripts/export.py run; the checkpoint is loaded with
-`convgru.training.checkpoint.load_module`.
+What scripts/predict.py runs for .npy inputs; the checkpoint is loaded with
+`convgru.training.restore.load_module`.
 """
 
 from collections.abc import Mapping
@@ -108,24 +109,3 @@ def trained_on(module) -> tuple[int | None, tuple[int, int] | None]:
     if isinstance(size, int):
         size = (size, size)
     return data.get("frames_in"), None if size is None else tuple(size)
-
-
-def export_module(module, path, frames_in: int | None = None, future: int | None = None, height: int | None = None,
-                  width: int | None = None, opset: int | None = None, check: bool = True) -> float | None:
-    """Export a trained ForecastModule's network to ONNX with `convgru.export_onnx`, its forecast
-    clamped to [0, 1] as `module.forecast` gives it. `frames_in`, `height`, `width` default to the
-    checkpoint's data config (`trained_on`), `future` to ``module.hparams.future``. Raises ValueError
-    naming what is missing for a checkpoint with no data config (convgru 0.1.0); returns the max abs
-    difference between onnxruntime and PyTorch (see `export_onnx`)."""
-    from convgru.export import export_onnx
-
-    stored_frames, size = trained_on(module)
-    frames_in = frames_in or stored_frames
-    height, width = height or (size or (None, None))[0], width or (size or (None, None))[1]
-    if frames_in is None:
-        raise ValueError("frames_in: the checkpoint stores no data config (convgru 0.1.0): give the number of "
-                         "input frames")
-    if height and width:
-        check_forecast_memory(module, 1, frames_in, height, width, future)
-    return export_onnx(module.net, path, frames_in, future or module.hparams.future, height, width, opset=opset,
-                       check=check, clamp=True)

@@ -1,0 +1,73 @@
+"""A trained model on gridded fields: the input steps read from NetCDF / Zarr as the checkpoint's data
+config names them (variables, levels, dims, time step), normalized with the checkpoint's statistics,
+and the forecast written as NetCDF on the input's grid (what scripts/predict.py runs for fields)."""
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from convgru.data.fields import FieldSource, expand, forecast_dataset, write_forecasts
+from convgru.domain.fields import denormalize, normalize
+from convgru.training.fields import forecast_batches, stored_normalization
+
+FIELD_MODULE = "convgru.data.FieldDataModule"
+
+
+def is_field_checkpoint(module) -> bool:
+    """Whether `module` was trained on gridded fields (data=fields)."""
+    data = module.hparams.get("data")
+    return isinstance(data, Mapping) and data.get("_target_") == FIELD_MODULE
+
+
+def output_inside_input(output, input_pattern) -> bool:
+    """Whether the file `output` is one of the input files, or inside one (a Zarr store's folder)."""
+    output = output.resolve()
+    return any(output == p.resolve() or p.resolve() in output.parents for p in expand(input_pattern, "INPUT"))
+
+
+def read_fields(module, input_pattern, init: str | None):
+    """(source, frames (frames_in, C, H, W) in physical units, index of the init step) of the input
+    `input_pattern` (NetCDF files, a glob, or a Zarr store) for `module`: the checkpoint's variables,
+    the `data.frames_in` consecutive steps up to `init` (default: the input's last step). Raises
+    OSError or ValueError naming what is missing."""
+    data = module.hparams["data"]
+    source = FieldSource(expand(input_pattern, "INPUT"), data["variables"], data.get("levels"), data.get("dims"),
+                         data.get("time_step"))
+    frames_in = int(data["frames_in"])
+    end = len(source.times) - 1 if init is None else _init_index(source, init)
+    start = end - frames_in + 1
+    steps = source.times[max(start, 0):end + 1]
+    if start < 0 or (np.diff(steps) != source.step).any():
+        raise ValueError(f"expected {frames_in} consecutive steps of {source.step / np.timedelta64(1, 'h'):g}h "
+                         f"(the checkpoint's data.frames_in and data.time_step) up to {source.times[end]}, found "
+                         f"{len(steps)} step(s) {[str(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
+    return source, source.read(start, end + 1), end
+
+
+def forecast_fields(module, source, frames: np.ndarray, future: int | None, batch_size: int, where) -> np.ndarray:
+    """The forecast (1, future, C, H, W) in physical units of `frames` (frames_in, C, H, W, physical
+    units; NaN missing), normalized with the checkpoint's statistics (ValueError naming `where` when it
+    has none)."""
+    mean, std = stored_normalization(module.hparams["data"], source.names, where)
+    x = torch.from_numpy(np.nan_to_num(normalize(frames, mean, std), nan=0.5)).float()[None]
+    return denormalize(forecast_batches(module, x, future, batch_size), mean, std).numpy()
+
+
+def write_field_forecast(path, source, forecast: np.ndarray, end: int) -> None:
+    """Write `forecast` (1, T, C, H, W) from the input's step `end` as NetCDF on the input's grid."""
+    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, forecast,
+                                           source.times[end:end + 1], source.step), "OUTPUT file")
+
+
+def _init_index(source, init: str) -> int:
+    """The index of time `init` in the input; ValueError naming --init when it is not one of its steps."""
+    try:
+        when = np.datetime64(np.datetime64(init), "ns")
+    except ValueError:
+        raise ValueError(f"--init {init!r}: expected a time such as 2018-01-01T00") from None
+    found = np.flatnonzero(source.times == when)
+    if not len(found):
+        raise ValueError(f"--init {init}: not a time step of the input ({source.times[0]} .. {source.times[-1]}, "
+                         f"every {source.step / np.timedelta64(1, 'h'):g}h)")
+    return int(found[0])

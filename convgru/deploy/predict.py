@@ -1,0 +1,266 @@
+"""The predict command (what scripts/predict.py runs): one parser for every kind of input (arrays,
+videos, gridded fields), the checks of its files, and the writers of its outputs."""
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import save_image
+
+from convgru.atomic import FULL, atomic_write
+from convgru.data import ArrayFile
+from convgru.data.arrays import check_path
+from convgru.data.fields import is_field_path
+from convgru.data.video import ENCODERS, is_video
+from convgru.deploy.fields import (
+    forecast_fields,
+    is_field_checkpoint,
+    output_inside_input,
+    read_fields,
+    write_field_forecast,
+)
+from convgru.deploy.forecast import as_batch, check_values, forecast, trained_on
+from convgru.deploy.video import read_clip, write_forecast
+from convgru.domain.units import check_value_range
+from convgru.training.animation import forecast_gif
+from convgru.training.checkpoint import CheckpointError
+from convgru.training.cli import output_error, positive_int
+from convgru.training.images import sequence_grid
+from convgru.training.restore import load_module
+
+FIELD_OUTPUTS = (".nc", ".nc4", ".netcdf")
+NOT_FOR_FIELDS = ("value_range", "png", "gif", "start", "side_by_side")
+
+
+USAGE = """Forecast new sequences with a trained checkpoint.
+
+python scripts/predict.py CKPT INPUT.npy OUTPUT.npy [--future M] [--value-range LOW HIGH]
+                          [--png OUT.png] [--gif OUT.gif] [--force]
+INPUT: (T, C, H, W) or (N, T, C, H, W) frames, uint8 (0..255) or float in [0, 1]; H and W
+multiples of 2**(levels - 1). Other integer dtypes, and floats outside [0, 1] (e.g. radar in
+dBZ), need --value-range LOW HIGH, the values that map to 0 and 1 as training's data.value_range
+(values outside are clipped, as data.clip does); they are refused otherwise, as are NaN and inf.
+OUTPUT: float32 predictions in [0, 1] whatever --value-range (LOW + (HIGH - LOW) * OUTPUT gives
+the input's units), (M, C, H, W) or (N, M, C, H, W); M defaults to the checkpoint's future. It
+is written to a temporary file beside it and renamed into place: an error never leaves a partial
+OUTPUT nor harms an existing one. A forecast holding NaN or inf is an error, never written.
+--png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation.
+INPUT may be a video (.mp4, .avi, .mkv, .webm, .mov, ...; needs pip install -e ".[video]"): decoded as
+the checkpoint's data config does (channels, image_size, crop, frame_step), its last frames_in frames
+(or those from --start) are the input. OUTPUT may then be a video (.mp4, .mkv, .mov, .webm, .avi) at
+the clip's frame rate (after frame_step); --side-by-side shows the input, the truth where the clip
+continues, and the forecast.
+No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
+output files.
+
+python scripts/predict.py CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--force]
+Gridded fields (a checkpoint trained with data=fields): INPUT is NetCDF (a glob of files) or a Zarr
+store with the checkpoint's variables and at least data.frames_in steps up to --init (default: its
+last step); OUTPUT is NetCDF in physical units on the input's grid, with its variable names, units
+and attributes, dimensions init_time and lead_time, and the valid time as a coordinate.
+"""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name one file (through links too), or would once written."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def clash(inputs, outputs) -> str | None:
+    """Why an output (option, path) would be written over an input or another output, or None."""
+    for i, (option, path) in enumerate(outputs):
+        for other, source in inputs:
+            if same_file(path, source):
+                what = "the input frames (read as it is written)" if other == "INPUT" else "the checkpoint"
+                return (f"{option} {path} is the same file as {other} {source}: writing it would destroy {what}; "
+                        f"choose another {option} file")
+        for other, earlier in outputs[:i]:
+            if same_file(path, earlier):
+                return f"{option} {path} is the same file as {other} {earlier}: choose another {option} file"
+    return None
+
+
+def parser() -> argparse.ArgumentParser:
+    """The predict command's arguments, for every kind of input."""
+    parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", type=Path, metavar="CKPT", help="checkpoint written by scripts/train.py")
+    parser.add_argument("input", metavar="INPUT",
+                        help=".npy file of input frames, a video, or NetCDF file(s) (a glob) / a Zarr store of fields")
+    parser.add_argument("output", type=Path, metavar="OUTPUT",
+                        help=".npy file for the predicted frames, in [0, 1]; a video for a video INPUT; NetCDF (.nc) "
+                             "for fields")
+    parser.add_argument("--future", type=positive_int, help="frames to forecast (default: the checkpoint's)")
+    parser.add_argument("--value-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="input values that map to 0 and 1, as training's data.value_range (required for "
+                             "integers other than uint8 and floats outside [0, 1]; OUTPUT stays in [0, 1])")
+    parser.add_argument("--png", type=Path, help="also save a picture: rows input, prediction of up to 4 sequences")
+    parser.add_argument("--gif", type=Path, help="also save an animation: input | prediction of up to 4 sequences")
+    parser.add_argument("--start", type=int, help="video INPUT: first input frame (default: the last frames_in)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="video OUTPUT: input | truth (where the clip continues) | forecast")
+    parser.add_argument("--init", help="fields INPUT: initialization time (the last input step), e.g. "
+                                       "2018-01-01T00; default: the input's last time step")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser
+
+
+def main(argv=None) -> None:
+    """Forecast with a checkpoint: scripts/predict.py CKPT INPUT OUTPUT [options] (see USAGE)."""
+    parse = parser()
+    args = parse.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if is_field_path(args.input):
+        return predict_fields(parse, args)
+    if args.init is not None:
+        parse.error(f"--init needs a fields INPUT (NetCDF or Zarr), found {args.input}")
+    return predict_frames(parse, args)
+
+
+def predict_fields(parser: argparse.ArgumentParser, args) -> None:
+    """CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--force]: the forecast from the `frames_in`
+    steps up to --init (default: the input's last step) as NetCDF on the input's grid."""
+    given = [f"--{name.replace('_', '-')}" for name in NOT_FOR_FIELDS if getattr(args, name) not in (None, False)]
+    if given:
+        parser.error(f"{' '.join(given)}: not for a fields INPUT ({args.input}); a forecast of fields is NetCDF in "
+                     "the variables' units")
+    if args.output.suffix.lower() not in FIELD_OUTPUTS:
+        parser.error(f"OUTPUT {args.output}: expected a NetCDF file (.nc) for a forecast of fields, "
+                     f"found the extension {args.output.suffix or '(none)'!r}")
+    if error := output_error(args.output, args.force, "OUTPUT"):
+        parser.error(error)
+    try:
+        if output_inside_input(args.output, args.input):
+            parser.error(f"OUTPUT {args.output} is INPUT or inside it (a Zarr store's folder): writing it would "
+                         "damage the input; choose an OUTPUT outside the input")
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    try:
+        module = load_module(args.ckpt).to(args.device)
+    except CheckpointError as error:
+        parser.error(str(error))
+    if not is_field_checkpoint(module):
+        parser.error(f"CKPT {args.ckpt} was not trained with data=fields (NetCDF / Zarr fields); a NetCDF INPUT "
+                     "needs one that was")
+    try:
+        source, frames, end = read_fields(module, args.input, args.init)
+        prediction = forecast_fields(module, source, frames, args.future, args.batch_size, args.ckpt)
+    except (OSError, ValueError) as error:
+        parser.error(f"INPUT {args.input}: {error}")
+    if not np.isfinite(prediction).all():
+        parser.error(f"the forecast of CKPT {args.ckpt} holds NaN or inf; nothing was written")
+    try:
+        write_field_forecast(args.output, source, prediction, end)
+    except OSError as error:
+        parser.error(f"OUTPUT {args.output}: cannot write it ({error}); nothing was written there")
+    init = np.datetime_as_string(source.times[end], unit="m")
+    print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(source.names)} "
+          f"to {args.output}", file=sys.stdout)
+
+
+def predict_frames(parser: argparse.ArgumentParser, args) -> None:
+    """CKPT INPUT.npy|video OUTPUT.npy|video [options]: forecasts in [0, 1] of arrays or a video's frames."""
+    args.input = Path(args.input)
+    try:
+        check_value_range(args.value_range, "--value-range LOW HIGH")
+    except ValueError as error:
+        parser.error(str(error))
+    for option, path in (("CKPT", args.ckpt), ("INPUT", args.input)):
+        try:
+            check_path(path, "file")
+        except OSError as error:
+            parser.error(f"{option} {error}")
+        if not path.is_file():
+            parser.error(f"{option} {path}: file not found")
+    outputs = [(option, path) for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif))
+               if path is not None]
+    if error := clash([("CKPT", args.ckpt), ("INPUT", args.input)], outputs):
+        parser.error(error)
+    for option, path in outputs:
+        if error := output_error(path, args.force, option):
+            parser.error(error)
+    video_in, video_out = is_video(args.input), args.output.suffix.lower() in ENCODERS
+    if not video_out and args.output.suffix.lower() != ".npy":
+        kinds = f".npy or a video ({', '.join(ENCODERS)})" if video_in else ".npy"
+        parser.error(f"OUTPUT {args.output}: expected {kinds}, found the extension {args.output.suffix or '(none)'!r}")
+    if video_out and not video_in:
+        parser.error(f"OUTPUT {args.output}: a video OUTPUT needs a video INPUT (its frame rate); write a .npy")
+    if args.side_by_side and not video_out:
+        parser.error(f"--side-by-side needs a video OUTPUT ({', '.join(ENCODERS)}), found {args.output}")
+    if args.start is not None and not video_in:
+        parser.error(f"--start needs a video INPUT, found {args.input}")
+    try:
+        module = load_module(args.ckpt).to(args.device)
+    except CheckpointError as error:
+        parser.error(str(error))
+    try:  # memory-mapped; never unpickled
+        if video_in:
+            frames, truth, rate = read_clip(module, args.input, args.start, args.future)
+        else:
+            frames = ArrayFile(args.input).array
+        check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
+    except (OSError, ValueError, ImportError) as error:
+        parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
+    trained_size = trained_on(module)[1]
+    if trained_size and frames.ndim >= 2 and tuple(frames.shape[-2:]) != trained_size:
+        print(f"warning: {args.ckpt} was trained on {trained_size[0]}x{trained_size[1]} frames, {args.input} "
+              f"holds {frames.shape[-2]}x{frames.shape[-1]} frames; the forecast may be poor", file=sys.stderr)
+    try:
+        pred = forecast(module, frames, args.batch_size, args.future, args.value_range, check=False)
+    except ValueError as error:
+        parser.error(f"INPUT {args.input}: {error}")
+    if bad := int(pred.size - np.count_nonzero(np.isfinite(pred))):
+        parser.error(f"the forecast of CKPT {args.ckpt} for INPUT {args.input} holds {bad} NaN or inf value"
+                     f"{'s' * (bad > 1)} (of {pred.size}); nothing was written. The checkpoint's weights are "
+                     "damaged or diverged in training, or the input is far from the training data")
+
+    def save(option: str, path: Path, write, needed: int = 0) -> None:
+        try:
+            with atomic_write(path, f"{option} file", needed) as tmp:
+                write(tmp)
+        except ValueError as error:  # a frame size the video encoder cannot take
+            parser.error(f"{option} {error}; nothing was written there")
+        except OSError as error:
+            if error.errno in FULL:
+                parser.error(f"{option} {path}: {error}; nothing was written there")
+            parser.error(f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there")
+
+    if video_out:
+        save("OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
+            (frames, truth) if args.side_by_side else ())))
+    else:
+        save("OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
+    print(f"Wrote predictions {pred.shape} to {args.output}")
+    if args.png or args.gif:
+        inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]
+        preds = torch.from_numpy(pred[None] if pred.ndim == 4 else pred[:4])
+        if args.png:
+            grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair],
+                                 ["input", "prediction"] * len(inputs))
+            save("--png", args.png, lambda name: save_image(grid, name))
+            print(f"Wrote {args.png}")
+        if args.gif:
+            save("--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
+            print(f"Wrote {args.gif}")
+
+
+def save_npy(name: str, array: np.ndarray) -> None:
+    with open(name, "wb") as file:  # np.save(path) would add .npy to other names
+        np.save(file, array)
+
+
+def range_hint(module) -> str:
+    """` (the checkpoint's data.value_range is [low, high])` when the checkpoint records one."""
+    data = module.hparams.get("data")
+    value_range = data.get("value_range") if isinstance(data, Mapping) else None
+    if isinstance(value_range, (list, tuple)) and len(value_range) == 2 and \
+            all(isinstance(v, (int, float)) for v in value_range):
+        return f" (the checkpoint was trained with data.value_range [{value_range[0]:g}, {value_range[1]:g}])"
+    return ""

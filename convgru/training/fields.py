@@ -1,0 +1,123 @@
+"""Gridded fields (data=fields) in a test: scored and written the way weather and climate do it.
+
+`FieldTestScores`: latitude-weighted RMSE and ACC (Rasp et al. 2020, WeatherBench) per variable and
+lead time in physical units, for the model and the persistence and climatology baselines, in the same
+test (`convgru.training.report.field_table` prints them). `save_test_forecasts`
+(eval.save_forecasts=true) writes the test forecasts as NetCDF on the data's grid, with its variable
+names, units and attributes; `convgru.deploy.fields` forecasts new files.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from convgru.domain.fields import FieldScores, denormalize, latitude_weights
+
+BASELINES = ("persistence", "climatology")
+
+
+class FieldTestScores(nn.Module):
+    """Weather scores of a test on fields: the model, persistence (the last input step repeated) and
+    climatology (the training period's mean per point, the same for every lead time), each a
+    `FieldScores` on forecasts and targets brought back to physical units (`denormalize`).
+
+    scoring: what `FieldDataModule.scoring()` gives (names, units, height H, latitudes (H,) or None,
+    climatology (C, H, W) or None, mean, std, lead_hours). Without latitudes the rows are weighted equally; without
+    a climatology there is no ACC nor climatology baseline.
+    """
+
+    def __init__(self, scoring: Mapping, future: int):
+        super().__init__()
+        self.names, self.hours = list(scoring["names"]), list(scoring["lead_hours"])
+        self.units = list(scoring.get("units") or [""] * len(self.names))
+        self.mean, self.std = list(scoring["mean"]), list(scoring["std"])
+        clim = scoring.get("climatology")
+        channels = len(self.names)
+        rows = scoring.get("latitudes")
+        weights = torch.ones(scoring["height"], dtype=torch.float64) if rows is None else latitude_weights(rows)
+        if clim is not None:  # points never valid in training: the channel's mean
+            clim = np.where(np.isnan(clim), np.asarray(self.mean)[:, None, None], clim).astype(np.float32)
+            self.register_buffer("climatology", torch.from_numpy(clim), persistent=False)
+        self.scores = nn.ModuleDict({"model": FieldScores(future, channels, weights, clim),
+                                     "persistence": FieldScores(future, channels, weights, clim)})
+        if clim is not None:
+            self.scores["climatology"] = FieldScores(future, channels, weights)
+
+    def update(self, x: torch.Tensor, forecast: torch.Tensor, y: torch.Tensor) -> None:
+        """x (B, T_in, C, H, W) inputs, forecast (clamped to [0, 1]) and y (B, T, C, H, W) targets, all
+        normalized as the data module gives them; y NaN where missing."""
+        target = denormalize(y.float(), self.mean, self.std)
+        self.scores["model"].update(denormalize(forecast.float(), self.mean, self.std), target)
+        last = denormalize(x[:, -1:].float(), self.mean, self.std)
+        self.scores["persistence"].update(last.expand_as(target), target)
+        if "climatology" in self.scores:
+            self.scores["climatology"].update(self.climatology.to(target)[None, None].expand_as(target), target)
+
+    def results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """({name: scalar}, {name: (future,)}): per_frame `rmse_t2m`, `acc_t2m`, `persistence/rmse_t2m`,
+        ..., `climatology/rmse_t2m` per lead time; summary the same averaged over lead times and each lead
+        time on its own as `rmse_t2m_6h` (the lead time in hours)."""
+        summary, per_frame = {}, {}
+        for who, metric in self.scores.items():
+            prefix = "" if who == "model" else f"{who}/"
+            for score, values in metric.compute().items():
+                if who == "climatology" and score == "acc":
+                    continue
+                values = values.reshape(len(self.hours), len(self.names))  # torchmetrics squeezes (1, 1)
+                for c, name in enumerate(self.names):
+                    key = f"{prefix}{score}_{name}"
+                    per_frame[key] = values[:, c].float()
+                    summary[key] = values[:, c].float().nanmean()
+                    for t, hours in enumerate(self.hours):
+                        summary[f"{key}_{hours:g}h"] = values[t, c].float()
+        return summary, per_frame
+
+    def reset(self) -> None:
+        for metric in self.scores.values():
+            metric.reset()
+
+
+# --- forecasts as NetCDF -------------------------------------------------------------------------
+
+def forecast_batches(module, inputs: torch.Tensor, future: int | None, batch_size: int) -> torch.Tensor:
+    return torch.cat([module.forecast(chunk, future).float().cpu() for chunk in inputs.split(batch_size)])
+
+
+def stored_normalization(data: Mapping, names: list[str], where) -> tuple[list[float], list[float]]:
+    """(mean, std) per channel from a checkpoint's data config; ValueError naming `where` if it has none."""
+    stats = data.get("normalization") if isinstance(data, Mapping) else None
+    try:
+        return [float(stats[n]["mean"]) for n in names], [float(stats[n]["std"]) for n in names]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where} records no normalization for the channels {names} (data.normalization); "
+                         "expected a checkpoint trained with data=fields") from None
+
+
+def check_save_forecasts(datamodule) -> None:
+    """OptionError (save_forecasts) unless `datamodule` holds gridded fields (data=fields)."""
+    from convgru._checks import OptionError
+
+    if not hasattr(datamodule, "scoring"):
+        raise OptionError("save_forecasts", "expected data=fields (forecasts are written as NetCDF on the data's "
+                          f"grid), found the data module {type(datamodule).__name__}")
+
+
+def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Path:
+    """Forecast every window of the test split of a FieldDataModule and write them to `folder`/forecasts.nc as
+    NetCDF in physical units (`convgru.data.fields.forecast_dataset`); returns its path."""
+    from convgru.data.fields import forecast_dataset, write_forecasts
+
+    check_save_forecasts(datamodule)
+    path = Path(folder) / "forecasts.nc"
+    dataset, source = datamodule.test_dataloader().dataset, datamodule.source
+    mean, std = stored_normalization(module.hparams.get("data"), source.names, "the checkpoint")
+    out = np.empty((len(dataset), module.hparams.future, len(source.names), len(source.y), len(source.x)), np.float32)
+    for begin in range(0, len(dataset), batch_size):
+        x = torch.stack([dataset[i][0] for i in range(begin, min(begin + batch_size, len(dataset)))])
+        out[begin:begin + len(x)] = denormalize(forecast_batches(module, x, None, batch_size), mean, std).numpy()
+    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, out, dataset.init_times,
+                                           source.step))
+    return Path(path)

@@ -1,0 +1,265 @@
+"""What a run says and writes: the console, and the report of a test.
+
+The console: `say` prints a line (above the progress bar when one is drawn) and logs it to the
+`convgru.console` logger, which conf/hydra/default.yaml sends to the run's log file (train.log /
+eval.log) alone, so the file holds what was printed without printing it twice. `RunLog` is the Hydra
+callback that sends Lightning's messages and Python's warnings to that file (and the terminal) as well.
+Outside the scripts (in Python, in tests) `say` only prints.
+
+The report: `TestReport` collects a test's results (means and per-frame values) from the module as the
+test ends; `train_report` and `eval_report` write metrics.json, per_frame.csv, predictions.png and .gif
+and print the tables (metrics, per lead time, skill of the model vs its baselines, the fields' scores).
+The writers take plain dicts, so nothing is left on the module to read.
+"""
+
+import csv
+import json
+import logging
+import math
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.experimental.callback import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from convgru.domain.scores import SCORES
+from convgru.training.animation import forecast_gif, forecast_video
+from convgru.training.images import rows_grid
+from convgru.training.metrics import METRICS
+
+# --- the console -------------------------------------------------------------------------------
+
+LOG = logging.getLogger("convgru.console")
+LOG.addHandler(logging.NullHandler())  # no handler of the scripts' logging: print only, never Python's lastResort
+LOG.propagate = False  # printed already: never again through the root logger's terminal handler
+LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning")  # their messages: into the run's log too
+
+
+def say(text: str, level: int = logging.INFO, stream=None) -> None:
+    """Print `text` on `stream` (stdout) without breaking a progress bar, and log it at `level`."""
+    tqdm.write(text, file=stream or sys.stdout)
+    LOG.log(level, text)
+
+
+class RunLog(Callback):
+    """Hydra callback: as a job starts, send Python's warnings and Lightning's messages to the root
+    logger, whose handlers (conf/hydra/default.yaml) print them and write them to the run's log file."""
+
+    def on_job_start(self, config, **kwargs) -> None:
+        logging.captureWarnings(True)
+        for name in LIBRARIES:
+            logger = logging.getLogger(name)
+            for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+                logger.removeHandler(handler)  # Lightning's own terminal handler: the root logger prints instead
+            logger.propagate = True
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def _cell(value: float, width: int, digits: int = 3) -> str:
+    return f"{'nan':>{width}}" if value is None or math.isnan(value) else f"{value:{width}.{digits}f}"
+
+
+def skill_forecasts(scores: dict[str, float], prefix: str = "") -> list[str]:
+    """The forecasts that `scores` hold skill scores of: "model" ({prefix}csi_mean), then each baseline
+    ({prefix}<baseline>/csi_mean), in the order of `scores`."""
+    found = ["model"] if f"{prefix}csi_mean" in scores else []
+    for key in scores:
+        name, _, score = key.removeprefix(prefix).rpartition("/")
+        if key.startswith(prefix) and score == "csi_mean" and name and "/" not in name:
+            found.append(name)
+    return found
+
+
+def skill_columns(scores: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:
+    """(heading, score name) of every skill score that `scores` holds for the model: CSI, POD, FAR,
+    HSS and bias, CSI after each max-pooling (CSI-p4: `csi_pool4`), FSS at each scale (FSS-5: `fss_5px`)."""
+    columns = [(name if name == "bias" else name.upper(), name) for name in SCORES]
+    names = [key.removeprefix(prefix).removesuffix("_mean") for key in scores
+             if key.startswith(prefix) and key.endswith("_mean") and "/" not in key.removeprefix(prefix)]
+    pools = sorted(int(n.removeprefix("csi_pool")) for n in names if re.fullmatch(r"csi_pool\d+", n))
+    scales = sorted(int(n[4:-2]) for n in names if re.fullmatch(r"fss_\d+px", n))
+    return [*columns, *((f"CSI-p{n}", f"csi_pool{n}") for n in pools), *((f"FSS-{n}", f"fss_{n}px") for n in scales)]
+
+
+def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "") -> str:
+    """A row per threshold (and their mean) and forecast (the model, then each baseline), a column per
+    skill score (`skill_columns`), from `scores` keyed `{prefix}csi_20` (the model's) and
+    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/")."""
+    forecasts, columns = skill_forecasts(scores, prefix), skill_columns(scores, prefix)
+    width = max(8, *(len(name) + 1 for name in forecasts))
+    lines = [f"{units or 'threshold':>9}  {'forecast':<{width}}" + "".join(f"{head:>8}" for head, _ in columns)]
+    for key in [*(f"{thr:g}" for thr in thresholds), "mean"]:
+        for i, forecast in enumerate(forecasts):
+            where = prefix if forecast == "model" else f"{prefix}{forecast}/"
+            lines.append(f"{key if i == 0 else '':>9}  {forecast:<{width}}"
+                         + "".join(_cell(scores.get(f"{where}{name}_{key}"), 8) for _, name in columns))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def frame_table(per_frame: dict[str, list[float]], means: dict[str, float], columns) -> str:
+    """One row per future frame and a row `all` of `means` (means over the frames, skill scores pooled
+    over them), one column per name in `columns`."""
+    widths = [max(9, len(name) + 1) for name in columns]
+    lines = [f"{'frame':>6} " + " ".join(f"{name:>{w}}" for name, w in zip(columns, widths))]
+    rows = [(str(t + 1), [per_frame[c][t] for c in columns]) for t in range(len(per_frame[columns[0]]))]
+    for label, values in [*rows, ("all", [means[c] for c in columns])]:
+        lines.append(f"{label:>6} " + " ".join(_cell(v, w, 4) for v, w in zip(values, widths)))
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, float], stages=("val", "test"), first=()) -> str:
+    """One row per metric, one column per stage, from `metrics` keyed `val/mse`, `test/mse`, ...;
+    rows in the order of `first`, then by name; an empty cell where a stage lacks the metric."""
+    names = {key.split("/", 1)[1] for key in metrics if key.split("/", 1)[0] in stages and "/" in key}
+    rows = [n for n in first if n in names] + sorted(names - set(first))
+    width = max([6, *(len(n) for n in rows)])
+    lines = [f"{'metric':<{width}}" + "".join(f"{stage:>12}" for stage in stages)]
+    for name in rows:
+        cells = [metrics.get(f"{stage}/{name}") for stage in stages]
+        lines.append(f"{name:<{width}}" + "".join(f"{'':>12}" if v is None else _cell(v, 12, 4) for v in cells))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+PER_LEAD = re.compile(r"(^|/)(rmse|acc)_.+_[0-9.e+-]+h$")
+
+
+def per_lead_key(key: str) -> bool:
+    """Whether `key` is a weather score at one lead time (`test/rmse_t2m_72h`)."""
+    return bool(PER_LEAD.search(key))
+
+
+def field_table(metrics: Mapping, prefix: str = "") -> str:
+    """Latitude-weighted RMSE and ACC per lead time of the model, persistence and climatology from `metrics`
+    keyed `{prefix}rmse_t2m_6h`, `{prefix}persistence/acc_t2m_6h`, ...; "" when it holds none."""
+    pattern = re.compile(rf"^{re.escape(prefix)}rmse_(.+)_([0-9.e+-]+)h$")
+    found: dict[str, list[float]] = {}
+    for key in metrics:
+        if match := pattern.match(key):
+            found.setdefault(match[1], []).append(float(match[2]))
+    if not found:
+        return ""
+    columns = [("rmse", ""), ("rmse", "persistence/"), ("rmse", "climatology/"), ("acc", ""), ("acc", "persistence/")]
+    heads = ["model", "persist", "clim", "model", "persist"]
+    blocks = []
+    for name, hours in found.items():
+        lines = [f"{'lead':>7} {'RMSE ' + name:^29} {'ACC ' + name:^19}",
+                 f"{'':>7} " + " ".join(f"{h:>9}" for h in heads)]
+        for h in sorted(hours) + [None]:
+            cells = []
+            for score, who in columns:
+                value = metrics.get(f"{prefix}{who}{score}_{name}" + ("" if h is None else f"_{h:g}h"))
+                shown = f"{value:9.4g}" if score == "rmse" else f"{value:9.3f}"
+                cells.append(f"{'':>9}" if value is None else f"{'nan':>9}" if value != value else shown)
+            lines.append(f"{'all' if h is None else f'{h:g}h':>7} " + " ".join(cells))
+        blocks.append("\n".join(lines))
+    return ("\nScores of the fields on the test set: latitude-weighted RMSE (the variable's units) and ACC, model vs "
+            "persistence and climatology of the training period:\n" + "\n\n".join(blocks))
+
+
+# --- the report of a test ----------------------------------------------------------------
+
+BASELINE_TITLES = {"persistence": "persistence (the last input frame repeated)",
+                   "extrapolation": "extrapolation (pysteps' optical flow)"}
+
+
+class TestReport(pl.Callback):
+    """Keeps the test's results as it ends: `summary` {name: float} (means over the frames, pooled
+    skill scores, persistence's as `persistence/csi_20`) and `per_frame` {name: [float per lead time]}."""
+
+    def __init__(self):
+        self.summary: dict[str, float] = {}
+        self.per_frame: dict[str, list[float]] = {}
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        summary, per_frame = pl_module.test_results()  # before the module logs and resets its metrics
+        self.summary = {k: float(v) for k, v in summary.items()}
+        self.per_frame = {k: v.tolist() for k, v in per_frame.items()}
+
+
+def strict_json(metrics: dict) -> str:
+    """`metrics` as strict JSON (RFC 8259): NaN (a score with nothing to score) and inf become null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()},
+                      indent=2, allow_nan=False)
+
+
+def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix: str = "") -> str:
+    """A title, what the columns are and `skill_table` of the model's and its baselines' scores."""
+    forecasts = skill_forecasts(scores, prefix)
+    names = [BASELINE_TITLES.get(name, name) for name in forecasts]
+    extra = [head for head, _ in skill_columns(scores, prefix) if "-" in head]
+    legend = ("\n(CSI-pN: CSI after N x N max-pooling; FSS-N: fractions skill score over N x N pixels)"
+              if extra else "")
+    return (f"\nSkill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}{legend}:\n"
+            + skill_table(scores, thresholds, units, prefix))
+
+
+def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
+                 units: str | None = None) -> None:
+    """Write metrics.json into the run folder; print where the run, its checkpoints (best and last),
+    logs and metrics are, a table of the validation and test metrics and, with `thresholds`, the test's
+    skill scores of the model and of its baselines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(strict_json(dict(sorted(metrics.items()))))
+    lines = ["", f"Run directory: {_shown(folder)}"]
+    checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
+    if checkpoints:
+        saved = [f"best: {Path(best).name}"] if best else []
+        saved += ["last.ckpt"] if (Path(checkpoints) / "last.ckpt").is_file() else []
+        lines.append(f"Checkpoints:   {_shown(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
+    for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"Logs:          {_shown(logger.log_dir)} (tensorboard --logdir {_shown(folder.parent)})")
+        else:
+            lines.append(f"Logs:          {_shown(logger.log_dir)}")
+    lines.append(f"Metrics:       {_shown(folder / 'metrics.json')}")
+    skill = (*SCORES, "fss") if thresholds else ()  # skill scores: in the table below
+    shown = {k: v for k, v in metrics.items() if k.split("/")[-1].split("_")[0] not in skill and not per_lead_key(k)}
+    lines += ["", metrics_table(shown, first=(*METRICS, "loss"))]  # skill scores: in the table below
+    say("\n".join(lines))
+    if thresholds:
+        say(skill_report(metrics, thresholds, units, "test/"))
+    if table := field_table(metrics, "test/"):
+        say(table)
+
+
+def _shown(path) -> str:
+    """`path` relative to the current folder when it is inside it, else absolute."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
+                units: str | None = None, rate=None) -> None:
+    """metrics.json, per_frame.csv (a column per metric, skill score and each baseline's),
+    predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`, and
+    with `rate` (the frame rate of video data, frames/s) predictions.mp4 of the same frames; on
+    stdout a table per future frame (MSE ... PSNR, CSI per threshold) and with `thresholds` the skill
+    scores of the model and of its baselines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(strict_json({"ckpt_path": str(ckpt_path), **metrics}))
+    columns = list(per_frame)
+    rows = [[frame, *values] for frame, values in enumerate(zip(*(per_frame[c] for c in columns)), start=1)]
+    with open(folder / "per_frame.csv", "w", newline="") as file:
+        csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
+    x, y, pred = forecasts
+    save_image(rows_grid(x, y, pred), folder / "predictions.png")
+    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
+    if rate:
+        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate)
+    csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
+    say("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
+    if thresholds:
+        say(skill_report(metrics, thresholds, units))
+    if table := field_table(metrics):
+        say(table)
+    say(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
+        f"{_shown(folder)}")
