@@ -268,7 +268,7 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
 
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
     summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
-    assert "Weather scores on the test set" in capsys.readouterr().out
+    assert "Scores of the fields on the test set" in capsys.readouterr().out
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
     header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")

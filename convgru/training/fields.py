@@ -20,7 +20,7 @@ BASELINES = ("persistence", "climatology")
 
 
 class FieldTestScores(nn.Module):
-    """Weather scores of a test on fields: the model, persistence (the last input step repeated) and
+    """The scores of a test on gridded fields: the model, persistence (the last input step repeated) and
     climatology (the training period's mean per point, the same for every lead time), each a
     `FieldScores` on forecasts and targets brought back to physical units (`denormalize`).
 
