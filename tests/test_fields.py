@@ -320,24 +320,6 @@ def test_a_folder_of_files_per_variable(tmp_path):
                      tmp_path / "short.nc"], ["t2m", "u10"])
 
 
-def test_predict_netcdf_needs_a_fields_checkpoint(data, tmp_path, capsys):
-    import importlib.util
-
-    from conftest import ROOT
-    from convgru.training import ForecastModule
-
-    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "m.ckpt")
-    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
-    predict = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
-    with pytest.raises(SystemExit):
-        predict.main([str(tmp_path / "m.ckpt"), str(data["netcdf"][0]), str(tmp_path / "out.nc")])
-    err = capsys.readouterr().err
-    assert "error: CKPT" in err and "was not trained with data=fields" in err
-    assert not (tmp_path / "out.nc").exists()
-
-
 def test_predict_never_writes_into_the_input_or_another_format(data, tmp_path, capsys):
     """OUTPUT inside an input Zarr store (one of its chunks), or not a .nc file: refused in one line, before the
     checkpoint is read; the store is unchanged."""
