@@ -265,6 +265,8 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
     stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
     assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
+    grid = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["grid"]  # eval and predict align to it
+    assert (grid["y"], grid["x"], grid["y_values"], grid["longitude"]) == ("lat", "lon", LAT.tolist(), True)
 
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
     summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])

@@ -86,24 +86,35 @@ def test_source_aligns_to_the_training_grid(grids, kind):
     np.testing.assert_array_equal(other.to_file_order(other.read(2, 5)), raw)  # and back
 
 
+@pytest.fixture(scope="module")
+def same_forecast(grids, fields_checkpoint, tmp_path_factory) -> np.ndarray:
+    """The forecast of the file in the training grid's orientation (`on_training_grid`)."""
+    out = tmp_path_factory.mktemp("same") / "same.nc"
+    predict.main([str(fields_checkpoint), str(grids["same"]), str(out)])
+    return on_training_grid(out)
+
+
 @pytest.mark.parametrize("kind", ["lat_descending", "lon_180", "both"])
-def test_predict_maps_a_flipped_or_rolled_grid_and_back(grids, fields_checkpoint, tmp_path, capsys, kind):
+def test_predict_maps_a_flipped_or_rolled_grid_and_back(grids, fields_checkpoint, same_forecast, tmp_path, capsys,
+                                                       kind):
     """The forecast of a flipped / rolled input is the forecast of the training orientation, written on the
-    input's own coordinates and order; a checkpoint without a grid (convgru 0.2.0) feeds it upside down."""
-    status, _, err = run_predict([fields_checkpoint, grids["same"], tmp_path / "same.nc"], capsys)
-    assert status == 0 and err == ""
+    input's own coordinates and order, said in one line."""
+    capsys.readouterr()
     status, _, err = run_predict([fields_checkpoint, grids[kind], tmp_path / "out.nc"], capsys)
     assert status == 0 and err.count("\n") == 1 and "aligned to the grid the checkpoint was trained on" in err
     with xr.open_dataset(tmp_path / "out.nc") as back, xr.open_dataset(grids[kind]) as given:
         np.testing.assert_array_equal(back.lat.values, given.lat.values)
         np.testing.assert_array_equal(back.lon.values, given.lon.values)
-    np.testing.assert_allclose(on_training_grid(tmp_path / "out.nc"), on_training_grid(tmp_path / "same.nc"),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(on_training_grid(tmp_path / "out.nc"), same_forecast, rtol=1e-5, atol=1e-4)
 
+
+def test_a_checkpoint_without_a_grid_is_warned_once(grids, same_forecast, tmp_path, capsys):
+    """convgru 0.2.0 recorded no grid: a flipped input is fed as it is (the forecast differs), with one warning."""
     old = write_checkpoint(tmp_path / "old.ckpt", grid=None)
-    status, _, err = run_predict([old, grids[kind], tmp_path / "old.nc"], capsys)
+    capsys.readouterr()
+    status, _, err = run_predict([old, grids["both"], tmp_path / "old.nc"], capsys)
     assert status == 0 and err.count("warning: the checkpoint records no grid") == 1 and err.count("\n") == 1
-    assert np.abs(on_training_grid(tmp_path / "old.nc") - on_training_grid(tmp_path / "same.nc")).max() > 1e-3
+    assert np.abs(on_training_grid(tmp_path / "old.nc") - same_forecast).max() > 1e-3
 
 
 def test_predict_refuses_other_coordinates_and_warns_of_another_size(grids, fields_checkpoint, tmp_path, capsys):
@@ -240,11 +251,11 @@ def test_calendars_are_read_split_and_written_back(calendar, fields_checkpoint, 
             FieldDataModule(files=[str(path)], variables=["t2m"], train_time=["2001-02-27", "2001-02-30"],
                             frames_in=3, frames_out=2, cache_dir=tmp_path / "c").setup("fit")
 
-    status, out, err = run_predict([fields_checkpoint, path, tmp_path / "out.nc", "--init", init[:13]], capsys)
-    assert status == 0 and err == "" and f"from {init[:16]}" in out
-    with open_cftime(tmp_path / "out.nc") as back:
-        assert back.init_time.values[0].isoformat() == init and back.time.values[0, 0].isoformat() == lead
-        if calendar in ("noleap", "360_day", "julian"):
+    if calendar in ("noleap", "360_day", "julian"):  # the standard ones: as test_fields.py's predict
+        status, out, err = run_predict([fields_checkpoint, path, tmp_path / "out.nc", "--init", init[:13]], capsys)
+        assert status == 0 and err == "" and f"from {init[:16]}" in out
+        with open_cftime(tmp_path / "out.nc") as back:
+            assert back.init_time.values[0].isoformat() == init and back.time.values[0, 0].isoformat() == lead
             assert back.time.values[0, 0].calendar == calendar
     dataset = dm.datasets["test"]
     write_forecasts(tmp_path / "test.nc", forecast_dataset(
@@ -294,6 +305,13 @@ def test_a_failed_netcdf_write_is_one_error_and_leaves_nothing(grids, fields_che
     assert f"error: OUTPUT {out}: cannot write the OUTPUT file out.nc in {tmp_path}: the writer failed (NetCDF: HDF " \
            "error): a full disk or a file size limit (ulimit -f)?" in lines[0]
     assert out.read_bytes() == b"an earlier forecast" and sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+    source = FieldSource([grids["same"]], ["t2m"])  # eval.save_forecasts writes through the same writer
+    with pytest.raises(OSError, match=r"cannot write the forecast file forecasts.nc in .*\(NetCDF: HDF error\)"):
+        write_forecasts(tmp_path / "forecasts.nc", forecast_dataset(
+            source.grid, source.names, source.channels, np.zeros((1, 2, 1, 8, 16), np.float32), source.times[:1],
+            source.step, source.calendar))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
 
 
 @pytest.mark.slow
