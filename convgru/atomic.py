@@ -62,13 +62,16 @@ def failed_write_error(what: str, path: Path, needed: int, cause: str) -> OSErro
     """An OSError for a writer (a library such as netCDF4 / HDF5) that failed without saying why, `cause`
     its words: a full disk (ENOSPC) when the folder lacks `needed` bytes, the file size limit (EFBIG,
     `ulimit -f`) when it is below them, else EIO naming both as what may have happened."""
-    import resource
-
     path, free = Path(path), free_disk(Path(path).parent)
     if free is not None and needed and needed > free:
         return disk_full_error(what, path, needed, free, "free some space there or write to another disk")
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and (not needed or needed > limit):
+    try:
+        import resource  # POSIX only
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        limit = None if limit == resource.RLIM_INFINITY else limit
+    except ImportError:
+        limit = None
+    if limit is not None and (not needed or needed > limit):
         error = OSError(f"cannot write the {what} {path.name} in {path.parent}: it needs {_bytes(needed)}, the file "
                         f"size limit (ulimit -f) is {_bytes(limit)} ({cause}); raise the limit or write less")
         error.errno = errno.EFBIG

@@ -60,7 +60,10 @@ python scripts/predict.py CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--
 Gridded fields (a checkpoint trained with data=fields): INPUT is NetCDF (a glob of files) or a Zarr
 store with the checkpoint's variables and at least data.frames_in steps up to --init (default: its
 last step); OUTPUT is NetCDF in physical units on the input's grid, with its variable names, units
-and attributes, dimensions init_time and lead_time, and the valid time as a coordinate.
+and attributes, dimensions init_time and lead_time, and the valid time as a coordinate. An INPUT on
+the checkpoint's grid in another order (latitudes descending, longitudes -180..180 or 0..360) is
+aligned to it and its forecast written in the INPUT's order; times are dates of the INPUT's calendar
+(noleap, 360_day, ...). A fields CKPT takes only NetCDF / Zarr, any other only frames.
 """
 
 
