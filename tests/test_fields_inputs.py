@@ -169,6 +169,19 @@ def test_training_records_the_grid_and_eval_aligns_to_it(grids, fields_checkpoin
     assert [r.levelname for r in caplog.records if "records no grid" in r.message] == ["WARNING"]
 
 
+def test_eval_data_refuses_other_coordinates_and_warns_of_another_size(grids, tmp_path, caplog):
+    data = fields(days=2, gap=())
+    data.assign_coords(lon=data.lon + 5.0).to_netcdf(tmp_path / "shifted.nc")
+    data.isel(lon=slice(0, 8)).to_netcdf(tmp_path / "half.nc")
+    options = dict(variables=["t2m"], frames_in=3, frames_out=2, grid=GRID,
+                   normalization={"t2m": {"mean": 0, "std": 1}})
+    with pytest.raises(ValueError, match=r"shifted.nc: its grid \(lat -78.75..78.75 step 22.5 \(8\), lon 5..342.5"):
+        FieldDataModule(files=[str(tmp_path / "shifted.nc")], **options).open()
+    with caplog.at_level(logging.INFO, logger="convgru.data.field_module"):
+        FieldDataModule(files=[str(tmp_path / "half.nc")], **options).open()
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "a 8x8 grid" in caplog.records[0].message
+
+
 def test_a_bad_grid_option_is_named():
     with pytest.raises(OptionError, match=r"grid: expected the training grid \{y, x, y_values, x_values"):
         FieldDataModule(files=["a.nc"], variables=["t2m"], grid={"y": "lat"})
@@ -257,12 +270,12 @@ def test_calendars_are_read_split_and_written_back(calendar, fields_checkpoint, 
         with open_cftime(tmp_path / "out.nc") as back:
             assert back.init_time.values[0].isoformat() == init and back.time.values[0, 0].isoformat() == lead
             assert back.time.values[0, 0].calendar == calendar
-    dataset = dm.datasets["test"]
-    write_forecasts(tmp_path / "test.nc", forecast_dataset(
-        source.grid, source.names, source.channels, np.zeros((len(dataset), 2, 1, 8, 16), np.float32),
-        dataset.init_times, source.step, dm.source.calendar))
-    with open_cftime(tmp_path / "test.nc") as back:
+    from convgru.training.fields import save_test_forecasts
+    from convgru.training.restore import load_module
+
+    with open_cftime(save_test_forecasts(load_module(fields_checkpoint), dm, tmp_path)) as back:  # eval's
         assert back.init_time.values[0].isoformat() == "2001-03-01T12:00:00"
+        assert back.time.values[-1, -1].isoformat() == last
         if calendar in ("noleap", "360_day", "julian"):
             assert back.init_time.encoding["calendar"] == calendar
 
