@@ -204,7 +204,6 @@ class Calendar:
                 return np.datetime64(np.datetime64(str(text)), "ns")
             except ValueError:
                 raise OptionError(option, f"expected a time such as 2018-01-01T00, found {text!r}") from None
-        period_fields(text, option, self.name)
         return self.period(text, option)[0]
 
 
