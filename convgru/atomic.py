@@ -22,6 +22,7 @@ from pathlib import Path
 
 STALE_AGE = 24 * 3600  # seconds after which a temporary file of another machine's writer is taken as dead
 FULL = (errno.ENOSPC, errno.EDQUOT)
+FAILED = (*FULL, errno.EFBIG, errno.EIO)  # errnos of the OSErrors whose message names the file and says it all
 _TMP = re.compile(r"\.convgru(?P<pid>\d+)@(?P<host>[\w-]*)\.[\w]+\.tmp(\.\w+)?$")
 _OLD_TMP = re.compile(r"^(moving_mnist|synthetic_radar)_.*\.\w{8}\.tmp$")  # cache files of convgru 0.2.0
 _OLD_PARTIAL = re.compile(r"^\..+\.partial$")  # checkpoint files of convgru 0.2.0 (a killed writer's)
@@ -54,6 +55,31 @@ def disk_full_error(what: str, path: Path, needed: int, free: int | None, advice
     error = OSError(f"cannot write the {what} {path.name} in {path.parent}: not enough disk space (it needs "
                     f"{_bytes(needed)}{free_text}); {advice}")
     error.errno = errno.ENOSPC
+    return error
+
+
+def failed_write_error(what: str, path: Path, needed: int, cause: str) -> OSError:
+    """An OSError for a writer (a library such as netCDF4 / HDF5) that failed without saying why, `cause`
+    its words: a full disk (ENOSPC) when the folder lacks `needed` bytes, the file size limit (EFBIG,
+    `ulimit -f`) when it is below them, else EIO naming both as what may have happened."""
+    path, free = Path(path), free_disk(Path(path).parent)
+    if free is not None and needed and needed > free:
+        return disk_full_error(what, path, needed, free, "free some space there or write to another disk")
+    try:
+        import resource  # POSIX only
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        limit = None if limit == resource.RLIM_INFINITY else limit
+    except ImportError:
+        limit = None
+    if limit is not None and (not needed or needed > limit):
+        error = OSError(f"cannot write the {what} {path.name} in {path.parent}: it needs {_bytes(needed)}, the file "
+                        f"size limit (ulimit -f) is {_bytes(limit)} ({cause}); raise the limit or write less")
+        error.errno = errno.EFBIG
+        return error
+    error = OSError(f"cannot write the {what} {path.name} in {path.parent}: the writer failed ({cause}): a full disk "
+                    f"or a file size limit (ulimit -f)? It needs {_bytes(needed)}"
+                    f"{'' if free is None else f', {_bytes(free)} free'}")
+    error.errno = errno.EIO
     return error
 
 

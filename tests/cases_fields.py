@@ -1,11 +1,14 @@
 """Error-sweep cases of data=fields (NetCDF / Zarr fields): variables, levels, channels and time splits that
 do not fit the files; collected by test_errors.py."""
 
+import io
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
+from unittest import mock
 
 from convgru.training import cli
 from convgru.training.options import instantiate
-from fields_data import write_netcdf
+from fields_data import fields, write_checkpoint, write_netcdf
 from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
 
 FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
@@ -13,11 +16,12 @@ FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]",
           "data.val_time=[2000-01-07,2000-01-08]", "data.test_time=[2000-01-09,2000-01-10]"]
 
 
-def fields_run(overrides, split: str = "train") -> callable:
-    """Write two NetCDF files of fields into the folder, build data=fields with `overrides` ({dir} is the
-    folder), set it up and take the first batch of `split`."""
+def fields_run(overrides, split: str = "train", write: bool = True) -> callable:
+    """Write two NetCDF files of fields into the folder (unless not `write`), build data=fields with `overrides`
+    ({dir} is the folder), set it up and take the first batch of `split`."""
     def run(folder: Path) -> str:
-        write_netcdf(folder, 2)
+        if write:
+            write_netcdf(folder, 2)
         before = digest(folder)
         options = cli.quote_non_ascii([o.replace("{dir}", str(folder)) for o in [*FIELDS, *overrides]])
 
@@ -29,6 +33,71 @@ def fields_run(overrides, split: str = "train") -> callable:
         message = raised(build)
         assert_kept(folder, before)
         return message
+    return run
+
+
+def predict_run(prepare, patch=None) -> callable:
+    """scripts/predict.py in-process on the arguments `prepare(folder)` writes and returns (with `patch`, a
+    mock.patch, active): its one `error:` line's message; the folder's files unchanged."""
+    def run(folder: Path) -> str:
+        from convgru.deploy import predict
+
+        argv = [str(a) for a in prepare(folder)]
+        before, stderr = digest(folder), io.StringIO()
+        with redirect_stderr(stderr), patch or nullcontext():
+            try:
+                predict.main(argv)
+            except SystemExit as exit:
+                assert exit.code == 2, stderr.getvalue()
+        lines = [line for line in stderr.getvalue().splitlines() if ": error: " in line]
+        assert len(lines) == 1 and "Traceback" not in stderr.getvalue(), stderr.getvalue()
+        assert_kept(folder, before)
+        assert not [p for p in folder.iterdir() if ".tmp" in p.name], "a temporary file was left"
+        return lines[0].split(": error: ", 1)[1]
+    return run
+
+
+def shifted_grid(folder: Path) -> list:
+    """A fields checkpoint and a file on its grid's size with latitudes 1 degree off."""
+    data = fields(days=2, gap=())
+    data.assign_coords(lat=data.lat + 1.0).to_netcdf(folder / "shifted.nc")
+    return [write_checkpoint(folder / "model.ckpt"), folder / "shifted.nc", folder / "out.nc"]
+
+
+def video_for_fields(folder: Path) -> list:
+    (folder / "clip.mp4").write_bytes(b"a video")
+    return [write_checkpoint(folder / "model.ckpt"), folder / "clip.mp4", folder / "out.mp4"]
+
+
+def fields_for_frames(folder: Path) -> list:
+    write_netcdf(folder, 1)
+    tiny_checkpoint(folder / "model.ckpt")
+    return [folder / "model.ckpt", folder / "era5_0.nc", folder / "out.nc"]
+
+
+def failed_write(folder: Path) -> list:
+    write_netcdf(folder, 1)
+    (folder / "out.nc").write_bytes(b"an earlier forecast")
+    return [write_checkpoint(folder / "model.ckpt"), folder / "era5_0.nc", folder / "out.nc", "--force"]
+
+
+def fail_mid_write(self, path, *args, **kwargs):
+    """xarray's Dataset.to_netcdf as a full disk (or ulimit -f) ends it: part of the file, then netCDF4's error."""
+    Path(path).write_bytes(b"\x89HDF\r\n part of a file")
+    raise RuntimeError("NetCDF: HDF error")
+
+
+def calendar_run(calendar: str, train_time: str) -> callable:
+    """data=fields on a NetCDF file in `calendar` with data.train_time=`train_time`."""
+    def run(folder: Path) -> str:
+        import xarray as xr
+
+        data = fields(days=3, gap=())
+        data = data.assign_coords(time=xr.date_range("2001-02-27", periods=data.sizes["time"], freq="6h",
+                                                     calendar=calendar, use_cftime=True))
+        data.to_netcdf(folder / "era5_0.nc")
+        return fields_run([f"data.train_time={train_time}", "data.val_time=null", "data.test_time=null"],
+                          write=False)(folder)
     return run
 
 
@@ -61,4 +130,26 @@ CASES = [
          checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),
          r"save_forecasts: expected data=fields \(forecasts are written as NetCDF on the data's grid\), found the "
          r"data module MovingMNISTDataModule"),
+    Case("fields-grid-differs", "predict on a file of the checkpoint's grid size with other coordinates",
+         "scripts/predict.py model.ckpt shifted.nc out.nc", predict_run(shifted_grid),
+         r"INPUT .*shifted.nc: its grid \(lat -77.75..79.75 step 22.5 \(8\), lon 0..337.5 step 22.5 \(16\)\) is not "
+         r"the grid the checkpoint was trained on \(lat -78.75..78.75 step 22.5 \(8\), lon 0..337.5 step 22.5 "
+         r"\(16\)\); expected the same coordinates"),
+    Case("fields-checkpoint-on-video", "predict with a data=fields checkpoint on a video",
+         "scripts/predict.py model.ckpt clip.mp4 out.mp4", predict_run(video_for_fields),
+         r"CKPT .*model.ckpt was trained on gridded fields \(data=fields: t2m\); INPUT .*clip.mp4 is a video: "
+         r"expected NetCDF files or a Zarr store holding those variables"),
+    Case("frames-checkpoint-on-fields", "predict with a checkpoint of frames on NetCDF fields",
+         "scripts/predict.py model.ckpt era5.nc out.nc", predict_run(fields_for_frames),
+         r"CKPT .*model.ckpt was trained on frames .*; INPUT .*era5_0.nc is NetCDF files or a Zarr store of gridded "
+         r"fields: expected .npy frames or a video"),
+    Case("fields-netcdf-write-fails", "the disk fills (or ulimit -f is reached) while the forecast NetCDF is written",
+         "scripts/predict.py model.ckpt era5.nc out.nc --force",
+         predict_run(failed_write, mock.patch("xarray.Dataset.to_netcdf", fail_mid_write)),
+         r"OUTPUT .*out.nc: cannot write the OUTPUT file out.nc in .*: the writer failed \(NetCDF: HDF error\): "
+         r"a full disk or a file size limit \(ulimit -f\)\?", exact=False),
+    Case("fields-calendar-date", "a split date that its file's calendar (noleap) does not have",
+         "data.train_time=[2001-02-27,2001-02-29]", calendar_run("noleap", "[2001-02-27,2001-02-29]"),
+         r"data.train_time: '2001-02-29' is not a date of the noleap calendar; expected \[start, end\] dates of the "
+         r"files' calendar, found \['2001-02-27', '2001-02-29'\]"),
 ]

@@ -74,3 +74,12 @@ def trained_run(tmp_path_factory, cache_dir):
     cfg = compose_config("train", out, tiny("train"), cache_dir)
     metrics = convgru.training.train(cfg)
     return out, metrics, cfg
+
+
+@pytest.fixture(scope="session")
+def fields_checkpoint(tmp_path_factory) -> Path:
+    """A tiny untrained data=fields checkpoint (t2m, 3 in, 2 out) that records the grid of tests/fields_data.py
+    (`fields_data.write_checkpoint`): for predict and eval on NetCDF files without a training run."""
+    from fields_data import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("fields_ckpt") / "fields.ckpt")

@@ -66,3 +66,27 @@ def write_zarr(path: Path, chunk_time: int = 1, **options) -> Path:
     encoding = {name: {"chunks": (chunk_time, *data[name].shape[1:])} for name in data.data_vars}
     data.to_zarr(path, encoding=encoding, zarr_format=2, consolidated=True)
     return Path(path)
+
+
+GRID = {"y": "lat", "x": "lon", "y_values": LAT.tolist(), "x_values": LON.tolist(), "longitude": True}
+
+
+def write_checkpoint(path: Path, grid: dict | None = GRID, variables=("t2m",)) -> Path:
+    """A tiny untrained data=fields checkpoint at `path` (frames_in 3, future 2, one ConvGRU level of 4
+    channels): the data config of a run on `fields()` with its normalization and, unless None, its `grid`
+    (convgru 0.2.0 recorded none)."""
+    import torch
+
+    from convgru.training import ForecastModule
+
+    data = {"_target_": "convgru.data.FieldDataModule", "files": [str(path.parent / "era5_*.nc")],
+            "variables": list(variables), "levels": None, "dims": None, "time_step": None, "frames_in": 3,
+            "frames_out": 2, "channels": len(variables),
+            "normalization": {name: {"mean": 285.0 if name == "t2m" else 0.0, "std": 10.0} for name in variables}}
+    if grid is not None:
+        data["grid"] = grid
+    torch.manual_seed(0)
+    module = ForecastModule(net=dict(in_channels=len(variables), out_channels=len(variables), hidden_sizes=[4],
+                                     kernel_size=3, stem_channels=4), future=2, data=data)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path

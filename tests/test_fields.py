@@ -265,6 +265,8 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
     stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
     assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
+    grid = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["grid"]  # eval and predict align to it
+    assert (grid["y"], grid["x"], grid["y_values"], grid["longitude"]) == ("lat", "lon", LAT.tolist(), True)
 
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
     summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
@@ -318,24 +320,6 @@ def test_a_folder_of_files_per_variable(tmp_path):
     with pytest.raises(ValueError, match="variable 'u10' covers 20 times .* expected every variable"):
         FieldSource([tmp_path / "t2m" / "t2m_0.nc", tmp_path / "t2m" / "t2m_1.nc", tmp_path / "t2m" / "t2m_2.nc",
                      tmp_path / "short.nc"], ["t2m", "u10"])
-
-
-def test_predict_netcdf_needs_a_fields_checkpoint(data, tmp_path, capsys):
-    import importlib.util
-
-    from conftest import ROOT
-    from convgru.training import ForecastModule
-
-    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "m.ckpt")
-    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
-    predict = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(predict)
-    with pytest.raises(SystemExit):
-        predict.main([str(tmp_path / "m.ckpt"), str(data["netcdf"][0]), str(tmp_path / "out.nc")])
-    err = capsys.readouterr().err
-    assert "error: CKPT" in err and "was not trained with data=fields" in err
-    assert not (tmp_path / "out.nc").exists()
 
 
 def test_predict_never_writes_into_the_input_or_another_format(data, tmp_path, capsys):

@@ -2,6 +2,7 @@
 CMIP, ocean and air-quality data, read lazily per batch through xarray."""
 
 import hashlib
+import logging
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,10 @@ from convgru.domain.fields import normalize
 
 from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
-from .fields import FieldSource, expand, window_starts
+from .fields import NO_GRID, Calendar, FieldSource, check_grid, expand, period_fields, window_starts
 from .missing import check_finite
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 STATS_VERSION = 1  # bump when the statistics change, so cached ones are computed again
 CHUNK_BYTES = 1 << 26  # bytes of field read at a time while computing the statistics
@@ -50,7 +52,8 @@ class FieldDataset(Dataset):
         frames = self.source.read(start, start + self.frames_in + self.frames_out)
         valid = ~np.isnan(frames)
         if not self.missing:
-            check_finite(frames, None, f"{self.source.paths[0]}, time {self.source.times[start]}", 0, self.frames_in)
+            check_finite(frames, None, f"{self.source.paths[0]}, time {self.source.label(self.source.times[start])}", 0,
+                         self.frames_in)
         return to_pair(frames, self.frames_in, self.mean, self.std, valid)
 
 
@@ -77,21 +80,30 @@ def data_options():
         raise OptionError(f"data.{error.option}", error.message, error.sep) from None
 
 
-def _time_range(value, option: str):
-    """[start, end] (dates or times; each a whole period: 2015 is the year, 2015-12-31 the day) as
-    (first, last) datetime64[ns], or None."""
+def _time_range(value, option: str, calendar: Calendar | None = None):
+    """[start, end] (dates or times in the files' `calendar`; each a whole period: 2015 is the year, 2015-12-31
+    the day) as (first, last) counts of the calendar (`Calendar`: datetime64[ns]), or None. Without `calendar`
+    (before the files are opened) only the form is checked."""
     if value is None:
         return None
-    import pandas as pd
+    bad = OptionError(option, f"expected [start, end] dates such as [1979-01-01, 2015-12-31] (or years "
+                      f"[1979, 2015]), start before end, found {value!r}")
     try:
-        start, end = ([str(v) for v in value] if not isinstance(value, str) else ["", ""])
-        first, last = pd.Period(start).start_time, pd.Period(end).end_time
+        start, end = [str(v) for v in value] if not isinstance(value, str) else ["", ""]
+        fields = [[v if v is not None else fill for v in period_fields(t, option)]
+                  for t, fill in ((start, 0), (end, 99))]
     except (ValueError, TypeError):
-        first = last = None
-    if first is None or last < first:
-        raise OptionError(option, f"expected [start, end] dates such as [1979-01-01, 2015-12-31] (or years "
-                          f"[1979, 2015]), start before end, found {value!r}")
-    return np.datetime64(first.to_datetime64(), "ns"), np.datetime64(last.to_datetime64(), "ns")
+        raise bad from None
+    if fields[1] < fields[0]:
+        raise bad
+    if calendar is None:
+        return None
+    try:
+        first, last = calendar.period(start, option)[0], calendar.period(end, option)[1]
+    except OptionError as error:
+        raise OptionError(option, f"{error.message}; expected [start, end] dates of the files' calendar, found "
+                          f"{value!r}") from None
+    return first, last
 
 
 class FieldDataModule(SequenceDataModule):
@@ -109,11 +121,16 @@ class FieldDataModule(SequenceDataModule):
     `normalization` = {name: {mean, std}} as a checkpoint stores it. After `setup`, `normalization`
     holds what was used. NaN in the fields are missing points when `missing_value` is nan (inputs the
     mean, targets NaN, left out of loss and scores); with null they raise ValueError.
+
+    Grid: `grid` is the grid the model was trained on ({y, x, y_values, x_values, longitude}, as a
+    checkpoint stores it; None: the files'). Files on the same coordinates in another order or longitude
+    convention are read in its order (`FieldSource.align`, said in one log line); another size is warned
+    about; the same size with other coordinates raises ValueError. After `open`, `grid` holds the grid read.
     """
 
     def __init__(self, files=None, variables=None, levels=None, dims: dict | None = None, time_step: str | None = None,
                  train_time=None, val_time=None, test_time=None, stride: int = 1,
-                 missing_value: float | str | None = "nan", normalization: dict | None = None,
+                 missing_value: float | str | None = "nan", normalization: dict | None = None, grid: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", frames_in: int = 12, frames_out: int = 12,
                  channels: int = 1, batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
@@ -132,14 +149,31 @@ class FieldDataModule(SequenceDataModule):
         self.levels = None if levels is None else list(levels) if not isinstance(levels, (str, int, float)) else levels
         self.dims = dict(dims) if dims is not None else None
         self.time_step, self.stride, self.missing = time_step, stride, missing_value is not None
-        self.ranges = {name: _time_range(value, f"{name}_time")
-                       for name, value in zip(SPLITS, (train_time, val_time, test_time))}
+        self.periods = dict(zip(SPLITS, (train_time, val_time, test_time)))
+        for name, value in self.periods.items():
+            _time_range(value, f"{name}_time")
+        self._ranges: dict | None = None
         self.given = None if normalization is None else {str(k): dict(v) for k, v in dict(normalization).items()}
+        self.grid = None if grid is None else check_grid(grid, "grid")
         self.cache_dir = Path(cache_dir)
         self.source: FieldSource | None = None
         self.datasets: dict[str, FieldDataset] = {}
         self.normalization: dict | None = None
         self._stats: dict | None = None
+
+    @property
+    def ranges(self) -> dict:
+        """{split: (first, last) counts (datetime64[ns]) of the files' calendar, or None}: data.<split>_time."""
+        if self._ranges is None:
+            calendar = self.open().calendar
+            with data_options():
+                self._ranges = {name: _time_range(value, f"{name}_time", calendar)
+                                for name, value in self.periods.items()}
+        return self._ranges
+
+    def _shown(self, name: str) -> list[str]:
+        """data.<name>_time as the files' calendar shows it."""
+        return [self.source.label(t) for t in self.ranges[name]]
 
     @property
     def length(self) -> int:
@@ -154,6 +188,12 @@ class FieldDataModule(SequenceDataModule):
                 raise OptionError("data.channels", f"expected {len(source.channels)}, the number of channels "
                                   f"{source.names} of data.variables (and data.levels), found {self.channels}: "
                                   f"set data.channels={len(source.channels)}")
+            if self.grid is not None:
+                if said := source.align(self.grid):
+                    log.log(logging.WARNING if said[0] else logging.INFO, said[1])
+            elif self.given is not None:
+                log.warning(NO_GRID)
+            self.grid = source.plain_grid()
             self.source = source
         return self.source
 
@@ -198,8 +238,8 @@ class FieldDataModule(SequenceDataModule):
             source = self.open()
             raise ValueError(f"the {split} split is empty: no window of {self.length} consecutive steps of "
                              f"{source.step / np.timedelta64(1, 'h'):g}h (data.frames_in + data.frames_out) lies "
-                             f"within data.{split}_time={[str(t) for t in self.ranges[split]]} in "
-                             f"{source.times[0]} .. {source.times[-1]} without a gap")
+                             f"within data.{split}_time={self._shown(split)} in "
+                             f"{source.label(source.times[0])} .. {source.label(source.times[-1])} without a gap")
         return self.datasets[split]
 
     def train_dataloader(self):
@@ -218,6 +258,10 @@ class FieldDataModule(SequenceDataModule):
         the time step and train_time."""
         source = self.open()
         parts = [STATS_VERSION, source.names, str(source.step), [str(t) for t in self.ranges["train"] or ()]]
+        if source.calendar.epoch is not None:  # counts of another calendar
+            parts.append([source.calendar.name, source.calendar.epoch.isoformat()])
+        if source.order is not None:  # the climatology is in the order read
+            parts.append([k.tolist() for k in source.order])
         for path in source.paths:
             stat = path.stat()
             parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
@@ -241,8 +285,8 @@ class FieldDataModule(SequenceDataModule):
         first, last = self.ranges["train"]
         steps = np.flatnonzero((source.times >= first) & (source.times <= last))
         if len(steps) == 0:
-            raise ValueError(f"data.train_time={[str(t) for t in self.ranges['train']]}: no time step of the data "
-                             f"({source.times[0]} .. {source.times[-1]}) lies within it")
+            raise ValueError(f"data.train_time={self._shown('train')}: no time step of the data "
+                             f"({source.label(source.times[0])} .. {source.label(source.times[-1])}) lies within it")
         self._stats = field_stats(source, steps)
         bad = [n for n, s in zip(source.names, self._stats["std"]) if not s > 0]
         if bad:

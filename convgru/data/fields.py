@@ -7,8 +7,10 @@ y, x and level are found from the CF conventions (a coordinate's `axis` attribut
 `standard_name`, or a common name such as time, latitude, lat, y, level) or given (`dims`).
 """
 
+import datetime as dt
 import glob
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,8 @@ STANDARD_NAMES = {"time": ("time",), "y": ("latitude", "projection_y_coordinate"
 NAMES = {"time": ("time", "valid_time", "t", "date"), "y": ("latitude", "lat", "y", "rlat", "south_north"),
          "x": ("longitude", "lon", "x", "rlon", "west_east"),
          "level": ("level", "plev", "pressure_level", "isobaricinhpa", "lev", "pressure")}
+NO_GRID = ("the checkpoint records no grid (convgru 0.2.0 and earlier): the input is taken to be on the grid it "
+           "was trained on, in the same order (latitudes, longitudes); a flipped or rolled grid gives a wrong forecast")
 ZARR = (".zarr",)
 NETCDF = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 
@@ -112,15 +116,146 @@ def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, 
     return found
 
 
+STANDARD = ("standard", "gregorian", "proleptic_gregorian")
+EPOCH = np.datetime64("1970-01-01", "ns")
+PERIOD = re.compile(r"^\s*(\d{1,4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ](\d{1,2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?\s*$")
+
+
+class Calendar:
+    """The calendar of a FieldSource's times (CF: standard, noleap, 360_day, julian, ...).
+
+    Times are held as datetime64[ns] counts on the calendar: 1970-01-01 plus the time since `epoch`, a
+    date of the calendar (a cftime date), so that order, differences and steps are the calendar's own
+    (360_day has Feb 30; noleap no Feb 29). Files whose times xarray decodes to datetime64 (the standard
+    and proleptic Gregorian calendars) have `epoch` None: counts and dates are the same. `dates`, `label`
+    and `period` convert between counts and the calendar's dates.
+    """
+
+    def __init__(self, name: str = "standard", epoch=None):
+        self.name, self.epoch = name, epoch
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Calendar":
+        """The calendar of decoded times `values` (datetime64, or cftime dates), its epoch the first one's year."""
+        if np.issubdtype(values.dtype, np.datetime64) or not len(values):
+            return cls()
+        first = values[0]
+        return cls(first.calendar, type(first)(first.year, 1, 1, calendar=first.calendar))
+
+    def counts(self, values: np.ndarray, where: str) -> np.ndarray:
+        """Decoded times `values` as counts (datetime64[ns]); ValueError naming `where` for other values or
+        dates of another calendar."""
+        if self.epoch is None:
+            if not np.issubdtype(values.dtype, np.datetime64):
+                raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
+                                 f"{self.name}; expected files of one calendar")
+            return values.astype("datetime64[ns]")
+        if np.issubdtype(values.dtype, np.datetime64) or _calendar_of(values) != self.name:
+            raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
+                             f"{self.name}; expected files of one calendar")
+        return EPOCH + np.array(values - self.epoch, dtype="timedelta64[us]").astype("timedelta64[ns]")
+
+    def dates(self, counts) -> np.ndarray:
+        """`counts` as dates of the calendar: datetime64[ns], or cftime dates (an object array)."""
+        counts = np.asarray(counts, dtype="datetime64[ns]")
+        if self.epoch is None:
+            return counts
+        deltas = (counts - EPOCH).astype("timedelta64[us]").astype(object)
+        return np.array([self.epoch + d for d in deltas.ravel()], dtype=object).reshape(counts.shape)
+
+    def label(self, count, unit: str = "s") -> str:
+        """One count as a date of the calendar, e.g. 2000-02-30T06:00:00 (`unit` m: to the minute)."""
+        if self.epoch is None:
+            return str(np.datetime_as_string(np.datetime64(count, "ns"), unit=unit))
+        return self.dates([count])[0].isoformat()[:16 if unit == "m" else 19]
+
+    def period(self, text, option: str) -> tuple[np.datetime64, np.datetime64]:
+        """(first, last) counts of the period `text` names in the calendar (2015: the year, 2015-02: the month,
+        2015-02-30 a day of 360_day, 2015-02-30T06 an hour); OptionError naming `option` otherwise."""
+        fields = period_fields(text, option, self.name)
+        if self.epoch is None:
+            import pandas as pd
+            try:
+                period = pd.Period(str(text).strip())
+            except ValueError:
+                raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
+            return np.datetime64(period.start_time.to_datetime64(), "ns"), \
+                np.datetime64(period.end_time.to_datetime64(), "ns")
+        import cftime
+
+        given = [v for v in fields if v is not None]
+        parts = given + [1] * (3 - len(given[:3])) + [0] * (6 - max(len(given), 3))
+        try:
+            start = cftime.datetime(*parts, calendar=self.name)
+            if len(given) <= 2:  # a year or a month: up to the first day of the next one
+                year, month = (parts[0] + 1, 1) if len(given) == 1 else divmod(parts[0] * 12 + parts[1], 12)
+                end = cftime.datetime(year, month + (len(given) == 2), 1, calendar=self.name)
+            else:
+                end = start + dt.timedelta(**{("days", "hours", "minutes", "seconds")[len(given) - 3]: 1})
+        except ValueError:
+            raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
+        first, last = self.counts(np.array([start, end], dtype=object), option)
+        return first, last - np.timedelta64(1, "ns")
+
+    def point(self, text, option: str) -> np.datetime64:
+        """The count of the time `text` (e.g. 2000-02-30T06) of the calendar; OptionError naming `option`."""
+        if self.epoch is None:
+            try:
+                return np.datetime64(np.datetime64(str(text)), "ns")
+            except ValueError:
+                raise OptionError(option, f"expected a time such as 2018-01-01T00, found {text!r}") from None
+        return self.period(text, option)[0]
+
+
+def period_fields(text, option: str, calendar: str = "standard") -> list:
+    """(year, month, day, hour, minute, second) of an ISO date `text`, None for those not given."""
+    match = PERIOD.match(str(text))
+    if not match:
+        raise OptionError(option, f"expected a date such as 1979-01-01 or 1979-01-01T06 (or a year) in the "
+                          f"{calendar} calendar, found {text!r}")
+    return [None if v is None else int(v) for v in match.groups()]
+
+
+def _calendar_of(values: np.ndarray) -> str:
+    if np.issubdtype(values.dtype, np.datetime64):
+        return "standard"
+    return str(getattr(values[0], "calendar", "(none)")) if len(values) else "(none)"
+
+
 def _times(dataset, dim: str, path) -> np.ndarray:
+    """The decoded times of `dim`: datetime64, or cftime dates (calendars other than the standard one);
+    ValueError naming `path` for other values."""
     values = dataset[dim].values
-    if not np.issubdtype(values.dtype, np.datetime64):
+    if not np.issubdtype(values.dtype, np.datetime64) and not (
+            values.dtype == object and len(values) and all(hasattr(v, "calendar") for v in values[:1])):
+        calendar = dataset[dim].attrs.get("calendar") or dataset[dim].encoding.get("calendar")
+        hint = "" if calendar is None or calendar in STANDARD else \
+            f"; the calendar {calendar} needs cftime: {EXTRA}"
         raise ValueError(f"{path}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
-                         "times (units 'hours since ...') in a standard calendar")
-    values = values.astype("datetime64[ns]")
-    if len(values) > 1 and not (np.diff(values) > np.timedelta64(0)).all():
-        raise ValueError(f"{path}: the times of {dim!r} are not strictly increasing")
+                         f"times (units 'hours since ...'){hint}")
     return values
+
+
+def _increasing(times: np.ndarray, dim: str, path) -> np.ndarray:
+    if len(times) > 1 and not (np.diff(times) > np.timedelta64(0)).all():
+        raise ValueError(f"{path}: the times of {dim!r} are not strictly increasing")
+    return times
+
+
+def check_grid(grid, option: str = "grid") -> dict:
+    """`grid` (data.grid, as `FieldSource.plain_grid` gives it) as a dict; OptionError naming `option` unless it
+    holds the dimension names and coordinate lists."""
+    try:
+        given = dict(grid)
+        ok = isinstance(given["y"], str) and isinstance(given["x"], str) and all(
+            len(given[k]) and all(isinstance(v, (int, float)) for v in given[k]) for k in ("y_values", "x_values"))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise OptionError(option, f"expected the training grid {{y, x, y_values, x_values, longitude}} (a checkpoint "
+                          f"stores it), found {grid!r}"[:400])
+    return {"y": given["y"], "x": given["x"], "y_values": [float(v) for v in given["y_values"]],
+            "x_values": [float(v) for v in given["x_values"]], "longitude": bool(given.get("longitude", False))}
 
 
 def parse_step(time_step) -> np.timedelta64 | None:
@@ -153,8 +288,10 @@ class FieldSource:
     their first time (overlapping times raise ValueError) and every variable must cover the same times.
     `time_step` picks every time that lies a whole number of steps after the first (None: the most common
     spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
-    and `x` (coordinate values), `grid` (dimension names and attributes for writing forecasts back).
-    Pickles without its open files (DataLoader workers reopen them).
+    and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension names, coordinates
+    and attributes, for writing forecasts back). `align` reads the field on another orientation of the
+    same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files
+    (DataLoader workers reopen them).
     """
 
     def __init__(self, paths, variables, levels=None, dims=None, time_step=None):
@@ -180,24 +317,32 @@ class FieldSource:
         self.names = [c.name for c in self.channels]
         dims0, first = self.channels[0].dims, datasets[holders[self.variables[0]][0]]
         self.y, self.x = first[dims0["y"]].values, first[dims0["x"]].values
+        self.order = None  # (rows, columns) of the files that `read` gives, after `align`; None: the files' order
         spans, self._file, self._local = {}, {}, {}
+        self.calendar: Calendar | None = None
         for name, held in holders.items():
             dims = next(c.dims for c in self.channels if c.variable == name)
             for k in held:
                 self._check_grid(datasets[k], name, dims, self.paths[k])
-            times = {k: _times(datasets[k], dims["time"], self.paths[k]) for k in held}
+            times = {}
+            for k in held:
+                decoded = _times(datasets[k], dims["time"], self.paths[k])
+                self.calendar = self.calendar or Calendar.of(decoded)
+                times[k] = _increasing(self.calendar.counts(decoded, str(self.paths[k])), dims["time"], self.paths[k])
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:
-                    raise ValueError(f"{self.paths[b]}: its times ({times[b][0]} ..) overlap those of {self.paths[a]} "
-                                     f"(.. {times[a][-1]}) for {name!r}; expected files that follow each other in time")
+                    raise ValueError(f"{self.paths[b]}: its times ({self.label(times[b][0])} ..) overlap those of "
+                                     f"{self.paths[a]} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
+                                     "that follow each other in time")
             spans[name] = np.concatenate([times[k] for k in held])
             self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
             self._local[name] = np.concatenate([np.arange(len(times[k])) for k in held])
             if not np.array_equal(spans[name], spans[self.variables[0]]):
-                raise ValueError(f"variable {name!r} covers {len(spans[name])} times ({spans[name][0]} .. "
-                                 f"{spans[name][-1]}), {self.variables[0]!r} {len(spans[self.variables[0]])} "
-                                 f"({spans[self.variables[0]][0]} .. {spans[self.variables[0]][-1]}); expected every "
+                first = spans[self.variables[0]]
+                raise ValueError(f"variable {name!r} covers {len(spans[name])} times ({self.label(spans[name][0])} .. "
+                                 f"{self.label(spans[name][-1])}), {self.variables[0]!r} {len(first)} "
+                                 f"({self.label(first[0])} .. {self.label(first[-1])}); expected every "
                                  "variable of data.variables at the same times")
         all_times = spans[self.variables[0]]
         self.step = parse_step(time_step) if time_step is not None else _common_step(all_times, self.paths[0])
@@ -209,6 +354,11 @@ class FieldSource:
             raise OptionError("time_step", f"{time_step} is finer than the data's spacing "
                               f"({_hours(np.diff(self.times).min())}); expected a multiple of it")
         self.grid = self._grid({name: datasets[held[0]] for name, held in holders.items()})
+
+    def label(self, count) -> str:
+        """A time of `times` as a date of the files' calendar (`Calendar.label`); as numpy shows it in the standard
+        calendar."""
+        return str(count) if self.calendar is None or self.calendar.epoch is None else self.calendar.label(count)
 
     @property
     def datasets(self) -> list:
@@ -281,15 +431,55 @@ class FieldSource:
 
     @property
     def latitudes(self) -> np.ndarray | None:
-        """The y coordinate in degrees when it is a latitude (CF standard_name or units, or its name), else None."""
-        coord = self.grid["coords"].get("y")
-        if coord is None:
+        """The y coordinate in degrees (in the order `read` gives) when it is a latitude (CF standard_name or
+        units, or its name), else None."""
+        return np.asarray(self.y, dtype=np.float64) if _is_degrees(self.grid["coords"].get("y"), "y") else None
+
+    def plain_grid(self) -> dict:
+        """The grid `read` gives, as plain data for a checkpoint's data config (data.grid): {y, x: dimension
+        names, y_values, x_values: coordinate lists, longitude: whether x is a longitude}."""
+        return {"y": self.grid["y"], "x": self.grid["x"], "y_values": np.asarray(self.y, np.float64).tolist(),
+                "x_values": np.asarray(self.x, np.float64).tolist(),
+                "longitude": _is_degrees(self.grid["coords"].get("x"), "x")}
+
+    def align(self, grid) -> tuple[bool, str] | None:
+        """Read the field on `grid` (`plain_grid()` of the training files, a checkpoint's data.grid): the same
+        coordinates in another order, or longitudes in the other convention (-180..180 / 0..360), are
+        reordered (`read` then gives the training grid's order, `to_file_order` maps back). Returns None when
+        the grids are the same, else (is_warning, one line saying what was done): a grid of another size is
+        read as it is (the forecast may be poor). ValueError naming both grids for the same size with other
+        coordinates."""
+        y, x = np.asarray(grid["y_values"], np.float64), np.asarray(grid["x_values"], np.float64)
+        mine, theirs = self._summary(self.y, self.x, self.grid["y"], self.grid["x"]), \
+            self._summary(y, x, grid["y"], grid["x"])
+        if (len(self.y), len(self.x)) != (len(y), len(x)):
+            return True, (f"{self.paths[0]}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
+                          f"on {len(y)}x{len(x)} ({theirs}): read as it is, the forecast may be poor")
+        rows = _match(self.y, y)
+        columns = _match(self.x, x, 360.0 if grid.get("longitude") and
+                         _is_degrees(self.grid["coords"].get("x"), "x") else None)
+        if rows is None or columns is None:
+            raise ValueError(f"{self.paths[0]}: its grid ({mine}) is not the grid the checkpoint was trained on "
+                             f"({theirs}); expected the same coordinates (in any order, longitudes -180..180 or "
+                             "0..360), or regrid the input")
+        same = [(r, (k == np.arange(len(k))).all()) for r, k in (("y", rows), ("x", columns))]
+        if all(done for _, done in same):
             return None
-        attrs, name = coord["attrs"], coord["name"].lower()
-        if attrs.get("standard_name") == "latitude" or str(attrs.get("units", "")).startswith("degree") and \
-                "north" in str(attrs.get("units", "")) or name in ("lat", "latitude"):
-            return np.asarray(coord["values"], dtype=np.float64)
-        return None
+        self.order = rows, columns
+        self.y, self.x = self.y[rows], self.x[columns]
+        return False, (f"{self.paths[0]}: aligned to the grid the checkpoint was trained on ({theirs}) from "
+                       f"{mine}; the forecast is written on the input's grid")
+
+    @staticmethod
+    def _summary(y, x, y_name: str, x_name: str) -> str:
+        return f"{y_name} {_axis(y)}, {x_name} {_axis(x)}"
+
+    def to_file_order(self, array: np.ndarray) -> np.ndarray:
+        """`array` (..., H, W) in the order `read` gives, in the files' order (the inverse of `align`)."""
+        if self.order is None:
+            return array
+        rows, columns = self.order
+        return array[..., np.argsort(rows), :][..., np.argsort(columns)]
 
     def __len__(self) -> int:
         return len(self.times)
@@ -315,7 +505,47 @@ class FieldSource:
                     indexers[dims["level"]] = channel.level_index
                 variable = self.datasets[k].variables[channel.variable]
                 out[rows, c] = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values
+        if self.order is not None:
+            out = out[:, :, self.order[0]][:, :, :, self.order[1]]
         return out
+
+
+def _is_degrees(coord: dict | None, role: str) -> bool:
+    """Whether `coord` (an entry of FieldSource.grid["coords"]) is a latitude (`role` y) or longitude (x) in
+    degrees: its CF standard_name or units, or its name."""
+    if coord is None:
+        return False
+    what, way, names = ("latitude", "north", ("lat", "latitude")) if role == "y" else \
+        ("longitude", "east", ("lon", "longitude"))
+    units, name = str(coord["attrs"].get("units", "")), coord["name"].lower()
+    return coord["attrs"].get("standard_name") == what or units.startswith("degree") and way in units or name in names
+
+
+def _match(found: np.ndarray, wanted: np.ndarray, period: float | None = None) -> np.ndarray | None:
+    """Indices k with found[k] == wanted (to 1e-6, modulo `period` if given: longitudes), None when `found`
+    holds other values."""
+    keys = []
+    for values in (found, wanted):
+        values = np.round(np.asarray(values, np.float64), 6)
+        keys.append(np.round(values % period, 6) % period if period else values)
+    if keys[0].shape != keys[1].shape:
+        return None
+    mine, theirs = np.argsort(keys[0], kind="stable"), np.argsort(keys[1], kind="stable")
+    if not np.allclose(keys[0][mine], keys[1][theirs], rtol=0, atol=1e-5):
+        return None
+    index = np.empty(len(mine), np.int64)
+    index[theirs] = mine
+    return index
+
+
+def _axis(values) -> str:
+    """A coordinate in short: first..last, the step when regular, and the count."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return f"{values[0]:g} (1)" if len(values) else "(none)"
+    steps = np.diff(values)
+    step = f" step {steps[0]:g}" if np.allclose(steps, steps[0], rtol=1e-4) else " irregular"
+    return f"{values[0]:g}..{values[-1]:g}{step} ({len(values)})"
 
 
 def _levels(levels) -> list[float]:
@@ -360,18 +590,22 @@ def window_starts(times: np.ndarray, step: np.timedelta64, length: int, start=No
 
 
 def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], forecasts: np.ndarray,
-                     init_times: np.ndarray, step: np.timedelta64):
+                     init_times: np.ndarray, step: np.timedelta64, calendar: Calendar | None = None):
     """An xarray Dataset of `forecasts` (N, T, C, H, W) in physical units: each variable with its input's name and
     attributes (4-d ones with their level dimension, one entry per chosen level), dimensions init_time
     (`init_times`, the time of the last input step), lead_time (step, 2 step, ...), the grid's y and x with
-    their coordinates, and a coordinate `time` = init_time + lead_time (the valid time)."""
+    their coordinates, and a coordinate `time` = init_time + lead_time (the valid time). Times are counts of
+    `calendar` (a FieldSource's), written as dates of that calendar (None: the standard one)."""
     xr = xarray()
     n, frames = forecasts.shape[:2]
     lead = (np.arange(1, frames + 1) * step).astype("timedelta64[ns]")
     init = np.asarray(init_times, dtype="datetime64[ns]")
-    coords = {"init_time": ("init_time", init, {"long_name": "forecast initialization time (last input step)"}),
+    calendar = calendar or Calendar()
+    coords = {"init_time": ("init_time", calendar.dates(init),
+                            {"long_name": "forecast initialization time (last input step)"}),
               "lead_time": ("lead_time", lead, {"long_name": "forecast lead time"}),
-              "time": (("init_time", "lead_time"), init[:, None] + lead[None, :], {"long_name": "valid time"})}
+              "time": (("init_time", "lead_time"), calendar.dates(init[:, None] + lead[None, :]),
+                       {"long_name": "valid time"})}
     for role in ("y", "x"):
         coord = grid["coords"].get(role)
         if coord is not None:
@@ -389,6 +623,9 @@ def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], fore
     attrs = {**{k: v for k, v in grid["attrs"].items() if isinstance(v, (str, int, float))},
              "source": "convgru forecast", "convgru_channels": ", ".join(names)}
     dataset = xr.Dataset(data, coords=coords, attrs=attrs)
+    if calendar.epoch is not None:
+        for name in ("init_time", "time"):
+            dataset[name].encoding["calendar"] = calendar.name
     for name in dataset.variables:  # the input's encoding (fill values, packing) is not the forecast's
         dataset[name].attrs = {k: v for k, v in dataset[name].attrs.items()
                                if k not in ("_FillValue", "missing_value", "scale_factor", "add_offset")}
@@ -396,9 +633,15 @@ def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], fore
 
 
 def write_forecasts(path, dataset, what: str = "forecast file") -> None:
-    """Write `dataset` as NetCDF at `path` with `convgru.atomic.atomic_write` (never a partial file)."""
-    from convgru.atomic import atomic_write
+    """Write `dataset` as NetCDF at `path` with `convgru.atomic.atomic_write` (never a partial file, an existing
+    one untouched). A write that fails on the way (a full disk, `ulimit -f`: netCDF4 says only `NetCDF: HDF
+    error`) raises one OSError naming `what` and `path` (`convgru.atomic.failed_write_error`)."""
+    from convgru.atomic import atomic_write, failed_write_error
 
+    path = Path(path)
     needed = int(sum(v.nbytes for v in dataset.variables.values()))
-    with atomic_write(Path(path), what, needed) as tmp:
-        dataset.to_netcdf(tmp)
+    with atomic_write(path, what, needed) as tmp:
+        try:
+            dataset.to_netcdf(tmp)
+        except RuntimeError as error:  # netCDF4's and HDF5's report of a failed write
+            raise failed_write_error(what, path, needed, str(error).splitlines()[0]) from None

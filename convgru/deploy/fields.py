@@ -2,22 +2,13 @@
 config names them (variables, levels, dims, time step), normalized with the checkpoint's statistics,
 and the forecast written as NetCDF on the input's grid (what scripts/predict.py runs for fields)."""
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 
-from convgru.data.fields import FieldSource, expand, forecast_dataset, write_forecasts
+from convgru._checks import OptionError
+from convgru.data.fields import NO_GRID, FieldSource, check_grid, expand, forecast_dataset, write_forecasts
 from convgru.domain.fields import denormalize, normalize
 from convgru.training.fields import forecast_batches, stored_normalization
-
-FIELD_MODULE = "convgru.data.FieldDataModule"
-
-
-def is_field_checkpoint(module) -> bool:
-    """Whether `module` was trained on gridded fields (data=fields)."""
-    data = module.hparams.get("data")
-    return isinstance(data, Mapping) and data.get("_target_") == FIELD_MODULE
 
 
 def output_inside_input(output, input_pattern) -> bool:
@@ -26,22 +17,29 @@ def output_inside_input(output, input_pattern) -> bool:
     return any(output == p.resolve() or p.resolve() in output.parents for p in expand(input_pattern, "INPUT"))
 
 
-def read_fields(module, input_pattern, init: str | None):
+def read_fields(module, input_pattern, init: str | None, say=print):
     """(source, frames (frames_in, C, H, W) in physical units, index of the init step) of the input
     `input_pattern` (NetCDF files, a glob, or a Zarr store) for `module`: the checkpoint's variables,
-    the `data.frames_in` consecutive steps up to `init` (default: the input's last step). Raises
-    OSError or ValueError naming what is missing."""
+    the `data.frames_in` consecutive steps up to `init` (default: the input's last step), on the grid
+    the checkpoint was trained on (`FieldSource.align`: reordered where the input's is flipped or its
+    longitudes rolled; `say(line, warning)` tells so, and warns of another grid size or of a checkpoint
+    that records no grid). Raises OSError or ValueError naming what is missing or the grids that differ."""
     data = module.hparams["data"]
     source = FieldSource(expand(input_pattern, "INPUT"), data["variables"], data.get("levels"), data.get("dims"),
                          data.get("time_step"))
+    if data.get("grid") is None:
+        say(NO_GRID, True)
+    elif said := source.align(check_grid(data["grid"], "the checkpoint's data.grid")):
+        say(said[1], said[0])
     frames_in = int(data["frames_in"])
     end = len(source.times) - 1 if init is None else _init_index(source, init)
     start = end - frames_in + 1
     steps = source.times[max(start, 0):end + 1]
     if start < 0 or (np.diff(steps) != source.step).any():
         raise ValueError(f"expected {frames_in} consecutive steps of {source.step / np.timedelta64(1, 'h'):g}h "
-                         f"(the checkpoint's data.frames_in and data.time_step) up to {source.times[end]}, found "
-                         f"{len(steps)} step(s) {[str(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
+                         f"(the checkpoint's data.frames_in and data.time_step) up to "
+                         f"{source.label(source.times[end])}, found {len(steps)} step(s) "
+                         f"{[source.label(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
     return source, source.read(start, end + 1), end
 
 
@@ -55,19 +53,22 @@ def forecast_fields(module, source, frames: np.ndarray, future: int | None, batc
 
 
 def write_field_forecast(path, source, forecast: np.ndarray, end: int) -> None:
-    """Write `forecast` (1, T, C, H, W) from the input's step `end` as NetCDF on the input's grid."""
-    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, forecast,
-                                           source.times[end:end + 1], source.step), "OUTPUT file")
+    """Write `forecast` (1, T, C, H, W, in the order `source.read` gives) from the input's step `end` as NetCDF
+    on the input's grid, in its order."""
+    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, source.to_file_order(forecast),
+                                           source.times[end:end + 1], source.step, source.calendar), "OUTPUT file")
 
 
 def _init_index(source, init: str) -> int:
-    """The index of time `init` in the input; ValueError naming --init when it is not one of its steps."""
+    """The index of time `init` (a date of the input's calendar) in the input; ValueError naming --init when it
+    is not one of its steps."""
     try:
-        when = np.datetime64(np.datetime64(init), "ns")
-    except ValueError:
-        raise ValueError(f"--init {init!r}: expected a time such as 2018-01-01T00") from None
+        when = source.calendar.point(init, "--init")
+    except OptionError:
+        raise ValueError(f"--init {init!r}: expected a time such as 2018-01-01T00 (in the input's calendar, "
+                         f"{source.calendar.name})") from None
     found = np.flatnonzero(source.times == when)
     if not len(found):
-        raise ValueError(f"--init {init}: not a time step of the input ({source.times[0]} .. {source.times[-1]}, "
-                         f"every {source.step / np.timedelta64(1, 'h'):g}h)")
+        raise ValueError(f"--init {init}: not a time step of the input ({source.label(source.times[0])} .. "
+                         f"{source.label(source.times[-1])}, every {source.step / np.timedelta64(1, 'h'):g}h)")
     return int(found[0])

@@ -1,5 +1,6 @@
 """A trained ForecastModule at work on arrays: input checks, scaling to [0, 1], the memory check of
-a forecast, the forecast itself, and what a checkpoint says it was trained on (`trained_on`).
+a forecast, the forecast itself, what a checkpoint says it was trained on (`trained_on`) and the kind of
+input it takes (`wrong_input`).
 
 What scripts/predict.py runs for .npy inputs; the checkpoint is loaded with
 `convgru.training.restore.load_module`.
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 
 from convgru.data.datasets import default_range
+from convgru.data.fields import is_field_path
 from convgru.data.resources import check_memory
+from convgru.data.video import is_video
 from convgru.domain.units import scale
 
 BLOCK = 1 << 26  # bytes of input checked at a time
@@ -109,3 +112,45 @@ def trained_on(module) -> tuple[int | None, tuple[int, int] | None]:
     if isinstance(size, int):
         size = (size, size)
     return data.get("frames_in"), None if size is None else tuple(size)
+
+
+# data= of each data module a checkpoint may record (convgru.training.checkpoint.DATA_MODULES)
+DATA_NAMES = {"convgru.data.MovingMNISTDataModule": "moving_mnist", "convgru.data.ArrayDataModule": "arrays",
+              "convgru.data.RadarDataModule": "radar", "convgru.data.VideoDataModule": "video",
+              "convgru.data.FieldDataModule": "fields"}
+INPUTS = {"fields": "NetCDF files or a Zarr store of gridded fields", "video": "a video", "array": "an array of frames"}
+
+
+def trained_data(module) -> str | None:
+    """The data= config the checkpoint was trained with (moving_mnist, arrays, radar, video, fields), None
+    when it records none (convgru 0.1.0)."""
+    data = module.hparams.get("data")
+    return DATA_NAMES.get(data.get("_target_")) if isinstance(data, Mapping) else None
+
+
+def input_kind(path) -> str:
+    """What `path` holds by its name: "fields" (NetCDF, Zarr), "video" or "array" (.npy and the rest)."""
+    return "fields" if is_field_path(path) else "video" if is_video(path) else "array"
+
+
+def input_kinds(module) -> tuple[str, ...]:
+    """The kinds of input (`input_kind`) a checkpoint takes: gridded fields for a data=fields checkpoint (its
+    variables, normalized with its statistics), frames (arrays or videos) for every other one."""
+    return ("fields",) if trained_data(module) == "fields" else ("array", "video")
+
+
+def wrong_input(module, ckpt, path) -> str | None:
+    """Why checkpoint `ckpt` (its `module`) cannot forecast the input `path`, naming what it was trained
+    on and what it takes; None when it can."""
+    kind = input_kind(path)
+    if kind in input_kinds(module):
+        return None
+    data = trained_data(module)
+    if data == "fields":
+        variables = module.hparams["data"].get("variables") or []
+        trained = f"gridded fields (data=fields: {', '.join(map(str, variables))})"
+        expected = "NetCDF files or a Zarr store holding those variables"
+    else:
+        trained = f"frames (data={data})" if data else "frames (it records no data config: convgru 0.1.0)"
+        expected = ".npy frames or a video; gridded fields need a checkpoint trained with data=fields"
+    return f"CKPT {ckpt} was trained on {trained}; INPUT {path} is {INPUTS[kind]}: expected {expected}"

@@ -11,19 +11,18 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from convgru.atomic import FULL, atomic_write
+from convgru.atomic import FAILED, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
 from convgru.data.fields import is_field_path
 from convgru.data.video import ENCODERS, is_video
 from convgru.deploy.fields import (
     forecast_fields,
-    is_field_checkpoint,
     output_inside_input,
     read_fields,
     write_field_forecast,
 )
-from convgru.deploy.forecast import as_batch, check_values, forecast, trained_on
+from convgru.deploy.forecast import as_batch, check_values, forecast, trained_on, wrong_input
 from convgru.deploy.video import read_clip, write_forecast
 from convgru.domain.units import check_value_range
 from convgru.training.animation import forecast_gif
@@ -61,7 +60,10 @@ python scripts/predict.py CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--
 Gridded fields (a checkpoint trained with data=fields): INPUT is NetCDF (a glob of files) or a Zarr
 store with the checkpoint's variables and at least data.frames_in steps up to --init (default: its
 last step); OUTPUT is NetCDF in physical units on the input's grid, with its variable names, units
-and attributes, dimensions init_time and lead_time, and the valid time as a coordinate.
+and attributes, dimensions init_time and lead_time, and the valid time as a coordinate. An INPUT on
+the checkpoint's grid in another order (latitudes descending, longitudes -180..180 or 0..360) is
+aligned to it and its forecast written in the INPUT's order; times are dates of the INPUT's calendar
+(noleap, 360_day, ...). A fields CKPT takes only NetCDF / Zarr, any other only frames.
 """
 
 
@@ -146,23 +148,27 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
-    if not is_field_checkpoint(module):
-        parser.error(f"CKPT {args.ckpt} was not trained with data=fields (NetCDF / Zarr fields); a NetCDF INPUT "
-                     "needs one that was")
+    if error := wrong_input(module, args.ckpt, args.input):
+        parser.error(error)
     try:
-        source, frames, end = read_fields(module, args.input, args.init)
+        source, frames, end = read_fields(module, args.input, args.init, say)
         prediction = forecast_fields(module, source, frames, args.future, args.batch_size, args.ckpt)
     except (OSError, ValueError) as error:
-        parser.error(f"INPUT {args.input}: {error}")
+        parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
     if not np.isfinite(prediction).all():
         parser.error(f"the forecast of CKPT {args.ckpt} holds NaN or inf; nothing was written")
     try:
         write_field_forecast(args.output, source, prediction, end)
     except OSError as error:
-        parser.error(f"OUTPUT {args.output}: cannot write it ({error}); nothing was written there")
-    init = np.datetime_as_string(source.times[end], unit="m")
+        parser.error(cannot_write("OUTPUT", args.output, error))
+    init = source.calendar.label(source.times[end], unit="m")
     print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(source.names)} "
           f"to {args.output}", file=sys.stdout)
+
+
+def say(line: str, warning: bool = False) -> None:
+    """A line about the input: on stderr, as `warning: ...` when it is one."""
+    print(f"warning: {line}" if warning else line, file=sys.stderr)
 
 
 def predict_frames(parser: argparse.ArgumentParser, args) -> None:
@@ -200,6 +206,8 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
+    if error := wrong_input(module, args.ckpt, args.input):
+        parser.error(error)
     try:  # memory-mapped; never unpickled
         if video_in:
             frames, truth, rate = read_clip(module, args.input, args.start, args.future)
@@ -228,9 +236,7 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         except ValueError as error:  # a frame size the video encoder cannot take
             parser.error(f"{option} {error}; nothing was written there")
         except OSError as error:
-            if error.errno in FULL:
-                parser.error(f"{option} {path}: {error}; nothing was written there")
-            parser.error(f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there")
+            parser.error(cannot_write(option, path, error))
 
     if video_out:
         save("OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
@@ -249,6 +255,13 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         if args.gif:
             save("--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
             print(f"Wrote {args.gif}")
+
+
+def cannot_write(option: str, path, error: OSError) -> str:
+    """The error line of output `path` (given as `option`) that could not be written."""
+    if error.errno in FAILED:  # the message names the file and why
+        return f"{option} {path}: {error}; nothing was written there"
+    return f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there"
 
 
 def save_npy(name: str, array: np.ndarray) -> None:

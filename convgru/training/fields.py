@@ -107,7 +107,8 @@ def check_save_forecasts(datamodule) -> None:
 
 def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Path:
     """Forecast every window of the test split of a FieldDataModule and write them to `folder`/forecasts.nc as
-    NetCDF in physical units (`convgru.data.fields.forecast_dataset`); returns its path."""
+    NetCDF in physical units (`convgru.data.fields.forecast_dataset`) on the files' grid, in their order; returns its
+    path."""
     from convgru.data.fields import forecast_dataset, write_forecasts
 
     check_save_forecasts(datamodule)
@@ -118,6 +119,6 @@ def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Pat
     for begin in range(0, len(dataset), batch_size):
         x = torch.stack([dataset[i][0] for i in range(begin, min(begin + batch_size, len(dataset)))])
         out[begin:begin + len(x)] = denormalize(forecast_batches(module, x, None, batch_size), mean, std).numpy()
-    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, out, dataset.init_times,
-                                           source.step))
+    write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, source.to_file_order(out),
+                                           dataset.init_times, source.step, source.calendar))
     return Path(path)

@@ -247,11 +247,14 @@ class ForecastModule(pl.LightningModule):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def setup(self, stage: str) -> None:
-        """Keep the data's normalization (data=fields: mean and std per channel of the training split) in the
-        data config that checkpoints store, so that eval and predict normalize as training did."""
-        stats = getattr(self.trainer.datamodule, "normalization", None)
-        if stats is not None and isinstance(self.hparams.get("data"), dict):
-            self.hparams.data["normalization"] = stats
+        """Keep the data's normalization (data=fields: mean and std per channel of the training split) and grid
+        (coordinates and their order) in the data config that checkpoints store, so that eval and predict
+        normalize as training did and read new files in the training grid's order."""
+        datamodule = self.trainer.datamodule
+        if getattr(datamodule, "normalization", None) is not None and isinstance(self.hparams.get("data"), dict):
+            self.hparams.data["normalization"] = datamodule.normalization
+            if getattr(datamodule, "grid", None) is not None:
+                self.hparams.data["grid"] = datamodule.grid
 
     def on_test_start(self) -> None:
         """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields)."""

@@ -1,0 +1,350 @@
+"""data=fields on inputs that are not the training files' twins: another grid orientation (aligned to the
+checkpoint's grid, refused or warned), the wrong kind of input for a checkpoint, climate-model calendars,
+and NetCDF writes that fail on the way. Tiny files and the shared untrained `fields_checkpoint`."""
+
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("xarray")
+pytest.importorskip("cftime")
+
+import xarray as xr  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from convgru._checks import OptionError  # noqa: E402
+from convgru.data import FieldDataModule  # noqa: E402
+from convgru.data.fields import FieldSource, forecast_dataset, window_starts, write_forecasts  # noqa: E402
+from convgru.deploy import predict  # noqa: E402
+from fields_data import GRID, LAT, LON, fields, write_checkpoint  # noqa: E402
+
+SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
+         "test_time": ["2000-01-09", "2000-01-10"]}
+
+
+def oriented(data, kind: str):
+    """`data` with latitudes descending (ERA5's order), longitudes -180..180, both, or lat/lon swapped in the file."""
+    if kind in ("lat_descending", "both"):
+        data = data.isel(lat=slice(None, None, -1))
+    if kind in ("lon_180", "both"):
+        data = data.assign_coords(lon=(data.lon + 180) % 360 - 180).sortby("lon")
+        data.lon.attrs.update(standard_name="longitude", units="degrees_east")
+    if kind == "transposed":
+        data = data.transpose("time", "level", "lon", "lat")
+    return data
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory):
+    """One NetCDF file of `fields(days=3)` per orientation."""
+    folder = tmp_path_factory.mktemp("grids")
+    data = fields(days=3, gap=())
+    paths = {}
+    for kind in ("same", "lat_descending", "lon_180", "both", "transposed"):
+        paths[kind] = folder / f"{kind}.nc"
+        oriented(data, kind).to_netcdf(paths[kind])
+    return paths
+
+
+def run_predict(argv, capsys) -> tuple[int, str, str]:
+    """convgru.deploy.predict.main(argv) in-process: (exit status, stdout, stderr)."""
+    try:
+        predict.main([str(a) for a in argv])
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def on_training_grid(path) -> np.ndarray:
+    """The t2m forecast of a written file on the grid of fields_data (lat ascending, lon 0..360)."""
+    with xr.open_dataset(path) as back:
+        back = back.assign_coords(lon=back.lon % 360).sortby("lon").sortby("lat")
+        return back.t2m.transpose("init_time", "lead_time", "lat", "lon").values
+
+
+# --- 26.2: another grid orientation -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["lat_descending", "lon_180", "both", "transposed"])
+def test_source_aligns_to_the_training_grid(grids, kind):
+    same = FieldSource([grids["same"]], ["t2m", "z"], [500])
+    other = FieldSource([grids[kind]], ["t2m", "z"], [500])
+    said = other.align(same.plain_grid())
+    if kind == "transposed":  # the dimensions are found by name: nothing to align
+        assert said is None and other.order is None
+    else:
+        assert said[0] is False and "aligned to the grid the checkpoint was trained on (lat -78.75..78.75" in said[1]
+    np.testing.assert_array_equal(other.read(2, 5), same.read(2, 5))
+    np.testing.assert_allclose(other.latitudes, LAT)
+    raw = FieldSource([grids[kind]], ["t2m", "z"], [500]).read(2, 5)
+    np.testing.assert_array_equal(other.to_file_order(other.read(2, 5)), raw)  # and back
+
+
+@pytest.fixture(scope="module")
+def same_forecast(grids, fields_checkpoint, tmp_path_factory) -> np.ndarray:
+    """The forecast of the file in the training grid's orientation (`on_training_grid`)."""
+    out = tmp_path_factory.mktemp("same") / "same.nc"
+    predict.main([str(fields_checkpoint), str(grids["same"]), str(out)])
+    return on_training_grid(out)
+
+
+@pytest.mark.parametrize("kind", ["lat_descending", "lon_180", "both"])
+def test_predict_maps_a_flipped_or_rolled_grid_and_back(grids, fields_checkpoint, same_forecast, tmp_path, capsys,
+                                                       kind):
+    """The forecast of a flipped / rolled input is the forecast of the training orientation, written on the
+    input's own coordinates and order, said in one line."""
+    capsys.readouterr()
+    status, _, err = run_predict([fields_checkpoint, grids[kind], tmp_path / "out.nc"], capsys)
+    assert status == 0 and err.count("\n") == 1 and "aligned to the grid the checkpoint was trained on" in err
+    with xr.open_dataset(tmp_path / "out.nc") as back, xr.open_dataset(grids[kind]) as given:
+        np.testing.assert_array_equal(back.lat.values, given.lat.values)
+        np.testing.assert_array_equal(back.lon.values, given.lon.values)
+    np.testing.assert_allclose(on_training_grid(tmp_path / "out.nc"), same_forecast, rtol=1e-5, atol=1e-4)
+
+
+def test_a_checkpoint_without_a_grid_is_warned_once(grids, same_forecast, tmp_path, capsys):
+    """convgru 0.2.0 recorded no grid: a flipped input is fed as it is (the forecast differs), with one warning."""
+    old = write_checkpoint(tmp_path / "old.ckpt", grid=None)
+    capsys.readouterr()
+    status, _, err = run_predict([old, grids["both"], tmp_path / "old.nc"], capsys)
+    assert status == 0 and err.count("warning: the checkpoint records no grid") == 1 and err.count("\n") == 1
+    assert np.abs(on_training_grid(tmp_path / "old.nc") - same_forecast).max() > 1e-3
+
+
+def test_predict_refuses_other_coordinates_and_warns_of_another_size(grids, fields_checkpoint, tmp_path, capsys):
+    data = fields(days=2, gap=())
+    data.assign_coords(lat=data.lat + 1.0).to_netcdf(tmp_path / "shifted.nc")
+    status, _, err = run_predict([fields_checkpoint, tmp_path / "shifted.nc", tmp_path / "a.nc"], capsys)
+    assert status == 2 and not (tmp_path / "a.nc").exists()
+    assert ("its grid (lat -77.75..79.75 step 22.5 (8), lon 0..337.5 step 22.5 (16)) is not the grid the checkpoint "
+            "was trained on (lat -78.75..78.75 step 22.5 (8), lon 0..337.5 step 22.5 (16))") in err
+    data.isel(lat=slice(0, 4)).to_netcdf(tmp_path / "half.nc")
+    status, _, err = run_predict([fields_checkpoint, tmp_path / "half.nc", tmp_path / "b.nc"], capsys)
+    assert status == 0 and err.startswith("warning: ") and err.count("\n") == 1
+    assert "a 4x16 grid (lat -78.75..-11.25 step 22.5 (4), lon 0..337.5 step 22.5 (16)); the checkpoint was trained " \
+           "on 8x16" in err
+    with xr.open_dataset(tmp_path / "b.nc") as back:
+        assert back.t2m.shape == (1, 2, 4, 16)
+
+
+def test_training_records_the_grid_and_eval_aligns_to_it(grids, fields_checkpoint, tmp_path, caplog):
+    """The data module records the files' grid (a checkpoint stores it as data.grid); given a grid, it reads
+    flipped files in its order, says so once, and save_test_forecasts writes on the files' own grid."""
+    from convgru.training.fields import save_test_forecasts
+    from convgru.training.restore import load_module
+
+    options = dict(variables=["t2m"], frames_in=3, frames_out=2, num_workers=0, batch_size=2,
+                   cache_dir=tmp_path / "cache", test_time=["2000-01-02", "2000-01-03"])
+    trained = FieldDataModule(files=[str(grids["same"])], train_time=["2000-01-01", "2000-01-01"], **options)
+    trained.setup("fit")
+    assert trained.grid == GRID
+    module = load_module(fields_checkpoint)
+    normalization = module.hparams["data"]["normalization"]
+    with caplog.at_level(logging.INFO, logger="convgru.data.field_module"):
+        flipped = FieldDataModule(files=[str(grids["both"])], normalization=normalization, grid=GRID, **options)
+        flipped.setup("test")
+        flipped.open()
+    assert [r.message.count("aligned to the grid") for r in caplog.records] == [1]
+    same = FieldDataModule(files=[str(grids["same"])], normalization=normalization, grid=GRID, **options)
+    same.setup("test")
+    x, _ = next(iter(flipped.test_dataloader()))
+    np.testing.assert_array_equal(x, next(iter(same.test_dataloader()))[0])
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a, b = save_test_forecasts(module, flipped, tmp_path / "a"), save_test_forecasts(module, same, tmp_path / "b")
+    with xr.open_dataset(a) as back, xr.open_dataset(grids["both"]) as given:
+        np.testing.assert_array_equal(back.lat.values, given.lat.values)
+        np.testing.assert_array_equal(back.lon.values, given.lon.values)
+    np.testing.assert_allclose(on_training_grid(a), on_training_grid(b), rtol=1e-5, atol=1e-4)
+
+    caplog.clear()
+    old = FieldDataModule(files=[str(grids["both"])], normalization=normalization, **options)
+    old.setup("test")
+    old.open()
+    assert [r.levelname for r in caplog.records if "records no grid" in r.message] == ["WARNING"]
+
+
+def test_eval_data_refuses_other_coordinates_and_warns_of_another_size(grids, tmp_path, caplog):
+    data = fields(days=2, gap=())
+    data.assign_coords(lon=data.lon + 5.0).to_netcdf(tmp_path / "shifted.nc")
+    data.isel(lon=slice(0, 8)).to_netcdf(tmp_path / "half.nc")
+    options = dict(variables=["t2m"], frames_in=3, frames_out=2, grid=GRID,
+                   normalization={"t2m": {"mean": 0, "std": 1}})
+    with pytest.raises(ValueError, match=r"shifted.nc: its grid \(lat -78.75..78.75 step 22.5 \(8\), lon 5..342.5"):
+        FieldDataModule(files=[str(tmp_path / "shifted.nc")], **options).open()
+    with caplog.at_level(logging.INFO, logger="convgru.data.field_module"):
+        FieldDataModule(files=[str(tmp_path / "half.nc")], **options).open()
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "a 8x8 grid" in caplog.records[0].message
+
+
+def test_a_bad_grid_option_is_named():
+    with pytest.raises(OptionError, match=r"grid: expected the training grid \{y, x, y_values, x_values"):
+        FieldDataModule(files=["a.nc"], variables=["t2m"], grid={"y": "lat"})
+
+
+# --- 26.4: the kind of input a checkpoint takes ---------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".mp4", ".npy"])
+def test_a_fields_checkpoint_refuses_frames(fields_checkpoint, tmp_path, capsys, suffix):
+    path = tmp_path / f"clip{suffix}"
+    np.save(path, np.zeros((3, 1, 8, 16), np.float32)) if suffix == ".npy" else path.write_bytes(b"not decoded")
+    out = tmp_path / "out.npy"
+    status, _, err = run_predict([fields_checkpoint, path, out], capsys)
+    assert status == 2 and not out.exists()
+    assert (f"error: CKPT {fields_checkpoint} was trained on gridded fields (data=fields: t2m); INPUT {path} is "
+            f"{'a video' if suffix == '.mp4' else 'an array of frames'}: expected NetCDF files or a Zarr store holding "
+            "those variables") in err
+
+
+def test_a_frames_checkpoint_refuses_fields(grids, tmp_path, capsys):
+    from convgru.training import ForecastModule
+
+    video = {"_target_": "convgru.data.VideoDataModule", "files": ["clips"], "frames_in": 3}
+    for data, trained in ((video, "frames (data=video)"), (None, "frames (it records no data config: convgru 0.1.0)")):
+        module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2, data=data)
+        torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, tmp_path / "v.ckpt")
+        status, _, err = run_predict([tmp_path / "v.ckpt", grids["same"], tmp_path / "out.nc"], capsys)
+        assert status == 2 and not (tmp_path / "out.nc").exists()
+        assert (f"CKPT {tmp_path / 'v.ckpt'} was trained on {trained}; INPUT {grids['same']} is NetCDF files or a "
+                "Zarr store of gridded fields: expected .npy frames or a video") in err
+
+
+# --- 26.5: climate-model calendars ------------------------------------------------------------------------
+
+def calendar_file(path, calendar: str, start: str = "2001-02-27", steps: int = 24):
+    """t2m on the fields_data grid, 6-hourly from `start` in `calendar` (across the end of February)."""
+    when = xr.date_range(start, periods=steps, freq="6h", calendar=calendar, use_cftime=calendar != "standard")
+    values = fields(days=6, gap=()).t2m.values[:steps]
+    data = xr.Dataset({"t2m": (("time", "lat", "lon"), values, {"units": "K"})},
+                      coords={"time": when, "lat": ("lat", LAT, {"units": "degrees_north"}),
+                              "lon": ("lon", LON, {"units": "degrees_east"})})
+    data.time.encoding.update(calendar=calendar, units="hours since 2001-01-01")
+    data.to_netcdf(path)
+    return path
+
+
+def open_cftime(path):
+    """`path` opened with its times as cftime dates, whatever the calendar."""
+    if hasattr(xr, "coders"):
+        return xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    return xr.open_dataset(path, use_cftime=True)
+
+
+# calendar: (the file's last time, the last input step of the forecast, its first valid time); 6 days from Feb 27
+CALENDARS = {"noleap": ("2001-03-04T18:00:00", "2001-02-28T18:00:00", "2001-03-01T00:00:00"),
+             "360_day": ("2001-03-02T18:00:00", "2001-02-30T18:00:00", "2001-03-01T00:00:00"),
+             "julian": ("2001-03-04T18:00:00", "2001-02-28T18:00:00", "2001-03-01T00:00:00"),
+             "proleptic_gregorian": ("2001-03-04T18:00:00", "2001-02-28T18:00:00", "2001-03-01T00:00:00"),
+             "standard": ("2001-03-04T18:00:00", "2001-02-28T18:00:00", "2001-03-01T00:00:00")}
+
+
+@pytest.mark.parametrize("calendar", list(CALENDARS))
+def test_calendars_are_read_split_and_written_back(calendar, fields_checkpoint, tmp_path, capsys):
+    last, init, lead = CALENDARS[calendar]
+    path = calendar_file(tmp_path / f"{calendar}.nc", calendar)
+    source = FieldSource([path], ["t2m"])
+    assert source.step == np.timedelta64(6, "h") and len(source) == 24
+    assert source.label(source.times[-1]) == (last if source.calendar.epoch is not None else
+                                              str(np.datetime64(last, "ns")))
+    assert (source.calendar.epoch is None) == (calendar in ("standard", "proleptic_gregorian"))
+    # a split by the calendar's dates: Feb 30 of 360_day, Feb 28 the last day of February otherwise
+    day = "2001-02-30" if calendar == "360_day" else "2001-02-28"
+    dm = FieldDataModule(files=[str(path)], variables=["t2m"], frames_in=3, frames_out=2, num_workers=0,
+                         train_time=["2001-02-27", day], test_time=["2001-03-01", "2001-03"], cache_dir=tmp_path / "c")
+    dm.setup("fit")
+    in_february = 16 if calendar == "360_day" else 8  # steps from Feb 27 to the end of February
+    assert len(dm.datasets["train"]) == in_february - 4 and len(dm.datasets["test"]) == len(source) - in_february - 4
+    if calendar != "360_day":  # no Feb 30 there (nor Feb 29 of 2001)
+        with pytest.raises(OptionError, match="data.train_time: '2001-02-30' is not a date of the"):
+            FieldDataModule(files=[str(path)], variables=["t2m"], train_time=["2001-02-27", "2001-02-30"],
+                            frames_in=3, frames_out=2, cache_dir=tmp_path / "c").setup("fit")
+
+    if calendar in ("noleap", "360_day", "julian"):  # the standard ones: as test_fields.py's predict
+        status, out, err = run_predict([fields_checkpoint, path, tmp_path / "out.nc", "--init", init[:13]], capsys)
+        assert status == 0 and err == "" and f"from {init[:16]}" in out
+        with open_cftime(tmp_path / "out.nc") as back:
+            assert back.init_time.values[0].isoformat() == init and back.time.values[0, 0].isoformat() == lead
+            assert back.time.values[0, 0].calendar == calendar
+    from convgru.training.fields import save_test_forecasts
+    from convgru.training.restore import load_module
+
+    with open_cftime(save_test_forecasts(load_module(fields_checkpoint), dm, tmp_path)) as back:  # eval's
+        assert back.init_time.values[0].isoformat() == "2001-03-01T12:00:00"
+        assert back.time.values[-1, -1].isoformat() == last
+        if calendar in ("noleap", "360_day", "julian"):
+            assert back.init_time.encoding["calendar"] == calendar
+
+
+def test_windows_follow_the_calendar(tmp_path):
+    """noleap has no Feb 29 (2004 Feb 28 18h to Mar 1 00h is one step), 360_day a Feb 30."""
+    for calendar, steps in (("noleap", 9), ("360_day", 9)):
+        path = calendar_file(tmp_path / f"{calendar}.nc", calendar, start="2004-02-28", steps=steps)
+        source = FieldSource([path], ["t2m"])
+        assert len(window_starts(source.times, source.step, 9)) == 1
+    with pytest.raises(ValueError, match=r"times in the calendar 360_day, the first file's are noleap"):
+        FieldSource([tmp_path / "noleap.nc", tmp_path / "360_day.nc"], ["t2m"])
+
+
+def test_undecodable_times_are_refused(tmp_path):
+    data = xr.Dataset({"t2m": (("time", "lat", "lon"), np.zeros((3, 8, 16), np.float32))},
+                      coords={"time": ("time", [0.0, 1.0, 2.0], {"units": "parsecs"}), "lat": LAT, "lon": LON})
+    data.to_netcdf(tmp_path / "odd.nc")
+    with pytest.raises(ValueError, match="the time coordinate 'time' holds float64 values, not dates"):
+        FieldSource([tmp_path / "odd.nc"], ["t2m"])
+
+
+# --- 27.8: NetCDF writes that fail on the way ---------------------------------------------------------------
+
+def test_a_failed_netcdf_write_is_one_error_and_leaves_nothing(grids, fields_checkpoint, tmp_path, capsys,
+                                                               monkeypatch):
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"an earlier forecast")
+
+    def fail(self, path, *args, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"\x89HDF partial")
+        raise RuntimeError("NetCDF: HDF error")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", fail)
+    status, _, err = run_predict([fields_checkpoint, grids["same"], out, "--force"], capsys)
+    assert status == 2 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error: " in line]
+    assert len(lines) == 1
+    assert f"error: OUTPUT {out}: cannot write the OUTPUT file out.nc in {tmp_path}: the writer failed (NetCDF: HDF " \
+           "error): a full disk or a file size limit (ulimit -f)?" in lines[0]
+    assert out.read_bytes() == b"an earlier forecast" and sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+    source = FieldSource([grids["same"]], ["t2m"])  # eval.save_forecasts writes through the same writer
+    with pytest.raises(OSError, match=r"cannot write the forecast file forecasts.nc in .*\(NetCDF: HDF error\)"):
+        write_forecasts(tmp_path / "forecasts.nc", forecast_dataset(
+            source.grid, source.names, source.channels, np.zeros((1, 2, 1, 8, 16), np.float32), source.times[:1],
+            source.step, source.calendar))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_is_one_error(tmp_path):
+    """A real `ulimit -f` (RLIMIT_FSIZE, SIGXFSZ ignored) while the NetCDF is written: one OSError naming the file."""
+    script = f"""
+import resource, signal
+import numpy as np
+import xarray as xr
+from convgru.data.fields import write_forecasts
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+try:
+    write_forecasts({str(tmp_path / 'f.nc')!r}, xr.Dataset({{"t": (("a", "b"), np.ones((400, 400)))}}))
+except OSError as error:
+    print("OSError:", error)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("OSError: cannot write the forecast file f.nc in ") and \
+        "file size limit (ulimit -f) is 100000 bytes" in result.stdout, result.stdout + result.stderr
+    assert "HDF error" not in result.stderr and list(tmp_path.iterdir()) == []
