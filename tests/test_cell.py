@@ -159,7 +159,7 @@ def test_cuda_matches_the_cpu(norm, reset, monkeypatch):
     torch.testing.assert_close(low.cpu(), out.detach(), rtol=0, atol=5e-2)
 
 
-KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' padding, got "
+KERNEL = r"kernel_size: expected an odd int >= 1 or a pair \(kh, kw\) of them, for 'same' padding, got "
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -168,8 +168,10 @@ KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of on
     (dict(init="xavier"), r"init must be one of \['conv', 'gru'\], got 'xavier'"),
     (dict(kernel_size=4), KERNEL + "4"),
     (dict(kernel_size=(4, 4)), KERNEL + r"\(4, 4\)"),
-    (dict(kernel_size=(3, 5)), KERNEL + r"\(3, 5\)"),
+    (dict(kernel_size=(3, 4)), KERNEL + r"\(3, 4\)"),
+    (dict(kernel_size=(2, 5)), KERNEL + r"\(2, 5\)"),
     (dict(kernel_size=(3,)), KERNEL + r"\(3,\)"),
+    (dict(kernel_size=(3, 3, 3)), KERNEL + r"\(3, 3, 3\)"),
     (dict(kernel_size=3.0), KERNEL + r"3.0"),
     (dict(kernel_size="3"), KERNEL + r"'3'"),
     (dict(kernel_size=True), KERNEL + r"True"),
@@ -180,7 +182,11 @@ KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of on
     (dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
     (dict(hidden_size=4.0), r"hidden_size: expected an int >= 1, got 4.0"),
     (dict(input_size=-1), r"input_size: expected an int >= 0, got -1"),
-    (dict(dilation=0), r"dilation: expected an int >= 1, got 0"),
+    (dict(dilation=0), r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, got 0"),
+    (dict(dilation=(1, 0)), r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, got \(1, 0\)"),
+    (dict(norm_eps=0.0), r"norm_eps: expected a number > 0, got 0.0"),
+    (dict(norm_eps=float("nan")), r"norm_eps: expected a number > 0, got nan"),
+    (dict(norm_eps="1e-5"), r"norm_eps: expected a number > 0, got '1e-5'"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
