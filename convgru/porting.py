@@ -18,8 +18,8 @@ multiplies h before the convolution) and three rules, which the functions here a
    zero, or holds it when the cell has no input).
 2. ``z_keeps="candidate"``: convgru's z, the one that keeps h, is 1 - the project's, and
    1 - σ(a) = σ(-a), so the z pre-activation is negated: its weights and bias, or, behind a
-   GroupNorm, the norm's affine weight and bias (GN(-a) = GN(a) up to the affine terms' sign, so
-   negating the convolution there would be wrong).
+   GroupNorm, the norm's affine weight and bias (GN(a) = γ â + β with â the normalised a, and
+   GN(-a) = -γ â + β is not -GN(a): negating the convolution there would be wrong).
 3. A context added to the pre-activations (RAFT-Stereo's cz, cr, cq; DROID-SLAM's global term) is
    ``forward``'s ``context``, stacked r, z, n with z negated likewise: ``gate_context``.
 
