@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark import describe_device, step, sync, time_side_by_side
+from benchmark import describe_device, sync, time_side_by_side
+from benchmark import step as forward_backward
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
 from convgru.porting import gate_context
 
@@ -349,7 +350,7 @@ def interleaved(candidates: dict, args: tuple, backward: bool, repeats: int, dev
     """Seconds of one call of each candidate (forward, or forward+backward), A B B A ... after a warm-up."""
     def once(fn):
         if backward:
-            step(fn, args, False, device)
+            forward_backward(fn, args, False, device)
         else:
             with torch.no_grad():
                 fn(*args)

@@ -145,7 +145,8 @@ def test_dtype_and_bfloat16_autocast():
     (dict(kernel_size=(3, 4)), (r"kernel_size: expected an odd int >= 1 or a pair \(kh, kw\) of them, for "
                                r"'same' padding, or a list of num_layers=1 odd ints .*; got \(3, 4\)")),
     (dict(num_layers=2, dilation=[1, 0]), (r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, or a "
-                                           r"list of num_layers=2 ints >= 1 or pairs \(dh, dw\) of them; got \[1, 0\]")),
+                                           r"list of num_layers=2 ints >= 1 or pairs \(dh, dw\) of them; "
+                                           r"got \[1, 0\]")),
     (dict(norm_eps=-1e-5), r"norm_eps: expected a number > 0, got -1e-05"),
     (dict(num_layers=2, kernel_size=[3, 4]), r"kernel_size: expected .* got \[3, 4\]"),
     (dict(kernel_size="3"), r"kernel_size: expected .* got '3'"),
