@@ -411,7 +411,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(describe_device(device), f"batch {args.batch}, {args.size}x{args.size}, amp {args.amp}")
+    print(describe_device(device), *([f"batch {args.batch}, {args.size}x{args.size}, amp {args.amp}"] if args.time
+                                     else []))
     if args.ops:
         print_ops()
     if args.kernels:
