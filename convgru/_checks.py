@@ -7,6 +7,7 @@ code can name the config option (``hidden_sizes: ...`` becomes ``model.net.hidde
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -27,11 +28,12 @@ class OptionError(ValueError):
 
 
 class Kind(NamedTuple):
-    """What an argument must be: ``parse`` returns the value as an int, or None if it is not one."""
+    """What an argument must be: ``parse`` returns the value in its normal form (an int, or for a
+    pair kind an int when both entries agree and else a tuple of two ints), or None if it is not one."""
 
     one: str  # "an int >= 1"
     many: str  # "ints >= 1"
-    parse: Callable[[Any], int | None]
+    parse: Callable[[Any], Any]
 
 
 def _int(value, minimum: int) -> int | None:
@@ -40,16 +42,14 @@ def _int(value, minimum: int) -> int | None:
     return None
 
 
-def _square(value) -> Any:
-    """k from a square pair (k, k) as nn.Conv2d takes it, else value itself."""
-    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
-        return value[0]
-    return value
-
-
-def _kernel(value) -> int | None:
-    k = _int(_square(value), 1)
-    return k if k is not None and k % 2 else None
+def _pair(value, minimum: int, odd: bool = False) -> int | tuple[int, int] | None:
+    """An int, or a pair (a, b) of ints as nn.Conv2d takes kernel sizes and dilations: k for k or
+    (k, k), (a, b) for a != b; None unless every entry is an int >= minimum (and odd if `odd`)."""
+    entries = list(value) if isinstance(value, (tuple, list)) and len(value) == 2 else [value]
+    parsed = [_int(v, minimum) for v in entries]
+    if None in parsed or (odd and not all(v % 2 for v in parsed)):
+        return None
+    return parsed[0] if len(set(parsed)) == 1 else tuple(parsed)
 
 
 def _sequence(value) -> bool:
@@ -61,14 +61,29 @@ def at_least(minimum: int) -> Kind:
     return Kind(f"an int >= {minimum}", f"ints >= {minimum}", lambda v: _int(v, minimum))
 
 
+def _eps(value) -> float | None:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    return None
+
+
 POSITIVE = at_least(1)
+EPS = Kind("a number > 0", "numbers > 0", _eps)
 NON_NEGATIVE = at_least(0)
-KERNEL = Kind("an odd int >= 1 or a square pair (k, k) of one, for 'same' padding",
-              "odd ints >= 1 or square pairs (k, k) of them", _kernel)
+KERNEL = Kind("an odd int >= 1 or a pair (kh, kw) of them, for 'same' padding",
+              "odd ints >= 1 or pairs (kh, kw) of them", lambda v: _pair(v, 1, odd=True))
+DILATION = Kind("an int >= 1 or a pair (dh, dw) of them", "ints >= 1 or pairs (dh, dw) of them",
+                lambda v: _pair(v, 1))
 
 
-def check(name: str, value, kind: Kind = POSITIVE) -> int:
-    """``value`` as an int if it is of ``kind``; else ValueError naming ``name``."""
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """(a, b) from a normal form of a pair kind (``KERNEL``, ``DILATION``): k is (k, k)."""
+    return tuple(value) if isinstance(value, tuple) else (value, value)
+
+
+def check(name: str, value, kind: Kind = POSITIVE):
+    """``value`` in its normal form (an int; a pair kind's may be a tuple) if it is of ``kind``; else
+    ValueError naming ``name``."""
     parsed = kind.parse(value)
     if parsed is None:
         raise OptionError(name, f"expected {kind.one}, got {value!r}")
@@ -83,13 +98,17 @@ def check_list(name: str, values, kind: Kind = POSITIVE) -> list[int]:
     return parsed
 
 
-def check_per_layer(name: str, value, num_layers: int, kind: Kind = POSITIVE) -> list[int]:
-    """One value for every layer, or a list of ``num_layers`` values, as ``num_layers`` ints.
+def check_per_layer(name: str, value, num_layers: int, kind: Kind = POSITIVE) -> list:
+    """One value for every layer, or a list of ``num_layers`` values, as ``num_layers`` values in
+    their normal form.
 
-    A square pair ``(k, k)`` of a kernel size is one value (for ``num_layers=2`` both readings agree).
+    A list of ``num_layers`` entries is read per layer; any other pair ``(a, b)`` of a pair kind
+    (``KERNEL``, ``DILATION``), a tuple in particular, is one value for every layer: with
+    ``num_layers=2``, ``[3, 5]`` is a 3 in layer 0 and a 5 in layer 1, ``(3, 5)`` a (3, 5) kernel
+    in both.
     """
     single = kind.parse(value)
-    if single is not None:
+    if single is not None and not (isinstance(value, list) and len(value) == num_layers):
         return [single] * num_layers
     parsed = [kind.parse(v) for v in value] if _sequence(value) else []
     if len(parsed) != num_layers or None in parsed:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import (
+    EPS,
     KERNEL,
     POSITIVE,
     OptionError,
@@ -17,7 +18,7 @@ from ._checks import (
     check_module_dtype,
     check_tensor,
 )
-from .cell import NORMS, RESETS, ConvGRUCell, check_choice
+from .cell import NORM_EPS, NORMS, RESETS, ConvGRUCell, check_choice
 from .rnn import checkpointing, scan, through_time, time_chunks
 
 
@@ -47,10 +48,10 @@ class EncoderForecaster(nn.Module):
     Args:
         in_channels, out_channels: channels of the input and predicted frames (>= 1).
         hidden_sizes: state channels per level (a non-empty list of ints >= 1).
-        kernel_size: of every ConvGRU cell: odd, an int or a square pair ``(k, k)``.
+        kernel_size: of every ConvGRU cell: odd, an int or a pair ``(kh, kw)``.
         stem_channels: channels of the 3x3 stem and of the head's hidden layer (>= 1).
-        norm, reset, num_groups: as in ``ConvGRUCell``; with norm="group" num_groups divides every
-            hidden size.
+        norm, reset, num_groups, norm_eps: as in ``ConvGRUCell``; with norm="group" num_groups divides
+            every hidden size.
         checkpoint_every: None (the default), or an int k >= 1 for activation checkpointing through
             time in training: the encoder runs over chunks of k input frames and the forecaster over
             chunks of k output frames, each chunk through every level under ``torch.utils.checkpoint``,
@@ -77,12 +78,13 @@ class EncoderForecaster(nn.Module):
         in_channels: int = 1,
         out_channels: int = 1,
         hidden_sizes: Sequence[int] = (64, 96, 96),
-        kernel_size: int = 5,
+        kernel_size: int | tuple[int, int] = 5,
         stem_channels: int = 16,
         norm: str | None = "group",
         reset: str = "after",
         num_groups: int = 1,
         checkpoint_every: int | None = None,
+        norm_eps: float = NORM_EPS,
     ):
         super().__init__()
         self.checkpoint_every = None if checkpoint_every is None else check("checkpoint_every", checkpoint_every)
@@ -94,6 +96,7 @@ class EncoderForecaster(nn.Module):
             (("in_channels", in_channels), ("out_channels", out_channels), ("stem_channels", stem_channels)))
         kernel_size = check("kernel_size", kernel_size, KERNEL)
         num_groups = check("num_groups", num_groups, POSITIVE)
+        norm_eps = check("norm_eps", norm_eps, EPS)
         check_choice("norm", norm, NORMS)
         check_choice("reset", reset, RESETS)
         if norm == "group" and any(c % num_groups for c in hidden):
@@ -101,7 +104,7 @@ class EncoderForecaster(nn.Module):
                              f"norm='group', got {num_groups}")
         self.in_channels, self.out_channels, self.hidden_sizes = in_channels, out_channels, hidden
         widths = [stem_channels] + hidden[:-1]
-        cell = dict(kernel_size=kernel_size, norm=norm, num_groups=num_groups, reset=reset)
+        cell = dict(kernel_size=kernel_size, norm=norm, num_groups=num_groups, reset=reset, norm_eps=norm_eps)
         self.stem = conv_act(nn.Conv2d(in_channels, stem_channels, 3, padding=1))
         self.downsample = nn.ModuleList(
             conv_act(nn.Conv2d(c, c, 3, stride=1 if i == 0 else 2, padding=1))

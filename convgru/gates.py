@@ -33,11 +33,15 @@ import torch
 from torch import Tensor
 
 HALF = (torch.float16, torch.bfloat16)
+# native_group_norm takes any strides from torch 2.12 (it assumed NCHW-contiguous inputs before)
+STRIDED_GROUP_NORM = torch.torch_version.TorchVersion(torch.__version__) >= "2.12"
 
 
 def _wide(x: Tensor) -> Tensor:
-    """x, contiguous (as native_group_norm needs before torch 2.12), in float32 if it is half precision."""
-    return (x.float() if x.dtype in HALF else x).contiguous()
+    """x in float32 if it is half precision; in its own memory format (channels_last stays
+    channels_last) from torch 2.12, NCHW-contiguous before, as native_group_norm needs there."""
+    x = x.float() if x.dtype in HALF else x
+    return x if STRIDED_GROUP_NORM else x.contiguous()
 
 
 def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:

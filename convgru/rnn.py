@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ._checks import (
+    DILATION,
+    EPS,
     KERNEL,
     POSITIVE,
     OptionError,
@@ -19,7 +21,7 @@ from ._checks import (
     check_per_layer,
     check_tensor,
 )
-from .cell import ConvGRUCell
+from .cell import NORM_EPS, ConvGRUCell
 
 State = Tensor | list[Tensor]
 
@@ -98,13 +100,17 @@ class ConvGRU(nn.Module):
     Args:
         input_size: channels of x (>= 1).
         hidden_size: channels of each layer's state: an int, or a list of num_layers ints.
-        kernel_size: odd, as an int or a square pair ``(k, k)``, or a list of num_layers of them.
+        kernel_size: odd, as an int or a pair ``(kh, kw)``, or a list of num_layers of them (a list
+            of num_layers entries is read per layer: with num_layers=2, ``[3, 5]`` is 3 then 5, and
+            ``(3, 5)`` or ``[(3, 5), (3, 5)]`` a (3, 5) kernel in both).
         num_layers: stacked layers (>= 1).
         bias: whether the convolutions have biases.
         batch_first: x and output as (B, T, C, H, W) instead of (T, B, C, H, W).
         dropout: dropout on the outputs of each layer but the last, in training (0 <= p <= 1).
         bidirectional: a reverse direction per layer, its output concatenated on channels.
-        norm, reset, num_groups, init: as in ``ConvGRUCell``, for every cell.
+        norm, reset, num_groups, init, norm_eps: as in ``ConvGRUCell``, for every cell.
+        dilation: of each layer's convolutions: an int or a pair ``(dh, dw)``, or a list of
+            num_layers of them (read as kernel_size is).
         checkpoint_every: None (the default), or an int k >= 1 for activation checkpointing through
             time in training: the sequence runs in chunks of k steps under ``torch.utils.checkpoint``
             (every layer over one chunk, then the next; with bidirectional, layer by layer and each
@@ -142,6 +148,8 @@ class ConvGRU(nn.Module):
         reset: str = "after",
         num_groups: int = 1,
         init: str = "conv",
+        dilation: int | tuple[int, int] | Sequence[int | tuple[int, int]] = 1,
+        norm_eps: float = NORM_EPS,
         checkpoint_every: int | None = None,
         device=None,
         dtype=None,
@@ -156,12 +164,14 @@ class ConvGRU(nn.Module):
         self.batch_first, self.dropout, self.bidirectional = batch_first, dropout, bidirectional
         self.hidden_sizes = check_per_layer("hidden_size", hidden_size, num_layers, POSITIVE)
         self.kernel_sizes = check_per_layer("kernel_size", kernel_size, num_layers, KERNEL)
+        self.dilations = check_per_layer("dilation", dilation, num_layers, DILATION)
+        self.norm_eps = check("norm_eps", norm_eps, EPS)
         self.num_directions = 2 if bidirectional else 1
         self.bias, self.norm, self.reset, self.num_groups, self.init = bias, norm, reset, num_groups, init
         inputs = [input_size] + [self.num_directions * c for c in self.hidden_sizes[:-1]]
         self.cells = nn.ModuleList(
-            ConvGRUCell(inputs[i], self.hidden_sizes[i], self.kernel_sizes[i], bias, norm,
-                        num_groups, reset, init=init, device=device, dtype=dtype)
+            ConvGRUCell(inputs[i], self.hidden_sizes[i], self.kernel_sizes[i], bias, norm, num_groups, reset,
+                        self.dilations[i], init, self.norm_eps, device=device, dtype=dtype)
             for i in range(num_layers) for _ in range(self.num_directions)
         )
 
@@ -172,14 +182,15 @@ class ConvGRU(nn.Module):
 
     def extra_repr(self) -> str:
         """The sizes, then the options that differ from their defaults (nn.GRU's style)."""
-        kernel = self.kernel_sizes if len(set(self.kernel_sizes)) > 1 else self.kernel_sizes[0]
+        kernel, dilation = (values if len(set(values)) > 1 else values[0]
+                            for values in (self.kernel_sizes, self.dilations))
         values = dict(kernel_size=kernel, num_layers=self.num_layers, bias=self.bias,
                       batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
                       norm=self.norm, reset=self.reset, num_groups=self.num_groups, init=self.init,
-                      checkpoint_every=self.checkpoint_every)
+                      dilation=dilation, norm_eps=self.norm_eps, checkpoint_every=self.checkpoint_every)
         defaults = dict(kernel_size=3, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                         bidirectional=False, norm=None, reset="after", num_groups=1, init="conv",
-                        checkpoint_every=None)
+                        dilation=1, norm_eps=NORM_EPS, checkpoint_every=None)
         options = [f"{k}={v!r}" for k, v in values.items() if v != defaults[k]]
         return ", ".join([f"{self.input_size}, {self.hidden_size}", *options])
 

@@ -4,11 +4,18 @@
     python scripts/benchmark_step.py --kernels    # kernels of the compiled step (inductor)
     python scripts/benchmark_step.py --time       # fwd+bwd: 0.1.0 eager, eager, compiled, convs alone
     python scripts/benchmark_step.py --time --device cuda --amp
+    python scripts/benchmark_step.py --ports      # ported cells against the projects' own, their shapes
 
 "0.1.0" is the step as convgru 0.1.0 wrote it (autograd through every element-wise op, separate
 r and z GroupNorms), run on the same weights. "convs alone" replays every convolution the model
 runs (same shapes, forward and backward) and nothing else: a step's time over it is the cost of
 everything that is not a convolution.
+
+"--ports" times one step of ConvGRUCell substituted into RAFT (its default SepConvGRU), R-MVSNet
+(the first GRU of its regularisation, as the PyTorch MVSNet ports write it) and DROID-SLAM
+(with its pooled context), against each project's own cell written here from its equations, on
+the same weights (``ConvGRUCell.from_concat``, docs/porting.md), at each project's shapes:
+forward and forward+backward, NCHW and channels_last, the two interleaved (A B B A).
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ import collections
 import copy
 import re
 import statistics
+import time
 
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark import describe_device, time_side_by_side
+from benchmark import describe_device, sync, time_side_by_side
+from benchmark import step as forward_backward
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
+from convgru.porting import gate_context
 
 
 class Cell010(nn.Module):
@@ -215,11 +225,183 @@ def time_against_convs(title: str, model: nn.Module, run, args, device, amp: boo
         print(f"  {name:12} {t * 1e3:9.1f} {t / base:8.2f} {statistics.pstdev(values) / t:7.0%}")
 
 
+# --- ported cells against the projects' own (--ports) ------------------------------------------------------
+
+def same_conv(cin: int, cout: int, kernel) -> nn.Conv2d:
+    """A zero-padded 'same' convolution, as the projects write theirs."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return nn.Conv2d(cin, cout, (kh, kw), padding=(kh // 2, kw // 2))
+
+
+class RaftGRU(nn.Module):
+    """RAFT's GRU update (Teed & Deng 2020): z, r, q convolutions over [h, x] (q's over [r h, x]),
+    h' = (1 - z) h + z q, context terms added to the pre-activations as DROID-SLAM does."""
+
+    def __init__(self, hidden: int, inputs: int, kernel):
+        super().__init__()
+        self.convz, self.convr, self.convq = (same_conv(hidden + inputs, hidden, kernel) for _ in "zrq")
+
+    def forward(self, h: Tensor, x: Tensor, cz=0, cr=0, cq=0) -> Tensor:
+        hx = torch.cat([h, x], 1)
+        z = torch.sigmoid(self.convz(hx) + cz)
+        r = torch.sigmoid(self.convr(hx) + cr)
+        q = torch.tanh(self.convq(torch.cat([r * h, x], 1)) + cq)
+        return (1 - z) * h + z * q
+
+    def ported(self) -> ConvGRUCell:
+        return ConvGRUCell.from_concat(order="hx", z_keeps="candidate", conv_r=self.convr, conv_z=self.convz,
+                                       conv_n=self.convq)
+
+
+class RaftSepGRU(nn.Module):
+    """RAFT's default update (SepConvGRU): a (1, 5) GRU update, then a (5, 1) one."""
+
+    def __init__(self, hidden: int, inputs: int):
+        super().__init__()
+        self.halves = nn.ModuleList(RaftGRU(hidden, inputs, k) for k in ((1, 5), (5, 1)))
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        for half in self.halves:
+            h = half(h, x)
+        return h
+
+    def ported(self) -> nn.Module:
+        return Chain([half.ported() for half in self.halves])
+
+
+class Chain(nn.Module):
+    """Cells applied in turn to the state, each with the same input."""
+
+    def __init__(self, cells: list[ConvGRUCell]):
+        super().__init__()
+        self.cells = nn.ModuleList(cells)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        for cell in self.cells:
+            h = cell(x, h)
+        return h
+
+
+class DroidGRU(RaftGRU):
+    """DROID-SLAM's GRU (Teed & Deng 2021): RAFT's, plus a global term pooled from the state,
+    mean(σ(w h) h), through 1x1 convolutions into each pre-activation."""
+
+    def __init__(self, hidden: int, inputs: int):
+        super().__init__(hidden, inputs, 3)
+        self.w, self.convz_glo, self.convr_glo, self.convq_glo = (same_conv(hidden, hidden, 1) for _ in range(4))
+
+    def pooled(self, h: Tensor) -> Tensor:
+        return (torch.sigmoid(self.w(h)) * h).mean((2, 3), keepdim=True)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        g = self.pooled(h)
+        return super().forward(h, x, self.convz_glo(g), self.convr_glo(g), self.convq_glo(g))
+
+    def ported(self) -> nn.Module:
+        return DroidPorted(self, super().ported())
+
+
+class DroidPorted(nn.Module):
+    """DROID-SLAM's step with ConvGRUCell: the pooled term as the cell's (B, 3C, 1, 1) context."""
+
+    def __init__(self, droid: DroidGRU, cell: ConvGRUCell):
+        super().__init__()
+        self.droid, self.cell = droid, cell  # the droid's pooling and 1x1 convolutions, shared
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        d = self.droid
+        g = d.pooled(h)
+        return self.cell(x, h, context=gate_context(d.convr_glo(g), d.convz_glo(g), d.convq_glo(g),
+                                                    z_keeps="candidate"))
+
+
+class MVSNetGRU(nn.Module):
+    """The GRU cell of the PyTorch MVSNet ports (R-MVSNet's recurrent regularisation, Yao et al. 2019):
+    one gates convolution over [x, h] (reset, update stacked), a GroupNorm on each gate and on the
+    output, h' = u h + (1 - u) y."""
+
+    def __init__(self, hidden: int, inputs: int, eps: float = 1e-6):
+        super().__init__()
+        self.gate_conv, self.output_conv = same_conv(inputs + hidden, 2 * hidden, 3), same_conv(inputs + hidden,
+                                                                                              hidden, 3)
+        self.reset_norm, self.update_norm, self.output_norm = (nn.GroupNorm(1, hidden, eps) for _ in range(3))
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        r, u = self.gate_conv(torch.cat([x, h], 1)).chunk(2, 1)
+        r, u = torch.sigmoid(self.reset_norm(r)), torch.sigmoid(self.update_norm(u))
+        y = torch.tanh(self.output_norm(self.output_conv(torch.cat([x, r * h], 1))))
+        return u * h + (1 - u) * y
+
+    def ported(self) -> ConvGRUCell:
+        return ConvGRUCell.from_concat(order="xh", z_keeps="h", conv_gates=self.gate_conv, gate_order="rz",
+                                       conv_n=self.output_conv, norm_r=self.reset_norm, norm_z=self.update_norm,
+                                       norm_n=self.output_norm)
+
+
+# name: (the project's cell, batch, input channels, hidden channels, H, W)
+PORTS = {
+    "RAFT (SepConvGRU), 1/8 of 440x1024": (RaftSepGRU, 1, 256, 128, 55, 128),
+    "R-MVSNet (first GRU), 1/4 of 640x512": (MVSNetGRU, 1, 32, 16, 128, 160),
+    "DROID-SLAM (one edge), 1/8 of 384x512": (DroidGRU, 1, 320, 128, 48, 64),
+}
+
+
+def interleaved(candidates: dict, args: tuple, backward: bool, repeats: int, device) -> dict[str, list[float]]:
+    """Seconds of one call of each candidate (forward, or forward+backward), A B B A ... after a warm-up."""
+    def once(fn):
+        if backward:
+            forward_backward(fn, args, False, device)
+        else:
+            with torch.no_grad():
+                fn(*args)
+
+    times = {name: [] for name in candidates}
+    for fn in candidates.values():
+        once(fn)
+    for i in range(repeats):
+        for name, fn in list(candidates.items())[:: 1 if i % 2 == 0 else -1]:
+            sync(device)
+            start = time.perf_counter()
+            once(fn)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def time_ports(device, repeats: int) -> None:
+    """The substituted cells against the projects' own: median ratio (ours / theirs) of the paired
+    rounds, with the lowest and highest ratio, and the projects' median time."""
+    print(f"one step, ConvGRUCell substituted / the project's own cell, median of {repeats} interleaved pairs "
+          "[lowest, highest]")
+    print(f"  {'project':40} {'layout':14} {'forward':>24} {'fwd+bwd':>24}")
+    for name, (cls, batch, inputs, hidden, height, width) in PORTS.items():
+        torch.manual_seed(0)
+        theirs = cls(hidden, inputs).to(device)
+        ours = theirs.ported()
+        for layout in (torch.contiguous_format, torch.channels_last):
+            theirs, ours = (m.to(memory_format=layout) for m in (theirs, ours))
+            x = torch.randn(batch, inputs, height, width, device=device).to(memory_format=layout)
+            h = torch.randn(batch, hidden, height, width, device=device).to(memory_format=layout).requires_grad_()
+            with torch.no_grad():
+                err = (ours(x, h) - theirs(x, h)).abs().max().item()
+            assert err < 1e-4, f"{name}: the ported cell differs by {err:.1e}"
+            cells = []
+            for backward in (False, True):
+                times = interleaved({"ours": ours, "theirs": theirs}, (x, h), backward, repeats, device)
+                ratios = sorted(a / b for a, b in zip(times["ours"], times["theirs"]))
+                cells.append(f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}] "
+                             f"{statistics.median(times['theirs']) * 1e3:5.0f} ms")
+            print(f"  {name:40} {'channels_last' if layout == torch.channels_last else 'NCHW':14} "
+                  f"{cells[0]:>24} {cells[1]:>24}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ops", action="store_true", help="aten ops per step, 0.1.0 against now")
     parser.add_argument("--kernels", action="store_true", help="kernels of the compiled step")
     parser.add_argument("--time", action="store_true", help="fwd+bwd time against the convolutions alone")
+    parser.add_argument("--ports", action="store_true",
+                        help="cells ported into RAFT, R-MVSNet, DROID-SLAM against their own, at their shapes")
     parser.add_argument("--resets", nargs="+", default=["after", "before"], help="cells for --kernels")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
@@ -229,11 +411,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(describe_device(device), f"batch {args.batch}, {args.size}x{args.size}, amp {args.amp}")
+    print(describe_device(device), *([f"batch {args.batch}, {args.size}x{args.size}, amp {args.amp}"] if args.time
+                                     else []))
     if args.ops:
         print_ops()
     if args.kernels:
         print_kernels(args.device, args.resets)
+    if args.ports:
+        time_ports(device, args.repeats)
     if args.time:
         torch.manual_seed(0)
         b, t, s = args.batch, args.frames, args.size

@@ -153,7 +153,8 @@ CASES = [
          r"cannot write the Moving MNIST cache in .*a.npy/cache .*set paths.cache_dir"),
     # --- model, trainer, seed ---
     Case("model-key-type", "a word for a model size", "model.net.kernel_size=big",
-         config_run(["model.net.kernel_size=big"]), r"model.net.kernel_size: expected an integer, found 'big'"),
+         config_run(["model.net.kernel_size=big"]),
+         r"model.net.kernel_size: expected an integer or a list, found 'big'"),
     Case("model-unknown-key", "a key the network does not take", "+model.net.dropout=0.1",
          config_run(["+model.net.dropout=0.1"]), r"model.net.dropout: not an option of .*EncoderForecaster"),
     Case("model-hidden-empty", "no ConvGRU block", "model.net.hidden_sizes=[]",

@@ -1,6 +1,7 @@
 """A plain-matrix GRU reference (both reset conventions) and weight copying from nn.GRU."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convgru import ConvGRU, ConvGRUCell
@@ -17,6 +18,33 @@ def gru_cell_ref(x, h, w_ih, w_hh, b_ih, b_hh, reset="after"):
         n = torch.tanh(xn + r * (h @ w_hn.T + b_hn))
     else:
         n = torch.tanh(xn + (r * h) @ w_hn.T + b_hn)
+    return (1 - z) * n + z * h
+
+
+def plain_step(cell: ConvGRUCell, x, h, context=None):
+    """The cell's equations (convgru.cell) with plain autograd ops on its weights; context: None or
+    broadcastable to (B, 3C, H, W)."""
+    c, w, b = cell.hidden_size, cell.conv_h.weight, cell.conv_h.bias
+    conv = dict(padding=cell.conv_h.padding, dilation=cell.conv_h.dilation)
+    gx = F.conv2d(x, cell.conv_x.weight, cell.conv_x.bias, **conv) if x is not None else 0 * h.repeat(1, 3, 1, 1)
+    gx = gx if context is None else gx + context
+    xr, xz, xn = gx.split(c, 1)
+    (wr, wz, wn), (br, bz, bn) = w.split(c), b.split(c)
+
+    def norm(pre, gate):
+        if cell.norm_rz is None:
+            return pre
+        if gate == "n":
+            return F.group_norm(pre, cell.num_groups, cell.norm_n.weight, cell.norm_n.bias, cell.norm_n.eps)
+        i = "rz".index(gate)
+        weight, bias = cell.norm_rz.weight.split(c)[i], cell.norm_rz.bias.split(c)[i]
+        return F.group_norm(pre, cell.num_groups, weight, bias, cell.norm_rz.eps)
+
+    r = torch.sigmoid(norm(xr + F.conv2d(h, wr, br, **conv), "r"))
+    z = torch.sigmoid(norm(xz + F.conv2d(h, wz, bz, **conv), "z"))
+    hn = F.conv2d(h, wn, bn, **conv) if cell.reset == "after" else None
+    pre = xn + r * hn if cell.reset == "after" else xn + F.conv2d(r * h, wn, bn, **conv)
+    n = torch.tanh(norm(pre, "n"))
     return (1 - z) * n + z * h
 
 

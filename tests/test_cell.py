@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convgru import ConvGRUCell
-from gru_reference import copy_gru_cell, gru_cell_ref
+from gru_reference import copy_gru_cell, gru_cell_ref, plain_step
 
 
 def image(t):
@@ -119,6 +119,73 @@ def test_gradcheck(reset, norm):
     assert torch.autograd.gradcheck(cell, (x, h), fast_mode=True)
 
 
+def random_cell(*args, seed=0, **kwargs):
+    """A float64 cell with weights large enough that every nonlinearity bends."""
+    torch.manual_seed(seed)
+    cell = ConvGRUCell(*args, **kwargs).double()
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_(0, 0.7)
+    return cell
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+@pytest.mark.parametrize("norm", [None, "group"])
+@pytest.mark.parametrize("input_size", [0, 2])
+def test_kernels_dilations_eps_and_context_follow_the_equations(reset, norm, input_size):
+    """A (3, 1) kernel dilated (1, 2), eps 1e-3 and a context, full-size or (B, 3C, 1, 1): outputs and
+    first-order gradients (the hand-written backward) as plain autograd on the equations gives."""
+    cell = random_cell(input_size, 4, kernel_size=(3, 1), dilation=(1, 2), norm=norm, num_groups=2, reset=reset,
+                       norm_eps=1e-3)
+    assert cell.conv_h.padding == (1, 0)
+    x = torch.randn(2, input_size, 5, 4, dtype=torch.float64, requires_grad=True) if input_size else None
+    h = torch.randn(2, 4, 5, 4, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(2, 4, 5, 4, dtype=torch.float64)
+    for shape in [(2, 12, 5, 4), (2, 12, 1, 1), (1, 12, 5, 1)]:
+        context = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        leaves = [t for t in (x, h, context, *cell.parameters()) if t is not None]
+        got, want = cell(x, h, context), plain_step(cell, x, h, context)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+        for a, b in zip(torch.autograd.grad((got * probe).sum(), leaves),
+                        torch.autograd.grad((want * probe).sum(), leaves)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    if norm:  # the eps is the one used: 1e-5 gives another state
+        default = copy.deepcopy(cell)
+        default.norm_rz.eps = default.norm_n.eps = 1e-5
+        assert (default(x, h, context) - got).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("context,match", [
+    (torch.zeros(2, 8, 3, 3), r"context must have shape \(B, 3 \* hidden_size, H, W\) = \(2, 12, 3, 3\), gates r, z, n "
+                              r"stacked, with any of B, H, W possibly 1 to broadcast; got \(2, 8, 3, 3\)"),
+    (torch.zeros(2, 12, 2, 3), r"context must have shape .* got \(2, 12, 2, 3\)"),
+    (torch.zeros(3, 12, 1, 1), r"context must have shape .* got \(3, 12, 1, 1\)"),
+    (torch.zeros(12, 1, 1), r"context must have shape .* got \(12, 1, 1\)"),
+    ([0.0] * 12, r"context must have shape .* got list"),
+    (torch.zeros(2, 12, 1, 1, dtype=torch.float64), r"h and context must have the same dtype and device, got h: "
+                                                    r"torch.float32 on cpu, context: torch.float64 on cpu"),
+])
+def test_bad_context(context, match):
+    with pytest.raises(ValueError, match=match):
+        ConvGRUCell(2, 4)(torch.zeros(2, 2, 3, 3), None, context=context)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+@pytest.mark.parametrize("norm", [None, "group"])
+def test_channels_last_stays_channels_last(reset, norm):
+    """A channels_last x and h give a channels_last state (and gradients), equal to NCHW's."""
+    torch.manual_seed(12)
+    cell = ConvGRUCell(3, 8, norm=norm, num_groups=2, reset=reset)
+    last = torch.channels_last
+    x, h = torch.randn(2, 3, 5, 6), torch.randn(2, 8, 5, 6)
+    xl, hl = (t.to(memory_format=last).requires_grad_() for t in (x, h))
+    out = cell(xl, cell(xl, hl))
+    assert out.is_contiguous(memory_format=last) and cell(xl).is_contiguous(memory_format=last)
+    torch.testing.assert_close(out, cell(x, cell(x, h)))
+    gx, gh = torch.autograd.grad(out.square().sum(), (xl, hl))
+    assert gx.is_contiguous(memory_format=last) and gh.is_contiguous(memory_format=last)
+
+
 def test_state_follows_input_dtype_and_device():
     cell = ConvGRUCell(2, 3).double()
     out = cell(torch.randn(1, 2, 4, 4, dtype=torch.float64))
@@ -159,7 +226,7 @@ def test_cuda_matches_the_cpu(norm, reset, monkeypatch):
     torch.testing.assert_close(low.cpu(), out.detach(), rtol=0, atol=5e-2)
 
 
-KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' padding, got "
+KERNEL = r"kernel_size: expected an odd int >= 1 or a pair \(kh, kw\) of them, for 'same' padding, got "
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -168,8 +235,10 @@ KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of on
     (dict(init="xavier"), r"init must be one of \['conv', 'gru'\], got 'xavier'"),
     (dict(kernel_size=4), KERNEL + "4"),
     (dict(kernel_size=(4, 4)), KERNEL + r"\(4, 4\)"),
-    (dict(kernel_size=(3, 5)), KERNEL + r"\(3, 5\)"),
+    (dict(kernel_size=(3, 4)), KERNEL + r"\(3, 4\)"),
+    (dict(kernel_size=(2, 5)), KERNEL + r"\(2, 5\)"),
     (dict(kernel_size=(3,)), KERNEL + r"\(3,\)"),
+    (dict(kernel_size=(3, 3, 3)), KERNEL + r"\(3, 3, 3\)"),
     (dict(kernel_size=3.0), KERNEL + r"3.0"),
     (dict(kernel_size="3"), KERNEL + r"'3'"),
     (dict(kernel_size=True), KERNEL + r"True"),
@@ -180,7 +249,11 @@ KERNEL = r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of on
     (dict(hidden_size=0), r"hidden_size: expected an int >= 1, got 0"),
     (dict(hidden_size=4.0), r"hidden_size: expected an int >= 1, got 4.0"),
     (dict(input_size=-1), r"input_size: expected an int >= 0, got -1"),
-    (dict(dilation=0), r"dilation: expected an int >= 1, got 0"),
+    (dict(dilation=0), r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, got 0"),
+    (dict(dilation=(1, 0)), r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, got \(1, 0\)"),
+    (dict(norm_eps=0.0), r"norm_eps: expected a number > 0, got 0.0"),
+    (dict(norm_eps=float("nan")), r"norm_eps: expected a number > 0, got nan"),
+    (dict(norm_eps="1e-5"), r"norm_eps: expected a number > 0, got '1e-5'"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -257,9 +330,10 @@ def test_gru_init_draws_what_nn_gru_cell_draws():
 def test_extra_repr_lists_non_default_options():
     assert repr(ConvGRUCell(2, 4)).startswith("ConvGRUCell(\n  2, 4\n")
     text = repr(ConvGRUCell(2, 4, kernel_size=(5, 5), bias=False, norm="group", num_groups=2, reset="before",
-                            dilation=2, init="gru"))
+                            dilation=2, init="gru", norm_eps=1e-6))
     assert ("2, 4, kernel_size=5, bias=False, norm='group', num_groups=2, reset='before', dilation=2, "
-            "init='gru'") in text
+            "init='gru', norm_eps=1e-06") in text
+    assert "kernel_size=(1, 5), dilation=(2, 1)" in repr(ConvGRUCell(2, 4, kernel_size=[1, 5], dilation=(2, 1)))
 
 
 def test_device_and_dtype_factory_arguments():

@@ -3,12 +3,11 @@ informed losses): exact (gradgradcheck, nn.GRUCell, a plain-autograd reference),
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd import grad
 
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
-from gru_reference import copy_gru_cell, gru_cell_ref
+from gru_reference import copy_gru_cell, gru_cell_ref, plain_step
 
 OPTIONS = [(reset, norm) for reset in ("after", "before") for norm in (None, "group")]
 
@@ -21,31 +20,6 @@ def random_cell(input_size=2, reset="after", norm=None, seed=0, **kwargs):
         for p in cell.parameters():
             p.normal_(0, 0.7)
     return cell
-
-
-def plain_step(cell: ConvGRUCell, x, h):
-    """The cell's equations (convgru.cell) with plain autograd ops on its weights."""
-    c, w, b = cell.hidden_size, cell.conv_h.weight, cell.conv_h.bias
-    conv = dict(padding=cell.conv_h.padding, dilation=cell.conv_h.dilation)
-    gx = F.conv2d(x, cell.conv_x.weight, cell.conv_x.bias, **conv) if x is not None else 0 * h.repeat(1, 3, 1, 1)
-    xr, xz, xn = gx.split(c, 1)
-    (wr, wz, wn), (br, bz, bn) = w.split(c), b.split(c)
-
-    def norm(pre, gate):
-        if cell.norm_rz is None:
-            return pre
-        if gate == "n":
-            return F.group_norm(pre, cell.num_groups, cell.norm_n.weight, cell.norm_n.bias, cell.norm_n.eps)
-        i = "rz".index(gate)
-        weight, bias = cell.norm_rz.weight.split(c)[i], cell.norm_rz.bias.split(c)[i]
-        return F.group_norm(pre, cell.num_groups, weight, bias, cell.norm_rz.eps)
-
-    r = torch.sigmoid(norm(xr + F.conv2d(h, wr, br, **conv), "r"))
-    z = torch.sigmoid(norm(xz + F.conv2d(h, wz, bz, **conv), "z"))
-    hn = F.conv2d(h, wn, bn, **conv) if cell.reset == "after" else None
-    pre = xn + r * hn if cell.reset == "after" else xn + F.conv2d(r * h, wn, bn, **conv)
-    n = torch.tanh(norm(pre, "n"))
-    return (1 - z) * n + z * h
 
 
 @pytest.mark.parametrize("reset,norm", OPTIONS)
@@ -65,17 +39,19 @@ def test_gradgradcheck_no_input_cell(reset, norm):
 
 @pytest.mark.parametrize("reset,norm", OPTIONS)
 def test_gradient_penalty_matches_plain_autograd(reset, norm):
-    """WGAN-GP: the parameters' gradients of ||d out / d x||, through the cell and through plain ops."""
-    cell = random_cell(reset=reset, norm=norm, seed=1)
+    """WGAN-GP: the parameters' gradients of ||d out / d x||, through the cell and through plain ops
+    (a non-square dilated kernel, a GroupNorm eps other than the default, a broadcast context)."""
+    cell = random_cell(reset=reset, norm=norm, seed=1, kernel_size=(3, 1), dilation=(1, 2), norm_eps=1e-3)
     x = torch.randn(2, 2, 4, 3, dtype=torch.float64, requires_grad=True)
     h = torch.randn(2, 4, 4, 3, dtype=torch.float64, requires_grad=True)
+    context = torch.randn(2, 12, 1, 1, dtype=torch.float64, requires_grad=True)
     results = []
-    for step in (lambda x, h: cell(x, h), lambda x, h: plain_step(cell, x, h)):
+    for step in (lambda x, h: cell(x, h, context), lambda x, h: plain_step(cell, x, h, context)):
         out = step(x, h)
-        torch.testing.assert_close(out, plain_step(cell, x, h))
+        torch.testing.assert_close(out, plain_step(cell, x, h, context))
         gx, gh = grad(out.square().sum(), (x, h), create_graph=True)
         penalty = (gx.flatten(1).norm(dim=1) - 1).square().mean() + gh.square().sum()
-        results.append(grad(penalty, [x, h, *cell.parameters()]))
+        results.append(grad(penalty, [x, h, context, *cell.parameters()]))
     for got, expected in zip(*results):
         torch.testing.assert_close(got, expected)
 

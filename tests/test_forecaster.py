@@ -99,9 +99,10 @@ def test_empty_hidden_sizes():
     (dict(hidden_sizes=[16, -32]), r"hidden_sizes: expected a non-empty list of ints >= 1, got \[16, -32\]"),
     (dict(hidden_sizes=[16, 0]), r"hidden_sizes: expected a non-empty list of ints >= 1, got \[16, 0\]"),
     (dict(hidden_sizes=16), r"hidden_sizes: expected a non-empty list of ints >= 1, got 16"),
-    (dict(kernel_size=4), (r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for 'same' "
+    (dict(kernel_size=4), (r"kernel_size: expected an odd int >= 1 or a pair \(kh, kw\) of them, for 'same' "
                           r"padding, got 4")),
-    (dict(kernel_size=(3, 5)), r"kernel_size: expected .* got \(3, 5\)"),
+    (dict(kernel_size=(3, 4)), r"kernel_size: expected .* got \(3, 4\)"),
+    (dict(norm_eps=0), r"norm_eps: expected a number > 0, got 0"),
     (dict(num_groups=0), r"num_groups: expected an int >= 1, got 0"),
     (dict(num_groups=-2), r"num_groups: expected an int >= 1, got -2"),
     (dict(num_groups=3), (r"num_groups: expected a divisor of every entry of hidden_sizes=\[4, 8\] for "
@@ -119,6 +120,9 @@ def test_bad_arguments_name_the_argument(kwargs, match):
 def test_num_groups_needs_no_divisor_without_norm_and_kernel_pairs_work():
     net = EncoderForecaster(hidden_sizes=[4, 8], kernel_size=(3, 3), stem_channels=4, norm=None, num_groups=3)
     assert net.encoder[0].conv_h.kernel_size == (3, 3)
+    assert net(torch.rand(1, 2, 1, 8, 8), 1).shape == (1, 1, 1, 8, 8)
+    net = EncoderForecaster(hidden_sizes=[4, 8], kernel_size=[1, 5], stem_channels=4, norm_eps=1e-6)
+    assert all(c.conv_h.kernel_size == (1, 5) and c.norm_n.eps == 1e-6 for c in [*net.encoder, *net.forecaster])
     assert net(torch.rand(1, 2, 1, 8, 8), 1).shape == (1, 1, 1, 8, 8)
 
 

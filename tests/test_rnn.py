@@ -142,8 +142,12 @@ def test_dtype_and_bfloat16_autocast():
     (dict(num_layers=2, hidden_size=[3, -1]), r"hidden_size: expected .* got \[3, -1\]"),
     (dict(hidden_size=0), r"hidden_size: expected an int >= 1, or a list of num_layers=1 ints >= 1; got 0"),
     (dict(input_size=0), r"input_size: expected an int >= 1, got 0"),
-    (dict(kernel_size=(3, 5)), (r"kernel_size: expected an odd int >= 1 or a square pair \(k, k\) of one, for "
-                               r"'same' padding, or a list of num_layers=1 odd ints .*; got \(3, 5\)")),
+    (dict(kernel_size=(3, 4)), (r"kernel_size: expected an odd int >= 1 or a pair \(kh, kw\) of them, for "
+                               r"'same' padding, or a list of num_layers=1 odd ints .*; got \(3, 4\)")),
+    (dict(num_layers=2, dilation=[1, 0]), (r"dilation: expected an int >= 1 or a pair \(dh, dw\) of them, or a "
+                                           r"list of num_layers=2 ints >= 1 or pairs \(dh, dw\) of them; "
+                                           r"got \[1, 0\]")),
+    (dict(norm_eps=-1e-5), r"norm_eps: expected a number > 0, got -1e-05"),
     (dict(num_layers=2, kernel_size=[3, 4]), r"kernel_size: expected .* got \[3, 4\]"),
     (dict(kernel_size="3"), r"kernel_size: expected .* got '3'"),
     (dict(dropout=1.5), r"dropout: expected a number in \[0, 1\], got 1.5"),
@@ -159,12 +163,22 @@ def test_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize("kernel_size,num_layers,expected", [
     ((3, 3), 1, [3]), ([5, 5], 1, [5]), ((5, 5), 3, [5, 5, 5]), ([3, 5], 2, [3, 5]),
-    ([(3, 3), [5, 5]], 2, [3, 5]), ([5, 5], 2, [5, 5]),
+    ([(3, 3), [5, 5]], 2, [3, 5]), ([5, 5], 2, [5, 5]), ((1, 5), 1, [(1, 5)]), ([1, 5], 1, [(1, 5)]),
+    ((1, 5), 2, [(1, 5), (1, 5)]), ([(1, 5), (5, 1)], 2, [(1, 5), (5, 1)]), ((1, 3, 5), 3, [1, 3, 5]),
 ])
 def test_kernel_size_forms(kernel_size, num_layers, expected):
+    """A list of num_layers entries is per layer; any other pair (a tuple in particular) is one kernel."""
     model = ConvGRU(2, 3, kernel_size=kernel_size, num_layers=num_layers)
     assert model.kernel_sizes == expected
-    assert [c.conv_h.kernel_size[0] for c in model.cells] == expected
+    assert [c.kernel_size for c in model.cells] == expected
+    assert [c.conv_h.kernel_size for c in model.cells] == [(k, k) if isinstance(k, int) else k for k in expected]
+
+
+def test_dilation_per_layer_and_per_axis():
+    model = ConvGRU(2, 3, kernel_size=[(1, 5), 3], num_layers=2, dilation=[(1, 2), 2])
+    assert [(c.conv_h.dilation, c.conv_h.padding) for c in model.cells] == [((1, 2), (0, 4)), ((2, 2), (2, 2))]
+    assert model(torch.rand(2, 1, 2, 5, 7))[0].shape == (2, 1, 3, 5, 7)
+    assert "kernel_size=[(1, 5), 3], num_layers=2, dilation=[(1, 2), 2]" in repr(model)
 
 
 def test_reset_parameters_extra_repr_and_factory_arguments():

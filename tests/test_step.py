@@ -29,6 +29,21 @@ def test_reference_is_0_1_0():
     assert 20 <= sum(forward.values()) <= 30, forward
 
 
+@pytest.mark.parametrize("name", list(benchmark_step.PORTS))
+def test_ported_benchmark_cells_compute_the_projects_cells(name):
+    """--ports times each project's own cell against its port: the same function (tiny sizes here; the
+    script checks again at the projects' shapes), channels_last kept."""
+    cls, *_ = benchmark_step.PORTS[name]
+    torch.manual_seed(0)
+    theirs = cls(4, 3).double()
+    ours = theirs.ported()
+    x, h = torch.randn(2, 3, 6, 5, dtype=torch.float64), torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    torch.testing.assert_close(ours(x, h), theirs(x, h), rtol=0, atol=1e-12)
+    last = torch.channels_last
+    out = ours.to(memory_format=last)(x.to(memory_format=last), h.to(memory_format=last))
+    assert out.is_contiguous(memory_format=last)
+
+
 def test_eager_step_has_about_half_the_ops_of_0_1_0():
     """Bounds, not exact counts (those move with torch releases): fewer forward ops than 0.1.0 and no more
     backward ops for every option, and with GroupNorm at most 60% of 0.1.0's forward ops (12 of 25 before

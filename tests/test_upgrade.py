@@ -15,6 +15,7 @@ OLD_CHECKPOINT = ROOT / "tests" / "data" / "convgru-0.1.0-tiny.ckpt"  # tiny con
 def test_checkpoint_from_0_1_0_loads_and_evaluates(tmp_path, cache_dir):
     module = convgru.load(OLD_CHECKPOINT)
     assert isinstance(module, ForecastModule) and module.hparams.data is None
+    assert "norm_eps" not in module.hparams.net and module.net.encoder[0].norm_n.eps == 1e-5  # not stored: 1e-5
     pred = module.forecast(torch.rand(2, 3, 1, 32, 32))
     assert pred.shape == (2, 2, 1, 32, 32) and 0 <= pred.min() and pred.max() <= 1
     overrides = [f"ckpt_path={OLD_CHECKPOINT}", "num_images=2", *tiny("eval")]  # 0.1.0 did not record its data
