@@ -8,6 +8,8 @@ try:
 except ImportError as error:
     raise ImportError("reading .h5 / .hdf5 array files needs h5py: pip install h5py") from error
 
+from convgru._checks import shown_name, shown_path
+
 from .arrays import ArrayFile, check_path
 
 
@@ -28,19 +30,21 @@ class HDF5File(ArrayFile):
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        self.where = shown_path(self.path)  # the path as messages show it
         check_path(self.path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"array file {self.path} not found")
+            raise FileNotFoundError(f"array file {self.where} not found")
         try:
             file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise ValueError(f"{self.path}: expected an HDF5 file, could not open it ({error})") from None
+        except OSError as error:  # h5py's words may hold the file name
+            raise ValueError(f"{self.where}: expected an HDF5 file, could not open it "
+                             f"({shown_name(str(error), None)})") from None
         with file:
             names = dataset_names(file)
             if key is None and len(names) == 1:
                 self.key = names[0]
             elif key not in names:
-                raise ValueError(f"{self.path}: expected key to name one of the datasets {names}, found key={key!r}")
+                raise ValueError(f"{self.where}: expected key to name one of the datasets {names}, found key={key!r}")
             self.shape, self.dtype = file[self.key].shape, file[self.key].dtype
         self._file = self._array = self._pid = None
 
