@@ -28,9 +28,9 @@ ENCODERS = {".mp4": ("libx264", "mp4"), ".mov": ("libx264", "mov"), ".mkv": ("li
             ".webm": ("libvpx-vp9", "webm"), ".avi": ("mpeg4", "avi")}
 CROPS = ("center", "none")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights of R', G', B'
-CHUNK = 64  # frames the memory is checked for at least (clips whose header announces none)
+CHUNK = 64  # frames resized together at most; frames memory is checked for first when a header announces none
+CHUNK_BYTES = 64 * 2**20  # working memory of the frames resized together, at most (one frame when it is larger)
 MAX_GAP_FRAMES = 300  # default of max_gap_frames: a gap of up to 10 s at 30 frames/s is filled with copies
-SOURCE_BYTES = 32  # memory per pixel of a frame at its own size while it is decoded and resized
 
 
 class BadVideo(ValueError):
@@ -101,24 +101,24 @@ def check_options(channels, image_size, crop, frame_step, max_gap_frames=MAX_GAP
     return None if image_size is None else frame_size(image_size)
 
 
-def _transform(rgb: np.ndarray, channels: int, size: tuple[int, int] | None, crop: str) -> np.ndarray:
-    """One RGB frame (H0, W0, 3) uint8 -> (C, H, W) uint8: the centre cropped to the aspect ratio of
-    `size` (crop "center"), BT.601 luma (channels 1), resized with antialiasing (torchvision's;
-    `size` None: as it is). Only this frame is ever held at its source size."""
+def _transform(frames: list[np.ndarray], channels: int, size: tuple[int, int] | None, crop: str) -> np.ndarray:
+    """RGB frames (H0, W0, 3) uint8 of one size -> (T, C, H, W) uint8: the centre cropped to the aspect
+    ratio of `size` (crop "center", before any copy), BT.601 luma (channels 1), resized with
+    antialiasing (torchvision's; `size` None: as they are)."""
     from torchvision.transforms.v2.functional import resize
 
-    h0, w0 = rgb.shape[:2]
+    h0, w0 = frames[0].shape[:2]
     size = size or (h0, w0)
     if crop == "center":
         scale = min(h0 / size[0], w0 / size[1])
         h, w = min(h0, round(size[0] * scale)), min(w0, round(size[1] * scale))
         top, left = (h0 - h) // 2, (w0 - w) // 2
-        rgb = rgb[top:top + h, left:left + w]  # a view: cropped before any copy
-    x = torch.from_numpy(rgb).permute(2, 0, 1).float()
+        frames = [rgb[top:top + h, left:left + w] for rgb in frames]  # views
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
     if channels == 1:
-        x = torch.tensordot(torch.tensor(LUMA), x, dims=1)[None]
+        x = torch.tensordot(x, torch.tensor(LUMA), dims=([1], [0]))[:, None]
     if tuple(x.shape[-2:]) != size:
-        x = resize(x[None], list(size), antialias=True)[0]
+        x = resize(x, list(size), antialias=True)
     return x.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
@@ -139,16 +139,33 @@ def standard_rate(rate: Fraction) -> Fraction:
     return rate
 
 
-def _check_memory(name: str, what: str, frames: int, source: tuple[int, int], size: tuple[int, int],
-                  channels: int) -> None:
-    """ValueError (`convgru.data.resources.check_memory`) naming the file when decoding `what` (its
-    source frames, (H0, W0) `source` pixels) into `frames` frames (channels, *size) would not fit in
-    memory: those frames twice (held one by one, then stacked into the clip) and one source frame
-    being converted (SOURCE_BYTES a pixel)."""
-    pixels = channels * size[0] * size[1]
-    needed = 2 * frames * pixels + source[0] * source[1] * SOURCE_BYTES + 8 * pixels
-    check_memory(needed, f"{name}: decoding {what} of {source[0]}x{source[1]} into {frames} frames of "
-                 f"{size[0]}x{size[1]} with {channels} channel(s) (data.image_size, data.channels, data.frame_step)",
+def _working_bytes(source: tuple[int, int], size: tuple[int, int], channels: int) -> int:
+    """Memory one frame takes while it is converted and resized: its RGB pixels with their float copy and
+    luma (20 bytes a source pixel) and the resized float frame, rounded (8 bytes a value)."""
+    return 20 * source[0] * source[1] + 8 * channels * size[0] * size[1]
+
+
+def _chunk(source: tuple[int, int], size: tuple[int, int], channels: int) -> int:
+    """Frames resized together: at most CHUNK, and only as many as CHUNK_BYTES of working memory hold
+    (at least one)."""
+    return max(1, min(CHUNK, CHUNK_BYTES // max(1, _working_bytes(source, size, channels))))
+
+
+def _check_memory(name: str, frames: int, source: tuple[int, int], size: tuple[int, int], channels: int,
+                  declared: int, decoded: int | None = None) -> None:
+    """ValueError (`convgru.data.resources.check_memory`) naming the file when decoding its frames of
+    (H0, W0) `source` pixels (`declared` by its header; `decoded` so far, when more) into `frames`
+    frames (channels, *size) would not fit in memory: those frames twice (resized, then stacked
+    into the clip), one chunk of frames being resized (`_chunk`, `_working_bytes`) and the decoder's
+    frame with its RGB copy."""
+    needed = (2 * frames * channels * size[0] * size[1] + 6 * source[0] * source[1] +
+              _chunk(source, size, channels) * _working_bytes(source, size, channels))
+    shape = f"{source[0]}x{source[1]} pixels" if source[0] * source[1] else "a size its header does not state"
+    what = (f"{decoded} frames and more of {shape}, more than its header announces ({declared})" if decoded else
+            f"its {declared} frames of {shape} (as its header announces)" if declared else
+            f"its frames of {shape} (its header does not say how many)")
+    check_memory(needed, f"{name}: decoding {what} into {frames} frames of {size[0]}x{size[1]} with {channels} "
+                 "channel(s) (data.image_size, data.channels, data.frame_step)",
                  "lower data.image_size, raise data.frame_step, or cut the clip into shorter ones")
 
 
@@ -161,8 +178,9 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
     on screen at k / rate (frames repeat or drop as FFmpeg's fps filter does), and the last frame
     decoded is always the last frame; every `frame_step`-th is kept, so the rate returned is the
     stream's divided by `frame_step`. A gap that would repeat a frame more than `max_gap_frames`
-    times is an error, never filled. Each frame is resized as it is decoded: memory holds the
-    frames at their new size and one frame at its own. Audio and other streams are ignored.
+    times is an error, never filled. Frames are resized as they are decoded, a few at a time
+    (`_chunk`: at most CHUNK, in CHUNK_BYTES of working memory, one when larger): memory holds the
+    clip at its new size and one chunk at its own. Audio and other streams are ignored.
 
     Raises BadVideo naming the file when it is not a video, is truncated (fewer frames or a shorter
     time than its header announces), holds no video stream, has a codec FFmpeg cannot decode, a
@@ -194,12 +212,13 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         declared = announced or (round(duration * rate) if duration else 0)
         source = (stream.codec_context.height, stream.codec_context.width) if stream.codec_context else (0, 0)
 
-        def check(frames: int, what: str) -> None:
-            _check_memory(name, what, frames, source, size or source, channels)
-        check(max(1, -(-declared // frame_step)), f"the {declared} frames its header announces" if declared else
-              "its frames")
+        def check(frames: int, decoded: int | None = None) -> None:
+            _check_memory(name, frames, source, size or source, channels, declared, decoded)
+        budget = max(declared, CHUNK)
+        check(-(-budget // frame_step))
         frames = _ConstantRate(name, rate, frame_step, max_gap_frames,
-                               lambda rgb: _transform(rgb, channels, size, crop), max(declared, CHUNK), check)
+                               lambda rgb: _transform(rgb, channels, size, crop), budget, check,
+                               lambda shape: _chunk(shape, size or shape, channels))
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if frame.is_corrupt:
@@ -231,21 +250,25 @@ class _ConstantRate:
     """Frames at a constant `rate` from frames shown at any times: frame k is the one on screen at
     k / rate (the last whose time is at most (k + 1/2) / rate, as FFmpeg's fps filter rounds), so
     frames repeat over gaps (at most `max_gap` times, else BadVideo) and drop where they come faster;
-    the last frame decoded is the last frame. Every `step`-th is kept, passed through `transform`
-    once (a frame repeated is one array) as it is decoded. `check(n, what)` is called before the
-    frames kept pass `budget` (then twice as many), so that memory is checked as they grow."""
+    the last frame decoded is the last frame. Every `step`-th is kept: the frames kept wait at their
+    own size until `chunk_of((H0, W0))` of them are passed to `transform` together, once each (a
+    frame repeated is copied once resized). `check(n, decoded)` is called before the frames kept pass
+    `budget` (then twice as many), so that memory is checked as they grow."""
 
-    def __init__(self, name: str, rate: Fraction, step: int, max_gap: int, transform, budget: int, check):
+    def __init__(self, name: str, rate: Fraction, step: int, max_gap: int, transform, budget: int, check,
+                 chunk_of):
         self.name, self.rate, self.period, self.step = name, rate, 1 / float(rate), step
         self.max_gap, self.transform, self.budget, self.check = max_gap, transform, -(-budget // step), check
-        self.k = self.decoded = 0  # the slot of the frame on screen; frames decoded
-        self.start = self.last = self.shape = self.kept = None
+        self.chunk_of = chunk_of
+        self.k = self.decoded = self.kept = 0  # the slot of the frame on screen; frames decoded, kept
+        self.start = self.last = self.shape = self.chunk = None
+        self.pending: list[tuple[np.ndarray, int]] = []  # frames waiting for `transform`, and their copies
         self.out: list[np.ndarray] = []
 
     def add(self, rgb: np.ndarray, time: float) -> None:
         """The next decoded frame and its time in seconds."""
         if self.start is None:
-            self.start, self.shape = time, rgb.shape
+            self.start, self.shape, self.chunk = time, rgb.shape, self.chunk_of(rgb.shape[:2])
         time -= self.start
         if self.last is not None:
             slot = max(self.k, math.ceil(time / self.period - 0.5))  # the first slot where this frame shows
@@ -256,12 +279,12 @@ class _ConstantRate:
             if slot - self.k - 1 > self.max_gap:
                 raise BadVideo(
                     f"{self.name}: frames {self.decoded - 1} and {self.decoded} are {time - self.last[1]:.2f} s apart "
-                    f"(at {self.last[1]:.2f} s): at {float(self.rate):g} frames/s the gap would repeat frame "
+                    f"(from {self.last[1]:.2f} s): at {float(self.rate):g} frames/s the gap would repeat frame "
                     f"{self.decoded - 1} {slot - self.k - 1} times, more than data.max_gap_frames={self.max_gap}; "
                     "expected a clip without such gaps (a paused or damaged recording?). Cut the clip, or raise "
                     "data.max_gap_frames to fill the gap with copies")
             self._show(slot)
-        self.last, self.kept, self.decoded = (rgb, time), None, self.decoded + 1
+        self.last, self.decoded = (rgb, time), self.decoded + 1
 
     @property
     def end(self) -> float:
@@ -271,19 +294,28 @@ class _ConstantRate:
     def finish(self) -> np.ndarray:
         """The frames (T, C, H, W) uint8: the last frame shown once, in its own slot."""
         self._show(self.k + 1)
-        return np.stack(self.out)
+        self._flush()
+        return np.concatenate(self.out)
 
     def _show(self, end: int) -> None:
         """The frame on screen in slots k .. end - 1: kept in those that are multiples of `step`."""
         count = len(range(self.k + -self.k % self.step, end, self.step))
-        if count:
-            if len(self.out) + count > self.budget:
-                self.budget = 2 * (len(self.out) + count)
-                self.check(self.budget, f"{self.decoded} frames and more (more than its header announces)")
-            if self.kept is None:
-                self.kept = self.transform(self.last[0])
-            self.out += [self.kept] * count
         self.k = end
+        if not count:
+            return
+        if self.kept + count > self.budget:
+            self.budget = 2 * (self.kept + count)
+            self.check(self.budget, self.decoded)
+        self.kept += count
+        self.pending.append((self.last[0], count))
+        if len(self.pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            frames = self.transform([rgb for rgb, _ in self.pending])
+            self.out.append(np.repeat(frames, [count for _, count in self.pending], axis=0))
+            self.pending = []
 
 
 def _lenient(av) -> dict:
