@@ -161,11 +161,11 @@ def _check_memory(name: str, frames: int, source: tuple[int, int], size: tuple[i
     needed = (2 * frames * channels * size[0] * size[1] + 6 * source[0] * source[1] +
               _chunk(source, size, channels) * _working_bytes(source, size, channels))
     shape = f"{source[0]}x{source[1]} pixels" if source[0] * source[1] else "a size its header does not state"
-    what = (f"{decoded} frames and more of {shape}, more than its header announces ({declared})" if decoded else
-            f"its {declared} frames of {shape} (as its header announces)" if declared else
-            f"its frames of {shape} (its header does not say how many)")
-    check_memory(needed, f"{name}: decoding {what} into {frames} frames of {size[0]}x{size[1]} with {channels} "
-                 "channel(s) (data.image_size, data.channels, data.frame_step)",
+    count = f"{decoded} frames and more" if decoded else f"its {declared} frames" if declared else "its frames"
+    note = ("its header does not say how many" if not declared else
+            f"more than the {declared} its header announces" if decoded else "as its header announces")
+    check_memory(needed, f"{name}: decoding {count} of {shape} ({note}) into {frames} frames of "
+                 f"{size[0]}x{size[1]} with {channels} channel(s) (data.image_size, data.channels, data.frame_step)",
                  "lower data.image_size, raise data.frame_step, or cut the clip into shorter ones")
 
 
@@ -214,8 +214,8 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
 
         def check(frames: int, decoded: int | None = None) -> None:
             _check_memory(name, frames, source, size or source, channels, declared, decoded)
-        budget = max(declared, CHUNK)
-        check(-(-budget // frame_step))
+        budget = max(declared, CHUNK)  # frames decoded before memory is checked again
+        check(-(-(declared or CHUNK) // frame_step))
         frames = _ConstantRate(name, rate, frame_step, max_gap_frames,
                                lambda rgb: _transform(rgb, channels, size, crop), budget, check,
                                lambda shape: _chunk(shape, size or shape, channels))

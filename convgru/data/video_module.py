@@ -77,6 +77,7 @@ class VideoDataModule(ArrayDataModule):
         self.cache_dir = Path(cache_dir)
         self.frame_rate: Fraction | None = None  # the clips' most common frame rate (frames/s, after frame_step)
         self.found: dict[str, list[Path]] | None = None  # the video files of each split option (`_sources`)
+        self.usable: dict[Path, Clip] | None = None  # the clips long enough for a window (`_decode`)
 
     def _sources(self) -> dict[str, list[Path]]:
         """The video files of every split option given ({"files": [...]} or {"train": [...], ...}), each
@@ -96,10 +97,13 @@ class VideoDataModule(ArrayDataModule):
         self.found = {name: found[f"data.{name}_files"] for name in self.video_split_files}
         return self.found
 
-    def _decode(self, sources: dict[str, list[Path]]) -> dict[Path, Clip]:
-        """Every source decoded (from the cache when there); bad files raise, or are dropped with a warning."""
-        unique = list(dict.fromkeys(p for paths in sources.values() for p in paths))
-        clips = ensure_clips(unique, self.cache_dir, **self.video_options, workers=self.decode_workers)
+    def _decode(self) -> dict[Path, Clip]:
+        """Every source decoded (from the cache when there); bad files raise, or are dropped with a warning.
+        Once per module, so that prepare_data and setup warn once."""
+        if self.usable is not None:
+            return self.usable
+        sources = [p for paths in self._sources().values() for p in paths]
+        clips = ensure_clips(sources, self.cache_dir, **self.video_options, workers=self.decode_workers)
         bad = [c for c in clips if c.error]
         if bad and not self.skip_bad_files:
             more = f" ({len(bad) - 1} more bad file(s); data.skip_bad_files=true skips them)" if len(bad) > 1 else \
@@ -114,15 +118,16 @@ class VideoDataModule(ArrayDataModule):
             log.info("Skipped %d of %d clips shorter than frames_in + frames_out = %d frames (after frame_step=%d), "
                      "e.g. %s (%d frames)", len(short), len(clips), length, self.video_options["frame_step"],
                      shown_path(short[0].source), short[0].frames)
-        return {c.source: c for c in clips if not c.error and c.frames >= length}
+        self.usable = {c.source: c for c in clips if not c.error and c.frames >= length}
+        return self.usable
 
     def prepare_data(self) -> None:
         """Decode every clip into the cache unless it is there (once per node)."""
-        self._decode(self._sources())
+        self._decode()
 
     def _build(self) -> None:
         sources = self._sources()
-        usable = self._decode(sources)
+        usable = self._decode()
         rates = Counter(clip.rate for clip in usable.values())
         self.frame_rate = rates.most_common(1)[0][0] if rates else None
         if self.video_files is not None:
