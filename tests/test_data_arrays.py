@@ -1,8 +1,12 @@
 """ArrayDataModule and the array readers: layouts, memory-mapping, npz, windows, splits, bad input."""
 
 import hashlib
+import logging
+import os
+import re
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +154,42 @@ def test_missing_split_files(tmp_path):
     np.save(tmp_path / "a.npy", video())
     with pytest.raises(ValueError, match="test_files: expected one or more array files"):
         module(train_files=[tmp_path / "a.npy"], val_files=[tmp_path / "a.npy"]).setup("fit")
+
+
+def symlink(path: Path, target) -> Path:
+    path.symlink_to(target, target_is_directory=Path(path.parent, target).is_dir())
+    return path
+
+
+# Other names of data/a.npy, made in tmp_path
+OTHER_NAMES = {
+    "symbolic link": lambda d: symlink(d / "data" / "z.npy", d / "data" / "a.npy"),
+    "chain of links": lambda d: symlink(d / "z.npy", symlink(d / "data" / "y.npy", "a.npy")),
+    "relative link": lambda d: symlink(d / "z.npy", Path("data", "a.npy")),
+    "linked folder": lambda d: symlink(d / "linked", "data") / "a.npy",
+    "hard link": lambda d: os.link(d / "data" / "a.npy", d / "z.npy") or d / "z.npy",
+    "same path": lambda d: d / "data" / "a.npy",
+}
+
+
+@pytest.mark.parametrize("kind", OTHER_NAMES)
+def test_a_file_named_twice_is_read_once_in_one_split(tmp_path, kind, caplog):
+    (tmp_path / "data").mkdir()
+    a, b, c = (tmp_path / "data" / f"{name}.npy" for name in "abc")
+    for k, path in enumerate((a, b, c)):
+        np.save(path, video() + 100 * k)  # sequences of a: values 0.., of b: 100.., of c: 200..
+    other = OTHER_NAMES[kind](tmp_path)
+    with caplog.at_level(logging.WARNING):
+        dm = module(files=[a, b, other], split=[0.5, 0.5, 0.0], stride=None)
+        with pytest.raises(ValueError, match=r"test split is empty: .*of 12 sequences"):  # not 18: a is read once
+            dm.setup("fit")
+    assert caplog.text.count("1 file name(s) left out") == 1 and f"e.g. data.files: {other} is {a}" in caplog.text
+    dm = module(train_files=[a], val_files=[b], test_files=[c, other])
+    dm.setup("fit")
+    assert dm.datasets["test"][0][0].min() >= 200 / 255 and len(dm.datasets["test"]) == 6  # c alone, not a again
+    with pytest.raises(ValueError, match=r"^data.test_files: every file it names is already in data.train_files "
+                       rf"\(e.g. {re.escape(str(other))} is {re.escape(str(a))}, through a link or listed twice\)"):
+        module(train_files=[a], val_files=[b], test_files=[other]).setup("fit")
 
 
 def test_sequence_array_clip_time_major(tmp_path):
