@@ -19,6 +19,7 @@ import torch
 
 from convgru._checks import OptionError, shown_path
 
+from .arrays import check_path
 from .resources import check_memory
 
 # Suffixes taken from folders (files named one by one may have any suffix the decoder reads).
@@ -65,15 +66,17 @@ def find_videos(value, option: str = "files") -> list[Path]:
         if glob.has_magic(str(entry)):
             matches = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
             if not matches:
-                raise FileNotFoundError(f"{option}: no file matches {entry}; expected video files")
+                raise FileNotFoundError(f"{option}: no file matches {shown_path(entry)}; expected video files")
         elif path.is_dir():
             matches = sorted(p for p in path.rglob("*") if p.is_file() and is_video(p))
             if not matches:
-                raise FileNotFoundError(f"{option}: no video file ({', '.join(VIDEO_SUFFIXES)}) in the folder {path}")
+                raise FileNotFoundError(f"{option}: no video file ({', '.join(VIDEO_SUFFIXES)}) in the folder "
+                                        f"{shown_path(path)}")
         elif path.is_file():
             matches = [path]
         else:
-            raise FileNotFoundError(f"{option}: video file {path} not found")
+            check_path(path, "video file")  # a link loop, or a link to nothing: said so
+            raise FileNotFoundError(f"{option}: video file {shown_path(path)} not found")
         found += matches
     return found
 
