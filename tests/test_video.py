@@ -344,7 +344,7 @@ def test_quickstart_on_rgb_clips_builds_a_model_of_three_channels(tmp_path):
     datamodule.setup("fit")
     x, y = next(iter(datamodule.train_dataloader()))
     assert x.shape[2] == 3 and module_.net.in_channels == module_.hparams.net["out_channels"] == 3
-    assert module_.forecast(x).shape == y.shape
+    assert module_.forecast(x[:1]).shape == y[:1].shape  # one sequence: the model's first call is slow on a CPU
 
 
 @pytest.mark.parametrize("args, message", [
