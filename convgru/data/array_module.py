@@ -182,12 +182,18 @@ class ArrayDataModule(SequenceDataModule):
         for name, files in self.split_files.items():
             if files is None:
                 raise ValueError(f"{name}_files: expected one or more array files, found None")
-        unique, _ = unique_split_files({f"data.{name}_files": _as_list(files)
-                                        for name, files in self.split_files.items()})
+        paths = self._split_paths()
         for name, files in self.split_files.items():
-            arrays, missing = self._open(unique[f"data.{name}_files"])
+            arrays, missing = self._open(paths[name])
             pairs = _sequences(arrays)
             self._add(name, arrays, missing, self._windows(arrays, pairs), f"{name}_files={shown(files, None)}")
+
+    def _split_paths(self) -> dict[str, list]:
+        """The files of each split (train_files, val_files, test_files), a file named by two splits in the
+        first alone (`convgru.data.files.unique_split_files`), so that none reaches two through a link."""
+        options = {name: f"data.{name}_files" for name in self.split_files}
+        unique, _ = unique_split_files({options[name]: _as_list(files) for name, files in self.split_files.items()})
+        return {name: unique[option] for name, option in options.items()}
 
     def _add(self, name: str, arrays, missing, windows: np.ndarray, origin: str) -> None:
         if len(windows) == 0:

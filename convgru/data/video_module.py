@@ -121,6 +121,11 @@ class VideoDataModule(ArrayDataModule):
         self.usable = {c.source: c for c in clips if not c.error and c.frames >= length}
         return self.usable
 
+    def _split_paths(self) -> dict[str, list]:
+        """The caches of each split's clips, as they are: their sources were made unique (`_sources`), and
+        split patterns may share clips on purpose (experiment=kth validates on its test persons)."""
+        return self.split_files
+
     def prepare_data(self) -> None:
         """Decode every clip into the cache unless it is there (once per node)."""
         self._decode()
