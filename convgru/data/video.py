@@ -354,7 +354,8 @@ def write_video(path, frames: np.ndarray, rate, suffix: str | None = None, quali
     av = _av()
     suffix = (suffix or Path(path).suffix).lower()
     if suffix not in ENCODERS:
-        raise ValueError(f"{path}: expected a video file name ending in {', '.join(ENCODERS)}, found {suffix!r}")
+        raise ValueError(f"{shown_path(path)}: expected a video file name ending in {', '.join(ENCODERS)}, "
+                         f"found {suffix!r}")
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
@@ -364,7 +365,8 @@ def write_video(path, frames: np.ndarray, rate, suffix: str | None = None, quali
     h, w = frames.shape[1:3]
     odd = h % 2 or w % 2
     if odd and codec == "mpeg4":
-        raise ValueError(f"{path}: MPEG-4 (.avi) needs even frame sizes, found {h}x{w}; write .mp4 or .mkv instead")
+        raise ValueError(f"{shown_path(path)}: MPEG-4 (.avi) needs even frame sizes, found {h}x{w}; write .mp4 or .mkv "
+                         "instead")
     rate = Fraction(rate).limit_denominator(1001 * 1000)
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate)
