@@ -111,8 +111,14 @@ LEVELS = 20 + 20 * np.arange(10)  # frame k a uniform gray 20 + 20k; at the NTSC
 # down to Matroska's milliseconds (9 * 1001 / 30 = 300.3 ms is stored as 300)
 
 
-@pytest.mark.parametrize("rate", RATES)
-@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".avi", ".mkv", ".webm"])
+# every container and rate once in the quick loop (Matroska and WebM at the NTSC rates); the whole grid with -m slow
+QUICK = {(".mkv", "29.97"), (".webm", "23.976"), (".mkv", "59.94"), (".mp4", "24"), (".mov", "30"), (".avi", "25"),
+         (".webm", "60")}
+
+
+@pytest.mark.parametrize("suffix, rate", [
+    pytest.param(suffix, rate, marks=[] if (suffix, rate) in QUICK else [pytest.mark.slow])
+    for suffix in (".mp4", ".mov", ".avi", ".mkv", ".webm") for rate in RATES])
 def test_every_frame_written_is_decoded_at_the_rate_written(tmp_path, suffix, rate):
     """write_video's containers at the common frame rates: every frame comes back, in order, at its rate."""
     write_video(tmp_path / f"a{suffix}", np.broadcast_to(LEVELS[:, None, None], (10, 16, 16)).astype(np.uint8),
