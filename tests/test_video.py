@@ -155,6 +155,9 @@ def test_memory_is_checked_from_the_declared_size_before_decoding(tmp_path):
                            r"data.channels, data.frame_step\) needs about 512.0 MB of memory, 100.0 MB available; "
                            r"lower data.image_size"):
             decode_clip(tmp_path / "a.mkv", image_size=4000)
+        with pytest.raises(ValueError, match=r"into 12 frames of 1000x1000 with 1 channel\(s\) \(.*\), as 4 clips "
+                           r"decoded at once \(data.decode_workers\), needs about 352.5 MB .*decode_workers"):
+            decode_clip(tmp_path / "a.mkv", image_size=1000, at_once=4)  # one such clip fits: 88.1 MB
 
 
 def test_memory_is_checked_again_as_frames_pass_what_the_header_announces(tmp_path):

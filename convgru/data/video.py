@@ -155,25 +155,27 @@ def _chunk(source: tuple[int, int], size: tuple[int, int], channels: int) -> int
 
 
 def _check_memory(name: str, frames: int, source: tuple[int, int], size: tuple[int, int], channels: int,
-                  declared: int, decoded: int | None = None) -> None:
+                  declared: int, at_once: int, decoded: int | None = None) -> None:
     """ValueError (`convgru.data.resources.check_memory`) naming the file when decoding its frames of
     (H0, W0) `source` pixels (`declared` by its header; `decoded` so far, when more) into `frames`
-    frames (channels, *size) would not fit in memory: those frames twice (resized, then stacked
-    into the clip), one chunk of frames being resized (`_chunk`, `_working_bytes`) and the decoder's
-    frame with its RGB copy."""
-    needed = (2 * frames * channels * size[0] * size[1] + 6 * source[0] * source[1] +
-              _chunk(source, size, channels) * _working_bytes(source, size, channels))
+    frames (channels, *size), `at_once` clips like it at the same time, would not fit in memory:
+    those frames twice (resized, then stacked into the clip), one chunk of frames being resized
+    (`_chunk`, `_working_bytes`) and the decoder's frame with its RGB copy, for each clip."""
+    needed = at_once * (2 * frames * channels * size[0] * size[1] + 6 * source[0] * source[1] +
+                        _chunk(source, size, channels) * _working_bytes(source, size, channels))
     shape = f"{source[0]}x{source[1]} pixels" if source[0] * source[1] else "a size its header does not state"
     count = f"{decoded} frames and more" if decoded else f"its {declared} frames" if declared else "its frames"
     note = ("its header does not say how many" if not declared else
             f"more than the {declared} its header announces" if decoded else "as its header announces")
+    threads = f", as {at_once} clips decoded at once (data.decode_workers)," if at_once > 1 else ""
     check_memory(needed, f"{name}: decoding {count} of {shape} ({note}) into {frames} frames of "
-                 f"{size[0]}x{size[1]} with {channels} channel(s) (data.image_size, data.channels, data.frame_step)",
-                 "lower data.image_size, raise data.frame_step, or cut the clip into shorter ones")
+                 f"{size[0]}x{size[1]} with {channels} channel(s) (data.image_size, data.channels, data.frame_step)"
+                 f"{threads}", "lower data.image_size, raise data.frame_step" +
+                 (", lower data.decode_workers" if at_once > 1 else "") + " or cut the clip into shorter ones")
 
 
 def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", frame_step: int = 1,
-                max_gap_frames: int = MAX_GAP_FRAMES) -> tuple[np.ndarray, Fraction]:
+                max_gap_frames: int = MAX_GAP_FRAMES, at_once: int = 1) -> tuple[np.ndarray, Fraction]:
     """Decode the first video stream of `path`: (frames (T, C, H, W) uint8, frame rate in frames/s).
 
     `image_size`: an int (square) or [H, W], or None for the clip's own size. Frames come at the
@@ -189,7 +191,8 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
     time than its header announces), holds no video stream, has a codec FFmpeg cannot decode, a
     frame is flagged corrupt, or a gap exceeds `max_gap_frames`; ValueError when the frames its
     header announces (or those decoded beyond it) would not fit in memory at the requested size,
-    checked before decoding them; ImportError without PyAV; OptionError for bad options.
+    `at_once` times (clips decoded by other threads at the same time), checked before decoding them;
+    ImportError without PyAV; OptionError for bad options.
     """
     av = _av()
     size = check_options(channels, image_size, crop, frame_step, max_gap_frames)
@@ -216,7 +219,7 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         source = (stream.codec_context.height, stream.codec_context.width) if stream.codec_context else (0, 0)
 
         def check(frames: int, decoded: int | None = None) -> None:
-            _check_memory(name, frames, source, size or source, channels, declared, decoded)
+            _check_memory(name, frames, source, size or source, channels, declared, at_once, decoded)
         budget = max(declared, CHUNK)  # frames decoded before memory is checked again
         check(-(-(declared or CHUNK) // frame_step))
         frames = _ConstantRate(name, rate, frame_step, max_gap_frames,

@@ -71,10 +71,10 @@ def _read(npy: Path, info: Path, source: Path) -> Clip | None:
     return Clip(source, npy, int(meta["frames"]), Fraction(meta["rate"]))
 
 
-def _decode(source: Path, npy: Path, info: Path, options: dict) -> Clip:
-    """Decode `source` into its cache (or record why it is not a video)."""
+def _decode(source: Path, npy: Path, info: Path, options: dict, at_once: int) -> Clip:
+    """Decode `source` into its cache (or record why it is not a video), `at_once` clips at a time."""
     try:
-        frames, rate = decode_clip(source, **options)
+        frames, rate = decode_clip(source, **options, at_once=at_once)
     except BadVideo as error:
         clip = Clip(source, None, error=str(error))
     else:
@@ -102,7 +102,8 @@ def ensure_clips(sources: list[Path], cache_dir, channels: int = 1, image_size=6
     """The decoded clips of `sources`, in order: read from the cache, the missing ones decoded into it
     first by `workers` threads (default `default_workers`), with a progress bar (tqdm, on a terminal).
     A source that is not a readable video gives a Clip with `error` (the caller raises or skips it);
-    a clip too big for the memory raises ValueError (`decode_clip`)."""
+    a clip too big for the memory, with as many others as threads decode at once, raises ValueError
+    (`decode_clip`)."""
     options = dict(channels=channels, image_size=image_size, crop=crop, frame_step=frame_step,
                    max_gap_frames=max_gap_frames)
     check_options(**options)
@@ -124,8 +125,9 @@ def ensure_clips(sources: list[Path], cache_dir, channels: int = 1, image_size=6
     start, total = time.perf_counter(), 0
     bar = tqdm(total=len(missing), unit="clip", desc=f"Decoding {len(missing)} video(s) into {where}",
                disable=None if progress else True, leave=False)
-    with bar, ThreadPoolExecutor(max(1, min(workers or default_workers(), len(missing)))) as pool:
-        futures = {i: pool.submit(_decode, sources[i], *files[i], options) for i in missing}
+    at_once = max(1, min(workers or default_workers(), len(missing)))
+    with bar, ThreadPoolExecutor(at_once) as pool:
+        futures = {i: pool.submit(_decode, sources[i], *files[i], options, at_once) for i in missing}
         for i, future in futures.items():
             clips[i] = future.result()
             total += clips[i].frames
