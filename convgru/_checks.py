@@ -1,4 +1,5 @@
-"""Argument checks shared by ConvGRUCell, ConvGRU and EncoderForecaster, one message per kind.
+"""Argument checks shared by ConvGRUCell, ConvGRU and EncoderForecaster, one message per kind, and
+the escaping of text read from files in messages (`shown`, `shown_name`, `shown_path`).
 
 Every check takes the argument's name from its caller and raises `OptionError` (a ValueError) as
 ``"<name>: expected <what>, got <value>"``, with the name also as ``.option``, so that the training
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -25,6 +27,29 @@ class OptionError(ValueError):
     def __init__(self, option: str, message: str, sep: str = ": "):
         super().__init__(f"{option}{sep}{message}")
         self.option, self.message, self.sep = option, message, sep
+
+
+def shown(value, limit: int | None = 120) -> str:
+    """repr(`value`) as a message may show it: printable on one line (escapes spelled out), cut to
+    `limit` characters (None: whole). For values read from files (a checkpoint's keys, a tag), so that
+    they can never forge a line of output or send terminal control codes."""
+    text = repr(value)
+    text = text if text.isprintable() else ascii(value)
+    return text if limit is None or len(text) <= limit else text[:limit] + "..."
+
+
+def shown_name(text, limit: int | None = 120) -> str:
+    """A name read from a file or a folder (a key path, a version, a file name) as a message may show it:
+    as it is when it is a printable string of at most `limit` characters, else `shown` (quoted, its
+    line breaks, control codes and undecodable bytes spelled out as escapes)."""
+    printable = isinstance(text, str) and text.isprintable() and (limit is None or len(text) <= limit)
+    return text if printable else shown(text, limit)
+
+
+def shown_path(path) -> str:
+    """A file or folder path (str or os.PathLike) as a message may show it: as it is when printable,
+    else quoted with escapes (`shown_name`, never cut): `/data/x\\nerror: y.mp4` cannot start a line."""
+    return shown_name(os.fspath(path), None)
 
 
 class Kind(NamedTuple):

@@ -1,5 +1,6 @@
-"""Error-sweep cases of data files that lie (sizes, links, empty archives), missing pixels that leave
-nothing valid, and sets too big for the memory or the disk; collected by test_errors.py."""
+"""Error-sweep cases of data files that lie (sizes, links, empty archives) or are named to forge a
+line, a split whose files are another's, missing pixels that leave nothing valid, and sets too big
+for the memory or the disk; collected by test_errors.py."""
 
 import io
 import os
@@ -19,6 +20,7 @@ from sweep import (
     digest,
     npy,
     raised,
+    raw,
     video,
 )
 
@@ -44,6 +46,10 @@ def header(shape, dtype="<f4", data: bytes = b"\0" * 64):
 
 def self_link(path: Path) -> None:
     os.symlink(path.name, path)
+
+
+def hard_link_to(name: str):
+    return lambda path: os.link(path.with_name(name), path)
 
 
 def npz_member_longer(path: Path) -> None:
@@ -96,6 +102,16 @@ CASES = [
          r"a.npy: the header is damaged: it announces shape \(-4, 8\)"),
     Case("symlink-loop", "a data file that is a symbolic link to itself", "data.files=[/data/a.npy]",
          data_run({"a.npy": self_link}, ["data.files=[{dir}/a.npy]"]), r"a.npy: a symbolic link loop"),
+    Case("split-same-file", "a test file that is a hard link to a training file",
+         "data.train_files=[/data/a.npy] data.test_files=[/data/c.npy]",
+         data_run({"a.npy": npy(video()), "b.npy": npy(video()), "c.npy": hard_link_to("a.npy")},
+                  ["data.train_files=[{dir}/a.npy]", "data.val_files=[{dir}/b.npy]", "data.test_files=[{dir}/c.npy]"]),
+         r"data.test_files: every file it names is already in data.train_files \(e.g. .*c.npy is .*a.npy, through a "
+         r"link or listed twice\)"),
+    Case("forged-name", "a data file named to print a line of its own (x, newline, error: injected line, newline, "
+         ".npy)", "data.files=['/data/x\\nerror: injected line\\n.npy']",
+         data_run({"x\nerror: injected line\n.npy": raw(b"")}, ["data.files=['{dir}/x\nerror: injected line\n.npy']"]),
+         r"^'.*x\\nerror: injected line\\n.npy': the file is empty \(0 bytes\)"),
     Case("npz-no-arrays", "an .npz holding no arrays (np.savez(path))", "data.files=[/data/a.npz]",
          data_run({"a.npz": lambda p: np.savez(p)}, ["data.files=[{dir}/a.npz]"]), r"a.npz: the .npz holds no arrays"),
     Case("npz-member-longer", "an .npz array holding more data than its header announces", "data.files=[/data/a.npz]",

@@ -1,9 +1,11 @@
 """Error-sweep cases of data=video: files that are not videos, truncated or of a codec FFmpeg cannot
-decode, folders without videos, split patterns that match nothing, bad decoding options; collected
-by test_errors.py."""
+decode, with a gap of an hour, too big for the memory at image_size or named to forge a line;
+folders without videos, split patterns that match nothing, a split whose files are links to
+another's, bad decoding options; collected by test_errors.py."""
 
 from pathlib import Path
 
+from cases_data import with_resources
 from clips import square_frames, truncated, unknown_codec, write_clip
 from convgru.training import cli
 from convgru.training.options import instantiate
@@ -15,6 +17,15 @@ VIDEO = ["data=video", "data.frames_in=3", "data.frames_out=2", "data.image_size
 
 def clip(path: Path) -> None:
     write_clip(path, square_frames(t=8))
+
+
+def hour_gap(path: Path) -> None:
+    """Two frames an hour apart (a recording paused, or a damaged timestamp)."""
+    write_clip(path, square_frames(t=2), times_ms=[0, 3_600_000])
+
+
+def link_to(name: str):
+    return lambda path: path.symlink_to(name)
 
 
 def copy_of(writer, damage):
@@ -72,4 +83,28 @@ CASES = [
          r"data.channels: expected 1 \(grayscale, BT.601 luma\) or 3 \(RGB\), found 2"),
     Case("video-crop", "an unknown crop", "data=video data.crop=left",
          video_run({}, ["data.files=[{dir}]", "data.crop=left"]), r"data.crop: expected one of \['center', 'none'\]"),
+    Case("video-gap", "a clip with an hour between two frames", "data=video data.files=[/data/a.mkv]",
+         video_run({"a.mkv": hour_gap}, ["data.files=[{dir}/a.mkv]"]),
+         r"a.mkv: frames 0 and 1 are 3600.00 s apart \(from 0.00 s\): at 25 frames/s the gap would repeat frame 0 "
+         r"89999 times, more than data.max_gap_frames=300"),
+    Case("video-max-gap-frames", "a negative max_gap_frames", "data=video data.max_gap_frames=-1",
+         video_run({}, ["data.files=[{dir}]", "data.max_gap_frames=-1"]),
+         r"data.max_gap_frames: expected an integer >= 0"),
+    Case("video-image-size-memory", "an image_size whose frames would not fit in memory",
+         "data=video data.image_size=100000",
+         with_resources(video_run({"a.mkv": clip}, ["data.files=[{dir}/a.mkv]", "data.image_size=100000"])),
+         r"a.mkv: decoding its 8 frames of 24x32 pixels \(as its header announces\) into 8 frames of 100000x100000 "
+         r"with 1 channel\(s\) .* needs about 240.0 GB of memory, 16.0 GB available; lower data.image_size"),
+    Case("video-link-in-two-splits", "a test file that is a link to a training file",
+         "data=video data.train_files=[/data/a.mkv] data.test_files=[/data/link.mkv]",
+         video_run({"a.mkv": clip, "b.mkv": clip, "link.mkv": link_to("a.mkv")},
+                   ["data.train_files=[{dir}/a.mkv]", "data.val_files=[{dir}/b.mkv]",
+                    "data.test_files=[{dir}/link.mkv]"]),
+         r"data.test_files: every file it names is already in data.train_files \(e.g. .*link.mkv is .*a.mkv, through "
+         r"a link or listed twice\); expected files of its own for each split"),
+    Case("video-forged-name", "a file named to print a line of its own (x, newline, error: injected line, newline, "
+         ".mp4)", "data=video data.files=[/data]",
+         video_run({"x\nerror: injected line\n.mp4": lambda p: p.write_text("not a video\n" * 50)},
+                   ["data.files=[{dir}]"]),
+         r"^'.*x\\nerror: injected line\\n.mp4': not a video FFmpeg can read"),
 ]

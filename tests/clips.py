@@ -1,6 +1,6 @@
 """Small video clips made with PyAV for the tests: a square moving at a known speed, gray or RGB,
-in H.264 (.mp4), MPEG-4 part 2 (.avi) or lossless FFV1 (.mkv), at any frame rate, with variable
-frame timing, rotation metadata or an audio stream; and damaged files."""
+in H.264 (.mp4, or a raw .h264 stream), MPEG-4 part 2 (.avi) or lossless FFV1 (.mkv), at any frame
+rate, with variable frame timing, rotation metadata or an audio stream; and damaged files."""
 
 import struct
 from fractions import Fraction
@@ -8,7 +8,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-CODECS = {".mp4": ("libx264", "yuv420p"), ".avi": ("mpeg4", "yuv420p"), ".mkv": ("ffv1", "bgr0")}
+CODECS = {".mp4": ("libx264", "yuv420p"), ".avi": ("mpeg4", "yuv420p"), ".mkv": ("ffv1", "bgr0"),
+          ".h264": ("libx264", "yuv420p")}  # .h264: a raw stream, whose header states no frame count or duration
 SQUARE = 6  # side of the square, pixels
 COLOR = (255, 64, 0)  # the square's colour in RGB clips, on black
 

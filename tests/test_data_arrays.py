@@ -1,7 +1,12 @@
 """ArrayDataModule and the array readers: layouts, memory-mapping, npz, windows, splits, bad input."""
 
 import hashlib
+import logging
+import os
+import re
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +23,15 @@ def video(n=6, t=12, c=1, h=8, w=8, dtype=np.uint8):
 
 def module(**kwargs):
     return ArrayDataModule(**{"frames_in": 3, "frames_out": 2, "batch_size": 2, "num_workers": 0, **kwargs})
+
+
+def three_splits(path) -> dict:
+    """train_files, val_files, test_files: `path` and two copies of it (a file is in one split only)."""
+    copies = {}
+    for split in ("val", "test"):
+        copies[f"{split}_files"] = [path.with_name(f"{path.stem}_{split}{path.suffix}")]
+        shutil.copyfile(path, copies[f"{split}_files"][0])
+    return {"train_files": [path], **copies}
 
 
 @pytest.mark.parametrize("layout", ["NTCHW", "NTHW", "TNHW"])
@@ -43,12 +57,12 @@ def test_files_are_memory_mapped_and_untouched(tmp_path):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     file = ArrayFile(path)
     assert isinstance(file.array, np.memmap) and not file.array.flags.writeable
-    dm = module(train_files=[path], val_files=[path], test_files=[path])
+    dm = module(**three_splits(path))
     dm.setup("fit")
     for _ in dm.train_dataloader():
         pass
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a_test.npy", "a_val.npy"]
 
 
 def test_npz_stored_is_mapped_compressed_is_read_with_warning(tmp_path):
@@ -74,8 +88,8 @@ def test_pickled_file_reopens_lazily(tmp_path):
 
 def test_sliding_windows_and_value_range(tmp_path):
     np.save(tmp_path / "f.npy", video(n=2, t=12, dtype=np.float32))
-    dm = module(train_files=tmp_path / "f.npy", val_files=tmp_path / "f.npy", test_files=tmp_path / "f.npy",
-                stride=3, value_range=[0.0, 20.0])
+    files = three_splits(tmp_path / "f.npy")
+    dm = module(**files, stride=3, value_range=[0.0, 20.0])
     dm.setup("fit")
     train = dm.datasets["train"]
     assert len(train) == 2 * 3  # starts 0, 3, 6 of 12 frames, 5 per window
@@ -83,7 +97,6 @@ def test_sliding_windows_and_value_range(tmp_path):
     x, y = train[4]  # sequence 1, start 3 -> values 13, 14, 15 | 16, 17 scaled by 1/20 and clipped
     np.testing.assert_allclose(x[:, 0, 0, 0].numpy(), [0.65, 0.7, 0.75])
     np.testing.assert_allclose(y[:, 0, 0, 0].numpy(), [0.8, 0.85])
-    files = dict(train_files=tmp_path / "f.npy", val_files=tmp_path / "f.npy", test_files=tmp_path / "f.npy")
     for clip, top in ((True, 1.0), (False, 20 / 19)):
         dm = module(**files, stride=3, value_range=[0.0, 19.0], clip=clip)
         dm.setup("fit")
@@ -143,6 +156,42 @@ def test_missing_split_files(tmp_path):
         module(train_files=[tmp_path / "a.npy"], val_files=[tmp_path / "a.npy"]).setup("fit")
 
 
+def symlink(path: Path, target) -> Path:
+    path.symlink_to(target, target_is_directory=Path(path.parent, target).is_dir())
+    return path
+
+
+# Other names of data/a.npy, made in tmp_path
+OTHER_NAMES = {
+    "symbolic link": lambda d: symlink(d / "data" / "z.npy", d / "data" / "a.npy"),
+    "chain of links": lambda d: symlink(d / "z.npy", symlink(d / "data" / "y.npy", "a.npy")),
+    "relative link": lambda d: symlink(d / "z.npy", Path("data", "a.npy")),
+    "linked folder": lambda d: symlink(d / "linked", "data") / "a.npy",
+    "hard link": lambda d: os.link(d / "data" / "a.npy", d / "z.npy") or d / "z.npy",
+    "same path": lambda d: d / "data" / "a.npy",
+}
+
+
+@pytest.mark.parametrize("kind", OTHER_NAMES)
+def test_a_file_named_twice_is_read_once_in_one_split(tmp_path, kind, caplog):
+    (tmp_path / "data").mkdir()
+    a, b, c = (tmp_path / "data" / f"{name}.npy" for name in "abc")
+    for k, path in enumerate((a, b, c)):
+        np.save(path, video() + 100 * k)  # sequences of a: values 0.., of b: 100.., of c: 200..
+    other = OTHER_NAMES[kind](tmp_path)
+    with caplog.at_level(logging.WARNING):
+        dm = module(files=[a, b, other], split=[0.5, 0.5, 0.0], stride=None)
+        with pytest.raises(ValueError, match=r"test split is empty: .*of 12 sequences"):  # not 18: a is read once
+            dm.setup("fit")
+    assert caplog.text.count("1 file name(s) left out") == 1 and f"e.g. data.files: {other} is {a}" in caplog.text
+    dm = module(train_files=[a], val_files=[b], test_files=[c, other])
+    dm.setup("fit")
+    assert dm.datasets["test"][0][0].min() >= 200 / 255 and len(dm.datasets["test"]) == 6  # c alone, not a again
+    with pytest.raises(ValueError, match=r"^data.test_files: every file it names is already in data.train_files "
+                       rf"\(e.g. {re.escape(str(other))} is {re.escape(str(a))}, through a link or listed twice\)"):
+        module(train_files=[a], val_files=[b], test_files=[other]).setup("fit")
+
+
 def test_sequence_array_clip_time_major(tmp_path):
     np.save(tmp_path / "t.npy", np.ascontiguousarray(video()[:, :, 0].transpose(1, 0, 2, 3)))
     seqs = SequenceArray(ArrayFile(tmp_path / "t.npy"), "TNHW")
@@ -167,8 +216,7 @@ def test_declared_missing_pixels_are_zero_inputs_and_nan_targets(tmp_path, decla
     np.save(tmp_path / "mask.npy", mask)
     options = {"nan": {"missing_value": "nan"}, "value": {"missing_value": -9999},
                "static mask": {"mask_file": tmp_path / "mask.npy"}, "full mask": {"mask_file": tmp_path / "mask.npy"}}
-    files = [tmp_path / "a.npy"]
-    dm = module(train_files=files, val_files=files, test_files=files, **options[declare])
+    dm = module(**three_splits(tmp_path / "a.npy"), **options[declare])
     dm.setup("fit")
     x, y = dm.datasets["train"][1]
     frames = torch.from_numpy(data[1, :5])
@@ -281,5 +329,4 @@ def test_a_mostly_missing_file_is_accepted(tmp_path):
     data = np.full((6, 12, 1, 8, 8), -9999, np.float32)
     data[-1, -1, 0, 7, 7] = 0.5
     np.save(tmp_path / "a.npy", data)
-    files = [tmp_path / "a.npy"]
-    module(train_files=files, val_files=files, test_files=files, missing_value=-9999).setup("fit")
+    module(**three_splits(tmp_path / "a.npy"), missing_value=-9999).setup("fit")

@@ -1,6 +1,7 @@
 """HDF5 sources in SEVIR's layout (N, H, W, T): windows, lazy reads, pickling, workers, errors; VIL decoding."""
 
 import pickle
+import shutil
 import tracemalloc
 
 import h5py
@@ -69,7 +70,10 @@ def test_pickled_file_reopens_in_each_worker(tmp_path):
     assert file.array[1, 0, 0, 4] == 14  # opened here; pickling must drop the handle
     copy = pickle.loads(pickle.dumps(file))
     assert isinstance(copy, HDF5File) and copy._array is None and copy.array[2, 0, 0, 0] == 20
-    dm = ArrayDataModule(train_files=[file.path], val_files=[file.path], test_files=[file.path], key="vil",
+    for split in ("val", "test"):  # a file is in one split only
+        shutil.copyfile(file.path, tmp_path / f"{split}.h5")
+    dm = ArrayDataModule(train_files=[file.path], val_files=[tmp_path / "val.h5"], test_files=[tmp_path / "test.h5"],
+                         key="vil",
                          layout="NHWT", frames_in=2, frames_out=2, stride=4, batch_size=3, num_workers=2,
                          persistent_workers=False)
     dm.setup("fit")

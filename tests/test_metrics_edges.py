@@ -2,6 +2,7 @@
 (exhaustively over the float32 values around it), and a PSNR that is never inf."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -270,9 +271,11 @@ def test_radar_data_at_the_threshold_score_persistence_as_perfect(tmp_path):
     frames = rng.choice(_near(53.0, steps=8), size=(4, 1, 4, 4)).astype(np.float32)
     frames[:, 0, 0, :2] = 53.0
     np.save(tmp_path / "rain.npy", np.repeat(frames, 4, axis=1))  # (N, T, H, W)
-    files = [str(tmp_path / "rain.npy")]
+    for split in ("val", "test"):  # a file is in one split only
+        shutil.copyfile(tmp_path / "rain.npy", tmp_path / f"{split}.npy")
     data = RadarDataModule(units="mm/h", value_range=[0, 100], thresholds=[53], layout="NTHW", frames_in=2,
-                           frames_out=2, train_files=files, val_files=files, test_files=files, batch_size=2,
+                           frames_out=2, train_files=[tmp_path / "rain.npy"], val_files=[tmp_path / "val.npy"],
+                           test_files=[tmp_path / "test.npy"], batch_size=2,
                            num_workers=0)
     module = ForecastModule(NET, future=2, value_range=[0, 100], thresholds=[53], loss="bmse", loss_units="mm/h",
                             loss_thresholds=[53], loss_weights=[5])

@@ -5,9 +5,13 @@ second run without the decoder; bad files are one error naming them, or skipped 
 experiment=kth trains, eval writes predictions.mp4 and predict writes a video of the right length,
 size and frame rate."""
 
+import importlib
 import logging
+import os
+import re
 import subprocess
 import sys
+import tracemalloc
 from fractions import Fraction
 from pathlib import Path
 from unittest import mock
@@ -20,7 +24,9 @@ import torch
 from clips import luma, rotate_90, square_frames, truncated, unknown_codec, write_clip
 from conftest import ROOT, compose_config
 from convgru.data import VideoDataModule
-from convgru.data.video import BadVideo, decode_clip, find_videos
+from convgru.data.resources import check_memory
+from convgru.data.video import BadVideo, _working_bytes, decode_clip, find_videos, write_video
+from convgru.data.video_cache import ensure_clips
 from convgru.training import evaluate
 from convgru.training.pipeline import _build
 from test_predict import predict_script
@@ -97,6 +103,88 @@ def test_audio_is_ignored_and_odd_rates_kept(tmp_path):
     decoded, rate = decode_clip(tmp_path / "sound.mkv", 1, image_size=None, crop="none", frame_step=2)
     assert rate == Fraction(15000, 1001) and len(decoded) == 5
     np.testing.assert_allclose(decoded, gray(frames[::2]), atol=0.5)
+
+
+RATES = {"23.976": Fraction(24000, 1001), "24": Fraction(24), "25": Fraction(25), "29.97": Fraction(30000, 1001),
+         "30": Fraction(30), "59.94": Fraction(60000, 1001), "60": Fraction(60)}
+LEVELS = 20 + 20 * np.arange(10)  # frame k a uniform gray 20 + 20k; at the NTSC rates, the last frame's time rounds
+# down to Matroska's milliseconds (9 * 1001 / 30 = 300.3 ms is stored as 300)
+
+
+# every container and rate once in the quick loop (Matroska and WebM at the NTSC rates); the whole grid with -m slow
+QUICK = {(".mkv", "29.97"), (".webm", "23.976"), (".mkv", "59.94"), (".mp4", "24"), (".mov", "30"), (".avi", "25"),
+         (".webm", "60")}
+
+
+@pytest.mark.parametrize("suffix, rate", [
+    pytest.param(suffix, rate, marks=[] if (suffix, rate) in QUICK else [pytest.mark.slow])
+    for suffix in (".mp4", ".mov", ".avi", ".mkv", ".webm") for rate in RATES])
+def test_every_frame_written_is_decoded_at_the_rate_written(tmp_path, suffix, rate):
+    """write_video's containers at the common frame rates: every frame comes back, in order, at its rate."""
+    write_video(tmp_path / f"a{suffix}", np.broadcast_to(LEVELS[:, None, None], (10, 16, 16)).astype(np.uint8),
+                RATES[rate])
+    decoded, decoded_rate = decode_clip(tmp_path / f"a{suffix}", 1, image_size=None, crop="none")
+    assert decoded_rate == RATES[rate] and decoded.shape == (10, 1, 16, 16)
+    np.testing.assert_allclose(decoded.mean(axis=(1, 2, 3)), LEVELS, atol=3)
+
+
+def test_a_gap_is_filled_up_to_max_gap_frames_and_refused_beyond(tmp_path):
+    frames = square_frames(t=4)
+    write_clip(tmp_path / "gap.mkv", frames, rate=25, times_ms=[0, 40, 80, 400])  # frame 2 shown for 320 ms
+    decoded, _ = decode_clip(tmp_path / "gap.mkv", 1, image_size=None, crop="none", max_gap_frames=7)
+    np.testing.assert_allclose(decoded, gray(frames[[0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3]]), atol=0.5)
+    with pytest.raises(BadVideo, match=r"gap.mkv: frames 2 and 3 are 0.32 s apart \(from 0.08 s\): at 25 frames/s "
+                       r"the gap would repeat frame 2 7 times, more than data.max_gap_frames=6; expected a clip"):
+        decode_clip(tmp_path / "gap.mkv", max_gap_frames=6)
+    clips = ensure_clips([tmp_path / "gap.mkv"], tmp_path / "cache", image_size=8, max_gap_frames=6)
+    assert "data.max_gap_frames=6" in clips[0].error  # a bad file: skipped with data.skip_bad_files
+    clips = ensure_clips([tmp_path / "gap.mkv"], tmp_path / "cache", image_size=8, max_gap_frames=7)
+    assert clips[0].error is None and clips[0].frames == 11  # the option is in the cache key
+    write_clip(tmp_path / "hour.mkv", square_frames(t=2), rate=25, times_ms=[0, 3_600_000])
+    with pytest.raises(BadVideo, match=r"hour.mkv: frames 0 and 1 are 3600.00 s apart .* would repeat frame 0 89999 "
+                       r"times, more than data.max_gap_frames=300"):
+        decode_clip(tmp_path / "hour.mkv")  # not 90,000 copies in memory first
+
+
+def test_memory_is_checked_from_the_declared_size_before_decoding(tmp_path):
+    write_clip(tmp_path / "a.mkv", square_frames(t=12))
+    with mock.patch("convgru.data.resources.available_memory", return_value=10**8), \
+            mock.patch("convgru.data.video._transform", side_effect=AssertionError("decoded")):
+        with pytest.raises(ValueError, match=r"a.mkv: decoding its 12 frames of 24x32 pixels \(as its header "
+                           r"announces\) into 12 frames of 4000x4000 with 1 channel\(s\) \(data.image_size, "
+                           r"data.channels, data.frame_step\) needs about 512.0 MB of memory, 100.0 MB available; "
+                           r"lower data.image_size"):
+            decode_clip(tmp_path / "a.mkv", image_size=4000)
+        with pytest.raises(ValueError, match=r"into 12 frames of 1000x1000 with 1 channel\(s\) \(.*\), as 4 clips "
+                           r"decoded at once \(data.decode_workers\), needs about 352.5 MB .*decode_workers"):
+            decode_clip(tmp_path / "a.mkv", image_size=1000, at_once=4)  # one such clip fits: 88.1 MB
+
+
+def test_memory_is_checked_again_as_frames_pass_what_the_header_announces(tmp_path):
+    write_clip(tmp_path / "raw.h264", square_frames(t=150))  # a raw stream: no frame count, no duration
+    with mock.patch("convgru.data.video.check_memory", wraps=check_memory) as checked:
+        decoded, _ = decode_clip(tmp_path / "raw.h264", image_size=8)
+    assert len(decoded) == 150
+    checks = [call.args[1] for call in checked.call_args_list]
+    assert [re.search(r"decoding (.*) of 24x32 pixels \((.*)\) into (\d+) frames", c).groups() for c in checks] == [
+        ("its frames", "its header does not say how many", "64"),
+        ("65 frames and more", "its header does not say how many", "130"),
+        ("131 frames and more", "its header does not say how many", "262")]
+
+
+def test_large_frames_are_resized_a_few_at_a_time(tmp_path):
+    """Frames are resized as they are decoded: however long the clip, a chunk at their own size at most."""
+    write_clip(tmp_path / "a.mkv", square_frames(t=24, h=64, w=96))
+    frame = 64 * 96 * 3
+    importlib.import_module("torchvision.transforms.v2.functional")  # imported by the decoder: not counted
+    with mock.patch("convgru.data.video.CHUNK_BYTES", 2 * _working_bytes((64, 96), (8, 8), 1)):
+        tracemalloc.start()
+        try:
+            decoded, _ = decode_clip(tmp_path / "a.mkv", image_size=8)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert decoded.shape == (24, 1, 8, 8) and peak < 8 * frame  # the clip at its own size: 24 frames
 
 
 @pytest.fixture(scope="module")
@@ -196,11 +284,62 @@ def test_bad_file_is_an_error_or_skipped_with_a_warning(kth, bad_files, tmp_path
     assert sum(len(d) for d in dm.datasets.values()) == 5
 
 
-def test_folders_and_globs_name_every_clip_once(kth):
+def test_folders_and_globs_name_their_clips(kth):
     named = find_videos([str(kth), str(kth / "person0[12]*.avi")])
-    assert [p.name[:8] for p in named] == [f"person{p:02d}" for p in range(1, 7)]
+    assert [p.name[:8] for p in named] == [f"person{p:02d}" for p in (*range(1, 7), 1, 2)]  # the module reads each once
     with pytest.raises(FileNotFoundError, match="data.files: no file matches .*nothing"):
         find_videos([str(kth / "nothing*.mp4")], "data.files")
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory) -> Path:
+    """Clips c0..c3 and sub/c4, and other names of them: a symbolic link (z_link -> c0), a chain of
+    relative links (z_chain -> z_link), a relative link into a subfolder (z_relative -> sub/c4), a hard
+    link (z_hard, of c1) and a linked folder (clips_link -> clips)."""
+    folder = tmp_path_factory.mktemp("linked") / "clips"
+    (folder / "sub").mkdir(parents=True)
+    for k in range(5):
+        write_clip(folder / ("sub" if k == 4 else "") / f"c{k}.avi", square_frames(t=6, speed=k + 1))
+    (folder / "z_link.avi").symlink_to(folder / "c0.avi")
+    (folder / "z_chain.avi").symlink_to("z_link.avi")
+    (folder / "z_relative.avi").symlink_to(Path("sub", "c4.avi"))
+    os.link(folder / "c1.avi", folder / "z_hard.avi")
+    (folder.parent / "clips_link").symlink_to(folder, target_is_directory=True)
+    return folder
+
+
+def sources(dm: VideoDataModule) -> dict[str, list[str]]:
+    """The names of the clips of each split (their caches are named after them)."""
+    return {name: sorted(d.arrays[i].file.path.name.rsplit("_", 1)[0] for i in set(d.windows[:, 0].tolist()))
+            for name, d in dm.datasets.items()}
+
+
+def test_links_to_a_clip_are_read_once_in_one_split(linked, tmp_path, caplog):
+    """Five clips under fourteen other names (links, a hard link, a linked folder, a path twice): each
+    is decoded once and lives in one split; one warning counts the names left out."""
+    files = [str(linked), str(linked / "c2.avi"), str(linked.parent / "clips_link")]
+    with caplog.at_level(logging.WARNING), mock.patch("convgru.data.video_cache.decode_clip",
+                                                      wraps=decode_clip) as decoder:
+        dm = module(tmp_path, files=files, split=[0.6, 0.2, 0.2])
+    assert decoder.call_count == 5
+    assert sources(dm) == {"train": ["c0", "c1", "c2"], "val": ["c3"], "test": ["c4"]}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("14 file name(s) left out that name a file already named")
+    assert warnings[0].endswith(f"e.g. data.files: {linked / 'z_chain.avi'} is {linked / 'c0.avi'}")
+
+
+def test_links_across_explicit_splits_stay_in_the_first(linked, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        dm = module(tmp_path, files=None, train_files=[str(linked / f"c{k}.avi") for k in range(3)],
+                    val_files=[str(linked / "c3.avi"), str(linked / "z_hard.avi")],
+                    test_files=[str(linked / "sub"), str(linked / "z_link.avi")])
+    assert sources(dm) == {"train": ["c0", "c1", "c2"], "val": ["c3"], "test": ["c4"]}
+    assert "2 file name(s) left out" in caplog.text and f"data.val_files: {linked / 'z_hard.avi'} is " \
+        f"data.train_files: {linked / 'c1.avi'}" in caplog.text
+    with pytest.raises(ValueError, match=r"^data.test_files: every file it names is already in data.train_files "
+                       r"\(e.g. .*z_chain.avi is .*c0.avi, through a link or listed twice\)"):
+        module(tmp_path, files=None, train_files=[str(linked / "c0.avi")], val_files=[str(linked / "c3.avi")],
+               test_files=[str(linked / "z_chain.avi")])
 
 
 def test_quickstart_on_rgb_clips_builds_a_model_of_three_channels(tmp_path):
@@ -214,7 +353,7 @@ def test_quickstart_on_rgb_clips_builds_a_model_of_three_channels(tmp_path):
     datamodule.setup("fit")
     x, y = next(iter(datamodule.train_dataloader()))
     assert x.shape[2] == 3 and module_.net.in_channels == module_.hparams.net["out_channels"] == 3
-    assert module_.forecast(x).shape == y.shape
+    assert module_.forecast(x[:1]).shape == y[:1].shape  # one sequence: the model's first call is slow on a CPU
 
 
 @pytest.mark.parametrize("args, message", [
@@ -230,6 +369,35 @@ def test_predict_refuses_video_options_it_cannot_honour(tmp_path, monkeypatch, c
         predict_script.main(["model.ckpt", *args])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "in.npy", "model.ckpt"]
+
+
+FORGED = "x\nerror: injected line\n"  # a file name that would print a line of its own
+
+
+@pytest.mark.slow
+def test_file_names_are_escaped_in_a_train_runs_output(tmp_path):
+    """Clips named to forge an `error:` line: the warnings and log lines naming them (a link left out, a
+    bad file skipped, a clip too short) show the names escaped, in the terminal and train.log; the one
+    `error:` line is the run's own."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / f"{FORGED}bad.mp4").write_text("not a video\n" * 50)
+    write_clip(clips / f"{FORGED}short.avi", square_frames(t=4))
+    (clips / f"{FORGED}z.avi").symlink_to(f"{FORGED}short.avi")
+    run = tmp_path / "run"
+    command = [sys.executable, "scripts/train.py", "data=video", f"data.files=[{clips}]", "data.skip_bad_files=true",
+               "data.frames_in=3", "data.frames_out=2", "data.image_size=8", "data.num_workers=0", "trainer=cpu",
+               f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    log = (run / "train.log").read_text()
+    for output in (result.stdout + result.stderr, log):  # the link and its file, the bad file, the short clip
+        assert output.count("\\nerror: injected line\\n") == 4, output
+        assert not [line for line in output.splitlines() if line.startswith("error: injected")], output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: data.files: none of the 2 video file(s) holds frames_in + frames_out = 5 frames; "
+                      "expected at least one clip that long (lower frames_in, frames_out or frame_step)"]
 
 
 @pytest.mark.slow

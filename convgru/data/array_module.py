@@ -4,12 +4,13 @@ import os
 
 import numpy as np
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown, shown_path
 from convgru.domain.units import check_value_range
 
 from .arrays import LAYOUTS, ArrayFile, SequenceArray
 from .base import SequenceDataModule
 from .datasets import WindowDataset, window_starts
+from .files import unique_files, unique_split_files
 from .missing import MissingPixels, check_finite
 
 SPLITS = ("train", "val", "test")
@@ -43,7 +44,7 @@ def _check_sample(array: SequenceArray, missing: MissingPixels | None, frames: i
     for index in np.unique(np.linspace(0, total - 1, min(frames, total)).astype(np.int64)):
         n, t = divmod(int(index), array.num_frames)
         frame = array.clip(n, t, t + 1)
-        check_finite(frame, missing.valid(frame, n, t) if missing else None, f"{array.file.path}, sequence {n}", t)
+        check_finite(frame, missing.valid(frame, n, t) if missing else None, f"{array.file.where}, sequence {n}", t)
 
 
 class ArrayDataModule(SequenceDataModule):
@@ -106,16 +107,16 @@ class ArrayDataModule(SequenceDataModule):
         arrays = [SequenceArray(ArrayFile(path, self.key), self.layout) for path in _as_list(files)]
         for a in arrays:
             if a.frame_shape[0] != self.channels:
-                raise ValueError(f"{a.file.path}: expected channels={self.channels} (option channels), "
+                raise ValueError(f"{a.file.where}: expected channels={self.channels} (option channels), "
                                  f"found {a.frame_shape[0]} in shape {a.file.shape} ({self.layout})")
             if (a.frame_shape, a.file.dtype) != (arrays[0].frame_shape, arrays[0].file.dtype):
-                raise ValueError(f"{a.file.path}: expected frames {arrays[0].frame_shape} {arrays[0].file.dtype} "
-                                 f"like {arrays[0].file.path}, found {a.frame_shape} {a.file.dtype}")
+                raise ValueError(f"{a.file.where}: expected frames {arrays[0].frame_shape} {arrays[0].file.dtype} "
+                                 f"like {arrays[0].file.where}, found {a.frame_shape} {a.file.dtype}")
             if a.num_frames < self.length:
-                raise ValueError(f"{a.file.path}: expected at least frames_in + frames_out = {self.length} "
+                raise ValueError(f"{a.file.where}: expected at least frames_in + frames_out = {self.length} "
                                  f"frames per sequence, found {a.num_frames} (shape {a.file.shape}, {self.layout})")
             if a.file.dtype != np.uint8 and np.issubdtype(a.file.dtype, np.integer) and self.value_range is None:
-                raise ValueError(f"{a.file.path}: {a.file.dtype} values need value_range=[low, high], the values "
+                raise ValueError(f"{a.file.where}: {a.file.dtype} values need value_range=[low, high], the values "
                                  "that map to 0 and 1 (e.g. [0, 70] for radar dBZ); only uint8 (0..255) and "
                                  "float (0..1) have a default")
         missing = [self._missing(a) for a in arrays]
@@ -135,11 +136,11 @@ class ArrayDataModule(SequenceDataModule):
         if mask.shape == array.frame_shape[1:]:
             static = np.asarray(mask.array)
             if not static.any():
-                raise ValueError(f"data.mask_file {mask.path}: no valid pixel: every value of the {mask.shape} mask is "
-                                 "0; expected a mask that is nonzero where pixels are valid")
+                raise ValueError(f"data.mask_file {mask.where}: no valid pixel: every value of the {mask.shape} "
+                                 "mask is 0; expected a mask that is nonzero where pixels are valid")
             return MissingPixels(self.missing_value, static)
-        raise ValueError(f"mask_file {mask.path}: expected shape (H, W) = {array.frame_shape[1:]} or the shape "
-                         f"{array.file.shape} of {array.file.path}, found {mask.shape}")
+        raise ValueError(f"mask_file {mask.where}: expected shape (H, W) = {array.frame_shape[1:]} or the shape "
+                         f"{array.file.shape} of {array.file.where}, found {mask.shape}")
 
     def _check_some_valid(self, array: SequenceArray, missing: MissingPixels, frames: int = 64) -> None:
         """ValueError naming the option and file when `missing` leaves no valid pixel in `array` (read
@@ -151,14 +152,14 @@ class ArrayDataModule(SequenceDataModule):
         if any(missing.valid(block, n, t0).any() for n, t0, block in blocks(array)):
             return
         if isinstance(missing.mask, SequenceArray) and not any(block.any() for _, _, block in blocks(missing.mask)):
-            raise ValueError(f"data.mask_file {missing.mask.file.path}: no valid pixel: every value of the mask is 0; "
+            raise ValueError(f"data.mask_file {missing.mask.file.where}: no valid pixel: every value of the mask is 0; "
                              "expected a mask that is nonzero where pixels are valid")
         value = missing.value
         reason = ("is NaN (data.missing_value=nan)" if np.isnan(value) else
                   f"equals data.missing_value={value:g}")
         if missing.mask is not None:
-            reason += f" or is masked out by data.mask_file {self.mask_file}"
-        raise ValueError(f"{array.file.path}: no valid pixel: every pixel {reason}; expected some valid pixels "
+            reason += f" or is masked out by data.mask_file {shown_path(self.mask_file)}"
+        raise ValueError(f"{array.file.where}: no valid pixel: every pixel {reason}; expected some valid pixels "
                          "(is data.missing_value the files' no-data value?)")
 
     def _windows(self, arrays: list[SequenceArray], sequences) -> np.ndarray:
@@ -169,7 +170,7 @@ class ArrayDataModule(SequenceDataModule):
 
     def _build(self) -> None:
         if self.files is not None:
-            arrays, missing = self._open(self.files)
+            arrays, missing = self._open(unique_files(_as_list(self.files), "data.files")[0])
             pairs = _sequences(arrays)
             n_train, n_val = (int(f * len(pairs)) for f in self.split[:2])
             chunks = (pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:])
@@ -181,9 +182,18 @@ class ArrayDataModule(SequenceDataModule):
         for name, files in self.split_files.items():
             if files is None:
                 raise ValueError(f"{name}_files: expected one or more array files, found None")
-            arrays, missing = self._open(files)
+        paths = self._split_paths()
+        for name, files in self.split_files.items():
+            arrays, missing = self._open(paths[name])
             pairs = _sequences(arrays)
-            self._add(name, arrays, missing, self._windows(arrays, pairs), f"{name}_files={files}")
+            self._add(name, arrays, missing, self._windows(arrays, pairs), f"{name}_files={shown(files, None)}")
+
+    def _split_paths(self) -> dict[str, list]:
+        """The files of each split (train_files, val_files, test_files), a file named by two splits in the
+        first alone (`convgru.data.files.unique_split_files`), so that none reaches two through a link."""
+        options = {name: f"data.{name}_files" for name in self.split_files}
+        unique, _ = unique_split_files({options[name]: _as_list(files) for name, files in self.split_files.items()})
+        return {name: unique[option] for name, option in options.items()}
 
     def _add(self, name: str, arrays, missing, windows: np.ndarray, origin: str) -> None:
         if len(windows) == 0:

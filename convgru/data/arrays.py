@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_name, shown_path
 
 LAYOUTS = ("NTCHW", "NTHW", "TNHW", "NHWT")
 
@@ -42,17 +42,18 @@ def _read_header(f, where: str) -> tuple[tuple, bool, np.dtype]:
 def check_path(path: Path, what: str = "array file") -> None:
     """Raise OSError naming `path` when it is a symbolic link loop, FileNotFoundError when it (or the
     file a symbolic link names) does not exist."""
+    shown = shown_path(path)
     try:
         os.stat(path)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise OSError(f"{path}: a symbolic link loop (following its links leads back to a link already "
+            raise OSError(f"{shown}: a symbolic link loop (following its links leads back to a link already "
                           f"followed, or through too many links); expected the {what} itself or a link to it") from None
         if error.errno == errno.ENOENT and os.path.islink(path):
-            raise FileNotFoundError(f"{what} {path} not found: it is a symbolic link to {os.readlink(path)}, "
-                                    "which does not exist") from None
+            raise FileNotFoundError(f"{what} {shown} not found: it is a symbolic link to "
+                                    f"{shown_path(os.readlink(path))}, which does not exist") from None
         if error.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise OSError(f"{path}: cannot open the {what} ({error.strerror or error})") from None
+            raise OSError(f"{shown}: cannot open the {what} ({error.strerror or error})") from None
 
 
 def _check_data(where: str, shape, dtype: np.dtype, found: int) -> None:
@@ -78,9 +79,9 @@ def _check_data(where: str, shape, dtype: np.dtype, found: int) -> None:
 def _map_npy(path: Path) -> np.ndarray:
     """Memory-map a .npy file after checking its header and size."""
     with open(path, "rb") as f:
-        shape, fortran, dtype = _read_header(f, str(path))
+        shape, fortran, dtype = _read_header(f, shown_path(path))
         offset = f.tell()
-    _check_data(str(path), shape, dtype, path.stat().st_size - offset)
+    _check_data(shown_path(path), shape, dtype, path.stat().st_size - offset)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
 
 
@@ -90,30 +91,30 @@ def _npz_member(path: Path, key: str | None) -> str:
         with zipfile.ZipFile(path) as archive:
             names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
     except zipfile.BadZipFile as error:
-        raise ValueError(f"{path}: not a valid .npz file ({error}): expected a zip archive of .npy arrays "
+        raise ValueError(f"{shown_path(path)}: not a valid .npz file ({error}): expected a zip archive of .npy arrays "
                          "written by np.savez") from None
     if not names:
         with zipfile.ZipFile(path) as archive:
             others = archive.namelist()
-        raise ValueError(f"{path}: the .npz holds no arrays" + (f" (only {others[:5]})" if others else "") +
+        raise ValueError(f"{shown_path(path)}: the .npz holds no arrays" + (f" (only {others[:5]})" if others else "") +
                          "; expected one or more arrays written by np.savez(path, name=array)")
     if key is None and len(names) == 1:
         return names[0]
     if key not in names:
-        raise ValueError(f"{path}: expected key to name one of the arrays {names}, found key={key!r}")
+        raise ValueError(f"{shown_path(path)}: expected key to name one of the arrays {names}, found key={key!r}")
     return key
 
 
 def _map_npz(path: Path, key: str | None) -> np.ndarray:
     """Memory-map an array stored uncompressed in an .npz; compressed members are read into memory."""
     name = _npz_member(path, key)
-    where = f"{path}, array {name!r}"
+    where = f"{shown_path(path)}, array {name!r}"
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name + ".npy")
     if info.compress_type != zipfile.ZIP_STORED:
-        warnings.warn(f"{path}: array {name!r} is compressed (np.savez_compressed) and cannot be memory-mapped; "
-                      "reading it into memory. Save it with np.save (.npy) or np.savez to memory-map it.",
-                      stacklevel=3)
+        warnings.warn(f"{shown_path(path)}: array {name!r} is compressed (np.savez_compressed) and cannot be "
+                      "memory-mapped; reading it into memory. Save it with np.save (.npy) or np.savez to memory-map "
+                      "it.", stacklevel=3)
         try:
             with zipfile.ZipFile(path) as archive, archive.open(name + ".npy") as member:
                 shape, _, dtype = _read_header(member, where)
@@ -141,15 +142,16 @@ class ArrayFile:
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        self.where = shown_path(self.path)  # the path as messages show it
         check_path(self.path)
         if self.path.is_dir():
-            raise IsADirectoryError(f"{self.path} is a folder: expected a .npy or .npz file (name the files in it)")
+            raise IsADirectoryError(f"{self.where} is a folder: expected a .npy or .npz file (name the files in it)")
         if not self.path.is_file():
-            raise FileNotFoundError(f"array file {self.path} not found")
+            raise FileNotFoundError(f"array file {self.where} not found")
         if self.path.stat().st_size == 0:
-            raise ValueError(f"{self.path}: the file is empty (0 bytes)")
+            raise ValueError(f"{self.where}: the file is empty (0 bytes)")
         if self.path.suffix not in (".npy", ".npz"):
-            raise ValueError(f"{self.path}: expected a .npy or .npz file, found suffix {self.path.suffix!r}")
+            raise ValueError(f"{self.where}: expected a .npy or .npz file, found suffix {self.path.suffix!r}")
         self._array = None
         self.shape, self.dtype = self.array.shape, self.array.dtype
 
@@ -198,20 +200,22 @@ class HDF5File(ArrayFile):
 
     def __init__(self, path, key: str | None = None):
         self.path, self.key = Path(path), key
+        self.where = shown_path(self.path)  # the path as messages show it
         check_path(self.path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"array file {self.path} not found")
+            raise FileNotFoundError(f"array file {self.where} not found")
         h5py = _h5py()
         try:
             file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise ValueError(f"{self.path}: expected an HDF5 file, could not open it ({error})") from None
+        except OSError as error:  # h5py's words may hold the file name
+            raise ValueError(f"{self.where}: expected an HDF5 file, could not open it "
+                             f"({shown_name(str(error), None)})") from None
         with file:
             names = dataset_names(file)
             if key is None and len(names) == 1:
                 self.key = names[0]
             elif key not in names:
-                raise ValueError(f"{self.path}: expected key to name one of the datasets {names}, found key={key!r}")
+                raise ValueError(f"{self.where}: expected key to name one of the datasets {names}, found key={key!r}")
             self.shape, self.dtype = file[self.key].shape, file[self.key].dtype
         self._file = self._array = self._pid = None
 
@@ -234,10 +238,10 @@ class SequenceArray:
         if layout not in LAYOUTS:
             raise OptionError("layout", f"expected one of {LAYOUTS}, found {layout!r}")
         if len(file.shape) != len(layout):
-            raise ValueError(f"{file.path}: layout {layout} expects a {len(layout)}-d array, "
+            raise ValueError(f"{file.where}: layout {layout} expects a {len(layout)}-d array, "
                              f"found shape {file.shape}")
         if not any(np.issubdtype(file.dtype, kind) for kind in (np.integer, np.floating, np.bool_)):
-            raise ValueError(f"{file.path}: expected numbers (dtype uint8, another integer, float or bool), "
+            raise ValueError(f"{file.where}: expected numbers (dtype uint8, another integer, float or bool), "
                              f"found dtype {file.dtype}")
         self.file, self.layout = file, layout
         dims = dict(zip(layout, file.shape))

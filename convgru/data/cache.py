@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convgru._checks import shown_path
 from convgru.atomic import FULL, atomic_write, remove_stale_tmp, size_text
 
 from .moving_mnist import STEP_LENGTH, generate
@@ -48,11 +49,11 @@ def write_npy(path: Path, shape: tuple, dtype, chunks, what: str = "cache") -> P
     and the bytes needed. Logs the file and its size first (at INFO: the scripts print it)."""
     path = Path(path)
     size = npy_size(shape, dtype)
-    log.info(f"Writing the {what} {path} ({size_text(size)})")
+    log.info(f"Writing the {what} {shown_path(path)} ({size_text(size)})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise type(error)(f"cannot write the {what} in {path.parent} ({error.strerror or error}); "
+        raise type(error)(f"cannot write the {what} in {shown_path(path.parent)} ({error.strerror or error}); "
                           "set paths.cache_dir (or data.cache_dir) to a writable folder") from error
     advice = "free space there or set paths.cache_dir (or data.cache_dir) to a folder on a disk with room"
     with atomic_write(path, what, size, advice) as tmp:

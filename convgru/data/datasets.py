@@ -89,7 +89,7 @@ class WindowDataset(Dataset):
         array, missing = self.arrays[source], self.missing[source]
         frames = array.clip(n, t0, t0 + self.frames_in + self.frames_out)
         valid = missing.valid(frames, n, t0) if missing else None
-        check_finite(frames, valid, f"{array.file.path}, sequence {n}", t0, self.frames_in)
+        check_finite(frames, valid, f"{array.file.where}, sequence {n}", t0, self.frames_in)
         return to_pair(frames, self.frames_in, self.value_range, self.clip, valid)
 
 

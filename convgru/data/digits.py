@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_path
 
 BUNDLED_BANK = Path(__file__).resolve().parents[2] / "data" / "mnist_5k.npz"
 DIGIT_SHAPE = (28, 28)
@@ -28,27 +28,28 @@ class DigitSplit:
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (MNIST's `*-idx3-ubyte`, `*-idx1-ubyte`, optionally gzipped) into an array."""
     path = Path(path)
+    name = shown_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"IDX file {path} not found")
+        raise FileNotFoundError(f"IDX file {name} not found")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: expected an IDX file (magic 00 00 <type> <ndim>), found header {raw[:4].hex()}")
+        raise ValueError(f"{name}: expected an IDX file (magic 00 00 <type> <ndim>), found header {raw[:4].hex()}")
     ndim = raw[3]
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     body = raw[4 + 4 * ndim:]
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(body) != expected:
-        raise ValueError(f"{path}: header says shape {dims} ({expected} bytes of data), found {len(body)} bytes")
+        raise ValueError(f"{name}: header says shape {dims} ({expected} bytes of data), found {len(body)} bytes")
     return np.frombuffer(body, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def check_digits(images: np.ndarray, origin) -> np.ndarray:
     """Check digit images are a non-empty (N, h, w) uint8 stack."""
     if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
-        raise ValueError(f"{origin}: expected digit images (N, h, w) uint8 with N > 0, "
+        raise ValueError(f"{shown_path(origin)}: expected digit images (N, h, w) uint8 with N > 0, "
                          f"found shape {images.shape} {images.dtype}")
     return images
 
@@ -57,7 +58,7 @@ def load_digit_bank(path=BUNDLED_BANK) -> np.ndarray:
     """The bundled digit bank (`images` of an .npz, (N, 28, 28) uint8)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"digit bank {path} not found; rebuild it with scripts/build_digit_bank.py")
+        raise FileNotFoundError(f"digit bank {shown_path(path)} not found; rebuild it with scripts/build_digit_bank.py")
     with np.load(path) as bank:
         return check_digits(bank["images"], path)
 

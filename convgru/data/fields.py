@@ -18,6 +18,7 @@ import numpy as np
 from convgru._checks import OptionError
 
 from .arrays import check_path
+from .files import unique_files
 
 EXTRA = 'pip install -e ".[fields]"'
 ROLES = ("time", "y", "x", "level")
@@ -71,7 +72,7 @@ def expand(files, option: str = "files") -> list[Path]:
             if not path.exists():
                 raise FileNotFoundError(f"data file {path} not found (option data.{option})")
             paths.append(path)
-    return paths
+    return unique_files(paths, option)[0]  # a file named twice (links, a path twice) is read once
 
 
 def open_dataset(path: Path):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_path
 
 from .arrays import ArrayFile, SequenceArray, check_path
 from .base import SequenceDataModule
@@ -119,16 +119,16 @@ class MovingMNISTDataModule(SequenceDataModule):
         check_path(self.test_file, "test_file")
         if not self.test_file.is_file():
             if not self.download:
-                raise FileNotFoundError(f"test_file {self.test_file} not found; give the path of mnist_test_seq.npy "
-                                        "or set download=true to fetch it there")
+                raise FileNotFoundError(f"test_file {shown_path(self.test_file)} not found; give the path of "
+                                        "mnist_test_seq.npy or set download=true to fetch it there")
             from torchvision.datasets import MovingMNIST
             from torchvision.datasets.utils import download_url
 
             try:
                 download_url(MovingMNIST._URL, str(self.test_file.parent), self.test_file.name, MOVING_MNIST_URL_MD5)
             except (OSError, RuntimeError) as err:
-                raise RuntimeError(f"test_file: downloading {MovingMNIST._URL} to {self.test_file} failed: {err}. "
-                                   "Download it on a machine with internet and copy it there.") from err
+                raise RuntimeError(f"test_file: downloading {MovingMNIST._URL} to {shown_path(self.test_file)} failed: "
+                                   f"{err}. Download it on a machine with internet and copy it there.") from err
         return self.test_file
 
     def _standard_test_set(self) -> WindowDataset:
@@ -136,10 +136,10 @@ class MovingMNISTDataModule(SequenceDataModule):
         sequences = SequenceArray(ArrayFile(self._standard_test_file()), "TNHW")
         expected = (self.image_size, self.image_size)
         if sequences.file.dtype != np.uint8 or sequences.frame_shape[1:] != expected:
-            raise ValueError(f"test_file {self.test_file}: expected (T, N, {self.image_size}, {self.image_size}) "
+            raise ValueError(f"test_file {sequences.file.where}: expected (T, N, {self.image_size}, {self.image_size}) "
                              f"uint8 like mnist_test_seq.npy, found {sequences.file.shape} {sequences.file.dtype}")
         if sequences.num_frames < self.num_frames:
-            raise ValueError(f"test_file {self.test_file}: expected at least frames_in + frames_out = "
+            raise ValueError(f"test_file {sequences.file.where}: expected at least frames_in + frames_out = "
                              f"{self.num_frames} frames, found {sequences.num_frames}")
         return WindowDataset.first_frames(sequences, self.frames_in, self.frames_out)
 
