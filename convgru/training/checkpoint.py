@@ -29,6 +29,7 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import convgru
+from convgru._checks import shown, shown_name
 from convgru.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -82,20 +83,20 @@ def check_checkpoint(checkpoint, path) -> dict:
     check_plain(written, path, "convgru")
     if not isinstance(written, Mapping) or not isinstance(written.get("format", 1), int):
         raise CheckpointError(f"refused {path}: its key 'convgru' must be {{format: <int>, version: <str>}}, "
-                              f"found {_shown(written)}")
+                              f"found {shown(written)}")
     if written.get("format", 1) > CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} was written by convgru {_name(written.get('version', '?'))} in checkpoint format "
+            f"{path} was written by convgru {shown_name(written.get('version', '?'))} in checkpoint format "
             f"{written['format']}; "
             f"this is convgru {convgru.__version__}, which reads formats up to {CHECKPOINT_FORMAT}. "
             "Upgrade convgru to load it."
         )
     if not isinstance(checkpoint["state_dict"], Mapping):
         raise CheckpointError(f"refused {path}: its state_dict must map names to tensors, found "
-                              f"{_shown(checkpoint['state_dict'])}")
+                              f"{shown(checkpoint['state_dict'])}")
     if not isinstance(hparams.get("data"), (Mapping, type(None))):
         raise CheckpointError(f"refused {path}: hyper_parameters.data must be a data config (a mapping) or null, "
-                              f"found {_shown(hparams['data'])}")
+                              f"found {shown(hparams['data'])}")
     try:
         check_plain(hparams, path, "hyper_parameters", data_key="data")
     except RecursionError:
@@ -111,7 +112,7 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
     and with no interpolation but `${paths.*}`. `value[data_key]` is a data config, whose own
     `_target_` may name one of DATA_MODULES."""
     def refuse(where: str, found: str):
-        where = _name(where)
+        where = shown_name(where)
         raise CheckpointError(f"refused {path}: {where} holds {found}; a checkpoint may hold only plain values "
                               "(numbers, strings, lists, mappings) and convgru's data modules, so nothing in it "
                               "is run or resolved. Do not use this file")
@@ -123,20 +124,20 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
             for name, child in item.items():
                 inner = f"{where}.{name}"
                 if not isinstance(name, str):
-                    refuse(where, f"a key of type {type(name).__name__} ({_shown(name)})")
+                    refuse(where, f"a key of type {type(name).__name__} ({shown(name)})")
                 if name == "_target_" and data and where == data_where:
                     if child not in DATA_MODULES:
-                        refuse(inner, f"{_shown(child)}, not one of convgru's data modules {list(DATA_MODULES)}")
+                        refuse(inner, f"{shown(child)}, not one of convgru's data modules {list(DATA_MODULES)}")
                     continue
                 if name in HYDRA_KEYS:
-                    refuse(inner, f"the Hydra key {name} ({_shown(child)}), which would build or call an object")
+                    refuse(inner, f"the Hydra key {name} ({shown(child)}), which would build or call an object")
                 walk(child, inner, data)
         elif isinstance(item, (list, tuple)):
             for i, child in enumerate(item):
                 walk(child, f"{where}[{i}]", data)
         elif isinstance(item, str):
             if "${" in PATHS.sub("", item):
-                refuse(where, f"the interpolation {_shown(item)} (only convgru's own ${{paths.*}} is kept)")
+                refuse(where, f"the interpolation {shown(item)} (only convgru's own ${{paths.*}} is kept)")
         elif item is not None and not isinstance(item, (bool, int, float)):
             refuse(where, f"a {type(item).__module__}.{type(item).__qualname__}")
 
@@ -154,12 +155,13 @@ def check_callback_paths(checkpoint: dict, path) -> None:
     a resumed run may replace or remove those files, and must never reach another file or folder."""
     callbacks = checkpoint.get("callbacks") or {}
     if not isinstance(callbacks, Mapping):
-        raise CheckpointError(f"refused {path}: its key 'callbacks' must be a mapping, found {_shown(callbacks)}")
+        raise CheckpointError(f"refused {path}: its key 'callbacks' must be a mapping, found {shown(callbacks)}")
     for name, state in callbacks.items():
         if not (isinstance(name, str) and name.startswith("ModelCheckpoint")):
             continue
         if not isinstance(state, Mapping):
-            raise CheckpointError(f"refused {path}: callbacks.{_name(name)} must be a mapping, found {_shown(state)}")
+            raise CheckpointError(f"refused {path}: callbacks.{shown_name(name)} must be a mapping, "
+                                  f"found {shown(state)}")
         folder = state.get("dirpath")
         best_k = state.get("best_k_models") or {}
         files = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
@@ -171,8 +173,8 @@ def check_callback_paths(checkpoint: dict, path) -> None:
                       and Path(file).suffix == ".ckpt"
                       and Path(os.path.normpath(file)).parent == Path(os.path.normpath(folder)))
             if not inside:
-                raise CheckpointError(f"refused {path}: callbacks.{_name(name)} names {_shown(file)}, not a .ckpt "
-                                      f"file in its checkpoint folder {_shown(folder)}; a resumed run could replace "
+                raise CheckpointError(f"refused {path}: callbacks.{shown_name(name)} names {shown(file)}, not a .ckpt "
+                                      f"file in its checkpoint folder {shown(folder)}; a resumed run could replace "
                                       "or remove it")
 
 
@@ -182,7 +184,7 @@ def check_finite(state_dict: Mapping, path) -> None:
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kind = "NaN" if bool(tensor.isnan().any()) else "inf"
-            raise CheckpointError(f"refused {path}: weight {_name(name)} holds {kind} ({bad} of {tensor.numel()} "
+            raise CheckpointError(f"refused {path}: weight {shown_name(name)} holds {kind} ({bad} of {tensor.numel()} "
                                   "values); "
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
@@ -247,19 +249,6 @@ def _unreadable(path: Path) -> CheckpointError:
 def stamp() -> dict:
     """The `convgru` entry of a checkpoint written now: {format, version}."""
     return {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
-
-
-def _shown(value, limit: int = 120) -> str:
-    """repr(`value`) as a message may show it: printable on one line (escapes spelled out), cut to `limit`."""
-    text = repr(value)
-    text = text if text.isprintable() else ascii(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _name(text, limit: int = 120) -> str:
-    """A name read from a file (a key path, a version) as a message may show it: as it is if printable,
-    else `_shown`."""
-    return text if isinstance(text, str) and text.isprintable() and len(text) <= limit else _shown(text, limit)
 
 
 def one_line(error: BaseException) -> str:

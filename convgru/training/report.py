@@ -27,6 +27,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import save_image
 from tqdm import tqdm
 
+from convgru._checks import shown_path
 from convgru.domain.scores import SCORES
 from convgru.training.animation import forecast_gif, forecast_video
 from convgru.training.images import rows_grid
@@ -206,18 +207,18 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     skill scores of the model and of its baselines."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json(dict(sorted(metrics.items()))))
-    lines = ["", f"Run directory: {_shown(folder)}"]
+    lines = ["", f"Run directory: {_where(folder)}"]
     checkpoints = trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None
     if checkpoints:
         saved = [f"best: {Path(best).name}"] if best else []
         saved += ["last.ckpt"] if (Path(checkpoints) / "last.ckpt").is_file() else []
-        lines.append(f"Checkpoints:   {_shown(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
+        lines.append(f"Checkpoints:   {_where(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
     for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
         if isinstance(logger, TensorBoardLogger):
-            lines.append(f"Logs:          {_shown(logger.log_dir)} (tensorboard --logdir {_shown(folder.parent)})")
+            lines.append(f"Logs:          {_where(logger.log_dir)} (tensorboard --logdir {_where(folder.parent)})")
         else:
-            lines.append(f"Logs:          {_shown(logger.log_dir)}")
-    lines.append(f"Metrics:       {_shown(folder / 'metrics.json')}")
+            lines.append(f"Logs:          {_where(logger.log_dir)}")
+    lines.append(f"Metrics:       {_where(folder / 'metrics.json')}")
     skill = (*SCORES, "fss") if thresholds else ()  # skill scores: in the table below
     shown = {k: v for k, v in metrics.items() if k.split("/")[-1].split("_")[0] not in skill and not per_lead_key(k)}
     lines += ["", metrics_table(shown, first=(*METRICS, "loss"))]  # skill scores: in the table below
@@ -228,13 +229,15 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         say(table)
 
 
-def _shown(path) -> str:
-    """`path` relative to the current folder when it is inside it, else absolute."""
+def _where(path) -> str:
+    """`path` relative to the current folder when it is inside it, else absolute; escaped as
+    `convgru._checks.shown_path` escapes names that could forge a line of output."""
     path = Path(path).absolute()
     try:
-        return str(path.relative_to(Path.cwd()))
+        path = path.relative_to(Path.cwd())
     except ValueError:
-        return str(path)
+        pass
+    return shown_path(path)
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
@@ -262,4 +265,4 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     if table := field_table(metrics):
         say(table)
     say(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
-        f"{_shown(folder)}")
+        f"{_where(folder)}")
