@@ -16,6 +16,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
 from convgru.training.report import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
@@ -34,7 +35,7 @@ def error_message(error: BaseException) -> str:
     if message.startswith("Caught ") and last >= 0:  # re-raised from a DataLoader worker with its traceback
         return message[last:].split(": ", 1)[1].strip()
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror}"
+        return f"{shown_path(error.filename)}: {error.strerror}"
     return message
 
 
