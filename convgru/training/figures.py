@@ -167,8 +167,9 @@ def as_image(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def save(figure: Figure, path: Path) -> None:
-    figure.savefig(path, dpi=DPI, facecolor="white")
+def save(figure: Figure, path) -> None:
+    """`figure` as a PNG file at DPI (whatever the name's extension)."""
+    figure.savefig(path, dpi=DPI, facecolor="white", format="png")
 
 
 # --- scores against lead time ----------------------------------------------------------------

@@ -45,6 +45,10 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
     its errors."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ValueError(f"seed: expected an integer, found {cfg.seed!r}")
+    if OmegaConf.select(cfg, "figures.enabled", default=False):
+        from convgru.training.figures import check_colors  # matplotlib: only when figures are drawn
+
+        check_colors(cfg.figures.radar_colors)
     pl.seed_everything(cfg.seed, workers=True)
     try:
         datamodule = instantiate(cfg.data, "data")
