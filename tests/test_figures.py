@@ -107,7 +107,7 @@ def test_video_maps_in_grey(trained_run):
     datamodule.setup("test")
     rendering = rendering_of(module)
     assert rendering.kind == "frames" and rendering.lead.values == [1.0, 2.0] and rendering.lead.unit == "frames"
-    x, y, pred = first_forecasts(module, datamodule.datasets["test"], 2)
+    x, y, pred = first_forecasts(module, datamodule.test_dataloader().dataset, 2)
     (figure,) = forecast_panels(x.numpy(), y.numpy(), pred.numpy(), rendering)[0].values()
     rgb = as_image(figure).astype(int)
     assert (rgb.max(-1) - rgb.min(-1)).max() <= 2 and rgb.shape[1] <= 1600 and _small_text(figure) == []

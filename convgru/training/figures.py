@@ -153,9 +153,10 @@ def fields_rendering(source, physical: Callable, lead: LeadTime) -> Rendering:
 
 # --- figures as files and images -----------------------------------------------------------
 
-def new_figure(width: float, height: float) -> Figure:
-    """A Figure `width` x `height` inches (width capped at MAX_WIDTH), constrained layout, Agg canvas."""
-    figure = Figure(figsize=(min(width, MAX_WIDTH), height), dpi=DPI, layout="constrained")
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A Figure `width` x `height` inches (width capped at MAX_WIDTH), on the Agg canvas; `layout` None
+    for a grid of panels placed by `subplots_adjust` (a constrained layout costs seconds on many panels)."""
+    figure = Figure(figsize=(min(width, MAX_WIDTH), height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
@@ -254,7 +255,10 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
         columns = min(4, len(panels) if wide else max(len(v) for v in scores.values()))
         rows = math.ceil(len(panels) / columns)
         with matplotlib.rc_context(FONTS):
-            figure = new_figure(4.0 * columns, 3.2 * rows + 0.5)
+            figure = new_figure(4.0 * columns, 3.0 * rows + 0.8, layout=None)
+            width, height = figure.get_size_inches()
+            figure.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.6 / height,
+                                   top=1 - 0.75 / height, wspace=0.3, hspace=0.45)
             axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
             for ax, (score, level, keys) in zip(axes.flat, panels):
                 for method, key in keys.items():
@@ -274,7 +278,7 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
                     if label not in labels:
                         handles.append(h)
                         labels.append(label)
-            figure.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+            figure.legend(handles, labels, loc="upper center", ncols=min(len(labels), 6), frameon=False)
         keys = [key for _, _, keys in panels for key in keys.values()]
         rows_csv = [[f"lead_time_{lead.unit}", *keys]]
         rows_csv += [[f"{t:g}", *(_csv_value(per_frame[k], i) for k in keys)] for i, t in enumerate(lead.values)]
@@ -390,8 +394,8 @@ def forecast_panels(inputs: np.ndarray, targets: np.ndarray | None, forecasts: n
     frames: one figure `forecasts`; fields: one per variable, `forecasts_<name>`. `note`: `radar_scale`'s."""
     n = len(forecasts)
     if rendering.kind == "fields":
-        return {f"forecasts_{name}": _field_figure(inputs[:n, :, c], None if targets is None else targets[:n, :, c],
-                                                   forecasts[:n, :, c], rendering, c)
+        return {f"forecasts_{name}": _field_figure(inputs[:n, :, c:c + 1], None if targets is None else
+                                                   targets[:n, :, c:c + 1], forecasts[:n, :, c:c + 1], rendering, c)
                 for c, name in enumerate(rendering.names)}, ""
     note = ""
     if rendering.kind == "radar":
