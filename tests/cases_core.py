@@ -211,9 +211,9 @@ CASES = [
          config_run(["data=radar_small", "data.time_step_minutes=-5"]),
          r"data.time_step_minutes: expected a positive number of minutes or null, found -5"),
     Case("figures-colors-unknown", "a radar colour scale that neither pysteps nor matplotlib has",
-         "figures.radar_colors=rainbow", config_run(["figures.enabled=true", "figures.radar_colors=rainbow"]),
+         "figures.radar_colors=sunset", config_run(["figures.enabled=true", "figures.radar_colors=sunset"]),
          r"figures.radar_colors: expected one of pysteps' colour scales \['pysteps', 'STEPS-BE', 'BOM-RF3'\] or a "
-         r"matplotlib colour map such as cividis \(readable with a colour vision deficiency\), found 'rainbow'"),
+         r"matplotlib colour map such as cividis \(readable with a colour vision deficiency\), found 'sunset'"),
     Case("loss-thresholds-order", "balanced-loss thresholds not increasing",
          "experiment=nowcast_quickstart model.loss_thresholds=[5,2]",
          config_run(["experiment=nowcast_quickstart", "model.loss_thresholds=[5,2]", "model.loss_weights=[1,2]"]),

@@ -156,3 +156,23 @@ def test_fields_maps_and_scores_in_their_units(tmp_path):
     assert [r[0] for r in rows[1:]] == ["6", "12"]
     assert [len(line.get_xdata()) for line in figure.axes[0].get_lines()] == [2, 2, 2]
     assert figure.axes[0].get_ylabel() == "latitude-weighted RMSE (K)" and _small_text(figure) == []
+
+
+def test_predict_draws_radar_in_its_colours(nowcast_run, tmp_path):
+    """predict.py --png / --gif with a radar checkpoint: maps in dBZ on pysteps' scale, a coloured GIF."""
+    from convgru.deploy.predict import main
+
+    out, _, cfg = nowcast_run
+    rng = np.random.default_rng(0)
+    frames = np.zeros((2, cfg.data.frames_in, 1, 16, 16), np.float32)
+    frames[..., 4:12, 4:12] = rng.uniform(30, 60, (2, cfg.data.frames_in, 1, 8, 8))  # a storm in dBZ
+    np.save(tmp_path / "radar.npy", frames)
+    main([str(next((out / "checkpoints").glob("epoch_*.ckpt"))), str(tmp_path / "radar.npy"), str(tmp_path / "o.npy"),
+          "--value-range", "0", "70", "--png", str(tmp_path / "o.png"), "--gif", str(tmp_path / "o.gif")])
+    with Image.open(tmp_path / "o.png") as image:
+        rgb = np.asarray(image.convert("RGB")).astype(int)
+    assert image.width <= 1600 and ((rgb.max(-1) - rgb.min(-1)) > 100).sum() > 100  # the storm in colour
+    with Image.open(tmp_path / "o.gif") as gif:
+        assert gif.n_frames == cfg.data.frames_in + cfg.data.frames_out
+        colours = np.asarray(gif.convert("RGB")).astype(int)
+    assert ((colours.max(-1) - colours.min(-1)) > 100).any()
