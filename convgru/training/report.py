@@ -253,6 +253,7 @@ def write_figures(folder: Path, per_frame, forecasts, rendering, units: str | No
         if isinstance(logger, TensorBoardLogger):
             for name, (figure, _) in figures.items():
                 logger.experiment.add_image(f"test/{name}", as_image(figure), dataformats="HWC")
+            logger.experiment.flush()  # after the test's end: nothing else writes the last events out
     return f"Figures:       {_shown(out)} ({', '.join(figures)})" + (f"\n{note}" if note else "")
 
 
