@@ -491,7 +491,7 @@ def _panels(inputs, targets, forecasts, rendering: Rendering, draw: dict | None,
         if bar and image is not None:
             label, ticks = bar
             figure.colorbar(image, ax=axes, shrink=min(1.0, 4 / rows + 0.3), label=label, ticks=ticks)
-        figure.suptitle(f"Test forecasts ({rendering.kind}): inputs up to 0, " +
+        figure.suptitle(f"Forecasts ({rendering.kind}): inputs up to 0, " +
                         ("targets and forecasts" if targets is not None else "forecasts") +
                         f" at their lead time ({rendering.lead.unit})")
     return figure
