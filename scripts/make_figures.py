@@ -1,8 +1,8 @@
 """Regenerate the figures of the README (docs/figures/) from a small nowcast run: the nowcast quickstart
-on fewer and shorter synthetic radar sequences, trained for an epoch on the CPU, then evaluated with
+on 200 synthetic radar sequences, trained for an epoch on the CPU, then evaluated with
 scripts/eval.py, which writes figures/ beside metrics.json; three of them are copied to docs/figures.
 
-    python scripts/make_figures.py [--out docs/figures] [--work /tmp/convgru-figures] [--epochs 2]
+    python scripts/make_figures.py [--out docs/figures] [--work /tmp/convgru-figures] [--epochs 1]
 
 Takes a few minutes on a laptop CPU. Needs the nowcast extra (pysteps: its colour scale and the
 extrapolation baseline).
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures", help="where the figures are copied")
     parser.add_argument("--work", type=Path, help="folder of the run and its evaluation (default: a temporary one)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs (the README's figures: 1)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="convgru-figures-"))
     paths = [f"paths.cache_dir={work / 'cache'}", f"paths.log_dir={work / 'logs'}"]
