@@ -208,6 +208,13 @@ CASES = [
     Case("units-unknown", "a unit convgru does not know", "data=radar_small data.units=inch",
          config_run(["data=radar_small", "data.units=inch"]),
          r"data.units: expected one of \['dBZ', 'mm/h', 'kg/m\^2', 'pixel'\], found 'inch'"),
+    Case("radar-time-step", "a negative time between radar frames", "data=radar_small data.time_step_minutes=-5",
+         config_run(["data=radar_small", "data.time_step_minutes=-5"]),
+         r"data.time_step_minutes: expected a positive number of minutes or null, found -5"),
+    Case("figures-colors-unknown", "a radar colour scale that neither pysteps nor matplotlib has",
+         "figures.radar_colors=sunset", config_run(["figures.enabled=true", "figures.radar_colors=sunset"]),
+         r"figures.radar_colors: expected one of pysteps' colour scales \['pysteps', 'STEPS-BE', 'BOM-RF3'\] or a "
+         r"matplotlib colour map such as cividis \(readable with a colour vision deficiency\), found 'sunset'"),
     Case("loss-thresholds-order", "balanced-loss thresholds not increasing",
          "experiment=nowcast_quickstart model.loss_thresholds=[5,2]",
          config_run(["experiment=nowcast_quickstart", "model.loss_thresholds=[5,2]", "model.loss_weights=[1,2]"]),

@@ -34,6 +34,23 @@ TINY = [
     "trainer=cpu",
     "trainer.max_epochs=1",
     "trainer.log_every_n_steps=1",
+    "figures.enabled=false",  # seconds of matplotlib per run; tests/test_figures.py draws them
+]
+# The nowcast quickstart shrunk for a CPU test: 24 synthetic sequences of 16x16, 3 in / 2 out, a tiny model.
+NOWCAST = [
+    "experiment=nowcast_quickstart",
+    "data.synthetic.num_sequences=24",
+    "data.synthetic.image_size=16",
+    "data.frames_in=3",
+    "data.frames_out=2",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.net.hidden_sizes=[4,4]",
+    "model.net.stem_channels=4",
+    "callbacks.prediction_images.num_sequences=2",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "figures.enabled=false",
 ]
 
 
@@ -48,9 +65,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | None = None):
-    """Compose conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`."""
+    """Compose conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`; no figures
+    (figures.enabled=false: seconds of matplotlib per run) unless `overrides` set figures.enabled=true."""
     paths = cli.quote_non_ascii([f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}/logs",
-                                 f"paths.cache_dir={cache_dir or output_dir / 'cache'}"])
+                                 f"paths.cache_dir={cache_dir or output_dir / 'cache'}", "figures.enabled=false"])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=name, overrides=[*paths, *overrides])
 
@@ -83,3 +101,11 @@ def fields_checkpoint(tmp_path_factory) -> Path:
     from fields_data import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("fields_ckpt") / "fields.ckpt")
+
+
+@pytest.fixture(scope="session")
+def nowcast_run(tmp_path_factory, cache_dir):
+    """The tiny nowcast quickstart (NOWCAST) trained for an epoch and tested: (output dir, metrics, config)."""
+    out = tmp_path_factory.mktemp("nowcast")
+    cfg = compose_config("train", out, NOWCAST, cache_dir)
+    return out, convgru.training.train(cfg), cfg

@@ -268,8 +268,11 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     grid = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["grid"]  # eval and predict align to it
     assert (grid["y"], grid["x"], grid["y_values"], grid["longitude"]) == ("lat", "lon", LAT.tolist(), True)
 
-    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
-    summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
+    options = [f"ckpt_path={ckpt}", "save_forecasts=true", "figures.enabled=true"]
+    summary = convgru.training.evaluate(compose_config("eval", tmp_path / "eval", options, tmp_path / "cache"), options)
+    figures = tmp_path / "eval" / "figures"
+    assert {"rmse.png", "acc.png", "forecasts_t2m.png", "scores.png"} <= {p.name for p in figures.iterdir()}
+    assert (figures / "rmse.csv").read_text().splitlines()[0].startswith("lead_time_h,rmse_t2m,persistence/rmse_t2m")
     assert "Scores of the fields on the test set" in capsys.readouterr().out
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
@@ -283,7 +286,9 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     predict = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(predict)
     out = tmp_path / "forecast.nc"
-    predict.main([str(ckpt), str(data["netcdf"][1]), str(out), "--init", "2000-01-08T00"])
+    predict.main([str(ckpt), str(data["netcdf"][1]), str(out), "--init", "2000-01-08T00", "--png",
+                  str(tmp_path / "forecast.png")])
+    assert (tmp_path / "forecast.png").stat().st_size > 0  # maps in K, one variable: one file
     with xr.open_dataset(out) as back, xr.open_dataset(data["netcdf"][1]) as source:
         np.testing.assert_array_equal(back.lat.values, source.lat.values)
         np.testing.assert_array_equal(back.lon.values, source.lon.values)

@@ -109,9 +109,11 @@ def test_no_import_circle():
 
 
 def test_library_domain_and_data_load_neither_lightning_nor_hydra():
+    """Nor matplotlib: only the training layer draws figures (convgru/training/figures.py)."""
     code = ("import sys, convgru, convgru.domain, convgru.data, convgru.data.cache, convgru.atomic; "
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('pytorch_lightning', 'lightning', 'lightning_fabric', 'hydra', 'omegaconf')); print(loaded)")
+            "('pytorch_lightning', 'lightning', 'lightning_fabric', 'hydra', 'omegaconf', 'matplotlib')); "
+            "print(loaded)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", result.stdout

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
+from conftest import NOWCAST as TINY
 from conftest import ROOT, compose_config
 from convgru.data import RadarDataModule, ensure_radar_dataset
 from convgru.domain.extrapolation import Extrapolation
@@ -21,31 +22,6 @@ from convgru.training import ForecastModule, FrameMetrics, evaluate, skill_score
 
 THRESHOLDS = [20, 30, 40]
 NET = {"hidden_sizes": [4], "kernel_size": 3, "stem_channels": 4}
-# The nowcast quickstart shrunk for a CPU test: 24 synthetic sequences of 16x16, 3 in / 2 out, a tiny model.
-TINY = [
-    "experiment=nowcast_quickstart",
-    "data.synthetic.num_sequences=24",
-    "data.synthetic.image_size=16",
-    "data.frames_in=3",
-    "data.frames_out=2",
-    "data.batch_size=4",
-    "data.num_workers=0",
-    "model.net.hidden_sizes=[4,4]",
-    "model.net.stem_channels=4",
-    "callbacks.prediction_images.num_sequences=2",
-    "trainer.max_epochs=1",
-    "trainer.log_every_n_steps=1",
-]
-
-
-@pytest.fixture(scope="module")
-def nowcast_run(tmp_path_factory, cache_dir):
-    """The tiny nowcast quickstart trained for an epoch and tested: (output dir, metrics, config)."""
-    out = tmp_path_factory.mktemp("nowcast")
-    cfg = compose_config("train", out, TINY, cache_dir)
-    return out, train(cfg), cfg
-
-
 def _test_set(cfg):
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("test")

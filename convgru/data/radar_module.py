@@ -29,14 +29,15 @@ class RadarDataModule(ArrayDataModule):
     of pooled CSI, in pixels (model.fss_scales and model.csi_pool_sizes take them). With no files, `synthetic` =
     {num_sequences, seed, num_frames, image_size, max_cells, speed, dynamics} (num_frames defaults to
     frames_in + frames_out) generates `generate_radar` sequences in dBZ into `cache_dir` once and
-    reads them as `files`, cut by `split`. Every other option is ArrayDataModule's (`missing_value`
+    reads them as `files`, cut by `split`. `time_step_minutes` (None: unknown) is the time between two
+    frames: the lead times of the figures in minutes. Every other option is ArrayDataModule's (`missing_value`
     and `mask_file` declare missing pixels: inputs 0, targets NaN).
     """
 
     def __init__(self, units: str = "dBZ", thresholds: list[float] | None = None, synthetic: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
                  layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, fss_scales: list[int] | None = None,
-                 csi_pool_sizes: list[int] | None = None, **options):
+                 csi_pool_sizes: list[int] | None = None, time_step_minutes: float | None = None, **options):
         if units not in UNITS:
             raise OptionError("units", f"expected one of {list(UNITS)}, found {units!r}")
         if value_range is None:
@@ -54,7 +55,11 @@ class RadarDataModule(ArrayDataModule):
         self.thresholds = check_thresholds(thresholds, value_range) if thresholds is not None else None
         self.fss_scales = check_sizes(fss_scales, "fss_scales")
         self.csi_pool_sizes = check_sizes(csi_pool_sizes, "csi_pool_sizes")
-        self.units, self.cache_dir = units, Path(cache_dir)
+        step = time_step_minutes
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0):
+            raise OptionError("time_step_minutes", f"expected a positive number of minutes or null, found "
+                              f"{time_step_minutes!r}")
+        self.units, self.cache_dir, self.time_step_minutes = units, Path(cache_dir), time_step_minutes
 
     def prepare_data(self) -> None:
         """Write the synthetic radar file into cache_dir unless it is there (once per node)."""

@@ -32,7 +32,7 @@ from convgru.training.images import sequence_grid
 from convgru.training.restore import load_module
 
 FIELD_OUTPUTS = (".nc", ".nc4", ".netcdf")
-NOT_FOR_FIELDS = ("value_range", "png", "gif", "start", "side_by_side")
+NOT_FOR_FIELDS = ("value_range", "start", "side_by_side")
 
 
 USAGE = """Forecast new sequences with a trained checkpoint.
@@ -47,7 +47,9 @@ OUTPUT: float32 predictions in [0, 1] whatever --value-range (LOW + (HIGH - LOW)
 the input's units), (M, C, H, W) or (N, M, C, H, W); M defaults to the checkpoint's future. It
 is written to a temporary file beside it and renamed into place: an error never leaves a partial
 OUTPUT nor harms an existing one. A forecast holding NaN or inf is an error, never written.
---png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation.
+--png / --gif: input and prediction of up to 4 sequences, as rows of a picture / as an animation; a
+checkpoint trained on radar (data.units) draws them in its units on pysteps' precipitation colour scale
+(--colors: another of pysteps' scales or a matplotlib colour map such as cividis), others in grey or RGB.
 INPUT may be a video (.mp4, .avi, .mkv, .webm, .mov, ...; needs pip install -e ".[video]"): decoded as
 the checkpoint's data config does (channels, image_size, crop, frame_step), its last frames_in frames
 (or those from --start) are the input. OUTPUT may then be a video (.mp4, .mkv, .mov, .webm, .avi) at
@@ -63,7 +65,9 @@ last step); OUTPUT is NetCDF in physical units on the input's grid, with its var
 and attributes, dimensions init_time and lead_time, and the valid time as a coordinate. An INPUT on
 the checkpoint's grid in another order (latitudes descending, longitudes -180..180 or 0..360) is
 aligned to it and its forecast written in the INPUT's order; times are dates of the INPUT's calendar
-(noleap, 360_day, ...). A fields CKPT takes only NetCDF / Zarr, any other only frames.
+(noleap, 360_day, ...). A fields CKPT takes only NetCDF / Zarr, any other only frames. --png: maps of
+the input steps and the forecast in each variable's units (one file per variable, OUT_<name>.png, when
+there are several); --gif: an animation of the first variable.
 """
 
 
@@ -104,6 +108,9 @@ def parser() -> argparse.ArgumentParser:
                              "integers other than uint8 and floats outside [0, 1]; OUTPUT stays in [0, 1])")
     parser.add_argument("--png", type=Path, help="also save a picture: rows input, prediction of up to 4 sequences")
     parser.add_argument("--gif", type=Path, help="also save an animation: input | prediction of up to 4 sequences")
+    parser.add_argument("--colors", default="pysteps",
+                        help="radar --png / --gif: pysteps' colour scale (pysteps, STEPS-BE, BOM-RF3) or a matplotlib "
+                             "colour map on its levels, e.g. cividis (readable with a colour vision deficiency)")
     parser.add_argument("--start", type=int, help="video INPUT: first input frame (default: the last frames_in)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="video OUTPUT: input | truth (where the clip continues) | forecast")
@@ -136,8 +143,13 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
     if args.output.suffix.lower() not in FIELD_OUTPUTS:
         parser.error(f"OUTPUT {args.output}: expected a NetCDF file (.nc) for a forecast of fields, "
                      f"found the extension {args.output.suffix or '(none)'!r}")
-    if error := output_error(args.output, args.force, "OUTPUT"):
+    outputs = [(option, path) for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif))
+               if path is not None]
+    if error := clash([("CKPT", args.ckpt)], outputs):
         parser.error(error)
+    for option, path in outputs:
+        if error := output_error(path, args.force, option):
+            parser.error(error)
     try:
         if output_inside_input(args.output, args.input):
             parser.error(f"OUTPUT {args.output} is INPUT or inside it (a Zarr store's folder): writing it would "
@@ -164,6 +176,14 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
     init = source.calendar.label(source.times[end], unit="m")
     print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(source.names)} "
           f"to {args.output}", file=sys.stdout)
+    if args.png or args.gif:
+        from convgru.training.figures import LeadTime, colorize, fields_rendering  # matplotlib
+
+        hours = source.step / np.timedelta64(1, "h")
+        rendering = fields_rendering(source, np.asarray, LeadTime([hours * (k + 1) for k in
+                                                                   range(prediction.shape[1])], "h"))
+        save_pictures(parser, args, torch.from_numpy(frames[None]), torch.from_numpy(prediction), rendering,
+                      colorize)
 
 
 def say(line: str, warning: bool = False) -> None:
@@ -229,31 +249,29 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
                      f"{'s' * (bad > 1)} (of {pred.size}); nothing was written. The checkpoint's weights are "
                      "damaged or diverged in training, or the input is far from the training data")
 
-    def save(option: str, path: Path, write, needed: int = 0) -> None:
-        try:
-            with atomic_write(path, f"{option} file", needed) as tmp:
-                write(tmp)
-        except ValueError as error:  # a frame size the video encoder cannot take
-            parser.error(f"{option} {error}; nothing was written there")
-        except OSError as error:
-            parser.error(cannot_write(option, path, error))
-
     if video_out:
-        save("OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
+        save_output(parser, "OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
             (frames, truth) if args.side_by_side else ())))
     else:
-        save("OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
+        save_output(parser, "OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
     print(f"Wrote predictions {pred.shape} to {args.output}")
     if args.png or args.gif:
         inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]
         preds = torch.from_numpy(pred[None] if pred.ndim == 4 else pred[:4])
+        rendering = radar_rendering(module, args.value_range, args.colors, parser)
+        if rendering is not None:
+            from convgru.training.figures import colorize  # matplotlib
+
+            save_pictures(parser, args, rendering.physical(inputs), rendering.physical(preds), rendering, colorize,
+                          (inputs, preds))
+            return
         if args.png:
             grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair],
                                  ["input", "prediction"] * len(inputs))
-            save("--png", args.png, lambda name: save_image(grid, name))
+            save_output(parser, "--png", args.png, lambda name: save_image(grid, name))
             print(f"Wrote {args.png}")
         if args.gif:
-            save("--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
+            save_output(parser, "--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
             print(f"Wrote {args.gif}")
 
 
@@ -262,6 +280,60 @@ def cannot_write(option: str, path, error: OSError) -> str:
     if error.errno in FAILED:  # the message names the file and why
         return f"{option} {path}: {error}; nothing was written there"
     return f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there"
+
+
+def save_output(parser: argparse.ArgumentParser, option: str, path: Path, write, needed: int = 0) -> None:
+    """`write`(temporary name) then rename to `path` (`atomic_write`); a failure is one parser error
+    naming `option`, with nothing written there."""
+    try:
+        with atomic_write(path, f"{option} file", needed) as tmp:
+            write(tmp)
+    except ValueError as error:  # a frame size the video encoder cannot take
+        parser.error(f"{option} {error}; nothing was written there")
+    except OSError as error:
+        parser.error(cannot_write(option, path, error))
+
+
+def radar_rendering(module, value_range, colors: str, parser: argparse.ArgumentParser):
+    """The figures' `Rendering` of a checkpoint trained on radar (data.units and data.value_range), with
+    inputs scaled from `value_range` (--value-range) when given; None for other checkpoints."""
+    data = module.hparams.get("data")
+    if not (isinstance(data, Mapping) and isinstance(data.get("units"), str) and data.get("value_range")):
+        return None
+    from dataclasses import replace
+
+    from convgru.domain.units import to_physical
+    from convgru.training.figures import check_colors, rendering_of  # matplotlib
+
+    try:
+        check_colors(colors, "--colors")
+    except ValueError as error:
+        parser.error(str(error))
+    rendering = rendering_of(module, colors=colors)
+    if value_range is None:
+        return rendering
+    return replace(rendering, physical=lambda t: to_physical(np.asarray(t, dtype=np.float32), value_range))
+
+
+def save_pictures(parser, args, inputs, preds, rendering, colorize, scaled=None) -> None:
+    """--png: the forecast maps of `inputs` and `preds` (N, T, C, H, W in physical units) on the figures'
+    colour scales (several variables: one file per variable, <stem>_<name>.png); --gif: the animation of
+    `scaled` (inputs and preds as the model sees them; default: the physical ones), coloured."""
+    from convgru.training.figures import forecast_panels, save  # matplotlib
+
+    if args.png:
+        panels, note = forecast_panels(np.asarray(inputs), None, np.asarray(preds), rendering)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+        for name, figure in panels.items():
+            path = args.png if len(panels) == 1 else args.png.with_name(f"{args.png.stem}_{name.split('_', 1)[1]}.png")
+            save_output(parser, "--png", path, lambda tmp, figure=figure: save(figure, tmp))
+            print(f"Wrote {path}")
+    if args.gif:
+        x, y = scaled if scaled is not None else (inputs, preds)
+        coloured = colorize(torch.cat([x, y], 1), rendering).split([x.shape[1], y.shape[1]], 1)  # one scale
+        save_output(parser, "--gif", args.gif, lambda tmp: forecast_gif(tmp, *coloured))
+        print(f"Wrote {args.gif}")
 
 
 def save_npy(name: str, array: np.ndarray) -> None:

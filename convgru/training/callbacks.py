@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+from PIL import Image
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -19,17 +20,21 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from convgru.training.images import forecast_grid
+from convgru.training.images import first_forecasts, forecast_grid
 from convgru.training.report import say
 
 
 class PredictionImages(pl.Callback):
     """At every validation epoch end, log rows input / target / prediction of the first
-    `num_sequences` validation sequences under the tag `tag` (a PNG per epoch without TensorBoard)."""
+    `num_sequences` validation sequences under the tag `tag` (a PNG per epoch without TensorBoard):
+    with `figures`, the forecast maps of `convgru.training.figures` in physical units (radar on the
+    colour scale `colors`, fields per variable as `<tag>/forecasts_<name>`), else the frames in grey."""
 
-    def __init__(self, num_sequences: int = 4, tag: str = "val/predictions"):
+    def __init__(self, num_sequences: int = 4, tag: str = "val/predictions", figures: bool = False,
+                 colors: str = "pysteps"):
         self.num_sequences = num_sequences
         self.tag = tag
+        self.figures, self.colors = figures, colors
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -37,14 +42,29 @@ class PredictionImages(pl.Callback):
             return
         loader = trainer.val_dataloaders
         dataset = (loader[0] if isinstance(loader, (list, tuple)) else loader).dataset
-        grid = forecast_grid(pl_module, dataset, self.num_sequences)
+        if self.figures:
+            from convgru.training.figures import as_image, forecast_panels, rendering_of  # matplotlib
+
+            rendering = rendering_of(pl_module, trainer.datamodule, self.colors)
+            panels, _ = forecast_panels(*(rendering.physical(t) for t in first_forecasts(
+                pl_module, dataset, self.num_sequences)), rendering)
+            images = {self.tag if len(panels) == 1 else f"{self.tag}/{name}": as_image(figure)
+                      for name, figure in panels.items()}
+        else:
+            images = {self.tag: forecast_grid(pl_module, dataset, self.num_sequences)}
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(self.tag, grid, global_step=trainer.global_step)
-            elif getattr(logger, "log_dir", None):
-                folder = Path(logger.log_dir) / self.tag.replace("/", "_")
-                folder.mkdir(parents=True, exist_ok=True)
-                save_image(grid, folder / f"epoch_{trainer.current_epoch:03d}.png")
+            for tag, image in images.items():
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_image(tag, image, global_step=trainer.global_step,
+                                                dataformats="HWC" if self.figures else "CHW")
+                elif getattr(logger, "log_dir", None):
+                    folder = Path(logger.log_dir) / tag.replace("/", "_")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    path = folder / f"epoch_{trainer.current_epoch:03d}.png"
+                    if self.figures:
+                        Image.fromarray(image).save(path)
+                    else:
+                        save_image(image, path)
 
 
 class ResumableOnInterrupt(pl.Callback):

@@ -45,6 +45,10 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
     its errors."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ValueError(f"seed: expected an integer, found {cfg.seed!r}")
+    if OmegaConf.select(cfg, "figures.enabled", default=False):
+        from convgru.training.figures import check_colors  # matplotlib: only when figures are drawn
+
+        check_colors(cfg.figures.radar_colors)
     pl.seed_everything(cfg.seed, workers=True)
     try:
         datamodule = instantiate(cfg.data, "data")
@@ -90,11 +94,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return _train(cfg)
 
 
+def _figures(cfg: DictConfig, module, datamodule, forecasts=None):
+    """(forecasts of the first figures.sequences test sequences, rendering) for the test's figures
+    (`convgru.training.figures`), or None when cfg.figures.enabled is false."""
+    if not OmegaConf.select(cfg, "figures.enabled", default=False):
+        return None
+    from convgru.training.figures import rendering_of  # matplotlib: only when figures are drawn
+
+    count = int(cfg.figures.sequences)
+    if forecasts is None:
+        forecasts = first_forecasts(module, datamodule.test_dataloader().dataset, count)
+    return tuple(t[:count] for t in forecasts), rendering_of(module, datamodule, cfg.figures.radar_colors)
+
+
 def _train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)  # a requeued SLURM job
     if ckpt_path:
         _safe_ckpt(cfg, ckpt_path)  # before building: the data module may generate data
-    datamodule, module, trainer = _build(cfg, callbacks=True)
+    results = TestReport()
+    datamodule, module, trainer = _build(cfg, callbacks=True, extra_callbacks=[results])
     resume = _safe_ckpt(cfg, ckpt_path, module) if ckpt_path else None
     if resume and not cfg.get("ckpt_path"):
         log.info(f"Requeued job: continuing from {resume}")
@@ -122,8 +140,9 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     log_hparams_with_metrics(trainer, module, metrics)
     if trainer.is_global_zero:
         thresholds = module.hparams.thresholds if cfg.get("test", True) else None
+        drawn = _figures(cfg, module, datamodule) if cfg.get("test", True) else None
         train_report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds,
-                     OmegaConf.select(cfg, "data.units"))
+                     OmegaConf.select(cfg, "data.units"), drawn and (results.per_frame, *drawn))
     return metrics
 
 
@@ -165,10 +184,12 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
                                  "nothing was written. Its weights diverged or are damaged, or the test data is far "
                                  "from what it was trained on")
     if trainer.is_global_zero:
-        eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame,
-                    first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images),
+        forecasts = first_forecasts(module, datamodule.test_dataloader().dataset, cfg.num_images)
+        drawn = _figures(cfg, module, datamodule, forecasts)
+        eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame, forecasts,
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"),
-                    getattr(datamodule, "frame_rate", None))  # video data: predictions.mp4 at its frame rate
+                    getattr(datamodule, "frame_rate", None),  # video data: predictions.mp4 at its frame rate
+                    drawn)
         if cfg.get("save_forecasts"):  # data=fields: the test forecasts as NetCDF
             say(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

@@ -9,7 +9,8 @@ Outside the scripts (in Python, in tests) `say` only prints.
 The report: `TestReport` collects a test's results (means and per-frame values) from the module as the
 test ends; `train_report` and `eval_report` write metrics.json, per_frame.csv, predictions.png and .gif
 and print the tables (metrics, per lead time, skill of the model vs its baselines, the fields' scores).
-The writers take plain dicts, so nothing is left on the module to read.
+The writers take plain dicts, so nothing is left on the module to read. Given a `Rendering`, both
+also write the test's figures (`convgru.training.figures`) into figures/ and, in training, to TensorBoard.
 """
 
 import csv
@@ -201,10 +202,11 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
 
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
-                 units: str | None = None) -> None:
+                 units: str | None = None, figures=None) -> None:
     """Write metrics.json into the run folder; print where the run, its checkpoints (best and last),
     logs and metrics are, a table of the validation and test metrics and, with `thresholds`, the test's
-    skill scores of the model and of its baselines."""
+    skill scores of the model and of its baselines. `figures` = (per_frame, forecasts, rendering): the
+    test's figures in figures/ and, under test/<name>, in TensorBoard (`write_figures`)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json(dict(sorted(metrics.items()))))
     lines = ["", f"Run directory: {_where(folder)}"]
@@ -219,6 +221,8 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         else:
             lines.append(f"Logs:          {_where(logger.log_dir)}")
     lines.append(f"Metrics:       {_where(folder / 'metrics.json')}")
+    if figures is not None:
+        lines.append(write_figures(folder, *figures, units, trainer.loggers))
     skill = (*SCORES, "fss") if thresholds else ()  # skill scores: in the table below
     shown = {k: v for k, v in metrics.items() if k.split("/")[-1].split("_")[0] not in skill and not per_lead_key(k)}
     lines += ["", metrics_table(shown, first=(*METRICS, "loss"))]  # skill scores: in the table below
@@ -240,13 +244,30 @@ def _where(path) -> str:
     return shown_path(path)
 
 
+def write_figures(folder: Path, per_frame, forecasts, rendering, units: str | None = None, loggers=()) -> str:
+    """Write the test's figures (`convgru.training.figures.test_figures` of `per_frame`, `forecasts` and
+    `rendering`; `units` the thresholds') into `folder`/figures, log them as images test/<name> to each
+    TensorBoard logger of `loggers`; returns the line that says where they are (and pysteps' note)."""
+    from convgru.training.figures import as_image, field_units, test_figures, write_test_figures  # matplotlib
+
+    figures, note = test_figures(per_frame, forecasts, rendering, units, field_units(rendering))
+    out = write_test_figures(folder, figures)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            for name, (figure, _) in figures.items():
+                logger.experiment.add_image(f"test/{name}", as_image(figure), dataformats="HWC")
+            logger.experiment.flush()  # after the test's end: nothing else writes the last events out
+    return f"Figures:       {_where(out)} ({', '.join(figures)})" + (f"\n{note}" if note else "")
+
+
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
-                units: str | None = None, rate=None) -> None:
+                units: str | None = None, rate=None, figures=None) -> None:
     """metrics.json, per_frame.csv (a column per metric, skill score and each baseline's),
     predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`, and
     with `rate` (the frame rate of video data, frames/s) predictions.mp4 of the same frames; on
     stdout a table per future frame (MSE ... PSNR, CSI per threshold) and with `thresholds` the skill
-    scores of the model and of its baselines."""
+    scores of the model and of its baselines; with `figures` = (forecasts, rendering) the test's figures
+    in `folder`/figures (`write_figures`)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json({"ckpt_path": str(ckpt_path), **metrics}))
     columns = list(per_frame)
@@ -266,3 +287,5 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
         say(table)
     say(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
         f"{_where(folder)}")
+    if figures is not None:
+        say(write_figures(folder, per_frame, *figures, units))
