@@ -66,3 +66,21 @@ def write_zarr(path: Path, chunk_time: int = 1, **options) -> Path:
     encoding = {name: {"chunks": (chunk_time, *data[name].shape[1:])} for name in data.data_vars}
     data.to_zarr(path, encoding=encoding, zarr_format=2, consolidated=True)
     return Path(path)
+
+
+def seasonal(days: int = 400, hours: int = 12, seed: int = 0):
+    """A tiny xarray Dataset spanning more than a year (ACC's climatology by day of year and hour of day): t2m (K)
+    on a 4x8 latitude-longitude grid every `hours` hours from 2001-01-01 for `days` days, with a seasonal and a
+    diurnal cycle and noise."""
+    import xarray as xr
+
+    t = np.arange(np.datetime64("2001-01-01T00", "ns"), np.datetime64("2001-01-01T00", "ns") + np.timedelta64(days, "D"),
+                  np.timedelta64(hours, "h"))
+    day = (t - t[0]) / np.timedelta64(1, "D")
+    lat, lon = np.linspace(-60, 60, 4), np.arange(0, 360, 45.0)
+    cycle = 10 * np.cos(2 * np.pi * day / 365.25)[:, None, None] * np.sin(np.deg2rad(lat))[None, :, None] \
+        + 3 * np.sin(2 * np.pi * (day[:, None, None] + lon[None, None, :] / 360))
+    t2m = 280 + cycle + np.random.default_rng(seed).normal(0, 1, (len(t), 4, 8))
+    return xr.Dataset({"t2m": (("time", "lat", "lon"), t2m.astype(np.float32), {"units": "K"})},
+                      coords={"time": t, "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+                              "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"})})

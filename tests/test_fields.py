@@ -28,7 +28,7 @@ from convgru.domain.fields import (  # noqa: E402
     normalize,
     weighted_rmse,
 )
-from fields_data import GAP, LAT, fields, land, times, write_netcdf, write_zarr  # noqa: E402
+from fields_data import GAP, LAT, fields, land, seasonal, times, write_netcdf, write_zarr  # noqa: E402
 
 SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
          "test_time": ["2000-01-09", "2000-01-10"]}
@@ -39,6 +39,23 @@ def data(tmp_path_factory):
     """Two NetCDF files (written out of order) and a Zarr store of the same fields."""
     folder = tmp_path_factory.mktemp("fields")
     return {"netcdf": write_netcdf(folder, 2), "zarr": write_zarr(folder / "era5.zarr"), "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    """A NetCDF file of 13 months of 12-hourly t2m on a 4x8 grid (a climatology by day of year needs a year)."""
+    path = tmp_path_factory.mktemp("year") / "year.nc"
+    seasonal().to_netcdf(path)
+    return path
+
+
+YEAR = {"train_time": ["2001-01-01", "2001-12-31"], "val_time": ["2002-01-01", "2002-01-10"],
+        "test_time": ["2002-01-11", "2002-02-04"]}
+
+
+def year_module(path, tmp_path, **options):
+    return FieldDataModule(**{"files": [str(path)], "variables": ["t2m"], "frames_in": 2, "frames_out": 3,
+                              "cache_dir": tmp_path / "cache", "batch_size": 16, "num_workers": 0, **YEAR, **options})
 
 
 def module(files, tmp_path, **options):
@@ -124,9 +141,7 @@ def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypa
         stats = dm.normalization[name]
         assert stats["mean"] == pytest.approx(np.nanmean(values.astype(np.float64)), rel=1e-9)
         assert stats["std"] == pytest.approx(np.nanstd(values.astype(np.float64)), rel=1e-9)
-    clim = dm.stats()["climatology"]
-    np.testing.assert_allclose(clim[0], np.nanmean(truth.t2m.values.astype(np.float64), 0), rtol=1e-9)
-    assert np.isnan(clim[0][land()]).all()
+    assert "climatology" not in dm.stats() and "under a year" in dm.stats()["note"]  # 10 days: no ACC
     assert dm.stats_path().is_file()
     monkeypatch.setattr(field_module, "CHUNK_BYTES", 1)  # one step at a time: the same numbers
     streamed = field_module.field_stats(dm.source, np.arange(8))
@@ -141,8 +156,8 @@ def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypa
 def test_items_are_normalized_with_missing_points(data, tmp_path):
     dm = module([str(data["zarr"])], tmp_path)
     dm.setup()
-    x, y = dm.datasets["train"][0]
-    assert x.shape == (3, 4, 8, 16) and y.shape == (2, 4, 8, 16)
+    x, y, rows = dm.datasets["train"][0]
+    assert x.shape == (3, 4, 8, 16) and y.shape == (2, 4, 8, 16) and rows.tolist() == [-1, -1]  # no climatology
     s = int(dm.datasets["train"].starts[0])
     raw = dm.source.read(s, s + 5)
     mean = [dm.normalization[n]["mean"] for n in dm.source.names]
@@ -177,7 +192,7 @@ def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
-    x, y = next(iter(dm.test_dataloader()))
+    next(iter(dm.test_dataloader()))
     chunks = [key for key, _ in fetched if key.startswith("t2m/")]
     assert len(chunks) == 2 * 5  # batch 2, 5 steps, one step per chunk
     store = sum(p.stat().st_size for p in (data["zarr"] / "t2m").iterdir() if p.name[0].isdigit())
@@ -205,8 +220,8 @@ def test_latitude_weighted_rmse_and_acc_by_hand():
     ww = np.broadcast_to(w[None, :, None], t.shape)[valid]
     hand = (ww * fa * ta).sum() / math.sqrt((ww * fa ** 2).sum() * (ww * ta ** 2).sum())
     assert float(acc_from_sums(sums)) == pytest.approx(hand)
-    metric = FieldScores(1, 1, weights, c[None])
-    metric.update(torch.tensor(f)[:, None, None], torch.tensor(t)[:, None, None])
+    metric = FieldScores(1, 1, weights, acc=True)
+    metric.update(torch.tensor(f)[:, None, None], torch.tensor(t)[:, None, None], torch.tensor(c)[None, None, None])
     scores = metric.compute()
     assert float(scores["rmse"]) == pytest.approx(rmse.mean())  # (1, 1), squeezed by torchmetrics
     assert float(scores["acc"]) == pytest.approx(hand)
@@ -358,3 +373,98 @@ def test_predict_never_writes_into_the_input_or_another_format(data, tmp_path, c
             predict.main([str(tmp_path / "missing.ckpt"), str(store), str(output), "--force"])
         assert message in capsys.readouterr().err
     assert hashlib.sha256(chunk.read_bytes()).hexdigest() == before and not (store / "t2m" / "fc.nc").exists()
+
+
+def hand_climatology(truth, period):
+    """The climatology by hand: {(day of year, hour): mean over the period's steps at that hour within 30 days}."""
+    train = truth.t2m.sel(time=slice(*period))
+    day, hour, values = train.time.dt.dayofyear.values, train.time.dt.hour.values, train.values.astype(np.float64)
+
+    def at(d, h):
+        distance = np.abs(day - d)
+        return values[(np.minimum(distance, 366 - distance) <= 30) & (hour == h)].mean(0)
+    return at
+
+
+def test_acc_against_the_climatology_by_day_of_year_and_hour_by_hand(year, tmp_path):
+    """ACC's anomalies are from the training period's climatology at each target's valid time (day of year,
+    hour of day, 61-day window), checked against a hand computation; persistence gets no credit for the
+    diurnal cycle (12 h: anti-phase)."""
+    from convgru.training.fields import FieldTestScores
+    from convgru.training.report import field_table
+
+    dm = year_module(year, tmp_path)
+    dm.setup()
+    truth, at = seasonal(), hand_climatology(seasonal(), YEAR["train_time"])
+    table = dm.climatology()
+    assert table["hours"] == [0, 12] and table["values"].shape == (366 * 2, 1, 4, 8)
+    for d, h in ((1, 0), (45, 12), (200, 0), (366, 12)):
+        np.testing.assert_allclose(table["values"][(d - 1) * 2 + h // 12, 0], at(d, h), rtol=1e-6)
+    scoring = dm.scoring()
+    assert "by day of year and hour of day (00, 12 h), smoothed over 61 days" in scoring["note"]
+    scores = FieldTestScores(scoring, 3)
+    forecasts, targets, valid = [], [], []
+    dataset = dm.datasets["test"]
+    for i, (x, y, rows) in enumerate(dm.test_dataloader()):
+        forecast = (y + 0.02 * torch.sin(torch.arange(y.numel()).reshape(y.shape))).clamp(0, 1)
+        scores.update(x, forecast, y, rows)
+        forecasts.append(denormalize(forecast, dm.normalization["t2m"]["mean"], dm.normalization["t2m"]["std"]))
+        targets.append(denormalize(y, dm.normalization["t2m"]["mean"], dm.normalization["t2m"]["std"]))
+    summary, _ = scores.results()
+    f, t = torch.cat(forecasts).double().numpy()[:, :, 0], torch.cat(targets).double().numpy()[:, :, 0]
+    times_ = dataset.source.times[dataset.starts[:, None] + 2 + np.arange(3)[None]]
+    clim = np.array([[at(int(d), int(h)) for d, h in zip(*(truth.time.sel(time=row).dt.dayofyear.values,
+                                                             truth.time.sel(time=row).dt.hour.values))]
+                     for row in times_])
+    w = np.cos(np.deg2rad(truth.lat.values))
+    w = (w / w.mean())[None, :, None]
+    for k, hours in enumerate((12, 24, 36)):
+        fa, ta = f[:, k] - clim[:, k], t[:, k] - clim[:, k]
+        hand = (w * fa * ta).sum() / math.sqrt((w * fa ** 2).sum() * (w * ta ** 2).sum())
+        assert float(summary[f"acc_t2m_{hours}h"]) == pytest.approx(hand, rel=1e-5)
+    assert abs(float(summary["persistence/acc_t2m_12h"])) < 0.3  # no credit for the diurnal cycle
+    assert float(summary["climatology/rmse_t2m"]) < float(summary["persistence/rmse_t2m_12h"])
+    text = field_table({k: float(v) for k, v in summary.items()}, note=scoring["note"])
+    assert "ACC against the climatology of 2001-01-01 00:00:00 .. 2001-12-31 12:00:00" in text
+
+
+def test_eval_on_new_files_with_or_without_the_stored_climatology(year, tmp_path):
+    """A file outside the training period: the checkpoint's normalization and climatology (plain values) score
+    ACC; without a stored climatology RMSE and persistence are scored and the table says why ACC is not."""
+    from convgru.training.fields import FieldTestScores
+    from convgru.training.report import field_table
+
+    dm = year_module(year, tmp_path)
+    dm.setup()
+    stored = dm.stored_climatology()
+    assert stored["shape"] == [732, 1, 4, 8] and len(stored["values"]) == 732 * 32
+    assert all(type(v) is float for v in stored["values"][:5]) and stored["hours"] == [0, 12]
+    new = tmp_path / "feb.nc"
+    seasonal().sel(time=slice("2002-01-11", None)).to_netcdf(new)
+    again = year_module(new, tmp_path, normalization=dm.normalization, climatology=stored, val_time=None)
+    again.setup()
+    np.testing.assert_array_equal(again.scoring()["climatology"], dm.scoring()["climatology"])
+    x, y, rows = next(iter(again.test_dataloader()))
+    assert torch.equal(rows, next(iter(dm.test_dataloader()))[2])  # the same valid times, the same rows
+    bare = year_module(new, tmp_path, normalization=dm.normalization, val_time=None)
+    bare.setup()
+    scoring = bare.scoring()
+    assert scoring["climatology"] is None and "need the training files" in scoring["note"]
+    scores = FieldTestScores(scoring, 3)
+    scores.update(x, y.nan_to_num(0.5), y, rows)
+    summary, _ = scores.results()
+    assert "acc_t2m" not in summary and "climatology/rmse_t2m" not in summary and "persistence/rmse_t2m" in summary
+    text = field_table({k: float(v) for k, v in summary.items()}, note=scoring["note"])
+    assert "need the training files" in text and "data.train_time=['2001-01-01" in text
+    assert "rmse" not in field_table({"rmse_t2m_12h": 1.0, "acc_t2m_12h": None}).split("\n")[-1]  # null: empty cell
+    with pytest.raises(OptionError, match="data.climatology: expected the climatology a checkpoint stores"):
+        year_module(new, tmp_path, normalization=dm.normalization, climatology={**stored, "shape": [732, 1, 8, 4]},
+                    val_time=None).setup()
+
+
+def test_statistics_cache_is_keyed_by_the_dimensions(year, tmp_path):
+    """y and x swapped (data.dims) transpose the climatology: another cache file."""
+    plain = year_module(year, tmp_path)
+    swapped = year_module(year, tmp_path, dims={"time": "time", "y": "lon", "x": "lat"})
+    assert plain.stats_path() != swapped.stats_path()
+    assert plain.stats_path() == year_module(year, tmp_path).stats_path()
