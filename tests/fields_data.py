@@ -84,3 +84,21 @@ def seasonal(days: int = 400, hours: int = 12, seed: int = 0):
     return xr.Dataset({"t2m": (("time", "lat", "lon"), t2m.astype(np.float32), {"units": "K"})},
                       coords={"time": t, "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
                               "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"})})
+
+
+def write_declared_zarr(path: Path, size: int = 40000, steps: int = 12) -> Path:
+    """A Zarr store whose t2m declares `steps` 6-hourly frames of size x size from 2000-01-01 but holds no chunk
+    (a store too large to read, a few KB on disk)."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    time = root.create_array("time", shape=(steps,), dtype="i8", fill_value=None, attributes={
+        "_ARRAY_DIMENSIONS": ["time"], "units": "hours since 2000-01-01", "calendar": "standard"})
+    time[:] = np.arange(steps) * 6
+    for name, (low, high) in (("lat", (-90, 90)), ("lon", (0, 360))):
+        root.create_array(name, shape=(size,), dtype="f4", fill_value=None, attributes={"_ARRAY_DIMENSIONS": [name]})[:] = \
+            np.linspace(low, high, size, dtype=np.float32)
+    root.create_array("t2m", shape=(steps, size, size), chunks=(1, 4000, 4000), dtype="f4", fill_value=np.nan,
+                      attributes={"_ARRAY_DIMENSIONS": ["time", "lat", "lon"], "units": "K"})
+    zarr.consolidate_metadata(str(path))
+    return Path(path)

@@ -28,7 +28,17 @@ from convgru.domain.fields import (  # noqa: E402
     normalize,
     weighted_rmse,
 )
-from fields_data import GAP, LAT, fields, land, seasonal, times, write_netcdf, write_zarr  # noqa: E402
+from fields_data import (  # noqa: E402
+    GAP,
+    LAT,
+    fields,
+    land,
+    seasonal,
+    times,
+    write_declared_zarr,
+    write_netcdf,
+    write_zarr,
+)
 
 SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
          "test_time": ["2000-01-09", "2000-01-10"]}
@@ -468,3 +478,60 @@ def test_statistics_cache_is_keyed_by_the_dimensions(year, tmp_path):
     swapped = year_module(year, tmp_path, dims={"time": "time", "y": "lon", "x": "lat"})
     assert plain.stats_path() != swapped.stats_path()
     assert plain.stats_path() == year_module(year, tmp_path).stats_path()
+
+
+def predict_script():
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    return predict
+
+
+def save_checkpoint(path, data):
+    from convgru.training import ForecastModule
+
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2, data=data)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def test_declared_sizes_are_checked_before_reading(tmp_path, capsys, monkeypatch):
+    """A Zarr store declaring 40000x40000 frames (a few KB on disk): the statistics pass, eval's batches and
+    predict stop with one error naming the store and the size, before reading; so does a checkpoint trained on
+    30000x30000 frames for a small video (its frames would be resized to that size)."""
+    monkeypatch.setattr("convgru.data.resources.available_memory", lambda: 16 * 10**9)
+    store = write_declared_zarr(tmp_path / "huge.zarr")
+    options = {"files": [str(store)], "variables": ["t2m"], "frames_in": 2, "frames_out": 2, "val_time": None,
+               "test_time": None, "cache_dir": tmp_path / "cache", "num_workers": 0,
+               "train_time": ["2000-01-01", "2000-01-02"]}
+    with pytest.raises(ValueError, match=r"huge.zarr: the statistics of data.train_time over 40000x40000 frames of 1 "
+                                         r"channel\(s\) \(6.4 GB a step\) needs about .* 16.0 GB available; use fewer"):
+        FieldDataModule(**options).setup()
+    with pytest.raises(ValueError, match=r"huge.zarr: a batch of 16 windows of 4 steps of 40000x40000 frames .* lower "
+                                         r"data.batch_size"):
+        FieldDataModule(**options, normalization={"t2m": {"mean": 280.0, "std": 10.0}}).setup()
+    data = {"_target_": "convgru.data.FieldDataModule", "variables": ["t2m"], "frames_in": 2, "frames_out": 2,
+            "normalization": {"t2m": {"mean": 280.0, "std": 10.0}}}
+    ckpt = save_checkpoint(tmp_path / "fields.ckpt", data)
+    with pytest.raises(SystemExit):
+        predict_script().main([str(ckpt), str(store), str(tmp_path / "out.nc")])
+    err = capsys.readouterr().err
+    assert f"error: INPUT {store}: the forecast of 1 sequence(s) of 2 frames of 40000x40000" in err
+    assert "forecast fewer frames (--future) or smaller frames" in err and not (tmp_path / "out.nc").exists()
+
+    pytest.importorskip("av")
+    from clips import square_frames, write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, square_frames(t=6))
+    video = {"_target_": "convgru.data.VideoDataModule", "channels": 1, "image_size": [30000, 30000],
+             "crop": "center", "frame_step": 1, "frames_in": 3, "frames_out": 2}
+    ckpt = save_checkpoint(tmp_path / "video.ckpt", video)
+    with pytest.raises(SystemExit):
+        predict_script().main([str(ckpt), str(clip), str(tmp_path / "out.npy")])
+    err = capsys.readouterr().err
+    assert f"error: INPUT {clip}: decoding about 7 frames at 30000x30000 (data.image_size) needs about" in err
+    assert "the checkpoint's data.image_size, the size it was trained on" in err

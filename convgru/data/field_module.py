@@ -20,7 +20,8 @@ from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
 from .fields import FieldSource, expand, window_starts, xarray
 from .missing import check_finite
-from .resources import available_memory, check_memory
+from . import resources
+from .resources import check_memory
 
 SPLITS = ("train", "val", "test")
 STATS_VERSION = 2  # bump when the statistics change, so cached ones are computed again
@@ -320,7 +321,7 @@ class FieldDataModule(SequenceDataModule):
                           "hour of day")
         hours = sorted(set(day_and_hour(times)[1].tolist()))
         needed = stats_bytes(frame, DAYS * len(hours))
-        available = available_memory()
+        available = resources.available_memory()
         if available is not None and needed > available:
             return None, (f"ACC and the climatology baseline left out: the climatology by day of year and hour of day "
                           f"({DAYS} x {len(hours)} fields) needs about {size_text(needed)} of memory, "
@@ -411,19 +412,20 @@ def climatology_text(table: dict) -> str:
 def parse_climatology(given, source: FieldSource) -> dict:
     """data.climatology (as `FieldDataModule.stored_climatology` writes it) as a table for `source`;
     OptionError unless it fits its channels and grid."""
-    names = f"{len(source.channels)} channel(s) {source.names} on the {len(source.y)}x{len(source.x)} grid"
+    expected = (len(source.channels), len(source.y), len(source.x))
     try:
         hours = [int(h) for h in given["hours"]]
         shape = tuple(int(n) for n in given["shape"])
-        values = np.array([float(v) for v in given["values"]], np.float32).reshape(shape)
+        flat = [float(v) for v in given["values"]]
         period = [str(p) for p in given["period"]]
+        found = f"shape {list(shape)} with {len(flat)} values"
     except (KeyError, TypeError, ValueError):
-        values = None
-    if values is None or shape != (DAYS * len(hours), len(source.channels), len(source.y), len(source.x)):
-        found = shape if values is not None else "another value"
+        hours, shape, flat, found = [], (), [], f"{sorted(given) if hasattr(given, 'keys') else given!r}"[:120]
+    if not hours or shape != (DAYS * len(hours), *expected) or len(flat) != math.prod(shape):
         raise OptionError("data.climatology", f"expected the climatology a checkpoint stores ({{hours, period, shape, "
-                          f"values}}) of shape ({DAYS} x hours, C, H, W) for {names}, found {found}")
-    return {"values": values, "hours": hours, "period": period}
+                          f"values}}) of shape ({DAYS} x hours, C, H, W) for {len(source.channels)} channel(s) "
+                          f"{source.names} on the {expected[1]}x{expected[2]} grid, found {found}")
+    return {"values": np.array(flat, np.float32).reshape(shape), "hours": hours, "period": period}
 
 
 def stats_bytes(frame: int, rows: int) -> int:

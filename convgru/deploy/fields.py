@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from convgru.data.fields import FieldSource, expand, forecast_dataset, write_forecasts
+from convgru.deploy.forecast import check_forecast_memory
 from convgru.domain.fields import denormalize, normalize
 from convgru.training.fields import forecast_batches, stored_normalization
 
@@ -30,7 +31,8 @@ def read_fields(module, input_pattern, init: str | None):
     """(source, frames (frames_in, C, H, W) in physical units, index of the init step) of the input
     `input_pattern` (NetCDF files, a glob, or a Zarr store) for `module`: the checkpoint's variables,
     the `data.frames_in` consecutive steps up to `init` (default: the input's last step). Raises
-    OSError or ValueError naming what is missing."""
+    OSError or ValueError naming what is missing, or, before reading, the memory the input's declared
+    grid would need (`check_forecast_memory`)."""
     data = module.hparams["data"]
     source = FieldSource(expand(input_pattern, "INPUT"), data["variables"], data.get("levels"), data.get("dims"),
                          data.get("time_step"))
@@ -42,6 +44,7 @@ def read_fields(module, input_pattern, init: str | None):
         raise ValueError(f"expected {frames_in} consecutive steps of {source.step / np.timedelta64(1, 'h'):g}h "
                          f"(the checkpoint's data.frames_in and data.time_step) up to {source.times[end]}, found "
                          f"{len(steps)} step(s) {[str(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
+    check_forecast_memory(module, 1, frames_in, len(source.y), len(source.x), None)
     return source, source.read(start, end + 1), end
 
 
