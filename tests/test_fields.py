@@ -186,12 +186,10 @@ def test_items_are_normalized_with_missing_points(data, tmp_path):
         strict.datasets["train"][0]
 
 
-def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
-    """A batch reads the chunks of its windows, not the store: counted in bytes fetched from the store."""
+def count_fetches(monkeypatch) -> list:
+    """[(key, bytes)] of every chunk read from a local Zarr store from now on."""
     import zarr.storage
 
-    dm = module([str(data["zarr"])], tmp_path, variables=["t2m"], levels=None, channels=1)
-    dm.setup()
     fetched = []
     original = zarr.storage.LocalStore.get
 
@@ -202,11 +200,52 @@ def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
+    return fetched
+
+
+def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
+    """A batch reads the chunks of its windows, not the store: counted in bytes fetched from the store."""
+    dm = module([str(data["zarr"])], tmp_path, variables=["t2m"], levels=None, channels=1)
+    dm.setup()
+    fetched = count_fetches(monkeypatch)
     next(iter(dm.test_dataloader()))
     chunks = [key for key, _ in fetched if key.startswith("t2m/")]
     assert len(chunks) == 2 * 5  # batch 2, 5 steps, one step per chunk
     store = sum(p.stat().st_size for p in (data["zarr"] / "t2m").iterdir() if p.name[0].isdigit())
     assert sum(n for _, n in fetched) < store / 3
+
+
+def test_windows_are_served_from_whole_time_chunks(tmp_path, monkeypatch, caplog):
+    """A store chunked along time is read a whole chunk at a time, each chunk once while it stays in the
+    cache: an epoch over the whole series in one chunk fetches it once (a window at a time fetched it once per
+    window), a batch fetches each of its chunks once; the items are those read step by step; one line says so."""
+    from convgru.data import fields as fields_module
+
+    whole = write_zarr(tmp_path / "whole.zarr", chunk_time=len(times()))
+    dm = module([str(whole)], tmp_path, variables=["t2m"], levels=None, channels=1)
+    with caplog.at_level("WARNING", logger="convgru.data.field_module"):
+        dm.setup()
+    assert "its chunks hold 38 time steps, more than four windows of 5: each chunk is read whole once" in caplog.text
+    fetched = count_fetches(monkeypatch)
+    train = pickle.loads(pickle.dumps(dm.datasets["train"]))  # as a DataLoader worker gets it: no cache yet
+    items = [train[i] for i in range(len(train))]
+    assert len([key for key, _ in fetched if key.startswith("t2m/")]) == 1 < len(items)
+    monkeypatch.setattr(fields_module, "CACHE_BYTES", 0)  # too small: read as asked, a window at a time
+    fresh = module([str(whole)], tmp_path, variables=["t2m"], levels=None, channels=1)
+    fresh.setup()
+    fetched.clear()
+    for i in range(len(items)):
+        torch.testing.assert_close(fresh.datasets["train"][i], items[i], equal_nan=True)  # NaN over land
+    assert len([key for key, _ in fetched if key.startswith("t2m/")]) == len(items)
+    monkeypatch.setattr(fields_module, "CACHE_BYTES", 1 << 28)
+    four = module([str(write_zarr(tmp_path / "four.zarr", chunk_time=4))], tmp_path, variables=["t2m"], levels=None,
+                  channels=1)
+    four.setup()
+    four.datasets["test"] = pickle.loads(pickle.dumps(four.datasets["test"]))
+    fetched.clear()
+    next(iter(four.test_dataloader()))
+    chunks = [key for key, _ in fetched if key.startswith("t2m/")]
+    assert len(chunks) == len(set(chunks)) <= 2 * 2  # batch 2 windows of 5 steps: at most 2 chunks of 4 each
 
 
 def test_latitude_weighted_rmse_and_acc_by_hand():

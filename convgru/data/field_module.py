@@ -18,7 +18,7 @@ from convgru.domain.fields import normalize
 
 from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
-from .fields import FieldSource, expand, window_starts, xarray
+from .fields import CACHE_BYTES, FieldSource, expand, window_starts, xarray
 from .missing import check_finite
 from . import resources
 from .resources import check_memory
@@ -198,6 +198,12 @@ class FieldDataModule(SequenceDataModule):
                      f"{len(source.y)}x{len(source.x)} frames of {len(source.channels)} channel(s) "
                      f"({size_text(frame)} a step)", "lower data.batch_size (or data.frames_in / frames_out), use "
                      "fewer data.variables, or regrid the files to a coarser grid")
+        longest = source.longest_time_chunk()
+        if longest > 4 * self.length:
+            log.warning(f"{source.paths[0]}: its chunks hold {longest} time steps, more than four windows of "
+                        f"{self.length}: each chunk is read whole once and kept (up to {size_text(CACHE_BYTES)} per "
+                        f"DataLoader worker) to serve the windows inside it; a store chunked by about {self.length} "
+                        "steps reads faster in shuffled order")
         table = self.climatology()
         rows = None if table is None else climatology_rows(source.times, table["hours"])
         for split in SPLITS:
