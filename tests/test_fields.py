@@ -4,6 +4,7 @@ normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts w
 import math
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,9 +324,11 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
                  "data.num_workers=0", "data.batch_size=4", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
                  "trainer.max_epochs=1", "callbacks.prediction_images.num_sequences=2", "logger=csv"]
     metrics = convgru.training.train(compose_config("train", tmp_path / "run", overrides, tmp_path / "cache"))
-    for key in ("test/rmse_t2m", "test/acc_t2m_6h", "test/persistence/rmse_t2m_12h", "test/climatology/rmse_t2m"):
+    for key in ("test/rmse_t2m", "test/persistence/rmse_t2m_12h"):
         assert math.isfinite(metrics[key]), key
-    assert 0 < metrics["test/climatology/rmse_t2m"] < 10  # kelvin, not normalized units
+    assert 0 < metrics["test/rmse_t2m"] < 10  # kelvin, not normalized units
+    assert "test/acc_t2m" not in metrics and "test/climatology/rmse_t2m" not in metrics  # 10 days: no climatology
+    assert "ACC and the climatology baseline left out: the training period" in capsys.readouterr().out
     ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
     stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
     assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
@@ -336,7 +339,7 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
     header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")
-    assert {"rmse_t2m", "acc_t2m", "persistence/rmse_t2m", "climatology/rmse_t2m", "mse", "ssim"} <= set(header)
+    assert {"rmse_t2m", "persistence/rmse_t2m", "mse", "ssim"} <= set(header)
     with xr.open_dataset(tmp_path / "eval" / "forecasts.nc") as forecasts:
         assert forecasts.t2m.dims == ("init_time", "lead_time", "lat", "lon") and forecasts.sizes["init_time"] == 4
         assert 200 < float(forecasts.t2m.mean()) < 350
@@ -477,7 +480,7 @@ def test_acc_against_the_climatology_by_day_of_year_and_hour_by_hand(year, tmp_p
     assert "ACC against the climatology of 2001-01-01 00:00:00 .. 2001-12-31 12:00:00" in text
 
 
-def test_eval_on_new_files_with_or_without_the_stored_climatology(year, tmp_path):
+def test_eval_on_new_files_with_or_without_the_stored_climatology(year, tmp_path, monkeypatch):
     """A file outside the training period: the checkpoint's normalization and climatology (plain values) score
     ACC; without a stored climatology RMSE and persistence are scored and the table says why ACC is not."""
     from convgru.training.fields import FieldTestScores
@@ -509,6 +512,15 @@ def test_eval_on_new_files_with_or_without_the_stored_climatology(year, tmp_path
     with pytest.raises(OptionError, match="data.climatology: expected the climatology a checkpoint stores"):
         year_module(new, tmp_path, normalization=dm.normalization, climatology={**stored, "shape": [732, 1, 8, 4]},
                     val_time=None).setup()
+    monkeypatch.setattr(field_module, "CHECKPOINT_CLIMATOLOGY", 1000)  # larger: a file beside the checkpoints
+    assert dm.stored_climatology() is None
+    large = dm.stored_climatology(tmp_path / "checkpoints")
+    assert "values" not in large and Path(large["file"]).parent == tmp_path / "checkpoints"
+    from_file = year_module(new, tmp_path, normalization=dm.normalization, climatology=large, val_time=None)
+    np.testing.assert_array_equal(from_file.climatology()["values"], dm.climatology()["values"])
+    Path(large["file"]).unlink()
+    with pytest.raises(FileNotFoundError, match="data.climatology.file .*npz: not found; the checkpoint's climatology"):
+        year_module(new, tmp_path, normalization=dm.normalization, climatology=large, val_time=None).setup()
 
 
 def test_statistics_cache_is_keyed_by_the_dimensions(year, tmp_path):

@@ -364,16 +364,28 @@ class FieldDataModule(SequenceDataModule):
         return {"values": stats["climatology"], "hours": [int(h) for h in stats["hours"]],
                 "period": [str(p) for p in stats["period"]]}
 
-    def stored_climatology(self) -> dict | None:
-        """The climatology as a checkpoint stores it (data.climatology; plain values: hours, period, shape and
-        the values as a flat list), None when there is none or it holds over CHECKPOINT_CLIMATOLOGY values
-        (eval then needs the training files for ACC)."""
+    def stored_climatology(self, folder=None) -> dict | None:
+        """The climatology as a checkpoint stores it (data.climatology: hours, period, shape, and the values
+        as a flat list of plain floats when there are at most CHECKPOINT_CLIMATOLOGY of them, else `file`:
+        an .npz written once into `folder`, beside the checkpoints); None when there is none, or it is large
+        and no `folder` is given (eval then needs the training files for ACC)."""
         table = self.climatology()
-        if table is None or table["values"].size > CHECKPOINT_CLIMATOLOGY:
+        if table is None:
             return None
         values = table["values"]
-        return {"hours": list(table["hours"]), "period": list(table["period"]), "window_days": WINDOW_DAYS,
-                "shape": list(values.shape), "values": [float(v) for v in values.ravel()]}
+        stored = {"hours": list(table["hours"]), "period": list(table["period"]), "window_days": WINDOW_DAYS,
+                  "shape": list(values.shape)}
+        if values.size <= CHECKPOINT_CLIMATOLOGY:
+            return {**stored, "values": [float(v) for v in values.ravel()]}
+        if folder is None:
+            return None
+        path = Path(folder) / f"climatology_{hashlib.sha1(values.tobytes()).hexdigest()[:16]}.npz"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "climatology file", values.nbytes) as tmp:
+                with open(tmp, "wb") as file:
+                    np.savez(file, values=values)
+        return {**stored, "file": str(path.resolve())}
 
     def scoring(self) -> dict:
         """What the weather scores need: channel names and units, the latitudes (None: not a latitude
@@ -416,22 +428,37 @@ def climatology_text(table: dict) -> str:
 
 
 def parse_climatology(given, source: FieldSource) -> dict:
-    """data.climatology (as `FieldDataModule.stored_climatology` writes it) as a table for `source`;
-    OptionError unless it fits its channels and grid."""
+    """data.climatology (as `FieldDataModule.stored_climatology` writes it: values, or the .npz `file` holding
+    them) as a table for `source`; OptionError unless it fits its channels and grid, FileNotFoundError naming
+    a missing file."""
     expected = (len(source.channels), len(source.y), len(source.x))
     try:
         hours = [int(h) for h in given["hours"]]
         shape = tuple(int(n) for n in given["shape"])
-        flat = [float(v) for v in given["values"]]
         period = [str(p) for p in given["period"]]
-        found = f"shape {list(shape)} with {len(flat)} values"
+        values = _climatology_values(given)
+        found = f"shape {list(shape)} with {values.size} values"
     except (KeyError, TypeError, ValueError):
-        hours, shape, flat, found = [], (), [], f"{sorted(given) if hasattr(given, 'keys') else given!r}"[:120]
-    if not hours or shape != (DAYS * len(hours), *expected) or len(flat) != math.prod(shape):
+        hours, shape, values = [], (), np.zeros(0)
+        found = f"{sorted(given) if hasattr(given, 'keys') else given!r}"[:120]
+    if not hours or shape != (DAYS * len(hours), *expected) or values.size != math.prod(shape):
         raise OptionError("data.climatology", f"expected the climatology a checkpoint stores ({{hours, period, shape, "
-                          f"values}}) of shape ({DAYS} x hours, C, H, W) for {len(source.channels)} channel(s) "
+                          f"values or file}}) of shape ({DAYS} x hours, C, H, W) for {len(source.channels)} channel(s) "
                           f"{source.names} on the {expected[1]}x{expected[2]} grid, found {found}")
-    return {"values": np.array(flat, np.float32).reshape(shape), "hours": hours, "period": period}
+    return {"values": values.astype(np.float32, copy=False).reshape(shape), "hours": hours, "period": period}
+
+
+def _climatology_values(given) -> np.ndarray:
+    """The flat values of data.climatology: its list, or the array `values` of its .npz `file` (never unpickled)."""
+    if given.get("file") is None:
+        return np.array([float(v) for v in given["values"]], np.float32)
+    path = Path(str(given["file"]))
+    if not path.is_file():
+        raise FileNotFoundError(f"data.climatology.file {path}: not found; the checkpoint's climatology is written "
+                                "beside it (copy it along), or set data.climatology=null to compute it from the "
+                                "training files")
+    with np.load(path, allow_pickle=False) as stored:
+        return np.asarray(stored["values"], np.float32).ravel()
 
 
 def stats_bytes(frame: int, rows: int) -> int:

@@ -248,14 +248,15 @@ class ForecastModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Keep the data's normalization (data=fields: mean and std per channel of the training split) and
-        climatology (when small: `FieldDataModule.stored_climatology`) in the data config that checkpoints
-        store, so that eval and predict normalize as training did and eval scores ACC without the training files."""
+        climatology (`FieldDataModule.stored_climatology`: its values, or a file beside the checkpoints) in the
+        data config that checkpoints store, so that eval and predict normalize as training did and eval scores
+        ACC without the training files."""
         stats = getattr(self.trainer.datamodule, "normalization", None)
         if stats is not None and isinstance(self.hparams.get("data"), dict):
             self.hparams.data["normalization"] = stats
             stored = getattr(self.trainer.datamodule, "stored_climatology", None)
-            if stored is not None:
-                self.hparams.data["climatology"] = stored()
+            if stored is not None:  # a large one: a file beside the checkpoints
+                self.hparams.data["climatology"] = stored(getattr(self.trainer.checkpoint_callback, "dirpath", None))
 
     def on_test_start(self) -> None:
         """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields)."""
