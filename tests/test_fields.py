@@ -143,9 +143,11 @@ def test_time_step_subsamples(data):
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
-def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypatch):
+def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypatch, caplog):
     dm = module([str(data["zarr"])], tmp_path)
-    dm.setup()
+    with caplog.at_level("INFO", logger="convgru.data.field_module"):
+        dm.setup()
+    assert "Computing the statistics of data.train_time: 22 steps of 4x8x16 (45.1 kB) from" in caplog.text  # said first
     truth = fields().sel(time=slice("2000-01-01", "2000-01-06"))
     for name, values in (("t2m", truth.t2m.values), ("u10", truth.u10.values),
                          ("z500", truth.z.sel(level=500).values)):
