@@ -337,7 +337,7 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
 
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt_path={ckpt}", "save_forecasts=true"], tmp_path / "cache")
     summary = convgru.training.evaluate(cfg, [f"ckpt_path={ckpt}", "save_forecasts=true"])
-    assert "Weather scores on the test set" in capsys.readouterr().out
+    assert "Scores of the fields on the test set" in capsys.readouterr().out
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
     header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")
@@ -345,6 +345,15 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     with xr.open_dataset(tmp_path / "eval" / "forecasts.nc") as forecasts:
         assert forecasts.t2m.dims == ("init_time", "lead_time", "lat", "lon") and forecasts.sizes["init_time"] == 4
         assert 200 < float(forecasts.t2m.mean()) < 350
+
+    new = tmp_path / "test_only.nc"  # eval on new files: no training period in them
+    fields().sel(time=slice("2000-01-09", None)).to_netcdf(new)
+    overrides = [f"ckpt_path={ckpt}", f"++data.files=[{new}]"]
+    summary = convgru.training.evaluate(compose_config("eval", tmp_path / "eval_new", overrides, tmp_path / "cache"),
+                                        overrides)
+    assert math.isfinite(summary["rmse_t2m"]) and math.isfinite(summary["persistence/rmse_t2m"])
+    assert "acc_t2m" not in summary and "ACC and the climatology baseline left out: they need the training files" \
+        in capsys.readouterr().out
 
     spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
     predict = importlib.util.module_from_spec(spec)
