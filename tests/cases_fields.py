@@ -3,9 +3,9 @@ do not fit the files; collected by test_errors.py."""
 
 from pathlib import Path
 
+from cases_data import with_resources
 from convgru.training import cli
 from convgru.training.options import instantiate
-from cases_data import with_resources
 from fields_data import write_declared_zarr, write_netcdf
 from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
 
@@ -59,7 +59,8 @@ CASES = [
          r"data.train_time: expected \[start, end\] dates such as \[1979-01-01, 2015-12-31\]"),
     Case("fields-store-too-large", "a Zarr store declaring 40000x40000 frames (more than the memory holds)",
          "data=fields 'data.files=[/data/huge.zarr]'",
-         with_resources(fields_run(["data.files=[{dir}/huge.zarr]"], write=lambda f: write_declared_zarr(f / "huge.zarr"))),
+         with_resources(fields_run(["data.files=[{dir}/huge.zarr]"],
+                                   write=lambda folder: write_declared_zarr(folder / "huge.zarr"))),
          r"huge.zarr: the statistics of data.train_time over 40000x40000 frames of 1 channel\(s\) \(6.4 GB a step\) "
          r"needs about 46.4 GB of memory, 16.0 GB available; use fewer data.variables or data.levels, or regrid the "
          r"files to a coarser grid"),
@@ -67,8 +68,9 @@ CASES = [
          "data=fields 'data.climatology={hours:[0],shape:[366,1,2,2],values:[]}'",
          fields_run(["data.normalization={t2m:{mean:280.0,std:10.0}}",
                      "data.climatology={hours:[0],period:[a,b],shape:[366,1,2,2],values:[]}"]),
-         r"data.climatology: expected the climatology a checkpoint stores \(\{hours, period, shape, values\}\) of shape "
-         r"\(366 x hours, C, H, W\) for 1 channel\(s\) \['t2m'\] on the 8x16 grid, found shape \[366, 1, 2, 2\] with 0 values"),
+         r"data.climatology: expected the climatology a checkpoint stores \(\{hours, period, shape, values or "
+         r"file\}\) of shape \(366 x hours, C, H, W\) for 1 channel\(s\) \['t2m'\] on the 8x16 grid, found shape "
+         r"\[366, 1, 2, 2\] with 0 values"),
     Case("save-forecasts-not-fields", "eval.save_forecasts=true with data that are not NetCDF / Zarr fields",
          "ckpt_path=/data/model.ckpt save_forecasts=true",
          checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),

@@ -74,8 +74,8 @@ def seasonal(days: int = 400, hours: int = 12, seed: int = 0):
     diurnal cycle and noise."""
     import xarray as xr
 
-    t = np.arange(np.datetime64("2001-01-01T00", "ns"), np.datetime64("2001-01-01T00", "ns") + np.timedelta64(days, "D"),
-                  np.timedelta64(hours, "h"))
+    first = np.datetime64("2001-01-01T00", "ns")
+    t = np.arange(first, first + np.timedelta64(days, "D"), np.timedelta64(hours, "h"))
     day = (t - t[0]) / np.timedelta64(1, "D")
     lat, lon = np.linspace(-60, 60, 4), np.arange(0, 360, 45.0)
     cycle = 10 * np.cos(2 * np.pi * day / 365.25)[:, None, None] * np.sin(np.deg2rad(lat))[None, :, None] \
@@ -96,8 +96,9 @@ def write_declared_zarr(path: Path, size: int = 40000, steps: int = 12) -> Path:
         "_ARRAY_DIMENSIONS": ["time"], "units": "hours since 2000-01-01", "calendar": "standard"})
     time[:] = np.arange(steps) * 6
     for name, (low, high) in (("lat", (-90, 90)), ("lon", (0, 360))):
-        root.create_array(name, shape=(size,), dtype="f4", fill_value=None, attributes={"_ARRAY_DIMENSIONS": [name]})[:] = \
-            np.linspace(low, high, size, dtype=np.float32)
+        coord = root.create_array(name, shape=(size,), dtype="f4", fill_value=None,
+                                  attributes={"_ARRAY_DIMENSIONS": [name]})
+        coord[:] = np.linspace(low, high, size, dtype=np.float32)
     root.create_array("t2m", shape=(steps, size, size), chunks=(1, 4000, 4000), dtype="f4", fill_value=np.nan,
                       attributes={"_ARRAY_DIMENSIONS": ["time", "lat", "lon"], "units": "K"})
     zarr.consolidate_metadata(str(path))

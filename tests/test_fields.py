@@ -466,9 +466,9 @@ def test_acc_against_the_climatology_by_day_of_year_and_hour_by_hand(year, tmp_p
     scoring = dm.scoring()
     assert "by day of year and hour of day (00, 12 h), smoothed over 61 days" in scoring["note"]
     scores = FieldTestScores(scoring, 3)
-    forecasts, targets, valid = [], [], []
+    forecasts, targets = [], []
     dataset = dm.datasets["test"]
-    for i, (x, y, rows) in enumerate(dm.test_dataloader()):
+    for x, y, rows in dm.test_dataloader():
         forecast = (y + 0.02 * torch.sin(torch.arange(y.numel()).reshape(y.shape))).clamp(0, 1)
         scores.update(x, forecast, y, rows)
         forecasts.append(denormalize(forecast, dm.normalization["t2m"]["mean"], dm.normalization["t2m"]["std"]))

@@ -16,11 +16,11 @@ from convgru._checks import OptionError
 from convgru.atomic import atomic_write, size_text
 from convgru.domain.fields import normalize
 
+from . import resources
 from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
 from .fields import CACHE_BYTES, FieldSource, expand, window_starts, xarray
 from .missing import check_finite
-from . import resources
 from .resources import check_memory
 
 SPLITS = ("train", "val", "test")
@@ -132,7 +132,8 @@ class FieldDataModule(SequenceDataModule):
 
     def __init__(self, files=None, variables=None, levels=None, dims: dict | None = None, time_step: str | None = None,
                  train_time=None, val_time=None, test_time=None, stride: int = 1,
-                 missing_value: float | str | None = "nan", normalization: dict | None = None, climatology: dict | None = None,
+                 missing_value: float | str | None = "nan", normalization: dict | None = None,
+                 climatology: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", frames_in: int = 12, frames_out: int = 12,
                  channels: int = 1, batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
