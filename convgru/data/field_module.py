@@ -194,7 +194,7 @@ class FieldDataModule(SequenceDataModule):
         self.normalization = {name: {"mean": float(m), "std": float(s)}
                               for name, m, s in zip(source.names, stats["mean"], stats["std"])}
         frame = len(source.channels) * len(source.y) * len(source.x) * 4
-        check_memory(3 * self.batch_size * self.length * frame,
+        check_memory(3 * self.batch_size * self.length * frame + chunk_cache_bytes(source),
                      f"{source.paths[0]}: a batch of {self.batch_size} windows of {self.length} steps of "
                      f"{len(source.y)}x{len(source.x)} frames of {len(source.channels)} channel(s) "
                      f"({size_text(frame)} a step)", "lower data.batch_size (or data.frames_in / frames_out), use "
@@ -289,9 +289,9 @@ class FieldDataModule(SequenceDataModule):
             return self._stats
         source, steps = self.open(), self.train_steps()
         frame = len(source.channels) * len(source.y) * len(source.x)
-        check_memory(stats_bytes(frame, 0), f"{source.paths[0]}: the statistics of data.train_time over "
-                     f"{len(source.y)}x{len(source.x)} frames of {len(source.channels)} channel(s) "
-                     f"({size_text(frame * 4)} a step)",
+        check_memory(stats_bytes(frame, 0) + chunk_cache_bytes(source), f"{source.paths[0]}: the statistics of "
+                     f"data.train_time over {len(source.y)}x{len(source.x)} frames of {len(source.channels)} "
+                     f"channel(s) ({size_text(frame * 4)} a step)",
                      "use fewer data.variables or data.levels, or regrid the files to a coarser grid")
         hours, note = self._climatology_plan(steps, frame)
         log.info(f"Computing the statistics of data.train_time: {len(steps)} steps of {len(source.channels)}x"
@@ -460,6 +460,11 @@ def _climatology_values(given) -> np.ndarray:
                                 "training files")
     with np.load(path, allow_pickle=False) as stored:
         return np.asarray(stored["values"], np.float32).ravel()
+
+
+def chunk_cache_bytes(source: FieldSource) -> int:
+    """The most memory `source`'s cache of time chunks takes (0 when no variable is chunked along time)."""
+    return CACHE_BYTES if source.longest_time_chunk() > 1 else 0
 
 
 def stats_bytes(frame: int, rows: int) -> int:
