@@ -153,7 +153,7 @@ def test_training_records_the_grid_and_eval_aligns_to_it(grids, fields_checkpoin
     assert [r.message.count("aligned to the grid") for r in caplog.records] == [1]
     same = FieldDataModule(files=[str(grids["same"])], normalization=normalization, grid=GRID, **options)
     same.setup("test")
-    x, _ = next(iter(flipped.test_dataloader()))
+    x = next(iter(flipped.test_dataloader()))[0]  # (x, y, the climatology's rows)
     np.testing.assert_array_equal(x, next(iter(same.test_dataloader()))[0])
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     a, b = save_test_forecasts(module, flipped, tmp_path / "a"), save_test_forecasts(module, same, tmp_path / "b")
@@ -348,3 +348,4 @@ except OSError as error:
     assert result.stdout.startswith("OSError: cannot write the forecast file f.nc in ") and \
         "file size limit (ulimit -f) is 100000 bytes" in result.stdout, result.stdout + result.stderr
     assert "HDF error" not in result.stderr and list(tmp_path.iterdir()) == []
+

@@ -19,6 +19,8 @@ import torch
 
 from convgru._checks import OptionError
 
+from .resources import check_memory
+
 # Suffixes taken from folders (files named one by one may have any suffix the decoder reads).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv")
 # Encoders (and containers) of written videos, by the output file's suffix.
@@ -153,6 +155,7 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         if not rate or rate <= 0:
             raise BadVideo(f"{path}: the video stream states no frame rate; expected a video with one")
         rate = Fraction(rate.numerator, rate.denominator)
+        check_decode_memory(path, stream, rate, channels, size, frame_step)
         frames = _ConstantRate(rate, frame_step, lambda rgb: _transform(rgb, channels, size, crop))
         try:
             for index, frame in enumerate(container.decode(stream)):
@@ -181,6 +184,24 @@ def decode_clip(path, channels: int = 1, image_size=64, crop: str = "center", fr
         raise BadVideo(f"{path}: truncated: its header announces {duration:.2f} s, frames cover {frames.end:.2f} s; "
                        "expected an intact video (an interrupted copy or download?)")
     return frames.finish(), rate / frame_step
+
+
+def check_decode_memory(path, stream, rate: Fraction, channels: int, size: tuple[int, int] | None,
+                        frame_step: int) -> None:
+    """ValueError naming `path` and the frame size before decoding when the frames the stream declares
+    (its frame count, else its duration, else CHUNK), resized to `size` (None: the stream's own),
+    would not fit in memory: the uint8 frames kept and CHUNK of them in float32 while resizing."""
+    source = (stream.codec_context.height or 1, stream.codec_context.width or 1) if stream.codec_context else (1, 1)
+    height, width = size or source
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+    declared = stream.frames or math.ceil(seconds * float(rate)) or CHUNK
+    kept = declared // frame_step + 1
+    pixels = channels * height * width
+    needed = kept * pixels + 2 * min(CHUNK, kept) * (4 * pixels + 3 * source[0] * source[1])
+    check_memory(needed, f"{path}: decoding about {kept} frames at {height}x{width}"
+                 f"{' (data.image_size)' if size else ''}", "lower data.image_size (for predict: the checkpoint's "
+                 "data.image_size, the size it was trained on; use a checkpoint trained on smaller frames or pass "
+                 "the frames as a .npy)")
 
 
 class _ConstantRate:
