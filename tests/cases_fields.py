@@ -6,9 +6,10 @@ from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
 
+from cases_data import with_resources
 from convgru.training import cli
 from convgru.training.options import instantiate
-from fields_data import fields, write_checkpoint, write_netcdf
+from fields_data import fields, write_checkpoint, write_declared_zarr, write_netcdf
 from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
 
 FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
@@ -16,12 +17,12 @@ FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]",
           "data.val_time=[2000-01-07,2000-01-08]", "data.test_time=[2000-01-09,2000-01-10]"]
 
 
-def fields_run(overrides, split: str = "train", write: bool = True) -> callable:
-    """Write two NetCDF files of fields into the folder (unless not `write`), build data=fields with `overrides`
-    ({dir} is the folder), set it up and take the first batch of `split`."""
+def fields_run(overrides, split: str = "train", write=lambda folder: write_netcdf(folder, 2)) -> callable:
+    """Write two NetCDF files of fields into the folder (or what `write` writes; None: nothing), build data=fields
+    with `overrides` ({dir} is the folder), set it up and take the first batch of `split`."""
     def run(folder: Path) -> str:
-        if write:
-            write_netcdf(folder, 2)
+        if write is not None:
+            write(folder)
         before = digest(folder)
         options = cli.quote_non_ascii([o.replace("{dir}", str(folder)) for o in [*FIELDS, *overrides]])
 
@@ -97,7 +98,7 @@ def calendar_run(calendar: str, train_time: str) -> callable:
                                                      calendar=calendar, use_cftime=True))
         data.to_netcdf(folder / "era5_0.nc")
         return fields_run([f"data.train_time={train_time}", "data.val_time=null", "data.test_time=null"],
-                          write=False)(folder)
+                          write=None)(folder)
     return run
 
 
@@ -125,6 +126,20 @@ CASES = [
     Case("fields-bad-time-range", "a time range that ends before it starts", "data.train_time=[2015,1979]",
          fields_run(["data.train_time=[2015,1979]"]),
          r"data.train_time: expected \[start, end\] dates such as \[1979-01-01, 2015-12-31\]"),
+    Case("fields-store-too-large", "a Zarr store declaring 40000x40000 frames (more than the memory holds)",
+         "data=fields 'data.files=[/data/huge.zarr]'",
+         with_resources(fields_run(["data.files=[{dir}/huge.zarr]"],
+                                   write=lambda folder: write_declared_zarr(folder / "huge.zarr"))),
+         r"huge.zarr: the statistics of data.train_time over 40000x40000 frames of 1 channel\(s\) \(6.4 GB a step\) "
+         r"needs about 46.4 GB of memory, 16.0 GB available; use fewer data.variables or data.levels, or regrid the "
+         r"files to a coarser grid"),
+    Case("fields-bad-climatology", "a data.climatology that is not the one a checkpoint stores for these channels",
+         "data=fields 'data.climatology={hours:[0],shape:[366,1,2,2],values:[]}'",
+         fields_run(["data.normalization={t2m:{mean:280.0,std:10.0}}",
+                     "data.climatology={hours:[0],period:[a,b],shape:[366,1,2,2],values:[]}"]),
+         r"data.climatology: expected the climatology a checkpoint stores \(\{hours, period, shape, values or "
+         r"file\}\) of shape \(366 x hours, C, H, W\) for 1 channel\(s\) \['t2m'\] on the 8x16 grid, found shape "
+         r"\[366, 1, 2, 2\] with 0 values"),
     Case("save-forecasts-not-fields", "eval.save_forecasts=true with data that are not NetCDF / Zarr fields",
          "ckpt_path=/data/model.ckpt save_forecasts=true",
          checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),

@@ -90,3 +90,38 @@ def write_checkpoint(path: Path, grid: dict | None = GRID, variables=("t2m",)) -
                                      kernel_size=3, stem_channels=4), future=2, data=data)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     return path
+def seasonal(days: int = 400, hours: int = 12, seed: int = 0):
+    """A tiny xarray Dataset spanning more than a year (ACC's climatology by day of year and hour of day): t2m (K)
+    on a 4x8 latitude-longitude grid every `hours` hours from 2001-01-01 for `days` days, with a seasonal and a
+    diurnal cycle and noise."""
+    import xarray as xr
+
+    first = np.datetime64("2001-01-01T00", "ns")
+    t = np.arange(first, first + np.timedelta64(days, "D"), np.timedelta64(hours, "h"))
+    day = (t - t[0]) / np.timedelta64(1, "D")
+    lat, lon = np.linspace(-60, 60, 4), np.arange(0, 360, 45.0)
+    cycle = 10 * np.cos(2 * np.pi * day / 365.25)[:, None, None] * np.sin(np.deg2rad(lat))[None, :, None] \
+        + 3 * np.sin(2 * np.pi * (day[:, None, None] + lon[None, None, :] / 360))
+    t2m = 280 + cycle + np.random.default_rng(seed).normal(0, 1, (len(t), 4, 8))
+    return xr.Dataset({"t2m": (("time", "lat", "lon"), t2m.astype(np.float32), {"units": "K"})},
+                      coords={"time": t, "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+                              "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"})})
+
+
+def write_declared_zarr(path: Path, size: int = 40000, steps: int = 12) -> Path:
+    """A Zarr store whose t2m declares `steps` 6-hourly frames of size x size from 2000-01-01 but holds no chunk
+    (a store too large to read, a few KB on disk)."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    time = root.create_array("time", shape=(steps,), dtype="i8", fill_value=None, attributes={
+        "_ARRAY_DIMENSIONS": ["time"], "units": "hours since 2000-01-01", "calendar": "standard"})
+    time[:] = np.arange(steps) * 6
+    for name, (low, high) in (("lat", (-90, 90)), ("lon", (0, 360))):
+        coord = root.create_array(name, shape=(size,), dtype="f4", fill_value=None,
+                                  attributes={"_ARRAY_DIMENSIONS": [name]})
+        coord[:] = np.linspace(low, high, size, dtype=np.float32)
+    root.create_array("t2m", shape=(steps, size, size), chunks=(1, 4000, 4000), dtype="f4", fill_value=np.nan,
+                      attributes={"_ARRAY_DIMENSIONS": ["time", "lat", "lon"], "units": "K"})
+    zarr.consolidate_metadata(str(path))
+    return Path(path)

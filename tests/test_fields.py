@@ -4,6 +4,7 @@ normalization), the weather scores (latitude-weighted RMSE, ACC) and forecasts w
 import math
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,17 @@ from convgru.domain.fields import (  # noqa: E402
     normalize,
     weighted_rmse,
 )
-from fields_data import GAP, LAT, fields, land, times, write_netcdf, write_zarr  # noqa: E402
+from fields_data import (  # noqa: E402
+    GAP,
+    LAT,
+    fields,
+    land,
+    seasonal,
+    times,
+    write_declared_zarr,
+    write_netcdf,
+    write_zarr,
+)
 
 SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
          "test_time": ["2000-01-09", "2000-01-10"]}
@@ -39,6 +50,23 @@ def data(tmp_path_factory):
     """Two NetCDF files (written out of order) and a Zarr store of the same fields."""
     folder = tmp_path_factory.mktemp("fields")
     return {"netcdf": write_netcdf(folder, 2), "zarr": write_zarr(folder / "era5.zarr"), "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    """A NetCDF file of 13 months of 12-hourly t2m on a 4x8 grid (a climatology by day of year needs a year)."""
+    path = tmp_path_factory.mktemp("year") / "year.nc"
+    seasonal().to_netcdf(path)
+    return path
+
+
+YEAR = {"train_time": ["2001-01-01", "2001-12-31"], "val_time": ["2002-01-01", "2002-01-10"],
+        "test_time": ["2002-01-11", "2002-02-04"]}
+
+
+def year_module(path, tmp_path, **options):
+    return FieldDataModule(**{"files": [str(path)], "variables": ["t2m"], "frames_in": 2, "frames_out": 3,
+                              "cache_dir": tmp_path / "cache", "batch_size": 16, "num_workers": 0, **YEAR, **options})
 
 
 def module(files, tmp_path, **options):
@@ -115,18 +143,18 @@ def test_time_step_subsamples(data):
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
-def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypatch):
+def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypatch, caplog):
     dm = module([str(data["zarr"])], tmp_path)
-    dm.setup()
+    with caplog.at_level("INFO", logger="convgru.data.field_module"):
+        dm.setup()
+    assert "Computing the statistics of data.train_time: 22 steps of 4x8x16 (45.1 kB) from" in caplog.text  # said first
     truth = fields().sel(time=slice("2000-01-01", "2000-01-06"))
     for name, values in (("t2m", truth.t2m.values), ("u10", truth.u10.values),
                          ("z500", truth.z.sel(level=500).values)):
         stats = dm.normalization[name]
         assert stats["mean"] == pytest.approx(np.nanmean(values.astype(np.float64)), rel=1e-9)
         assert stats["std"] == pytest.approx(np.nanstd(values.astype(np.float64)), rel=1e-9)
-    clim = dm.stats()["climatology"]
-    np.testing.assert_allclose(clim[0], np.nanmean(truth.t2m.values.astype(np.float64), 0), rtol=1e-9)
-    assert np.isnan(clim[0][land()]).all()
+    assert "climatology" not in dm.stats() and "under a year" in dm.stats()["note"]  # 10 days: no ACC
     assert dm.stats_path().is_file()
     monkeypatch.setattr(field_module, "CHUNK_BYTES", 1)  # one step at a time: the same numbers
     streamed = field_module.field_stats(dm.source, np.arange(8))
@@ -141,8 +169,8 @@ def test_normalization_stats_match_numpy_and_are_cached(data, tmp_path, monkeypa
 def test_items_are_normalized_with_missing_points(data, tmp_path):
     dm = module([str(data["zarr"])], tmp_path)
     dm.setup()
-    x, y = dm.datasets["train"][0]
-    assert x.shape == (3, 4, 8, 16) and y.shape == (2, 4, 8, 16)
+    x, y, rows = dm.datasets["train"][0]
+    assert x.shape == (3, 4, 8, 16) and y.shape == (2, 4, 8, 16) and rows.tolist() == [-1, -1]  # no climatology
     s = int(dm.datasets["train"].starts[0])
     raw = dm.source.read(s, s + 5)
     mean = [dm.normalization[n]["mean"] for n in dm.source.names]
@@ -161,12 +189,10 @@ def test_items_are_normalized_with_missing_points(data, tmp_path):
         strict.datasets["train"][0]
 
 
-def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
-    """A batch reads the chunks of its windows, not the store: counted in bytes fetched from the store."""
+def count_fetches(monkeypatch) -> list:
+    """[(key, bytes)] of every chunk read from a local Zarr store from now on."""
     import zarr.storage
 
-    dm = module([str(data["zarr"])], tmp_path, variables=["t2m"], levels=None, channels=1)
-    dm.setup()
     fetched = []
     original = zarr.storage.LocalStore.get
 
@@ -177,11 +203,52 @@ def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(zarr.storage.LocalStore, "get", get)
-    x, y = next(iter(dm.test_dataloader()))
+    return fetched
+
+
+def test_batches_read_only_their_windows(data, tmp_path, monkeypatch):
+    """A batch reads the chunks of its windows, not the store: counted in bytes fetched from the store."""
+    dm = module([str(data["zarr"])], tmp_path, variables=["t2m"], levels=None, channels=1)
+    dm.setup()
+    fetched = count_fetches(monkeypatch)
+    next(iter(dm.test_dataloader()))
     chunks = [key for key, _ in fetched if key.startswith("t2m/")]
     assert len(chunks) == 2 * 5  # batch 2, 5 steps, one step per chunk
     store = sum(p.stat().st_size for p in (data["zarr"] / "t2m").iterdir() if p.name[0].isdigit())
     assert sum(n for _, n in fetched) < store / 3
+
+
+def test_windows_are_served_from_whole_time_chunks(tmp_path, monkeypatch, caplog):
+    """A store chunked along time is read a whole chunk at a time, each chunk once while it stays in the
+    cache: an epoch over the whole series in one chunk fetches it once (a window at a time fetched it once per
+    window), a batch fetches each of its chunks once; the items are those read step by step; one line says so."""
+    from convgru.data import fields as fields_module
+
+    whole = write_zarr(tmp_path / "whole.zarr", chunk_time=len(times()))
+    dm = module([str(whole)], tmp_path, variables=["t2m"], levels=None, channels=1)
+    with caplog.at_level("WARNING", logger="convgru.data.field_module"):
+        dm.setup()
+    assert "its chunks hold 38 time steps, more than four windows of 5: each chunk is read whole once" in caplog.text
+    fetched = count_fetches(monkeypatch)
+    train = pickle.loads(pickle.dumps(dm.datasets["train"]))  # as a DataLoader worker gets it: no cache yet
+    items = [train[i] for i in range(len(train))]
+    assert len([key for key, _ in fetched if key.startswith("t2m/")]) == 1 < len(items)
+    monkeypatch.setattr(fields_module, "CACHE_BYTES", 0)  # too small: read as asked, a window at a time
+    fresh = module([str(whole)], tmp_path, variables=["t2m"], levels=None, channels=1)
+    fresh.setup()
+    fetched.clear()
+    for i in range(len(items)):
+        torch.testing.assert_close(fresh.datasets["train"][i], items[i], equal_nan=True)  # NaN over land
+    assert len([key for key, _ in fetched if key.startswith("t2m/")]) == len(items)
+    monkeypatch.setattr(fields_module, "CACHE_BYTES", 1 << 28)
+    four = module([str(write_zarr(tmp_path / "four.zarr", chunk_time=4))], tmp_path, variables=["t2m"], levels=None,
+                  channels=1)
+    four.setup()
+    four.datasets["test"] = pickle.loads(pickle.dumps(four.datasets["test"]))
+    fetched.clear()
+    next(iter(four.test_dataloader()))
+    chunks = [key for key, _ in fetched if key.startswith("t2m/")]
+    assert len(chunks) == len(set(chunks)) <= 2 * 2  # batch 2 windows of 5 steps: at most 2 chunks of 4 each
 
 
 def test_latitude_weighted_rmse_and_acc_by_hand():
@@ -205,8 +272,8 @@ def test_latitude_weighted_rmse_and_acc_by_hand():
     ww = np.broadcast_to(w[None, :, None], t.shape)[valid]
     hand = (ww * fa * ta).sum() / math.sqrt((ww * fa ** 2).sum() * (ww * ta ** 2).sum())
     assert float(acc_from_sums(sums)) == pytest.approx(hand)
-    metric = FieldScores(1, 1, weights, c[None])
-    metric.update(torch.tensor(f)[:, None, None], torch.tensor(t)[:, None, None])
+    metric = FieldScores(1, 1, weights, acc=True)
+    metric.update(torch.tensor(f)[:, None, None], torch.tensor(t)[:, None, None], torch.tensor(c)[None, None, None])
     scores = metric.compute()
     assert float(scores["rmse"]) == pytest.approx(rmse.mean())  # (1, 1), squeezed by torchmetrics
     assert float(scores["acc"]) == pytest.approx(hand)
@@ -259,9 +326,11 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
                  "data.num_workers=0", "data.batch_size=4", "model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4",
                  "trainer.max_epochs=1", "callbacks.prediction_images.num_sequences=2", "logger=csv"]
     metrics = convgru.training.train(compose_config("train", tmp_path / "run", overrides, tmp_path / "cache"))
-    for key in ("test/rmse_t2m", "test/acc_t2m_6h", "test/persistence/rmse_t2m_12h", "test/climatology/rmse_t2m"):
+    for key in ("test/rmse_t2m", "test/persistence/rmse_t2m_12h"):
         assert math.isfinite(metrics[key]), key
-    assert 0 < metrics["test/climatology/rmse_t2m"] < 10  # kelvin, not normalized units
+    assert 0 < metrics["test/rmse_t2m"] < 10  # kelvin, not normalized units
+    assert "test/acc_t2m" not in metrics and "test/climatology/rmse_t2m" not in metrics  # 10 days: no climatology
+    assert "ACC and the climatology baseline left out: the training period" in capsys.readouterr().out
     ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
     stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["normalization"]
     assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
@@ -277,10 +346,19 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["rmse_t2m_12h"] == pytest.approx(summary["rmse_t2m_12h"])
     header = (tmp_path / "eval" / "per_frame.csv").read_text().splitlines()[0].split(",")
-    assert {"rmse_t2m", "acc_t2m", "persistence/rmse_t2m", "climatology/rmse_t2m", "mse", "ssim"} <= set(header)
+    assert {"rmse_t2m", "persistence/rmse_t2m", "mse", "ssim"} <= set(header)
     with xr.open_dataset(tmp_path / "eval" / "forecasts.nc") as forecasts:
         assert forecasts.t2m.dims == ("init_time", "lead_time", "lat", "lon") and forecasts.sizes["init_time"] == 4
         assert 200 < float(forecasts.t2m.mean()) < 350
+
+    new = tmp_path / "test_only.nc"  # eval on new files: no training period in them
+    fields().sel(time=slice("2000-01-09", None)).to_netcdf(new)
+    overrides = [f"ckpt_path={ckpt}", f"++data.files=[{new}]"]
+    summary = convgru.training.evaluate(compose_config("eval", tmp_path / "eval_new", overrides, tmp_path / "cache"),
+                                        overrides)
+    assert math.isfinite(summary["rmse_t2m"]) and math.isfinite(summary["persistence/rmse_t2m"])
+    assert "acc_t2m" not in summary and "ACC and the climatology baseline left out: they need the training files" \
+        in capsys.readouterr().out
 
     spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
     predict = importlib.util.module_from_spec(spec)
@@ -347,3 +425,164 @@ def test_predict_never_writes_into_the_input_or_another_format(data, tmp_path, c
             predict.main([str(tmp_path / "missing.ckpt"), str(store), str(output), "--force"])
         assert message in capsys.readouterr().err
     assert hashlib.sha256(chunk.read_bytes()).hexdigest() == before and not (store / "t2m" / "fc.nc").exists()
+
+
+def hand_climatology(truth, period):
+    """The climatology by hand: {(day of year, hour): mean over the period's steps at that hour within 30 days}."""
+    train = truth.t2m.sel(time=slice(*period))
+    day, hour, values = train.time.dt.dayofyear.values, train.time.dt.hour.values, train.values.astype(np.float64)
+
+    def at(d, h):
+        distance = np.abs(day - d)
+        return values[(np.minimum(distance, 366 - distance) <= 30) & (hour == h)].mean(0)
+    return at
+
+
+def test_acc_against_the_climatology_by_day_of_year_and_hour_by_hand(year, tmp_path):
+    """ACC's anomalies are from the training period's climatology at each target's valid time (day of year,
+    hour of day, 61-day window), checked against a hand computation; persistence gets no credit for the
+    diurnal cycle (12 h: anti-phase)."""
+    from convgru.training.fields import FieldTestScores
+    from convgru.training.report import field_table
+
+    dm = year_module(year, tmp_path)
+    dm.setup()
+    truth, at = seasonal(), hand_climatology(seasonal(), YEAR["train_time"])
+    table = dm.climatology()
+    assert table["hours"] == [0, 12] and table["values"].shape == (366 * 2, 1, 4, 8)
+    for d, h in ((1, 0), (45, 12), (200, 0), (366, 12)):
+        np.testing.assert_allclose(table["values"][(d - 1) * 2 + h // 12, 0], at(d, h), rtol=1e-6)
+    scoring = dm.scoring()
+    assert "by day of year and hour of day (00, 12 h), smoothed over 61 days" in scoring["note"]
+    scores = FieldTestScores(scoring, 3)
+    forecasts, targets = [], []
+    dataset = dm.datasets["test"]
+    for x, y, rows in dm.test_dataloader():
+        forecast = (y + 0.02 * torch.sin(torch.arange(y.numel()).reshape(y.shape))).clamp(0, 1)
+        scores.update(x, forecast, y, rows)
+        forecasts.append(denormalize(forecast, dm.normalization["t2m"]["mean"], dm.normalization["t2m"]["std"]))
+        targets.append(denormalize(y, dm.normalization["t2m"]["mean"], dm.normalization["t2m"]["std"]))
+    summary, _ = scores.results()
+    f, t = torch.cat(forecasts).double().numpy()[:, :, 0], torch.cat(targets).double().numpy()[:, :, 0]
+    times_ = dataset.source.times[dataset.starts[:, None] + 2 + np.arange(3)[None]]
+    clim = np.array([[at(int(d), int(h)) for d, h in zip(*(truth.time.sel(time=row).dt.dayofyear.values,
+                                                             truth.time.sel(time=row).dt.hour.values))]
+                     for row in times_])
+    w = np.cos(np.deg2rad(truth.lat.values))
+    w = (w / w.mean())[None, :, None]
+    for k, hours in enumerate((12, 24, 36)):
+        fa, ta = f[:, k] - clim[:, k], t[:, k] - clim[:, k]
+        hand = (w * fa * ta).sum() / math.sqrt((w * fa ** 2).sum() * (w * ta ** 2).sum())
+        assert float(summary[f"acc_t2m_{hours}h"]) == pytest.approx(hand, rel=1e-5)
+    assert abs(float(summary["persistence/acc_t2m_12h"])) < 0.3  # no credit for the diurnal cycle
+    assert float(summary["climatology/rmse_t2m"]) < float(summary["persistence/rmse_t2m_12h"])
+    text = field_table({k: float(v) for k, v in summary.items()}, note=scoring["note"])
+    assert "ACC against the climatology of 2001-01-01 00:00:00 .. 2001-12-31 12:00:00" in text
+
+
+def test_eval_on_new_files_with_or_without_the_stored_climatology(year, tmp_path, monkeypatch):
+    """A file outside the training period: the checkpoint's normalization and climatology (plain values) score
+    ACC; without a stored climatology RMSE and persistence are scored and the table says why ACC is not."""
+    from convgru.training.fields import FieldTestScores
+    from convgru.training.report import field_table
+
+    dm = year_module(year, tmp_path)
+    dm.setup()
+    stored = dm.stored_climatology()
+    assert stored["shape"] == [732, 1, 4, 8] and len(stored["values"]) == 732 * 32
+    assert all(type(v) is float for v in stored["values"][:5]) and stored["hours"] == [0, 12]
+    new = tmp_path / "feb.nc"
+    seasonal().sel(time=slice("2002-01-11", None)).to_netcdf(new)
+    again = year_module(new, tmp_path, normalization=dm.normalization, climatology=stored, val_time=None)
+    again.setup()
+    np.testing.assert_array_equal(again.scoring()["climatology"], dm.scoring()["climatology"])
+    x, y, rows = next(iter(again.test_dataloader()))
+    assert torch.equal(rows, next(iter(dm.test_dataloader()))[2])  # the same valid times, the same rows
+    bare = year_module(new, tmp_path, normalization=dm.normalization, val_time=None)
+    bare.setup()
+    scoring = bare.scoring()
+    assert scoring["climatology"] is None and "need the training files" in scoring["note"]
+    scores = FieldTestScores(scoring, 3)
+    scores.update(x, y.nan_to_num(0.5), y, rows)
+    summary, _ = scores.results()
+    assert "acc_t2m" not in summary and "climatology/rmse_t2m" not in summary and "persistence/rmse_t2m" in summary
+    text = field_table({k: float(v) for k, v in summary.items()}, note=scoring["note"])
+    assert "need the training files" in text and "data.train_time=['2001-01-01" in text
+    assert "rmse" not in field_table({"rmse_t2m_12h": 1.0, "acc_t2m_12h": None}).split("\n")[-1]  # null: empty cell
+    with pytest.raises(OptionError, match="data.climatology: expected the climatology a checkpoint stores"):
+        year_module(new, tmp_path, normalization=dm.normalization, climatology={**stored, "shape": [732, 1, 8, 4]},
+                    val_time=None).setup()
+    monkeypatch.setattr(field_module, "CHECKPOINT_CLIMATOLOGY", 1000)  # larger: a file beside the checkpoints
+    assert dm.stored_climatology() is None
+    large = dm.stored_climatology(tmp_path / "checkpoints")
+    assert "values" not in large and Path(large["file"]).parent == tmp_path / "checkpoints"
+    from_file = year_module(new, tmp_path, normalization=dm.normalization, climatology=large, val_time=None)
+    np.testing.assert_array_equal(from_file.climatology()["values"], dm.climatology()["values"])
+    Path(large["file"]).unlink()
+    with pytest.raises(FileNotFoundError, match="data.climatology.file .*npz: not found; the checkpoint's climatology"):
+        year_module(new, tmp_path, normalization=dm.normalization, climatology=large, val_time=None).setup()
+
+
+def test_statistics_cache_is_keyed_by_the_dimensions(year, tmp_path):
+    """y and x swapped (data.dims) transpose the climatology: another cache file."""
+    plain = year_module(year, tmp_path)
+    swapped = year_module(year, tmp_path, dims={"time": "time", "y": "lon", "x": "lat"})
+    assert plain.stats_path() != swapped.stats_path()
+    assert plain.stats_path() == year_module(year, tmp_path).stats_path()
+
+
+def predict_script():
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("predict_script", ROOT / "scripts" / "predict.py")
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    return predict
+
+
+def save_checkpoint(path, data):
+    from convgru.training import ForecastModule
+
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2, data=data)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def test_declared_sizes_are_checked_before_reading(tmp_path, capsys, monkeypatch):
+    """A Zarr store declaring 40000x40000 frames (a few KB on disk): the statistics pass, eval's batches and
+    predict stop with one error naming the store and the size, before reading; so does a checkpoint trained on
+    30000x30000 frames for a small video (its frames would be resized to that size)."""
+    monkeypatch.setattr("convgru.data.resources.available_memory", lambda: 16 * 10**9)
+    store = write_declared_zarr(tmp_path / "huge.zarr")
+    options = {"files": [str(store)], "variables": ["t2m"], "frames_in": 2, "frames_out": 2, "val_time": None,
+               "test_time": None, "cache_dir": tmp_path / "cache", "num_workers": 0,
+               "train_time": ["2000-01-01", "2000-01-02"]}
+    with pytest.raises(ValueError, match=r"huge.zarr: the statistics of data.train_time over 40000x40000 frames of 1 "
+                                         r"channel\(s\) \(6.4 GB a step\) needs about .* 16.0 GB available; use fewer"):
+        FieldDataModule(**options).setup()
+    with pytest.raises(ValueError, match=r"huge.zarr: a batch of 16 windows of 4 steps of 40000x40000 frames .* lower "
+                                         r"data.batch_size"):
+        FieldDataModule(**options, normalization={"t2m": {"mean": 280.0, "std": 10.0}}).setup()
+    data = {"_target_": "convgru.data.FieldDataModule", "variables": ["t2m"], "frames_in": 2, "frames_out": 2,
+            "normalization": {"t2m": {"mean": 280.0, "std": 10.0}}}
+    ckpt = save_checkpoint(tmp_path / "fields.ckpt", data)
+    with pytest.raises(SystemExit):
+        predict_script().main([str(ckpt), str(store), str(tmp_path / "out.nc")])
+    err = capsys.readouterr().err
+    assert f"error: INPUT {store}: the forecast of 1 sequence(s) of 2 frames of 40000x40000" in err
+    assert "forecast fewer frames (--future) or smaller frames" in err and not (tmp_path / "out.nc").exists()
+
+    pytest.importorskip("av")
+    from clips import square_frames, write_clip
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, square_frames(t=6))
+    video = {"_target_": "convgru.data.VideoDataModule", "channels": 1, "image_size": [30000, 30000],
+             "crop": "center", "frame_step": 1, "frames_in": 3, "frames_out": 2}
+    ckpt = save_checkpoint(tmp_path / "video.ckpt", video)
+    with pytest.raises(SystemExit):
+        predict_script().main([str(ckpt), str(clip), str(tmp_path / "out.npy")])
+    err = capsys.readouterr().err
+    assert f"error: INPUT {clip}: {clip}: decoding its 6 frames of 32x32 pixels" in err
+    assert "into 6 frames of 30000x30000 with 1 channel(s) (data.image_size" in err and "needs about" in err

@@ -3,6 +3,7 @@ checkpoint's grid, refused or warned), the wrong kind of input for a checkpoint,
 and NetCDF writes that fail on the way. Tiny files and the shared untrained `fields_checkpoint`."""
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from convgru._checks import OptionError  # noqa: E402
 from convgru.data import FieldDataModule  # noqa: E402
 from convgru.data.fields import FieldSource, forecast_dataset, window_starts, write_forecasts  # noqa: E402
 from convgru.deploy import predict  # noqa: E402
-from fields_data import GRID, LAT, LON, fields, write_checkpoint  # noqa: E402
+from fields_data import GRID, LAT, LON, fields, seasonal, write_checkpoint  # noqa: E402
 
 SPLIT = {"train_time": ["2000-01-01", "2000-01-06"], "val_time": ["2000-01-07", "2000-01-08"],
          "test_time": ["2000-01-09", "2000-01-10"]}
@@ -153,7 +154,7 @@ def test_training_records_the_grid_and_eval_aligns_to_it(grids, fields_checkpoin
     assert [r.message.count("aligned to the grid") for r in caplog.records] == [1]
     same = FieldDataModule(files=[str(grids["same"])], normalization=normalization, grid=GRID, **options)
     same.setup("test")
-    x, _ = next(iter(flipped.test_dataloader()))
+    x = next(iter(flipped.test_dataloader()))[0]  # (x, y, the climatology's rows)
     np.testing.assert_array_equal(x, next(iter(same.test_dataloader()))[0])
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     a, b = save_test_forecasts(module, flipped, tmp_path / "a"), save_test_forecasts(module, same, tmp_path / "b")
@@ -348,3 +349,79 @@ except OSError as error:
     assert result.stdout.startswith("OSError: cannot write the forecast file f.nc in ") and \
         "file size limit (ulimit -f) is 100000 bytes" in result.stdout, result.stdout + result.stderr
     assert "HDF error" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+# --- ACC's climatology on other calendars and grids ------------------------------------------------------------
+
+def test_acc_climatology_by_day_of_year_of_a_noleap_calendar(tmp_path):
+    """A noleap file of 2001 and June 2004 (12-hourly; 2004 is the fourth year, where noleap's days of year and a
+    Gregorian reading of its times part): the climatology's table is by noleap's day of year (a 61-day window
+    around its 365-day year; no day 366), and each target's row is that of its noleap date."""
+    from convgru.training.fields import FieldTestScores
+
+    data = seasonal(days=365)
+    june = seasonal(days=30).isel(time=slice(0, 60))
+    when = [xr.date_range(start, periods=n, freq="12h", calendar="noleap", use_cftime=True)
+            for start, n in (("2001-01-01", data.sizes["time"]), ("2004-06-01", june.sizes["time"]))]
+    both = xr.concat([data.assign_coords(time=when[0]), june.assign_coords(time=when[1])], "time")
+    both.to_netcdf(tmp_path / "noleap.nc")
+    dm = FieldDataModule(files=[str(tmp_path / "noleap.nc")], variables=["t2m"], frames_in=2, frames_out=3,
+                         train_time=["2001-01-01", "2001-12-31"], test_time=["2004-06-01", "2004-06-30"],
+                         cache_dir=tmp_path / "cache", num_workers=0, batch_size=64)
+    dm.setup("test")
+    table = dm.climatology()
+    assert table["hours"] == [0, 12] and "2001-01-01 00:00:00 .. 2001-12-31 12:00:00" in dm.climatology_note
+    day = np.array([t.dayofyr for t in when[0]])
+    hour, values = np.array([t.hour for t in when[0]]), data.t2m.values.astype(np.float64)
+    for d, h in ((1, 0), (59, 12), (60, 0), (152, 0), (365, 12)):
+        distance = np.abs(day - d)
+        near = (np.minimum(distance, 365 - distance) <= 30) & (hour == h)
+        np.testing.assert_allclose(table["values"][(d - 1) * 2 + h // 12, 0], values[near].mean(0), rtol=1e-6)
+    assert np.isnan(table["values"][365 * 2:]).all()  # noleap has no day 366
+    x, y, rows = next(iter(dm.test_dataloader()))
+    starts = dm.datasets["test"].starts
+    valid = [when[1][s - len(when[0]) + 2 + k] for s in starts for k in range(3)]
+    assert rows.flatten().tolist() == [(t.dayofyr - 1) * 2 + t.hour // 12 for t in valid]
+    assert valid[0].dayofyr == 153  # 2004-06-02 of noleap; the times' counts read as Gregorian: 1973-06-01 (day 152)
+    scores = FieldTestScores(dm.scoring(), 3)
+    scores.update(x, y.nan_to_num(0.5), y, rows)
+    summary, _ = scores.results()
+    assert float(summary["acc_t2m"]) == pytest.approx(1.0) and math.isfinite(float(summary["climatology/rmse_t2m"]))
+
+
+def test_acc_on_a_realigned_grid_is_the_training_grids(tmp_path):
+    """Eval on files with latitudes descending (ERA5's order) against a checkpoint trained on ascending ones: the
+    windows, the climatology (the checkpoint's, or computed again from the flipped training files) and ACC are
+    those of the training grid's order."""
+    from convgru.training.fields import FieldTestScores
+
+    period = {"train_time": ["2001-01-01", "2001-12-31"], "val_time": None, "test_time": ["2002-01-11", "2002-02-04"]}
+    common = {"variables": ["t2m"], "frames_in": 2, "frames_out": 3, "cache_dir": tmp_path / "cache",
+              "num_workers": 0, "batch_size": 64, **period}
+    data = seasonal()
+    data.to_netcdf(tmp_path / "up.nc")
+    data.isel(lat=slice(None, None, -1)).to_netcdf(tmp_path / "down.nc")
+    data.sel(time=slice("2002-01-11", None)).isel(lat=slice(None, None, -1)).to_netcdf(tmp_path / "new_down.nc")
+    trained = FieldDataModule(files=[str(tmp_path / "up.nc")], **common)
+    trained.setup("fit")
+    stored = {"normalization": trained.normalization, "grid": trained.grid}
+
+    def acc(dm):
+        dm.setup("test")
+        scores = FieldTestScores(dm.scoring(), 3)
+        batch = next(iter(dm.test_dataloader()))
+        x, y, rows = batch
+        scores.update(x, (y + 0.05 * torch.sin(10 * y)).clamp(0, 1).nan_to_num(0.5), y, rows)
+        return batch, {k: float(v) for k, v in scores.results()[0].items()}
+
+    batch, expected = acc(trained)
+    for files, climatology in (("new_down.nc", trained.stored_climatology()), ("down.nc", None)):
+        flipped = FieldDataModule(files=[str(tmp_path / files)], climatology=climatology, **stored, **common)
+        got, scores = acc(flipped)
+        assert flipped.source.order is not None and flipped.source.latitudes.tolist() == data.lat.values.tolist()
+        for a, b in zip(got, batch):
+            torch.testing.assert_close(a, b, equal_nan=True)
+        np.testing.assert_allclose(flipped.climatology()["values"], trained.climatology()["values"], rtol=1e-6)
+        assert scores.keys() == expected.keys() and "acc_t2m_12h" in scores
+        for key in expected:
+            assert scores[key] == pytest.approx(expected[key], rel=1e-5), key

@@ -4,6 +4,7 @@ CMIP, ocean and air-quality data, read lazily per batch through xarray."""
 import hashlib
 import logging
 import math
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,33 +13,54 @@ import torch
 from torch.utils.data import Dataset
 
 from convgru._checks import OptionError
-from convgru.atomic import atomic_write
+from convgru.atomic import atomic_write, size_text
 from convgru.domain.fields import normalize
 
+from . import resources
 from .base import SequenceDataModule
 from .digits import BUNDLED_BANK
-from .fields import NO_GRID, Calendar, FieldSource, check_grid, expand, period_fields, window_starts
+from .fields import (
+    CACHE_BYTES,
+    NO_GRID,
+    Calendar,
+    FieldSource,
+    check_grid,
+    expand,
+    period_fields,
+    window_starts,
+    xarray,
+)
 from .missing import check_finite
+from .resources import check_memory
 
-log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-STATS_VERSION = 1  # bump when the statistics change, so cached ones are computed again
+STATS_VERSION = 2  # bump when the statistics change, so cached ones are computed again
 CHUNK_BYTES = 1 << 26  # bytes of field read at a time while computing the statistics
+DAYS = 366  # days of year in the climatology's table (366: leap years' last day)
+WINDOW_DAYS = 61  # the climatology's smoothing window in days, as WeatherBench 2 (Rasp et al. 2024)
+# (shortest, longest) year in days of each CF calendar (cftime's names); others: the standard's (365, 366)
+YEAR_DAYS = {"360_day": (360, 360), "noleap": (365, 365), "365_day": (365, 365), "all_leap": (366, 366),
+             "366_day": (366, 366)}
+CHECKPOINT_CLIMATOLOGY = 1 << 16  # values of the climatology a checkpoint stores (data.climatology)
+log = logging.getLogger(__name__)
 
 
 class FieldDataset(Dataset):
-    """Windows of a FieldSource: item i is (x (frames_in, C, H, W), y (frames_out, C, H, W)) float32,
-    normalized (`convgru.domain.fields.normalize`: the training mean at 0.5, +-5 std at 0 and 1).
+    """Windows of a FieldSource: item i is (x (frames_in, C, H, W), y (frames_out, C, H, W), rows
+    (frames_out,) int64): x and y float32, normalized (`convgru.domain.fields.normalize`: the training
+    mean at 0.5, +-5 std at 0 and 1); rows[k] the row of the climatology's table (`climatology_rows`)
+    at the valid time of target k, from `rows` (one per time step of the source; -1 without a table).
 
     Missing points (NaN in the files, with `missing`) are the training mean (0.5) in the inputs and NaN
     in the targets; without `missing`, NaN raises ValueError. `init_times[i]` is the time of the last input step.
     """
 
     def __init__(self, source: FieldSource, starts: np.ndarray, frames_in: int, frames_out: int, mean, std,
-                 missing: bool = True):
+                 missing: bool = True, rows: np.ndarray | None = None):
         self.source, self.starts = source, np.asarray(starts, dtype=np.int64)
         self.frames_in, self.frames_out = frames_in, frames_out
         self.mean, self.std, self.missing = np.asarray(mean, np.float32), np.asarray(std, np.float32), missing
+        self.rows = np.full(len(source.times), -1, np.int64) if rows is None else np.asarray(rows, np.int64)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -54,7 +76,8 @@ class FieldDataset(Dataset):
         if not self.missing:
             check_finite(frames, None, f"{self.source.paths[0]}, time {self.source.label(self.source.times[start])}", 0,
                          self.frames_in)
-        return to_pair(frames, self.frames_in, self.mean, self.std, valid)
+        x, y = to_pair(frames, self.frames_in, self.mean, self.std, valid)
+        return x, y, torch.from_numpy(self.rows[start + self.frames_in:start + self.frames_in + self.frames_out])
 
 
 def to_pair(frames: np.ndarray, frames_in: int, mean, std, valid: np.ndarray | None = None):
@@ -116,21 +139,30 @@ class FieldDataModule(SequenceDataModule):
     Splits are by time: `train_time`, `val_time`, `test_time` = [start, end] (whole windows inside),
     every `stride`-th window.
 
-    Normalization: per channel mean and std of the training split (streamed in chunks; with the
-    per-point climatology of the training period that ACC needs, cached in `cache_dir`), or
-    `normalization` = {name: {mean, std}} as a checkpoint stores it. After `setup`, `normalization`
-    holds what was used. NaN in the fields are missing points when `missing_value` is nan (inputs the
-    mean, targets NaN, left out of loss and scores); with null they raise ValueError.
+    Normalization: per channel mean and std of the training split (streamed in chunks, cached in
+    `cache_dir`), or `normalization` = {name: {mean, std}} as a checkpoint stores it. After `setup`,
+    `normalization` holds what was used. NaN in the fields are missing points when `missing_value` is
+    nan (inputs the mean, targets NaN, left out of loss and scores); with null they raise ValueError.
 
     Grid: `grid` is the grid the model was trained on ({y, x, y_values, x_values, longitude}, as a
     checkpoint stores it; None: the files'). Files on the same coordinates in another order or longitude
     convention are read in its order (`FieldSource.align`, said in one log line); another size is warned
     about; the same size with other coordinates raises ValueError. After `open`, `grid` holds the grid read.
+
+    Climatology (what ACC and the climatology baseline need): the mean of the training period by day
+    of year and hour of day of the files' calendar (noleap, 360_day, ... too), smoothed over WINDOW_DAYS
+    days around the calendar's year (WeatherBench 2; `field_stats`), computed with the statistics when the
+    training period spans a year or more, or `climatology` as a checkpoint stores it (`stored_climatology`:
+    up to CHECKPOINT_CLIMATOLOGY values); either is on the grid in the order `read` gives (the training
+    grid's). Each target is scored against the table's row at its valid time (the third item of a window).
+    `climatology_note` says which climatology was used, or why there is none (then ACC and the climatology
+    baseline are left out).
     """
 
     def __init__(self, files=None, variables=None, levels=None, dims: dict | None = None, time_step: str | None = None,
                  train_time=None, val_time=None, test_time=None, stride: int = 1,
                  missing_value: float | str | None = "nan", normalization: dict | None = None, grid: dict | None = None,
+                 climatology: dict | None = None,
                  cache_dir=BUNDLED_BANK.parent / "cache", frames_in: int = 12, frames_out: int = 12,
                  channels: int = 1, batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
@@ -155,6 +187,10 @@ class FieldDataModule(SequenceDataModule):
         self._ranges: dict | None = None
         self.given = None if normalization is None else {str(k): dict(v) for k, v in dict(normalization).items()}
         self.grid = None if grid is None else check_grid(grid, "grid")
+        self.given_climatology = None if climatology is None else dict(climatology)
+        self.climatology_note = ""
+        self._table: tuple | None = None  # (the climatology's table or None,) once known
+        self._resized = False  # whether the files' grid has another size than `grid` (the checkpoint's)
         self.cache_dir = Path(cache_dir)
         self.source: FieldSource | None = None
         self.datasets: dict[str, FieldDataset] = {}
@@ -191,6 +227,7 @@ class FieldDataModule(SequenceDataModule):
             if self.grid is not None:
                 if said := source.align(self.grid):
                     log.log(logging.WARNING if said[0] else logging.INFO, said[1])
+                    self._resized = said[0]  # another size: read as it is
             elif self.given is not None:
                 log.warning(NO_GRID)
             self.grid = source.plain_grid()
@@ -210,12 +247,27 @@ class FieldDataModule(SequenceDataModule):
             stats = self.given_stats() if self.given is not None else self.stats()
         self.normalization = {name: {"mean": float(m), "std": float(s)}
                               for name, m, s in zip(source.names, stats["mean"], stats["std"])}
+        frame = len(source.channels) * len(source.y) * len(source.x) * 4
+        aligned = self.length * frame if source.order is not None else 0  # a window's reordered copy (`align`)
+        check_memory(3 * self.batch_size * self.length * frame + aligned + chunk_cache_bytes(source),
+                     f"{source.paths[0]}: a batch of {self.batch_size} windows of {self.length} steps of "
+                     f"{len(source.y)}x{len(source.x)} frames of {len(source.channels)} channel(s) "
+                     f"({size_text(frame)} a step)", "lower data.batch_size (or data.frames_in / frames_out), use "
+                     "fewer data.variables, or regrid the files to a coarser grid")
+        longest = source.longest_time_chunk()
+        if longest > 4 * self.length:
+            log.warning(f"{source.paths[0]}: its chunks hold {longest} time steps, more than four windows of "
+                        f"{self.length}: each chunk is read whole once and kept (up to {size_text(CACHE_BYTES)} per "
+                        f"DataLoader worker) to serve the windows inside it; a store chunked by about {self.length} "
+                        "steps reads faster in shuffled order")
+        table = self.climatology()
+        rows = None if table is None else climatology_rows(source.calendar.dates(source.times), table["hours"])
         for split in SPLITS:
             starts = self.starts(split)
             if self.ranges[split] is None or len(starts) == 0:
                 continue
             self.datasets[split] = FieldDataset(source, starts, self.frames_in, self.frames_out, stats["mean"],
-                                                stats["std"], self.missing)
+                                                stats["std"], self.missing, rows)
 
     def given_stats(self) -> dict:
         """The `normalization` option as {mean (C,), std (C,)}; OptionError unless it names every channel."""
@@ -254,13 +306,15 @@ class FieldDataModule(SequenceDataModule):
     # --- statistics of the training split ------------------------------------------------------
 
     def stats_path(self) -> Path:
-        """The cache file of the statistics: named by a digest of the files (path, size, time), the channels,
-        the time step and train_time."""
+        """The cache file of the statistics: named by a digest of everything that changes them: the files
+        (path, size, time), the channels, the dimensions (data.dims: y and x swapped transpose the
+        climatology), the time step, train_time and the climatology's settings."""
         source = self.open()
-        parts = [STATS_VERSION, source.names, str(source.step), [str(t) for t in self.ranges["train"] or ()]]
-        if source.calendar.epoch is not None:  # counts of another calendar
+        parts = [STATS_VERSION, source.names, [c.dims for c in source.channels], str(source.step),
+                 [str(t) for t in self.ranges["train"] or ()], DAYS, WINDOW_DAYS]
+        if source.calendar.epoch is not None:  # counts of another calendar (its days of year too)
             parts.append([source.calendar.name, source.calendar.epoch.isoformat()])
-        if source.order is not None:  # the climatology is in the order read
+        if source.order is not None:  # the climatology is in the order read (the checkpoint's grid)
             parts.append([k.tolist() for k in source.order])
         for path in source.paths:
             stat = path.stat()
@@ -268,9 +322,19 @@ class FieldDataModule(SequenceDataModule):
         digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
         return self.cache_dir / f"field_stats_{digest}.npz"
 
+    def train_steps(self) -> np.ndarray:
+        """The indices of the time steps within data.train_time; ValueError when none is in the files."""
+        source = self.open()
+        first, last = self.ranges["train"]
+        steps = np.flatnonzero((source.times >= first) & (source.times <= last))
+        if len(steps) == 0:
+            raise ValueError(f"data.train_time={self._shown('train')}: no time step of the data "
+                             f"({source.label(source.times[0])} .. {source.label(source.times[-1])}) lies within it")
+        return steps
+
     def stats(self) -> dict:
-        """{mean (C,), std (C,), climatology (C, H, W)} of the training split in the files' units, from the
-        cache or computed (and cached) with `field_stats`."""
+        """{mean (C,), std (C,)} of the training split in the files' units, and its climatology
+        (`field_stats`; "note" says why there is none), from the cache or computed (and cached)."""
         if self._stats is not None:
             return self._stats
         if self.ranges["train"] is None:
@@ -279,15 +343,23 @@ class FieldDataModule(SequenceDataModule):
         path = self.stats_path()
         if path.is_file():
             with np.load(path, allow_pickle=False) as cached:
-                self._stats = {k: cached[k] for k in ("mean", "std", "climatology")}
+                self._stats = {k: cached[k] for k in cached.files}
+            self._stats["note"] = str(self._stats["note"])
             return self._stats
-        source = self.open()
-        first, last = self.ranges["train"]
-        steps = np.flatnonzero((source.times >= first) & (source.times <= last))
-        if len(steps) == 0:
-            raise ValueError(f"data.train_time={self._shown('train')}: no time step of the data "
-                             f"({source.label(source.times[0])} .. {source.label(source.times[-1])}) lies within it")
-        self._stats = field_stats(source, steps)
+        source, steps = self.open(), self.train_steps()
+        frame = len(source.channels) * len(source.y) * len(source.x)
+        check_memory(stats_bytes(frame, 0, source.order is not None) + chunk_cache_bytes(source),
+                     f"{source.paths[0]}: the statistics of data.train_time over {len(source.y)}x{len(source.x)} "
+                     f"frames of {len(source.channels)} channel(s) ({size_text(frame * 4)} a step)",
+                     "use fewer data.variables or data.levels, or regrid the files to a coarser grid")
+        hours, note = self._climatology_plan(steps, frame)
+        log.info(f"Computing the statistics of data.train_time: {len(steps)} steps of {len(source.channels)}x"
+                 f"{len(source.y)}x{len(source.x)} ({size_text(len(steps) * frame * 4)}) from {source.paths[0]}"
+                 f"{' and more files' if len(source.paths) > 1 else ''}")
+        began = time.perf_counter()
+        self._stats = field_stats(source, steps, hours)
+        self._stats["note"] = note
+        log.info(f"Computed the statistics in {time.perf_counter() - began:.1f} s")
         bad = [n for n, s in zip(source.names, self._stats["std"]) if not s > 0]
         if bad:
             raise ValueError(f"{source.paths[0]}: {', '.join(bad)} is constant (or missing everywhere) over "
@@ -302,47 +374,243 @@ class FieldDataModule(SequenceDataModule):
                               "paths.cache_dir (or data.cache_dir) to a writable folder") from None
         return self._stats
 
+    def _climatology_plan(self, steps: np.ndarray, frame: int) -> tuple[list[int] | None, str]:
+        """(hours of day of the climatology's table, or None when there is none, and the note that says which
+        climatology it is or why there is none) for the training steps `steps`."""
+        source = self.open()
+        times = source.times[steps]
+        first, last = _text(source.label(times[0])), _text(source.label(times[-1]))
+        days = (times[-1] - times[0] + source.step) / np.timedelta64(1, "D")  # the calendar's days its steps cover
+        year = YEAR_DAYS.get(source.calendar.name, (365, 366))[0]
+        if days < year:
+            return None, (f"ACC and the climatology baseline left out: the training period in the files ({first} .. "
+                          f"{last}, {days:g} days) is under a year ({year} days in the {source.calendar.name} "
+                          "calendar), too short for a climatology by day of year and hour of day")
+        hours = sorted(set(day_and_hour(source.calendar.dates(times))[1].tolist()))
+        needed = stats_bytes(frame, DAYS * len(hours), source.order is not None)
+        available = resources.available_memory()
+        if available is not None and needed > available:
+            return None, (f"ACC and the climatology baseline left out: the climatology by day of year and hour of day "
+                          f"({DAYS} x {len(hours)} fields) needs about {size_text(needed)} of memory, "
+                          f"{size_text(available)} available; a coarser data.time_step or grid makes it fit")
+        return hours, climatology_text({"period": [first, last], "hours": hours})
+
+    def climatology(self) -> dict | None:
+        """The climatology's table {values (rows, C, H, W) float32, hours, period} of the training period (see
+        the class), None when there is none; sets `climatology_note`."""
+        if self._table is None:
+            self._table = (self._climatology(),)
+        return self._table[0]
+
+    def _climatology(self) -> dict | None:
+        if self.given_climatology is not None:
+            source = self.open()
+            if self._resized:
+                self.climatology_note = (f"ACC and the climatology baseline left out: the checkpoint's climatology is "
+                                         f"on the grid it was trained on, the files' {len(source.y)}x{len(source.x)} "
+                                         "grid has another size")
+                return None
+            table = parse_climatology(self.given_climatology, source)
+            self.climatology_note = climatology_text(table)
+            return table
+        if self.ranges["train"] is None:
+            self.climatology_note = ("ACC and the climatology baseline left out: they need the climatology of the "
+                                     "training period, and data.train_time is null (the checkpoint stores none)")
+            return None
+        if self._stats is None and self.given is not None:
+            try:
+                self.train_steps()
+            except ValueError as error:  # eval on new files: the normalization is the checkpoint's
+                self.climatology_note = (f"ACC and the climatology baseline left out: they need the training files "
+                                         f"(the checkpoint stores no climatology), and {error}")
+                return None
+        stats = self.stats()
+        self.climatology_note = stats["note"]
+        if "climatology" not in stats:
+            return None
+        return {"values": stats["climatology"], "hours": [int(h) for h in stats["hours"]],
+                "period": [str(p) for p in stats["period"]]}
+
+    def stored_climatology(self, folder=None) -> dict | None:
+        """The climatology as a checkpoint stores it (data.climatology: hours, period, shape, and the values
+        as a flat list of plain floats when there are at most CHECKPOINT_CLIMATOLOGY of them, else `file`:
+        an .npz written once into `folder`, beside the checkpoints); None when there is none, or it is large
+        and no `folder` is given (eval then needs the training files for ACC)."""
+        table = self.climatology()
+        if table is None:
+            return None
+        values = table["values"]
+        stored = {"hours": list(table["hours"]), "period": list(table["period"]), "window_days": WINDOW_DAYS,
+                  "shape": list(values.shape)}
+        if values.size <= CHECKPOINT_CLIMATOLOGY:
+            return {**stored, "values": [float(v) for v in values.ravel()]}
+        if folder is None:
+            return None
+        path = Path(folder) / f"climatology_{hashlib.sha1(values.tobytes()).hexdigest()[:16]}.npz"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "climatology file", values.nbytes) as tmp:
+                with open(tmp, "wb") as file:
+                    np.savez(file, values=values)
+        return {**stored, "file": str(path.resolve())}
+
     def scoring(self) -> dict:
         """What the weather scores need: channel names and units, the latitudes (None: not a latitude
-        grid), the climatology (C, H, W) of the training period, the normalization, the lead times in hours."""
+        grid), the climatology's table (rows, C, H, W) (None: no ACC), `note` (which climatology, or why
+        none), the normalization, the lead times in hours."""
         source = self.open()
         mean = [self.normalization[n]["mean"] for n in source.names]
         std = [self.normalization[n]["std"] for n in source.names]
         hours = source.step / np.timedelta64(1, "h")
-        climatology = self.stats()["climatology"] if self.ranges["train"] is not None else None
+        table = self.climatology()
         return {"names": source.names, "units": source.units, "height": len(source.y), "latitudes": source.latitudes,
-                "climatology": climatology, "mean": mean, "std": std,
-                "lead_hours": [float(hours) * (k + 1) for k in range(self.frames_out)]}
+                "climatology": None if table is None else table["values"], "note": self.climatology_note,
+                "mean": mean, "std": std, "lead_hours": [float(hours) * (k + 1) for k in range(self.frames_out)]}
 
 
-def field_stats(source: FieldSource, steps: np.ndarray) -> dict:
-    """Mean and std per channel and the mean per point (the climatology) of `source`'s time steps `steps`,
-    NaN left out, read about CHUNK_BYTES at a time (runs of consecutive steps); per-chunk means and
-    sums of squared deviations are merged as Chan et al. (1979) do, in float64."""
+def _text(time) -> str:
+    """A time step as text, to the second."""
+    return str(time).replace("T", " ")[:19]
+
+
+def day_and_hour(dates) -> tuple[np.ndarray, np.ndarray]:
+    """(day of year 1..366, hour of day 0..23) of `dates`: dates of the files' calendar (`Calendar.dates`:
+    datetime64, or cftime dates, whose days of year are their calendar's: 1..360 in 360_day, 1..365 in
+    noleap), through xarray's .dt; never a FieldSource's `times`, which are counts in other calendars."""
+    dates = xarray().DataArray(np.asarray(dates), dims="time").dt
+    return dates.dayofyear.values.astype(np.int64), dates.hour.values.astype(np.int64)
+
+
+def climatology_rows(dates, hours) -> np.ndarray:
+    """The climatology's table row of each of `dates` (of the files' calendar, `Calendar.dates`): (day of year
+    - 1) * len(hours) + the index of the nearest of `hours` (hours of day, around midnight too)."""
+    day, hour = day_and_hour(dates)
+    distance = np.abs(hour[:, None] - np.asarray(hours)[None, :])
+    return (day - 1) * len(hours) + np.minimum(distance, 24 - distance).argmin(1)
+
+
+def climatology_text(table: dict) -> str:
+    """Which climatology ACC is against (the title of the fields' table says it)."""
+    hours = ", ".join(f"{h:02d}" for h in table["hours"])
+    return (f"ACC against the climatology of {table['period'][0]} .. {table['period'][1]} by day of year and hour "
+            f"of day ({hours} h), smoothed over {WINDOW_DAYS} days (WeatherBench 2)")
+
+
+def parse_climatology(given, source: FieldSource) -> dict:
+    """data.climatology (as `FieldDataModule.stored_climatology` writes it: values, or the .npz `file` holding
+    them) as a table for `source`; OptionError unless it fits its channels and grid, FileNotFoundError naming
+    a missing file."""
+    expected = (len(source.channels), len(source.y), len(source.x))
+    try:
+        hours = [int(h) for h in given["hours"]]
+        shape = tuple(int(n) for n in given["shape"])
+        period = [str(p) for p in given["period"]]
+        values = _climatology_values(given)
+        found = f"shape {list(shape)} with {values.size} values"
+    except (KeyError, TypeError, ValueError):
+        hours, shape, values = [], (), np.zeros(0)
+        found = f"{sorted(given) if hasattr(given, 'keys') else given!r}"[:120]
+    if not hours or shape != (DAYS * len(hours), *expected) or values.size != math.prod(shape):
+        raise OptionError("data.climatology", f"expected the climatology a checkpoint stores ({{hours, period, shape, "
+                          f"values or file}}) of shape ({DAYS} x hours, C, H, W) for {len(source.channels)} channel(s) "
+                          f"{source.names} on the {expected[1]}x{expected[2]} grid, found {found}")
+    return {"values": values.astype(np.float32, copy=False).reshape(shape), "hours": hours, "period": period}
+
+
+def _climatology_values(given) -> np.ndarray:
+    """The flat values of data.climatology: its list, or the array `values` of its .npz `file` (never unpickled)."""
+    if given.get("file") is None:
+        return np.array([float(v) for v in given["values"]], np.float32)
+    path = Path(str(given["file"]))
+    if not path.is_file():
+        raise FileNotFoundError(f"data.climatology.file {path}: not found; the checkpoint's climatology is written "
+                                "beside it (copy it along), or set data.climatology=null to compute it from the "
+                                "training files")
+    with np.load(path, allow_pickle=False) as stored:
+        return np.asarray(stored["values"], np.float32).ravel()
+
+
+def chunk_cache_bytes(source: FieldSource) -> int:
+    """The most memory `source`'s cache of time chunks takes (0 when no variable is chunked along time)."""
+    return CACHE_BYTES if source.longest_time_chunk() > 1 else 0
+
+
+def stats_bytes(frame: int, rows: int, aligned: bool = False) -> int:
+    """About the peak memory of `field_stats` on frames of `frame` values with a climatology's table of
+    `rows` rows: a chunk read (float32, its reordered copy when `aligned` (`FieldSource.align`), its float64
+    copy and temporaries) and the table's float64 sums and counts and float32 result."""
+    per_chunk = max(1, CHUNK_BYTES // (frame * 4))
+    return per_chunk * frame * (4 * (1 + aligned) + 8 + 1 + 8 + 8) + rows * frame * (8 + 8 + 4)
+
+
+def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bool = True) -> dict:
+    """Mean and std per channel of `source`'s time steps `steps`, NaN left out, read about CHUNK_BYTES at a
+    time (runs of consecutive steps; a progress bar on a terminal); per-chunk means and sums of squared
+    deviations are merged as Chan et al. (1979) do, in float64.
+
+    With `hours` (hours of day) also the climatology: `climatology` (DAYS * len(hours), C, H, W) float32,
+    row (day - 1) * len(hours) + h the mean of the steps at hour `hours[h]` whose day of year (of the files'
+    calendar) lies within WINDOW_DAYS // 2 days of `day` (around the calendar's year's end too: 360 days in
+    360_day, 365 in noleap, 366 otherwise; the days' sums pooled, as WeatherBench 2 smooths its climatology
+    over a 61-day window), NaN where no step is valid (and on days past the calendar's year); with `hours`
+    and `period`. On the grid in the order `source.read` gives (`FieldSource.align`)."""
+    from tqdm.auto import tqdm
+
     frame = len(source.channels) * len(source.y) * len(source.x) * 4
     per_chunk = max(1, CHUNK_BYTES // frame)
     channels = len(source.channels)
     count, mean, m2 = np.zeros(channels), np.zeros(channels), np.zeros(channels)
-    point_sum = np.zeros((channels, len(source.y), len(source.x)))
-    point_count = np.zeros_like(point_sum)
+    slots = None
+    if hours is not None:
+        rows = climatology_rows(source.calendar.dates(source.times[steps]), hours)
+        slots = dict(zip(steps.tolist(), rows.tolist()))
+        sums = np.zeros((DAYS * len(hours), channels, len(source.y), len(source.x)))
+        counts = np.zeros_like(sums)
     runs = np.split(steps, np.flatnonzero(np.diff(steps) != 1) + 1)
-    for run in runs:
-        for begin in range(0, len(run), per_chunk):
-            piece = run[begin:begin + per_chunk]
-            block = source.read(int(piece[0]), int(piece[-1]) + 1).astype(np.float64)  # (t, C, H, W)
-            valid = ~np.isnan(block)
-            filled = np.where(valid, block, 0.0)
-            point_sum += filled.sum(0)
-            point_count += valid.sum(0)
-            n = valid.sum((0, 2, 3)).astype(np.float64)
-            block_mean = filled.sum((0, 2, 3)) / np.maximum(n, 1)
-            block_m2 = (np.where(valid, block - block_mean[:, None, None], 0.0) ** 2).sum((0, 2, 3))
-            total = count + n
-            delta = block_mean - mean
-            mean = np.where(total > 0, mean + delta * n / np.maximum(total, 1), 0.0)
-            m2 = m2 + block_m2 + delta ** 2 * count * n / np.maximum(total, 1)
-            count = total
+    with tqdm(total=len(steps), unit="step", desc="Statistics of data.train_time", disable=None if progress else True,
+              leave=False) as bar:
+        for run in runs:
+            for begin in range(0, len(run), per_chunk):
+                piece = run[begin:begin + per_chunk]
+                block = source.read(int(piece[0]), int(piece[-1]) + 1).astype(np.float64)  # (t, C, H, W)
+                valid = ~np.isnan(block)
+                filled = np.where(valid, block, 0.0)
+                if slots is not None:
+                    for step, values, ok in zip(piece.tolist(), filled, valid):
+                        sums[slots[step]] += values
+                        counts[slots[step]] += ok
+                n = valid.sum((0, 2, 3)).astype(np.float64)
+                block_mean = filled.sum((0, 2, 3)) / np.maximum(n, 1)
+                block_m2 = (np.where(valid, block - block_mean[:, None, None], 0.0) ** 2).sum((0, 2, 3))
+                total = count + n
+                delta = block_mean - mean
+                mean = np.where(total > 0, mean + delta * n / np.maximum(total, 1), 0.0)
+                m2 = m2 + block_m2 + delta ** 2 * count * n / np.maximum(total, 1)
+                count = total
+                bar.update(len(piece))
     with np.errstate(invalid="ignore", divide="ignore"):
-        climatology = np.where(point_count > 0, point_sum / point_count, np.nan)
         std = np.sqrt(m2 / count)
-    return {"mean": mean, "std": np.nan_to_num(std), "climatology": climatology}
+    stats = {"mean": mean, "std": np.nan_to_num(std)}
+    if slots is not None:
+        times = source.times[steps]
+        year = YEAR_DAYS.get(source.calendar.name, (365, 366))[1]
+        stats.update(climatology=smooth_days(sums, counts, len(hours), year), hours=np.asarray(hours),
+                     period=np.array([_text(source.label(times[0])), _text(source.label(times[-1]))]))
+    return stats
+
+
+def smooth_days(sums: np.ndarray, counts: np.ndarray, hours: int, year: int = DAYS) -> np.ndarray:
+    """sum / count over the WINDOW_DAYS days around each day of a `year`-day year (circularly: the calendar's
+    longest year), per hour: (DAYS * hours, ...) float64 sums and counts of each (day, hour) -> float32 means,
+    NaN where the window has no count and on days past `year`."""
+    sums, counts = (a.reshape(DAYS, hours, *a.shape[1:]) for a in (sums, counts))
+    half = WINDOW_DAYS // 2
+    window = [d % year for d in range(-half, half + 1)]
+    total, number = sums[window].sum(0), counts[window].sum(0)
+    out = np.full(sums.shape, np.nan, np.float32)
+    for day in range(year):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[day] = np.where(number > 0, total / np.maximum(number, 1), np.nan)
+        total += sums[(day + half + 1) % year] - sums[(day - half) % year]
+        number += counts[(day + half + 1) % year] - counts[(day - half) % year]
+    return out.reshape(DAYS * hours, *out.shape[2:])

@@ -11,6 +11,7 @@ import datetime as dt
 import glob
 import os
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ NO_GRID = ("the checkpoint records no grid (convgru 0.2.0 and earlier): the inpu
            "was trained on, in the same order (latitudes, longitudes); a flipped or rolled grid gives a wrong forecast")
 ZARR = (".zarr",)
 NETCDF = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
+CACHE_BYTES = 1 << 28  # whole time chunks a FieldSource keeps (per process: each DataLoader worker has its own)
 
 
 def xarray():
@@ -291,11 +293,17 @@ class FieldSource:
     spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
     and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension names, coordinates
     and attributes, for writing forecasts back). `align` reads the field on another orientation of the
-    same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files
+    same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files and cache
     (DataLoader workers reopen them).
+
+    Reads follow the files' chunks: a variable chunked along time (several steps per chunk) is read a
+    whole chunk at a time, in the files' order, kept in a least-recently-used cache of up to CACHE_BYTES,
+    and every window inside it is served from there (a chunk is decoded whole whatever part of it is read);
+    a chunk larger than the cache is read as asked. Alignment reorders what `read` returns, after the cache.
     """
 
     def __init__(self, paths, variables, levels=None, dims=None, time_step=None):
+        self._blocks, self._cached = OrderedDict(), 0  # time chunks read: {(file, variable, level, chunk): array}
         self.paths = [Path(p) for p in paths]
         if any(p.is_dir() or p.suffix.lower() in ZARR for p in self.paths) and len(self.paths) > 1:
             raise OptionError("files", f"expected NetCDF files or one Zarr store, found {len(self.paths)} paths with "
@@ -368,7 +376,35 @@ class FieldSource:
         return self._datasets
 
     def __getstate__(self):
-        return {**self.__dict__, "_datasets": None}
+        return {**self.__dict__, "_datasets": None, "_blocks": OrderedDict(), "_cached": 0}
+
+    def time_chunk(self, k: int, channel: "Channel") -> int:
+        """Steps per chunk along time of `channel`'s variable in file `k` (1: not chunked along time, or unknown)."""
+        variable = self.datasets[k].variables[channel.variable]
+        chunks = variable.encoding.get("chunks") or variable.encoding.get("chunksizes")
+        return int(chunks[variable.dims.index(channel.dims["time"])]) if chunks else 1
+
+    def longest_time_chunk(self) -> int:
+        """The most steps in one chunk along time, over the channels and files."""
+        return max(self.time_chunk(k, c) for c in self.channels for k in np.unique(self._file[c.variable]))
+
+    def _block(self, k: int, channel: "Channel", chunk: int, length: int) -> np.ndarray:
+        """Time chunk `chunk` (`length` steps) of `channel` in file `k`, (steps, H, W) float32, from the cache."""
+        key = (k, channel.variable, channel.level_index, chunk)
+        if key in self._blocks:
+            self._blocks.move_to_end(key)
+            return self._blocks[key]
+        dims = channel.dims
+        indexers = {dims["time"]: slice(chunk * length, (chunk + 1) * length)}
+        if channel.level_index is not None:
+            indexers[dims["level"]] = channel.level_index
+        variable = self.datasets[k].variables[channel.variable]
+        block = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values.astype(np.float32)
+        self._blocks[key] = block
+        self._cached += block.nbytes
+        while self._cached > CACHE_BYTES and len(self._blocks) > 1:
+            self._cached -= self._blocks.popitem(last=False)[1].nbytes
+        return block
 
     def _holders(self, name: str) -> list[int]:
         """The numbers of the files that hold variable `name`; ValueError naming the files when none does."""
@@ -487,7 +523,7 @@ class FieldSource:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Sampled steps start..stop - 1 as float32 (stop - start, C, H, W) in the files' units (NaN where
-        missing); reads only those steps."""
+        missing); reads only those steps, or the whole time chunks that hold them (see the class)."""
         out = np.empty((stop - start, len(self.channels), len(self.y), len(self.x)), dtype=np.float32)
         for c, channel in enumerate(self.channels):
             files = self._file[channel.variable][start:stop]
@@ -496,6 +532,12 @@ class FieldSource:
             for k in np.unique(files):
                 rows = np.flatnonzero(files == k)
                 index = local[rows]
+                length = self.time_chunk(k, channel)
+                if 1 < length and length * out[0, 0].nbytes <= CACHE_BYTES:
+                    for chunk in np.unique(index // length):
+                        inside = index // length == chunk
+                        out[rows[inside], c] = self._block(k, channel, int(chunk), length)[index[inside] % length]
+                    continue
                 steps = np.diff(index)
                 if len(index) == 1 or (steps == steps[0]).all() and steps[0] > 0:
                     picked = slice(int(index[0]), int(index[-1]) + 1, int(steps[0]) if len(index) > 1 else 1)
@@ -506,8 +548,8 @@ class FieldSource:
                     indexers[dims["level"]] = channel.level_index
                 variable = self.datasets[k].variables[channel.variable]
                 out[rows, c] = variable.isel(indexers).transpose(dims["time"], dims["y"], dims["x"]).values
-        if self.order is not None:
-            out = out[:, :, self.order[0]][:, :, :, self.order[1]]
+        if self.order is not None:  # one copy, in the training grid's order
+            out = out[:, :, self.order[0][:, None], self.order[1][None, :]]
         return out
 
 

@@ -7,6 +7,7 @@ import torch
 
 from convgru._checks import OptionError
 from convgru.data.fields import NO_GRID, FieldSource, check_grid, expand, forecast_dataset, write_forecasts
+from convgru.deploy.forecast import check_forecast_memory
 from convgru.domain.fields import denormalize, normalize
 from convgru.training.fields import forecast_batches, stored_normalization
 
@@ -23,7 +24,8 @@ def read_fields(module, input_pattern, init: str | None, say=print):
     the `data.frames_in` consecutive steps up to `init` (default: the input's last step), on the grid
     the checkpoint was trained on (`FieldSource.align`: reordered where the input's is flipped or its
     longitudes rolled; `say(line, warning)` tells so, and warns of another grid size or of a checkpoint
-    that records no grid). Raises OSError or ValueError naming what is missing or the grids that differ."""
+    that records no grid). Raises OSError or ValueError naming what is missing or the grids that differ,
+    or, before reading, the memory the input's declared grid would need (`check_forecast_memory`)."""
     data = module.hparams["data"]
     source = FieldSource(expand(input_pattern, "INPUT"), data["variables"], data.get("levels"), data.get("dims"),
                          data.get("time_step"))
@@ -40,6 +42,7 @@ def read_fields(module, input_pattern, init: str | None, say=print):
                          f"(the checkpoint's data.frames_in and data.time_step) up to "
                          f"{source.label(source.times[end])}, found {len(steps)} step(s) "
                          f"{[source.label(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
+    check_forecast_memory(module, 1, frames_in, len(source.y), len(source.x), None)
     return source, source.read(start, end + 1), end
 
 

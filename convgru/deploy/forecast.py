@@ -73,15 +73,15 @@ def as_batch(frames: np.ndarray, channels: int, value_range=None) -> tuple[torch
 
 def check_forecast_memory(module, sequences: int, frames: int, height: int, width: int, future: int | None,
                           batch_size: int = 1) -> None:
-    """Raise ValueError before forecasting when the forecast of `sequences` sequences of `frames` (H, W)
-    frames, `future` frames ahead (default `module.hparams.future`), would not fit in memory: the float32
-    output and, per batch of `batch_size`, the input frames and one step's states of every level. The
-    sizes may come from a checkpoint (its `future`, its data config's image size), which must not
-    exhaust the machine."""
+    """Raise ValueError before reading or forecasting when the forecast of `sequences` sequences of `frames`
+    (H, W) frames, `future` frames ahead (default `module.hparams.future`), would not fit in memory: the
+    float32 input and output and, per batch of `batch_size`, the input frames and one step's states of
+    every level. The sizes may come from a checkpoint (its `future`, its data config's image size) or
+    what a file declares, which must not exhaust the machine."""
     net, future = module.net, future or module.hparams.future
     pixels = height * width
     states = sum(size * pixels // 4 ** level for level, size in enumerate(net.hidden_sizes))
-    needed = 4 * (sequences * future * net.out_channels * pixels
+    needed = 4 * (sequences * (future * net.out_channels + frames * net.in_channels) * pixels
                   + batch_size * (frames * net.in_channels * pixels + 2 * states))
     check_memory(needed, f"the forecast of {sequences} sequence(s) of {frames} frames of {height}x{width}, "
                  f"{future} frames ahead", "forecast fewer frames (--future) or smaller frames")
@@ -94,10 +94,13 @@ def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | Non
     `value_range` = (low, high) maps input values low..high to [0, 1] (see `check_values`); the
     forecast stays in [0, 1] (low + (high - low) * forecast gives the input's units). `check=False`
     skips `check_values` (done by the caller)."""
+    if frames.ndim in (4, 5):  # from the shape the input declares, before it is copied
+        sequences = 1 if frames.ndim == 4 else frames.shape[0]
+        check_forecast_memory(module, sequences, frames.shape[-4], *frames.shape[-2:], future,
+                              min(batch_size, sequences))
     if check:
         check_values(frames, value_range)
     batch, single = as_batch(frames, module.net.in_channels, value_range)
-    check_forecast_memory(module, len(batch), batch.shape[1], *batch.shape[-2:], future, min(batch_size, len(batch)))
     preds = [module.forecast(chunk, future).cpu() for chunk in batch.split(batch_size)]
     out = torch.cat(preds).numpy()
     return out[0] if single else out

@@ -72,7 +72,8 @@ def anomaly_sums(pred: torch.Tensor, target: torch.Tensor, climatology: torch.Te
                  weights: torch.Tensor) -> torch.Tensor:
     """The three sums of the ACC of Rasp et al. (2020, eq. 2) over the valid points (target not NaN) of
     each field: (..., H, W) -> (..., 3) float64 of sum L f' t', sum L f'^2, sum L t'^2, with
-    f' = f - C and t' = t - C the anomalies from the climatology C (broadcast to the fields)."""
+    f' = f - C and t' = t - C the anomalies from the climatology C at each field's valid time (broadcast
+    to the fields; WeatherBench's C is the climatology by day of year and hour of day)."""
     valid = ~target.isnan()
     w = weights.to(pred.device, torch.float64)[:, None] * valid
     clim = climatology.double()
@@ -99,38 +100,39 @@ class FieldScores(Metric):
     out of the RMSE's mean).
 
     Args: frames (lead times T), channels C, weights (H,) of each row of the grid (`latitude_weights`;
-    ones on a grid that is not a latitude-longitude one), climatology (C, H, W) or None (no ACC).
-    `compute()` -> {"rmse": (T, C), "acc": (T, C)} (acc only with a climatology; torchmetrics squeezes (1, 1)
-    to a scalar).
+    ones on a grid that is not a latitude-longitude one), acc: whether to score ACC (`update` then takes
+    the climatology at each target's valid time). `compute()` -> {"rmse": (T, C), "acc": (T, C)} (acc only
+    with `acc`; torchmetrics squeezes (1, 1) to a scalar).
     """
 
     full_state_update = False
 
-    def __init__(self, frames: int, channels: int, weights: torch.Tensor, climatology=None):
+    def __init__(self, frames: int, channels: int, weights: torch.Tensor, acc: bool = False):
         super().__init__()
         self.add_state("rmse_sum", default=torch.zeros(frames, channels, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.zeros(frames, channels, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sums", default=torch.zeros(frames, channels, 3, dtype=torch.float64), dist_reduce_fx="sum")
         self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float64), persistent=False)
-        clim = None if climatology is None else torch.as_tensor(np.asarray(climatology, dtype=np.float64))
-        self.register_buffer("climatology", clim, persistent=False)
-        self.shape = (frames, channels, len(self.weights))
+        self.acc, self.shape = acc, (frames, channels, len(self.weights))
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """pred, target: (B, T, C, H, W) in physical units; target NaN where missing."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, climatology: torch.Tensor | None = None) -> None:
+        """pred, target: (B, T, C, H, W) in physical units; target NaN where missing; climatology
+        (broadcastable to them: (B, T, C, H, W), the climatology at each target's valid time) with `acc`."""
         frames, channels, height = self.shape
         if pred.shape != target.shape or pred.ndim != 5 or tuple(pred.shape[1:4]) != (frames, channels, height):
             raise ValueError(f"FieldScores expects pred and target of shape (B, {frames}, {channels}, {height}, W), "
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+        if self.acc and climatology is None:
+            raise ValueError("FieldScores(acc=True).update needs the climatology at the targets' valid times")
         rmse = weighted_rmse(pred, target, self.weights)  # (B, T, C)
         scored = ~rmse.isnan()
         self.rmse_sum += torch.where(scored, rmse, 0.0).sum(0)
         self.count += scored.sum(0)
-        if self.climatology is not None:
-            self.sums += anomaly_sums(pred, target, self.climatology, self.weights).sum(0)
+        if self.acc:
+            self.sums += anomaly_sums(pred, target, climatology, self.weights).sum(0)
 
     def compute(self) -> dict[str, torch.Tensor]:
         scores = {"rmse": self.rmse_sum / self.count}
-        if self.climatology is not None:
+        if self.acc:
             scores["acc"] = acc_from_sums(self.sums)
         return scores

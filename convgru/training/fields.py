@@ -21,12 +21,14 @@ BASELINES = ("persistence", "climatology")
 
 class FieldTestScores(nn.Module):
     """The scores of a test on gridded fields: the model, persistence (the last input step repeated) and
-    climatology (the training period's mean per point, the same for every lead time), each a
-    `FieldScores` on forecasts and targets brought back to physical units (`denormalize`).
+    climatology (the training period's by day of year and hour of day, at each target's valid time), each
+    a `FieldScores` on forecasts and targets brought back to physical units (`denormalize`); ACC is
+    against that climatology too (Rasp et al. 2020; WeatherBench 2).
 
     scoring: what `FieldDataModule.scoring()` gives (names, units, height H, latitudes (H,) or None,
-    climatology (C, H, W) or None, mean, std, lead_hours). Without latitudes the rows are weighted equally; without
-    a climatology there is no ACC nor climatology baseline.
+    climatology: the table (rows, C, H, W) or None, note, mean, std, lead_hours). Without latitudes the
+    rows are weighted equally; without a climatology there is no ACC nor climatology baseline, and `note`
+    says why.
     """
 
     def __init__(self, scoring: Mapping, future: int):
@@ -34,6 +36,7 @@ class FieldTestScores(nn.Module):
         self.names, self.hours = list(scoring["names"]), list(scoring["lead_hours"])
         self.units = list(scoring.get("units") or [""] * len(self.names))
         self.mean, self.std = list(scoring["mean"]), list(scoring["std"])
+        self.note = scoring.get("note") or ""
         clim = scoring.get("climatology")
         channels = len(self.names)
         rows = scoring.get("latitudes")
@@ -41,20 +44,29 @@ class FieldTestScores(nn.Module):
         if clim is not None:  # points never valid in training: the channel's mean
             clim = np.where(np.isnan(clim), np.asarray(self.mean)[:, None, None], clim).astype(np.float32)
             self.register_buffer("climatology", torch.from_numpy(clim), persistent=False)
-        self.scores = nn.ModuleDict({"model": FieldScores(future, channels, weights, clim),
-                                     "persistence": FieldScores(future, channels, weights, clim)})
-        if clim is not None:
+        acc = clim is not None
+        self.scores = nn.ModuleDict({"model": FieldScores(future, channels, weights, acc),
+                                     "persistence": FieldScores(future, channels, weights, acc)})
+        if acc:
             self.scores["climatology"] = FieldScores(future, channels, weights)
 
-    def update(self, x: torch.Tensor, forecast: torch.Tensor, y: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, forecast: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+               ) -> None:
         """x (B, T_in, C, H, W) inputs, forecast (clamped to [0, 1]) and y (B, T, C, H, W) targets, all
-        normalized as the data module gives them; y NaN where missing."""
+        normalized as the data module gives them; y NaN where missing; rows (B, T): the climatology's row at
+        each target's valid time (the data's third item), needed with a climatology."""
         target = denormalize(y.float(), self.mean, self.std)
-        self.scores["model"].update(denormalize(forecast.float(), self.mean, self.std), target)
-        last = denormalize(x[:, -1:].float(), self.mean, self.std)
-        self.scores["persistence"].update(last.expand_as(target), target)
+        clim = None
         if "climatology" in self.scores:
-            self.scores["climatology"].update(self.climatology.to(target)[None, None].expand_as(target), target)
+            if rows is None or bool((rows < 0).any()):
+                raise ValueError("the fields' scores need the climatology's row of each target (the third item of a "
+                                 "FieldDataset's window)")
+            clim = self.climatology.to(target.device)[rows.to(target.device)]  # (B, T, C, H, W)
+        self.scores["model"].update(denormalize(forecast.float(), self.mean, self.std), target, clim)
+        last = denormalize(x[:, -1:].float(), self.mean, self.std)
+        self.scores["persistence"].update(last.expand_as(target), target, clim)
+        if clim is not None:
+            self.scores["climatology"].update(clim.to(target.dtype), target)
 
     def results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """({name: scalar}, {name: (future,)}): per_frame `rmse_t2m`, `acc_t2m`, `persistence/rmse_t2m`,

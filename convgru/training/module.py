@@ -139,7 +139,7 @@ class ForecastModule(pl.LightningModule):
 
     def _predict(self, batch, check_nan: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(forecast, targets) of a batch; `check_nan` looks for undeclared missing pixels (a device sync)."""
-        x, y = batch
+        x, y = batch[0], batch[1]  # data=fields adds the climatology's rows of the targets
         if y.shape[1] != self.hparams.future:
             raise ValueError(
                 f"the data gives {y.shape[1]} target frames but the model predicts "
@@ -191,7 +191,7 @@ class ForecastModule(pl.LightningModule):
             for name, baseline in self.baselines.items():
                 self.skill[name].update(_scoring(baseline(batch[0], y.shape[1])), y)
         if self.field_scores is not None:
-            self.field_scores.update(batch[0], as_forecast(pred), y)
+            self.field_scores.update(batch[0], as_forecast(pred), y, batch[2] if len(batch) > 2 else None)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Prediction clamped to [0, 1], (B, future, C, H, W); batch is x or (x, y)."""
@@ -247,14 +247,19 @@ class ForecastModule(pl.LightningModule):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def setup(self, stage: str) -> None:
-        """Keep the data's normalization (data=fields: mean and std per channel of the training split) and grid
-        (coordinates and their order) in the data config that checkpoints store, so that eval and predict
-        normalize as training did and read new files in the training grid's order."""
+        """Keep the data's normalization (data=fields: mean and std per channel of the training split), grid
+        (coordinates and their order) and climatology (`FieldDataModule.stored_climatology`: its values, or a
+        file beside the checkpoints) in the data config that checkpoints store, so that eval and predict
+        normalize as training did, read new files in the training grid's order, and eval scores ACC without
+        the training files."""
         datamodule = self.trainer.datamodule
         if getattr(datamodule, "normalization", None) is not None and isinstance(self.hparams.get("data"), dict):
             self.hparams.data["normalization"] = datamodule.normalization
             if getattr(datamodule, "grid", None) is not None:
                 self.hparams.data["grid"] = datamodule.grid
+            stored = getattr(datamodule, "stored_climatology", None)
+            if stored is not None:  # a large one: a file beside the checkpoints
+                self.hparams.data["climatology"] = stored(getattr(self.trainer.checkpoint_callback, "dirpath", None))
 
     def on_test_start(self) -> None:
         """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields)."""

@@ -142,7 +142,8 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         thresholds = module.hparams.thresholds if cfg.get("test", True) else None
         drawn = _figures(cfg, module, datamodule) if cfg.get("test", True) else None
         train_report(trainer, best, metrics, Path(cfg.paths.output_dir), thresholds,
-                     OmegaConf.select(cfg, "data.units"), drawn and (results.per_frame, *drawn))
+                     OmegaConf.select(cfg, "data.units"), drawn and (results.per_frame, *drawn),
+                     getattr(datamodule, "climatology_note", ""))
     return metrics
 
 
@@ -189,7 +190,7 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
         eval_report(Path(cfg.paths.output_dir), cfg.ckpt_path, results.summary, results.per_frame, forecasts,
                     module.hparams.thresholds, OmegaConf.select(cfg, "data.units"),
                     getattr(datamodule, "frame_rate", None),  # video data: predictions.mp4 at its frame rate
-                    drawn)
+                    drawn, getattr(datamodule, "climatology_note", ""))  # data=fields: which climatology ACC is against
         if cfg.get("save_forecasts"):  # data=fields: the test forecasts as NetCDF
             say(f"Wrote the test forecasts to {save_test_forecasts(module, datamodule, cfg.paths.output_dir)}")
     return results.summary

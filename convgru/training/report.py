@@ -136,9 +136,10 @@ def per_lead_key(key: str) -> bool:
     return bool(PER_LEAD.search(key))
 
 
-def field_table(metrics: Mapping, prefix: str = "") -> str:
+def field_table(metrics: Mapping, prefix: str = "", note: str = "") -> str:
     """Latitude-weighted RMSE and ACC per lead time of the model, persistence and climatology from `metrics`
-    keyed `{prefix}rmse_t2m_6h`, `{prefix}persistence/acc_t2m_6h`, ...; "" when it holds none."""
+    keyed `{prefix}rmse_t2m_6h`, `{prefix}persistence/acc_t2m_6h`, ...; "" when it holds none. `note` says
+    which climatology ACC is against, or why ACC and the climatology baseline are left out (empty cells)."""
     pattern = re.compile(rf"^{re.escape(prefix)}rmse_(.+)_([0-9.e+-]+)h$")
     found: dict[str, list[float]] = {}
     for key in metrics:
@@ -156,12 +157,16 @@ def field_table(metrics: Mapping, prefix: str = "") -> str:
             cells = []
             for score, who in columns:
                 value = metrics.get(f"{prefix}{who}{score}_{name}" + ("" if h is None else f"_{h:g}h"))
-                shown = f"{value:9.4g}" if score == "rmse" else f"{value:9.3f}"
-                cells.append(f"{'':>9}" if value is None else f"{'nan':>9}" if value != value else shown)
+                if value is None:  # not scored (no climatology), or null in a metrics.json
+                    cells.append(f"{'':>9}")
+                else:
+                    cells.append(f"{'nan':>9}" if value != value else f"{value:9.4g}" if score == "rmse"
+                                 else f"{value:9.3f}")
             lines.append(f"{'all' if h is None else f'{h:g}h':>7} " + " ".join(cells))
         blocks.append("\n".join(lines))
     return ("\nScores of the fields on the test set: latitude-weighted RMSE (the variable's units) and ACC, model vs "
-            "persistence and climatology of the training period:\n" + "\n\n".join(blocks))
+            "persistence and climatology of the training period" + (f".\n{note}" if note else "") + ":\n"
+            + "\n\n".join(blocks))
 
 
 # --- the report of a test ----------------------------------------------------------------
@@ -202,7 +207,7 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
 
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
-                 units: str | None = None, figures=None) -> None:
+                 units: str | None = None, figures=None, field_note: str = "") -> None:
     """Write metrics.json into the run folder; print where the run, its checkpoints (best and last),
     logs and metrics are, a table of the validation and test metrics and, with `thresholds`, the test's
     skill scores of the model and of its baselines. `figures` = (per_frame, forecasts, rendering): the
@@ -229,7 +234,7 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
     say("\n".join(lines))
     if thresholds:
         say(skill_report(metrics, thresholds, units, "test/"))
-    if table := field_table(metrics, "test/"):
+    if table := field_table(metrics, "test/", field_note):
         say(table)
 
 
@@ -261,13 +266,13 @@ def write_figures(folder: Path, per_frame, forecasts, rendering, units: str | No
 
 
 def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, thresholds=None,
-                units: str | None = None, rate=None, figures=None) -> None:
+                units: str | None = None, rate=None, figures=None, field_note: str = "") -> None:
     """metrics.json, per_frame.csv (a column per metric, skill score and each baseline's),
     predictions.png and predictions.gif of `forecasts` (inputs, targets, predictions) in `folder`, and
     with `rate` (the frame rate of video data, frames/s) predictions.mp4 of the same frames; on
     stdout a table per future frame (MSE ... PSNR, CSI per threshold) and with `thresholds` the skill
     scores of the model and of its baselines; with `figures` = (forecasts, rendering) the test's figures
-    in `folder`/figures (`write_figures`)."""
+    in `folder`/figures (`write_figures`); `field_note` heads the fields' table (`field_table`)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(strict_json({"ckpt_path": str(ckpt_path), **metrics}))
     columns = list(per_frame)
@@ -283,7 +288,7 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     say("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
         say(skill_report(metrics, thresholds, units))
-    if table := field_table(metrics):
+    if table := field_table(metrics, note=field_note):
         say(table)
     say(f"\nWrote metrics.json, per_frame.csv, predictions.png, predictions.gif{' and .mp4' if rate else ''} to "
         f"{_where(folder)}")
