@@ -584,5 +584,5 @@ def test_declared_sizes_are_checked_before_reading(tmp_path, capsys, monkeypatch
     with pytest.raises(SystemExit):
         predict_script().main([str(ckpt), str(clip), str(tmp_path / "out.npy")])
     err = capsys.readouterr().err
-    assert f"error: INPUT {clip}: {clip}: decoding its 6 frames of 32x32 pixels" in err
+    assert f"error: INPUT {clip}: decoding its 6 frames of 24x32 pixels" in err
     assert "into 6 frames of 30000x30000 with 1 channel(s) (data.image_size" in err and "needs about" in err
