@@ -5,6 +5,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics import MeanMetric, SumMetric
 
 from convgru import EncoderForecaster
 from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
@@ -13,7 +14,7 @@ from convgru.training.baselines import build_baselines
 from convgru.training.checkpoint import merge_rz_norm_states, stamp
 from convgru.training.fields import FieldTestScores
 from convgru.training.losses import build_loss
-from convgru.training.metrics import FrameMetrics
+from convgru.training.metrics import FrameMetrics, UnpaddedShard
 from convgru.training.optim import build_optimizer, build_scheduler
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
@@ -108,6 +109,11 @@ class ForecastModule(pl.LightningModule):
             self.net.compile(fullgraph=True, mode=None if compile is True else compile)
         self.val_metrics = FrameMetrics(future)
         self.test_metrics = FrameMetrics(future)
+        # the validation loss over samples (batch means weighted by batch size); a NaN loss stays NaN (torchmetrics'
+        # nan_strategy="disable" would drop the weights)
+        self.val_loss = MeanMetric(nan_strategy=float("nan"))
+        self.nonfinite = SumMetric()  # NaN or inf predicted values at test
+        self.shard = UnpaddedShard(None)  # this process's share of the val / test set, set as each epoch starts
         self.skill = nn.ModuleDict()  # val, test and each baseline: SkillScores when thresholds are set
         self.baselines = {}  # name: (x, future) -> forecast, scored at test
         if thresholds is not None:
@@ -174,17 +180,28 @@ class ForecastModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self.shard = UnpaddedShard(self.trainer.val_dataloaders)
+
+    def on_test_epoch_start(self) -> None:
+        self.shard = UnpaddedShard(self.trainer.test_dataloaders)
+
     def validation_step(self, batch, batch_idx: int) -> None:
+        batch = self.shard.trim(batch)  # under DDP: without the samples repeated to pad the set
+        if len(batch[0]) == 0:
+            return
         pred, y = self._predict(batch)
-        self.log("val/loss", self.loss_fn(pred.float(), y), sync_dist=True, batch_size=y.shape[0])
+        self.val_loss.update(self.loss_fn(pred.float(), y), y.shape[0])
         self.val_metrics.update(pred, y)
         if self.skill:
             self.skill["val"].update(as_forecast(pred), y)
 
     def test_step(self, batch, batch_idx: int) -> None:
+        batch = self.shard.trim(batch)  # under DDP: without the samples repeated to pad the set
+        if len(batch[0]) == 0:
+            return
         pred, y = self._predict(batch)
-        self.log("test/nonfinite_predictions", (~torch.isfinite(pred)).sum().float(), reduce_fx="sum",
-                 on_step=False, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
+        self.nonfinite.update((~torch.isfinite(pred)).sum())
         self.test_metrics.update(pred, y)
         if self.skill:
             self.skill["test"].update(as_forecast(pred), y)
@@ -203,13 +220,16 @@ class ForecastModule(pl.LightningModule):
         if not self.skill:
             return {}, {}
         scores = self.skill[name].compute()
-        pooled = {prefix + k: v for k, v in scores.items() if v.ndim == 0}
-        return pooled, {prefix + k.removesuffix("_per_lead"): v for k, v in scores.items() if v.ndim == 1}
+        pooled = {prefix + k: v for k, v in scores.items() if not k.endswith("_per_lead")}
+        return pooled, {prefix + k.removesuffix("_per_lead"): v.reshape(-1) for k, v in scores.items()
+                        if k.endswith("_per_lead")}  # (T,): torchmetrics squeezes (1,) to a scalar
 
     def on_validation_epoch_end(self) -> None:
         per_frame = self.val_metrics.compute()
         self.val_metrics.reset()
-        # already reduced over ranks by the metrics; sync_dist only averages equal values
+        # every metric is summed over ranks as it computes; sync_dist only averages equal values
+        self.log("val/loss", self.val_loss.compute(), sync_dist=True)
+        self.val_loss.reset()
         self.log_dict({f"val/{k}": v.mean() for k, v in per_frame.items()}, prog_bar=True, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in self._scores("val")[0].items()}, sync_dist=True)
         if self.skill:
@@ -218,7 +238,7 @@ class ForecastModule(pl.LightningModule):
     def test_results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The test so far, without resetting it: ({name: scalar}: means over the frames and the skill
         scores pooled over them, each baseline's as `persistence/csi_20`; {name: (future,)}: per lead time)."""
-        per_frame = self.test_metrics.compute()
+        per_frame = {k: v.reshape(-1) for k, v in self.test_metrics.compute().items()}  # (T,), also for T = 1
         summary = {k: v.mean() for k, v in per_frame.items()}
         for name, prefix in (("test", ""), *((name, f"{name}/") for name in self.baselines)):
             pooled, per_lead = self._scores(name, prefix)
@@ -233,12 +253,15 @@ class ForecastModule(pl.LightningModule):
         """Log test/<metric> (`test_results`: means over frames, pooled skill scores) and, to
         TensorBoard, MSE and CSI against the lead time; then reset the test metrics."""
         summary, per_frame = self.test_results()
+        nonfinite = self.nonfinite.compute().float()
         self.test_metrics.reset()
+        self.nonfinite.reset()
         for metric in self.skill.values():
             metric.reset()
         if self.field_scores is not None:
             self.field_scores.reset()
-        self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
+        self.log_dict({f"test/{k}": v for k, v in {**summary, "nonfinite_predictions": nonfinite}.items()},
+                      sync_dist=True)
         curves = ["mse", *(k for k in per_frame if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
