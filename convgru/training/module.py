@@ -8,6 +8,7 @@ from torch import nn
 from torchmetrics import MeanMetric, SumMetric
 
 from convgru import EncoderForecaster
+from convgru._checks import OptionError
 from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
 from convgru.domain.units import check_value_range
 from convgru.training.baselines import build_baselines
@@ -121,6 +122,11 @@ class ForecastModule(pl.LightningModule):
             windows = {"fss_scales": check_sizes(fss_scales, "model.fss_scales"),
                        "pool_sizes": check_sizes(csi_pool_sizes, "model.csi_pool_sizes")}
             self.baselines = build_baselines(baselines, value_range)
+            frames_in = (data or {}).get("frames_in")
+            if "extrapolation" in self.baselines and isinstance(frames_in, int) and frames_in < 2:
+                raise OptionError("model.baselines.extrapolation", "needs data.frames_in >= 2 (the optical flow "
+                                  f"between the last input frames), found {frames_in}; leave it out with "
+                                  "model.baselines.extrapolation=null")
             if self.baselines and net.get("in_channels", 1) != net.get("out_channels", 1):
                 raise ValueError(f"model.thresholds: scoring {' and '.join(self.baselines)} needs "
                                  f"model.net.in_channels == out_channels, found {net.get('in_channels', 1)} and "
@@ -282,7 +288,7 @@ class ForecastModule(pl.LightningModule):
         self.field_scores = FieldTestScores(scoring(), self.hparams.future).to(self.device) if scoring else None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["convgru"] = stamp()
+        checkpoint["convgru"] = stamp(self.trainer.world_size if self._trainer else None)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Bring a 0.1.0 optimizer state up to date; refuse to resume a OneCycle schedule over a
@@ -290,14 +296,23 @@ class ForecastModule(pl.LightningModule):
         merge_rz_norm_states(checkpoint, self)
         scheduler = self.hparams.scheduler or {}
         if scheduler.get("name") == "onecycle" and self._trainer and self.trainer.state.fn == "fit":
-            total = int(self.trainer.estimated_stepping_batches)
+            total, world = int(self.trainer.estimated_stepping_batches), self.trainer.world_size
+            trained = (checkpoint.get("convgru") or {}).get("world_size")
             for state in checkpoint.get("lr_schedulers", []):
-                if state.get("total_steps", total) != total:
+                if state.get("total_steps", total) == total:
+                    continue
+                steps = f"the checkpoint's OneCycle schedule lasts {state['total_steps']} steps, this run {total}"
+                if isinstance(trained, int) and trained != world:  # each process takes its share of the batches
                     raise ValueError(
-                        f"the checkpoint's OneCycle schedule lasts {state['total_steps']} steps, this run "
-                        f"{total}; resume with the trainer.max_epochs / max_steps and data.train_size / "
-                        "batch_size it was started with (to train longer, start a new run)"
-                    )
+                        f"{steps}: the checkpoint trained on {trained} process{'es' * (trained != 1)} and this run has "
+                        f"{world} (world size: trainer.devices x trainer.num_nodes), which changes the steps per "
+                        f"epoch; resume on {trained} process{'es' * (trained != 1)}, or start a new run on {world} "
+                        "(a OneCycle schedule cannot stretch)")
+                raise ValueError(
+                    f"{steps}; resume with the trainer.max_epochs / max_steps, data.train_size / batch_size and "
+                    "number of processes (trainer.devices x trainer.num_nodes) it was started with (to train longer, "
+                    "start a new run)"
+                )
 
     def configure_optimizers(self):
         config = _half_safe_eps(self.hparams.optimizer or {"name": "adam", "lr": 1e-3}, self.parameters())

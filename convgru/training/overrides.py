@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import OptionError
+from convgru.training.cli import paste_command
 
 Compose = Callable[[tuple[str, ...]], DictConfig]  # overrides -> the composed config, with its hydra node
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -172,8 +173,9 @@ def conflicts(composer: Compose, overrides: tuple[str, ...]) -> list[OptionError
         if lost:
             sets = ", ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
             has = ", ".join(_show(own[k]) for k in lost)
-            keep = " ".join(f"{group}.{k}={_show(own[k])}" for k in lost)
-            take = " ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
+            keep = paste_command(None, [(f"{group}.{k}", own[k]) for k in lost])
+            take = paste_command(None, [f"~{group}.{k}" if now.get(k, _ABSENT) is _ABSENT else (f"{group}.{k}", now[k])
+                                        for k in lost])
             refusals.append(OptionError(f"{group}={option}", f"experiment={experiment} sets {sets}, overriding "
                                         f"{option}'s {has}; pass {keep} to keep {group}={option}'s, {take} to "
                                         f"take the experiment's, or drop {group}={option} to run the "
