@@ -81,7 +81,7 @@ def nan_weights(path: Path) -> None:
 
 
 def other_world_size(path: Path) -> None:
-    """The tiny config's checkpoint of a OneCycle run on 2 processes (1 step per epoch each, the tiny config's 2 on one)."""
+    """The tiny config's checkpoint of a OneCycle run on 2 processes (1 step per epoch each; 2 on one)."""
     config_checkpoint(path)
     checkpoint = torch.load(path, weights_only=True)
     checkpoint.update(lr_schedulers=[{"total_steps": 1}], convgru=stamp(world_size=2), epoch=0, global_step=1,

@@ -85,8 +85,8 @@ def test_scores_of_any_world_size_equal_one_process(n, batch, future):
     expected = results(reduced(model, [scored_states(model, DataLoader(dataset, batch_size=batch))]))
     assert expected["mse_per_frame"].shape == (future,)
     for world in range(1, 8):
-        loaders = [DataLoader(dataset, batch_size=batch, sampler=DistributedSampler(dataset, world, rank, shuffle=False))
-                   for rank in range(world)]
+        samplers = [DistributedSampler(dataset, world, rank, shuffle=False) for rank in range(world)]
+        loaders = [DataLoader(dataset, batch_size=batch, sampler=sampler) for sampler in samplers]
         padded = sum(len(loader.sampler) for loader in loaders)
         assert padded == n + (-n) % world  # what Lightning's sampler gives the ranks: the padding repeats samples
         merged = reduced(model, [scored_states(model, loader) for loader in loaders])
@@ -96,7 +96,8 @@ def test_scores_of_any_world_size_equal_one_process(n, batch, future):
         got = results(merged)
         assert got.keys() == expected.keys()
         for key, value in expected.items():
-            torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6, equal_nan=True, msg=f"{key}, world size {world}")
+            torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-6, equal_nan=True,
+                                       msg=f"{key}, world size {world}")
 
 
 def test_one_process_loader_is_left_as_it_is():

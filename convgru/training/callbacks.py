@@ -119,6 +119,9 @@ class ProgressBar(TQDMProgressBar):
         return False
 
 
+QUICKSTART = paste_command("scripts/train.py", ["experiment=quickstart"]) + " (minutes on a CPU)"
+
+
 class SlowRunWarning(pl.Callback):
     """After the first training steps of a run on the CPU, when the rest of the run would take more than
     `hours`, say so in one line: the measured time per step, the estimates per epoch and for the run,
@@ -127,7 +130,7 @@ class SlowRunWarning(pl.Callback):
     a third of a training step (a forward pass of the three passes of a training step)."""
 
     def __init__(self, hours: float = 1.0, steps: int = 3, seconds: float = 20.0,
-                 alternative: str = paste_command("scripts/train.py", ["experiment=quickstart"]) + " (minutes on a CPU)"):
+                 alternative: str = QUICKSTART):
         self.hours, self.steps, self.seconds, self.alternative = hours, steps, seconds, alternative
         self._start, self._batches, self._done = None, 0, False
 
