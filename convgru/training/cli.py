@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.experimental.callback import Callback
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
@@ -47,15 +47,37 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, USER_ERRORS)
 
 
+class TrialFailed(CompactHydraException):
+    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option): the
+    sweep records it as failed (Optuna: a FAIL trial, Hydra's log: "Failed experiment: <reason>") and goes on
+    with its other jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+
+
+def _in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @contextmanager
 def user_errors():
     """Print user errors as `error: <message>` on stderr and exit with status 2; others propagate.
+    In a job of a sweep (-m), raise TrialFailed instead, so that the sweep goes on with its other jobs.
     HYDRA_FULL_ERROR=1 lets every error propagate with its traceback."""
     try:
         yield
     except Exception as error:
         if os.environ.get(DEBUG) == "1" or not is_user_error(error):
             raise
+        if _in_sweep():
+            from hydra.core.hydra_config import HydraConfig
+
+            job = HydraConfig.get().job
+            message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {error_message(error)}"
+            say(f"\n{message}", logging.ERROR, sys.stderr)
+            raise TrialFailed(message) from None
         say(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", logging.ERROR, sys.stderr)
         sys.exit(2)
 
