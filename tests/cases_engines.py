@@ -62,8 +62,8 @@ CASES = [
          launched(DDP, {"WORLD_SIZE": "two"}), r"WORLD_SIZE: expected an integer >= 1"),
     Case("env-rank", "a rank beyond the world size", "WORLD_SIZE=2 RANK=2 ... trainer=ddp",
          launched(DDP, {"WORLD_SIZE": "2", "RANK": "2"}), r"RANK: expected an integer from 0 to 1 \(WORLD_SIZE=2\)"),
-    Case("env-master-addr", "an empty master address", "MASTER_ADDR= ... trainer=ddp", launched(DDP, {"MASTER_ADDR": ""}),
-         r"MASTER_ADDR: expected the host name"),
+    Case("env-master-addr", "an empty master address", "MASTER_ADDR= ... trainer=ddp",
+         launched(DDP, {"MASTER_ADDR": ""}), r"MASTER_ADDR: expected the host name"),
     Case("env-slurm-procid", "a SLURM task id beyond the tasks", "SLURM_NTASKS=2 SLURM_PROCID=3 ... trainer=ddp",
          launched(DDP, {"SLURM_NTASKS": "2", "SLURM_PROCID": "3"}), r"SLURM_PROCID: expected an integer from 0 to 1"),
     Case("sweep-model-depth", "the search space's third level on a model of two", "-m hparams_search=optuna "
