@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config, tiny
 from convgru.training import AtomicCheckpointIO, ForecastModule, cli, train
+from convgru.training.checkpoint import stamp
 from sweep import Case, assert_kept, checkpoint_run, digest, eval_with, raised, tiny_checkpoint
 
 TARGET = "victim.txt"  # a file of the user's that a malicious checkpoint aims at
@@ -76,6 +77,15 @@ def nan_weights(path: Path) -> None:
     checkpoint = torch.load(path, weights_only=True)
     name = next(k for k in checkpoint["state_dict"] if k.endswith("conv_h.weight"))
     checkpoint["state_dict"][name][0, 0, 0, 0] = float("nan")
+    torch.save(checkpoint, path)
+
+
+def other_world_size(path: Path) -> None:
+    """The tiny config's checkpoint of a OneCycle run on 2 processes (1 step per epoch each; 2 on one)."""
+    config_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint.update(lr_schedulers=[{"total_steps": 1}], convgru=stamp(world_size=2), epoch=0, global_step=1,
+                      **{"pytorch-lightning_version": "2.6.0"})
     torch.save(checkpoint, path)
 
 
@@ -174,6 +184,10 @@ CASES = [
          "ckpt_path=/data/model.ckpt", checkpoint_run(other_weights, resume_with()),
          r"the weights in .*model.ckpt do not fit the model: Error\(s\) in loading state_dict for ForecastModule: "
          r"size mismatch for net\.\S+conv_h.weight"),
+    Case("resume-other-world-size", "resuming a OneCycle run on another number of processes",
+         "ckpt_path=/data/model.ckpt trainer.devices=1 (trained on 2)", checkpoint_run(other_world_size, resume_with()),
+         r"OneCycle schedule lasts 1 steps, this run 2: the checkpoint trained on 2 processes and this run has 1 "
+         r"\(world size: trainer.devices x trainer.num_nodes\)"),
     Case("run-folder-in-use", "a second run started into the folder of a run that is still going",
          "hydra.run.dir=/data/run (in use)", folder_in_use,
          r"run is in use by another run \(process <pid>: scripts/train.py experiment=quickstart\); two runs in one "

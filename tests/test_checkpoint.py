@@ -55,7 +55,7 @@ def test_other_files_are_not_checkpoints(tmp_path):
 
 def test_checkpoint_from_a_newer_convgru_is_refused(trained_run, tmp_path):
     checkpoint = torch.load(trained_run[0] / "checkpoints" / "last.ckpt", weights_only=True)
-    assert checkpoint["convgru"] == {"format": 2, "version": convgru.__version__}
+    assert checkpoint["convgru"] == {"format": 2, "version": convgru.__version__, "world_size": 1}
     checkpoint["convgru"] = {"format": 99, "version": "9.0"}
     torch.save(checkpoint, tmp_path / "future.ckpt")
     with pytest.raises(CheckpointError, match="written by convgru 9.0 in checkpoint format 99.*Upgrade convgru"):

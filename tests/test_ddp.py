@@ -1,5 +1,7 @@
 """DDP through trainer=ddp with Hydra's output directories: two CPU processes (gloo) on one node, and two
-"nodes" of one process each on 127.0.0.1 (trainer=ddp_multinode) that train as those two processes do."""
+"nodes" of one process each on 127.0.0.1 (trainer=ddp_multinode) that train as those two processes do; the
+validation and test scores of 2 processes (train.py's test, eval.py) equal one process's on the same sets of
+5 sequences, which Lightning's sampler pads to 6 (tests/test_ddp_metrics.py: world sizes 1 to 7 in one process)."""
 
 import json
 import os
@@ -10,16 +12,18 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, tiny
+from conftest import ROOT, compose_config, tiny
+from convgru.training import evaluate
 
 TESTS = ROOT / "tests"
 
 
 def command(cache_dir, run, trainer: list[str]) -> list[str]:
-    """train.py on the tiny config with 16 training sequences (batch 4 over 2 processes: 2 steps), every
-    rank writing its weights (rank_weights.RankWeights) to <run>/ranks."""
+    """train.py on the tiny config with 16 training sequences (batch 4 over 2 processes: 2 steps) and 5
+    validation and test sequences, every rank writing its weights (rank_weights.RankWeights) to <run>/ranks."""
     overrides = [o for o in tiny("train") if not o.startswith("trainer=")]
-    return [sys.executable, "scripts/train.py", *overrides, "data.train_size=16", *trainer,
+    return [sys.executable, "scripts/train.py", *overrides, "data.train_size=16", "data.val_size=5",
+            "data.test_size=5", *trainer,
             "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1",
             "+callbacks.rank_weights._target_=rank_weights.RankWeights", f"+callbacks.rank_weights.folder={run}/ranks",
             f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
@@ -93,3 +97,38 @@ def test_two_nodes_train_as_one_node_with_two_processes(tmp_path, cache_dir, one
     assert metrics.keys() == expected.keys() and "test/mse" in metrics
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+
+
+def one_process_eval(checkpoint, out, cache_dir) -> dict:
+    """eval.py's evaluate() on one process (in-process) with the checkpoint's data: its metrics.json."""
+    overrides = [f"ckpt_path={checkpoint}", "trainer.precision=32-true"]
+    evaluate(compose_config("eval", out, overrides, cache_dir), overrides)
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_score_as_one(tmp_path, cache_dir, one_node):
+    """train.py's test and eval.py under trainer=ddp on 2 processes: the metrics of one process on the same 5
+    test sequences (not 6: Lightning's sampler repeats one to give both processes 3)."""
+    run, _ = one_node
+    best = run / "checkpoints" / "epoch_000.ckpt"  # what train.py tested
+    expected = one_process_eval(best, tmp_path / "one", cache_dir)
+    trained = json.loads((run / "metrics.json").read_text())
+    for name in ("mse", "mae", "ssim", "psnr"):
+        assert trained[f"test/{name}"] == pytest.approx(expected[name], rel=1e-5), name
+    command = [sys.executable, "scripts/eval.py", f"ckpt_path={best}", "trainer=ddp", "trainer.accelerator=cpu",
+               "trainer.devices=2", "trainer.precision=32-true", f"paths.cache_dir={cache_dir}",
+               f"hydra.run.dir={tmp_path / 'two'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment())
+    assert result.returncode == 0, result.stderr[-4000:]
+    output = result.stdout + result.stderr
+    assert "MEMBER: 2/2" in output and "DistributedSampler" not in output  # Lightning's advice: not needed now
+    scored = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert scored.keys() == expected.keys()
+    for name, value in expected.items():
+        if name != "ckpt_path":
+            assert scored[name] == pytest.approx(value, rel=1e-5, abs=1e-7, nan_ok=True), name
+    one, two = ((tmp_path / f / "per_frame.csv").read_text().splitlines() for f in ("one", "two"))
+    assert len(two) == len(one) == 3  # a header and frames_out=2 rows
+    for a, b in zip(one[1:], two[1:]):
+        assert [float(v) for v in a.split(",")] == pytest.approx([float(v) for v in b.split(",")], rel=1e-4)

@@ -224,7 +224,8 @@ class SkillScores(Metric):
     `compute()` returns {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead
     times, `csi_pool<size>_<thr>` and `csi_pool<size>_mean` for each pool size, `fss_<n>px_<thr>` and
     `fss_<n>px_mean` for each scale, and each also per lead time as `<name>_per_lead`, (T,)
-    (float32). Log the scalars with `{k: v for k, v in out.items() if v.ndim == 0}`.
+    (float32); torchmetrics gives a (1,) result as a scalar, so with one lead time tell them apart by the
+    `_per_lead` suffix, not by shape.
     """
 
     full_state_update = False

@@ -4,7 +4,6 @@ and a warning, after the first steps, when a run on the CPU would take hours."""
 
 import logging
 import math
-import shlex
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
+from convgru.training.cli import paste_command
 from convgru.training.images import first_forecasts, forecast_grid
 from convgru.training.report import say
 
@@ -112,11 +112,12 @@ def resume_command(path) -> str:
     """The command line of this run (its Hydra overrides) with its run folder and ckpt_path=`path`."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides, folder = [], []
+    overrides = []
     if HydraConfig.initialized():
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("ckpt_path=")]
-        folder = [f"hydra.run.dir={HydraConfig.get().runtime.output_dir}"]  # continue in the same folder
-    return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, *folder, f"ckpt_path={path}"])
+        overrides = [o for o in HydraConfig.get().overrides.task
+                     if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
+        overrides.append(("hydra.run.dir", HydraConfig.get().runtime.output_dir))  # continue in the same folder
+    return paste_command("scripts/train.py", [*overrides, ("ckpt_path", str(path))])
 
 
 class ProgressBar(TQDMProgressBar):
@@ -138,6 +139,9 @@ class ProgressBar(TQDMProgressBar):
         return False
 
 
+QUICKSTART = paste_command("scripts/train.py", ["experiment=quickstart"]) + " (minutes on a CPU)"
+
+
 class SlowRunWarning(pl.Callback):
     """After the first training steps of a run on the CPU, when the rest of the run would take more than
     `hours`, say so in one line: the measured time per step, the estimates per epoch and for the run,
@@ -146,7 +150,7 @@ class SlowRunWarning(pl.Callback):
     a third of a training step (a forward pass of the three passes of a training step)."""
 
     def __init__(self, hours: float = 1.0, steps: int = 3, seconds: float = 20.0,
-                 alternative: str = "python scripts/train.py experiment=quickstart (minutes on a CPU)"):
+                 alternative: str = QUICKSTART):
         self.hours, self.steps, self.seconds, self.alternative = hours, steps, seconds, alternative
         self._start, self._batches, self._done = None, 0, False
 

@@ -246,9 +246,11 @@ def _unreadable(path: Path) -> CheckpointError:
     return CheckpointError(f"cannot read checkpoint {path}: {why}")
 
 
-def stamp() -> dict:
-    """The `convgru` entry of a checkpoint written now: {format, version}."""
-    return {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
+def stamp(world_size: int | None = None) -> dict:
+    """The `convgru` entry of a checkpoint written now: {format, version} and, written by a trainer, the
+    `world_size` (processes: trainer.devices x trainer.num_nodes) it trained on."""
+    written = {"format": CHECKPOINT_FORMAT, "version": convgru.__version__}
+    return written if world_size is None else {**written, "world_size": int(world_size)}
 
 
 def one_line(error: BaseException) -> str:

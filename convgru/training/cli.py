@@ -5,12 +5,14 @@ import argparse
 import logging
 import os
 import re
+import shlex
 import sys
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.experimental.callback import Callback
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
@@ -46,15 +48,37 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, USER_ERRORS)
 
 
+class TrialFailed(CompactHydraException):
+    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option): the
+    sweep records it as failed (Optuna: a FAIL trial, Hydra's log: "Failed experiment: <reason>") and goes on
+    with its other jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+
+
+def _in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @contextmanager
 def user_errors():
     """Print user errors as `error: <message>` on stderr and exit with status 2; others propagate.
+    In a job of a sweep (-m), raise TrialFailed instead, so that the sweep goes on with its other jobs.
     HYDRA_FULL_ERROR=1 lets every error propagate with its traceback."""
     try:
         yield
     except Exception as error:
         if os.environ.get(DEBUG) == "1" or not is_user_error(error):
             raise
+        if _in_sweep():
+            from hydra.core.hydra_config import HydraConfig
+
+            job = HydraConfig.get().job
+            message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {error_message(error)}"
+            say(f"\n{message}", logging.ERROR, sys.stderr)
+            raise TrialFailed(message) from None
         say(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", logging.ERROR, sys.stderr)
         sys.exit(2)
 
@@ -121,6 +145,42 @@ def _parses(parser: OverridesParser, override: str) -> bool:
 
 def _quote(item: str) -> str:
     return f'"{item.strip()}"'
+
+
+def hydra_value(value) -> str:
+    """`value` (a string, number, bool, None, or a list / dict of them) written in Hydra's override grammar,
+    so that `key=<result>` gives back `value`: strings that the grammar would read otherwise (a sweep at a
+    comma, a quote, a space, `;`, a backtick, a number-like text...) are single-quoted, a backslash doubled
+    before a quote and at the end, `${` escaped so that OmegaConf does not interpolate it."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, int, float)):
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    text = str(value)
+    if "${" not in text and _parsed_value(f"k={text}") == text:
+        return text
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
+    return "'" + quoted.replace("${", "\\${") + "'"
+
+
+def _parsed_value(override: str):
+    try:
+        return OverridesParser.create().parse_override(override).value()
+    except Exception:  # Hydra's OverrideParseException and the grammar's own errors
+        return None
+
+
+def paste_command(script: str | None, overrides: Iterable) -> str:
+    """The one way convgru writes a command for the user to paste: `python <script>` (None: the overrides
+    alone, to add to a command) and `overrides`, each a (key, value) pair, written here in Hydra's grammar
+    (`hydra_value`), or a `key=value` text already in it (as the user typed it); every word quoted for
+    the shell (POSIX sh), so that the command runs as printed."""
+    words = [] if script is None else ["python", script]
+    for override in overrides:
+        words.append(f"{override[0]}={hydra_value(override[1])}" if isinstance(override, tuple) else override)
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def positive_int(text: str) -> int:

@@ -1,9 +1,11 @@
-"""Forecast metrics per future frame: MSE and MAE in OpenSTL's convention, SSIM and PSNR."""
+"""Forecast metrics per future frame: MSE and MAE in OpenSTL's convention, SSIM and PSNR; and the
+share of an evaluation set that one DDP process scores (`UnpaddedShard`)."""
 
 import math
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 from torchmetrics import Metric
 
 METRICS = ("mse", "mae", "ssim", "psnr")
@@ -66,7 +68,8 @@ class FrameMetrics(Metric):
     Predictions are clamped to [0, 1] first, as OpenSTL clips them. MSE and MAE follow OpenSTL:
     error summed over C, H, W, averaged over sequences. SSIM and PSNR (data range 1) are computed
     per image and averaged, as OpenSTL's `metric` (openstl/core/metrics.py) does. `compute()`
-    returns {name: (T,) tensor}; average over frames for the figure over the whole forecast.
+    returns {name: (T,) tensor} (a scalar when T = 1: torchmetrics squeezes a (1,) result); average over
+    frames for the figure over the whole forecast.
     Inputs of any floating dtype (bfloat16, float16 too) are scored in float32.
 
     SSIM: `ssim` (Wang et al. 2004, 11x11 Gaussian window, sigma 1.5), with a smaller window on
@@ -134,3 +137,34 @@ class FrameMetrics(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         """{name: per-frame mean over the scored images, shape (frames,)}."""
         return {name: getattr(self, name) / self.count for name in METRICS}
+
+
+class UnpaddedShard:
+    """This process's samples of an evaluation loader, without the padding of Lightning's DistributedSampler.
+
+    Under DDP, Lightning gives the validation and test loaders a `DistributedSampler` (drop_last=False),
+    which pads the set to a multiple of the world size W by repeating its first samples: rank r gets the
+    positions r, r + W, r + 2W, ... of the padded list, the padding last (a test of 5 sequences on 2
+    processes scored 6). `trim(batch)` keeps the samples of a batch that are the set's own, in the order
+    the loader gives them, and drops the padding, so that every sample is scored exactly once whatever the
+    number of processes. Every rank still runs the loop (a rank of a set smaller than W gets one padded
+    sample, trimmed to none) and takes part in the metrics' sum over ranks at the epoch's end (their states
+    are sum-reduced). A loader without a DistributedSampler (one process) is left as it is.
+    """
+
+    def __init__(self, loader):
+        if isinstance(loader, (list, tuple)):  # Lightning's list of loaders: convgru's modules give one
+            loader = loader[0] if loader else None
+        sampler = getattr(loader, "sampler", None)
+        self.left = None  # samples of the set still to come on this rank; None: no padding
+        if isinstance(sampler, DistributedSampler) and not sampler.drop_last:
+            self.left = len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
+
+    def trim(self, batch):
+        """`batch` (x, y) cut to the samples of the set not seen yet on this rank (possibly none)."""
+        if self.left is None:
+            return batch
+        x, y = batch
+        keep = min(self.left, len(x))
+        self.left -= keep
+        return x[:keep], y[:keep]

@@ -5,15 +5,17 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics import MeanMetric, SumMetric
 
 from convgru import EncoderForecaster
+from convgru._checks import OptionError
 from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
 from convgru.domain.units import check_value_range
 from convgru.training.baselines import build_baselines
 from convgru.training.checkpoint import merge_rz_norm_states, stamp
 from convgru.training.fields import FieldTestScores
 from convgru.training.losses import build_loss
-from convgru.training.metrics import FrameMetrics
+from convgru.training.metrics import FrameMetrics, UnpaddedShard
 from convgru.training.optim import build_optimizer, build_scheduler
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
@@ -108,6 +110,11 @@ class ForecastModule(pl.LightningModule):
             self.net.compile(fullgraph=True, mode=None if compile is True else compile)
         self.val_metrics = FrameMetrics(future)
         self.test_metrics = FrameMetrics(future)
+        # the validation loss over samples (batch means weighted by batch size); a NaN loss stays NaN (torchmetrics'
+        # nan_strategy="disable" would drop the weights)
+        self.val_loss = MeanMetric(nan_strategy=float("nan"))
+        self.nonfinite = SumMetric()  # NaN or inf predicted values at test
+        self.shard = UnpaddedShard(None)  # this process's share of the val / test set, set as each epoch starts
         self.skill = nn.ModuleDict()  # val, test and each baseline: SkillScores when thresholds are set
         self.baselines = {}  # name: (x, future) -> forecast, scored at test
         if thresholds is not None:
@@ -115,6 +122,11 @@ class ForecastModule(pl.LightningModule):
             windows = {"fss_scales": check_sizes(fss_scales, "model.fss_scales"),
                        "pool_sizes": check_sizes(csi_pool_sizes, "model.csi_pool_sizes")}
             self.baselines = build_baselines(baselines, value_range)
+            frames_in = (data or {}).get("frames_in")
+            if "extrapolation" in self.baselines and isinstance(frames_in, int) and frames_in < 2:
+                raise OptionError("model.baselines.extrapolation", "needs data.frames_in >= 2 (the optical flow "
+                                  f"between the last input frames), found {frames_in}; leave it out with "
+                                  "model.baselines.extrapolation=null")
             if self.baselines and net.get("in_channels", 1) != net.get("out_channels", 1):
                 raise ValueError(f"model.thresholds: scoring {' and '.join(self.baselines)} needs "
                                  f"model.net.in_channels == out_channels, found {net.get('in_channels', 1)} and "
@@ -174,17 +186,28 @@ class ForecastModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self.shard = UnpaddedShard(self.trainer.val_dataloaders)
+
+    def on_test_epoch_start(self) -> None:
+        self.shard = UnpaddedShard(self.trainer.test_dataloaders)
+
     def validation_step(self, batch, batch_idx: int) -> None:
+        batch = self.shard.trim(batch)  # under DDP: without the samples repeated to pad the set
+        if len(batch[0]) == 0:
+            return
         pred, y = self._predict(batch)
-        self.log("val/loss", self.loss_fn(pred.float(), y), sync_dist=True, batch_size=y.shape[0])
+        self.val_loss.update(self.loss_fn(pred.float(), y), y.shape[0])
         self.val_metrics.update(pred, y)
         if self.skill:
             self.skill["val"].update(as_forecast(pred), y)
 
     def test_step(self, batch, batch_idx: int) -> None:
+        batch = self.shard.trim(batch)  # under DDP: without the samples repeated to pad the set
+        if len(batch[0]) == 0:
+            return
         pred, y = self._predict(batch)
-        self.log("test/nonfinite_predictions", (~torch.isfinite(pred)).sum().float(), reduce_fx="sum",
-                 on_step=False, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
+        self.nonfinite.update((~torch.isfinite(pred)).sum())
         self.test_metrics.update(pred, y)
         if self.skill:
             self.skill["test"].update(as_forecast(pred), y)
@@ -203,13 +226,16 @@ class ForecastModule(pl.LightningModule):
         if not self.skill:
             return {}, {}
         scores = self.skill[name].compute()
-        pooled = {prefix + k: v for k, v in scores.items() if v.ndim == 0}
-        return pooled, {prefix + k.removesuffix("_per_lead"): v for k, v in scores.items() if v.ndim == 1}
+        pooled = {prefix + k: v for k, v in scores.items() if not k.endswith("_per_lead")}
+        return pooled, {prefix + k.removesuffix("_per_lead"): v.reshape(-1) for k, v in scores.items()
+                        if k.endswith("_per_lead")}  # (T,): torchmetrics squeezes (1,) to a scalar
 
     def on_validation_epoch_end(self) -> None:
         per_frame = self.val_metrics.compute()
         self.val_metrics.reset()
-        # already reduced over ranks by the metrics; sync_dist only averages equal values
+        # every metric is summed over ranks as it computes; sync_dist only averages equal values
+        self.log("val/loss", self.val_loss.compute(), sync_dist=True)
+        self.val_loss.reset()
         self.log_dict({f"val/{k}": v.mean() for k, v in per_frame.items()}, prog_bar=True, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in self._scores("val")[0].items()}, sync_dist=True)
         if self.skill:
@@ -218,7 +244,7 @@ class ForecastModule(pl.LightningModule):
     def test_results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The test so far, without resetting it: ({name: scalar}: means over the frames and the skill
         scores pooled over them, each baseline's as `persistence/csi_20`; {name: (future,)}: per lead time)."""
-        per_frame = self.test_metrics.compute()
+        per_frame = {k: v.reshape(-1) for k, v in self.test_metrics.compute().items()}  # (T,), also for T = 1
         summary = {k: v.mean() for k, v in per_frame.items()}
         for name, prefix in (("test", ""), *((name, f"{name}/") for name in self.baselines)):
             pooled, per_lead = self._scores(name, prefix)
@@ -233,12 +259,15 @@ class ForecastModule(pl.LightningModule):
         """Log test/<metric> (`test_results`: means over frames, pooled skill scores) and, to
         TensorBoard, MSE and CSI against the lead time; then reset the test metrics."""
         summary, per_frame = self.test_results()
+        nonfinite = self.nonfinite.compute().float()
         self.test_metrics.reset()
+        self.nonfinite.reset()
         for metric in self.skill.values():
             metric.reset()
         if self.field_scores is not None:
             self.field_scores.reset()
-        self.log_dict({f"test/{k}": v for k, v in summary.items()}, sync_dist=True)
+        self.log_dict({f"test/{k}": v for k, v in {**summary, "nonfinite_predictions": nonfinite}.items()},
+                      sync_dist=True)
         curves = ["mse", *(k for k in per_frame if k.split("/")[-1].startswith("csi_"))]
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -267,7 +296,7 @@ class ForecastModule(pl.LightningModule):
         self.field_scores = FieldTestScores(scoring(), self.hparams.future).to(self.device) if scoring else None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["convgru"] = stamp()
+        checkpoint["convgru"] = stamp(self.trainer.world_size if self._trainer else None)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Bring a 0.1.0 optimizer state up to date; refuse to resume a OneCycle schedule over a
@@ -275,14 +304,23 @@ class ForecastModule(pl.LightningModule):
         merge_rz_norm_states(checkpoint, self)
         scheduler = self.hparams.scheduler or {}
         if scheduler.get("name") == "onecycle" and self._trainer and self.trainer.state.fn == "fit":
-            total = int(self.trainer.estimated_stepping_batches)
+            total, world = int(self.trainer.estimated_stepping_batches), self.trainer.world_size
+            trained = (checkpoint.get("convgru") or {}).get("world_size")
             for state in checkpoint.get("lr_schedulers", []):
-                if state.get("total_steps", total) != total:
+                if state.get("total_steps", total) == total:
+                    continue
+                steps = f"the checkpoint's OneCycle schedule lasts {state['total_steps']} steps, this run {total}"
+                if isinstance(trained, int) and trained != world:  # each process takes its share of the batches
                     raise ValueError(
-                        f"the checkpoint's OneCycle schedule lasts {state['total_steps']} steps, this run "
-                        f"{total}; resume with the trainer.max_epochs / max_steps and data.train_size / "
-                        "batch_size it was started with (to train longer, start a new run)"
-                    )
+                        f"{steps}: the checkpoint trained on {trained} process{'es' * (trained != 1)} and this run has "
+                        f"{world} (world size: trainer.devices x trainer.num_nodes), which changes the steps per "
+                        f"epoch; resume on {trained} process{'es' * (trained != 1)}, or start a new run on {world} "
+                        "(a OneCycle schedule cannot stretch)")
+                raise ValueError(
+                    f"{steps}; resume with the trainer.max_epochs / max_steps, data.train_size / batch_size and "
+                    "number of processes (trainer.devices x trainer.num_nodes) it was started with (to train longer, "
+                    "start a new run)"
+                )
 
     def configure_optimizers(self):
         config = _half_safe_eps(self.hparams.optimizer or {"name": "adam", "lr": 1e-3}, self.parameters())

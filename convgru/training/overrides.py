@@ -27,6 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import OptionError
+from convgru.training.cli import paste_command
+from convgru.training.launch import check_distributed_environment, check_sweeper
 
 Compose = Callable[[tuple[str, ...]], DictConfig]  # overrides -> the composed config, with its hydra node
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -61,7 +63,34 @@ def check_overrides(composer: Compose, overrides: list[str], multirun: bool = Tr
     for combination in _combinations(overrides, composer):
         for refusal in conflicts(composer, combination):
             raise refusal
-        check_accelerator(composer(combination))
+        cfg = composer(combination)
+        check_accelerator(cfg)
+        check_distributed_environment(cfg)
+        check_sweeper(cfg, [o for o in overrides if not o.startswith('hydra.')] if multirun else [])
+        check_search_space_keys(composer, combination, cfg)
+
+
+def check_search_space_keys(composer: Compose, overrides: tuple[str, ...], cfg: DictConfig) -> None:
+    """OptionError when the sweeper's search space (hydra.sweeper.params of hparams_search=optuna) sets a key
+    that the composed config lacks, such as a level of model.net.hidden_sizes that the chosen model has not."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params")
+    if not isinstance(params, DictConfig) or not params:
+        return
+    typed = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items() if k not in typed])
+    for override in parsed:
+        try:
+            composer((*overrides, _values(override)[0]))
+        except OptionError:
+            key = override.get_key_element()
+            parent, _, index = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else None
+            model = OmegaConf.select(cfg, "hydra.runtime.choices.model")
+            what = (f"{parent} has {len(node)} entries (model={model})" if OmegaConf.is_list(node)
+                    else "the config has no such key")
+            raise OptionError(f"hydra.sweeper.params.{key}", f"the search space sets {key}, but {what}; choose a model "
+                              f"it fits (hparams_search=optuna searches the 3 levels of model=convgru3: add "
+                              f"model=convgru3) or set hydra.sweeper.params to this model's keys") from None
 
 
 def _compose(config_name: str, overrides: tuple[str, ...]) -> DictConfig:
@@ -172,8 +201,9 @@ def conflicts(composer: Compose, overrides: tuple[str, ...]) -> list[OptionError
         if lost:
             sets = ", ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
             has = ", ".join(_show(own[k]) for k in lost)
-            keep = " ".join(f"{group}.{k}={_show(own[k])}" for k in lost)
-            take = " ".join(f"{group}.{k}={_show(now.get(k, _ABSENT))}" for k in lost)
+            keep = paste_command(None, [(f"{group}.{k}", own[k]) for k in lost])
+            take = paste_command(None, [f"~{group}.{k}" if now.get(k, _ABSENT) is _ABSENT else (f"{group}.{k}", now[k])
+                                        for k in lost])
             refusals.append(OptionError(f"{group}={option}", f"experiment={experiment} sets {sets}, overriding "
                                         f"{option}'s {has}; pass {keep} to keep {group}={option}'s, {take} to "
                                         f"take the experiment's, or drop {group}={option} to run the "

@@ -7,12 +7,14 @@ data config, build, test, report. What is written and printed after a test is in
 
 import logging
 import signal
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from convgru import EncoderForecaster
 from convgru.training.callbacks import terminated_workers
@@ -50,6 +52,9 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
 
         check_colors(cfg.figures.radar_colors)
     pl.seed_everything(cfg.seed, workers=True)
+    # Lightning's advice to test on one device, as its sampler repeats samples: the module scores each once
+    # (convgru.training.metrics.UnpaddedShard)
+    warnings.filterwarnings("ignore", "Using `DistributedSampler` with the dataloaders", PossibleUserWarning)
     try:
         datamodule = instantiate(cfg.data, "data")
     except (ValueError, OmegaConfBaseException) as error:

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf, open_dict
 
 from convgru.data.resources import check_memory
 from convgru.training.checkpoint import MACHINE_DATA, CheckpointError, load_checkpoint, one_line, tensor_bytes
-from convgru.training.cli import group_choices, override_keys
+from convgru.training.cli import group_choices, override_keys, paste_command
 from convgru.training.module import ForecastModule
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def check_model_config(checkpoint: dict, model: dict, path, source: str = "confi
         return
     lines = [f"  model.{k}: checkpoint {saved.get(k)!r}, {source} {given.get(k)!r}" for k in differ]
     if resume:
-        overrides = " ".join(f"model.{k}={_override(saved.get(k))}" for k in differ)
+        overrides = paste_command(None, [(f"model.{k}", saved.get(k)) for k in differ])
         fix = f"Pick the model=... (or experiment=...) it was trained with, or pass: {overrides}"
     else:
         fix = "The checkpoint defines the model: drop those options (and any model=/experiment= for another model)."
@@ -121,9 +121,3 @@ def forecast_options(hparams: dict) -> dict:
 
 def _plain(value):
     return list(value) if isinstance(value, (list, tuple)) else value
-
-
-def _override(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    return "null" if value is None else str(value)

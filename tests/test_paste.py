@@ -1,0 +1,47 @@
+"""Commands convgru prints for the user to paste (`cli.paste_command`): the SIGTERM resume command, the slow-run
+warning's alternative and the model-mismatch advice run as printed, for run folders with any character."""
+
+import shlex
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from convgru.training.callbacks import SlowRunWarning, resume_command
+from convgru.training.cli import hydra_value, paste_command
+
+NASTY = ["runs/a;b", "runs/a`whoami`", "runs/a,b", "runs/it's", 'runs/say "hi"', "runs/a b", "runs/back\\slash\\",
+         "runs/$HOME", "runs/${now:%H}", "runs/é=1", "runs/[x]", "runs/(x)", "runs/~x", "runs/#1", "runs/\\'"]
+
+
+def parsed(command: str) -> dict:
+    """{key: value} of a pasted command as the shell splits it and Hydra reads it (interpolations resolved)."""
+    words = shlex.split(command)
+    assert words[:2] == ["python", "scripts/train.py"]
+    values = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(words[2:])}
+    return OmegaConf.to_container(OmegaConf.create({"v": values}), resolve=True)["v"]
+
+
+@pytest.mark.parametrize("folder", NASTY)
+def test_resume_command_runs_as_printed(folder, tmp_path):
+    run = str(tmp_path / folder)
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=run),
+                            overrides=SimpleNamespace(task=["data.batch_size=2", "hydra.run.dir=old"]))
+    with mock.patch.object(HydraConfig, "initialized", return_value=True), \
+            mock.patch.object(HydraConfig, "get", return_value=hydra):
+        command = resume_command(f"{run}/checkpoints/last.ckpt")
+    assert parsed(command) == {"data.batch_size": 2, "hydra.run.dir": run, "ckpt_path": f"{run}/checkpoints/last.ckpt"}
+
+
+@pytest.mark.parametrize("value", [*NASTY, 1, 2.5, True, None, [4, 8], "1e3", "true", "null", "[x]"])
+def test_values_are_read_back(value):
+    assert parsed(paste_command("scripts/train.py", [("k", value)])) == {"k": value}
+    assert hydra_value(value) == hydra_value(value)  # plain text where the grammar reads it as it is
+    assert hydra_value("plain/path-1.ckpt") == "plain/path-1.ckpt" and hydra_value([4, 4]) == "[4,4]"
+
+
+def test_slow_run_alternative_is_a_command():
+    assert SlowRunWarning().alternative.startswith("python scripts/train.py experiment=quickstart ")
