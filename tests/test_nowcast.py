@@ -1,6 +1,8 @@
 """Nowcasting end to end: radar configs, skill scores of the model and of persistence, NaN-masked targets."""
 
+import contextlib
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from conftest import ROOT, compose_config
 from convgru.data import RadarDataModule, ensure_radar_dataset
-from convgru.domain.extrapolation import Extrapolation
+from convgru.domain.extrapolation import Extrapolation, PystepsNowcast
 from convgru.training import ForecastModule, FrameMetrics, evaluate, skill_scores, train
 
 THRESHOLDS = [20, 30, 40]
@@ -38,12 +40,20 @@ TINY = [
 ]
 
 
+# experiment=nowcast shrunk the same way, with the S-PROG and STEPS baselines cheap (2 members, 3 cascade levels).
+TINY_NOWCAST = ["experiment=nowcast", *TINY[1:], "data.synthetic.num_sequences=40",
+                "model.baselines.steps.members=2", "model.baselines.steps.n_cascade_levels=3",
+                "model.baselines.sprog.n_cascade_levels=3"]
+
+
 @pytest.fixture(scope="module")
 def nowcast_run(tmp_path_factory, cache_dir):
-    """The tiny nowcast quickstart trained for an epoch and tested: (output dir, metrics, config)."""
+    """The tiny experiment=nowcast trained for an epoch and tested: (output dir, metrics, config, printed)."""
     out = tmp_path_factory.mktemp("nowcast")
-    cfg = compose_config("train", out, TINY, cache_dir)
-    return out, train(cfg), cfg
+    cfg = compose_config("train", out, TINY_NOWCAST, cache_dir)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        metrics = train(cfg)
+    return out, metrics, cfg, printed.getvalue()
 
 
 def _test_set(cfg):
@@ -53,9 +63,10 @@ def _test_set(cfg):
     return x, y
 
 
-def test_quickstart_logs_skill_of_model_and_persistence(nowcast_run):
-    out, metrics, cfg = nowcast_run
-    scores = [f"{s}_{t}" for s in ("csi", "pod", "far", "hss", "bias") for t in (*THRESHOLDS, "mean")]
+def test_nowcast_logs_skill_of_model_and_baselines(nowcast_run):
+    out, metrics, cfg, _ = nowcast_run
+    scores = [f"{s}_{t}" for s in ("csi", "pod", "far", "hss", "ets", "sedi", "bias") for t in (*THRESHOLDS, "mean")]
+    scores += ["bmse", "bmae"]
     assert {f"val/{k}" for k in scores} | {f"test/{k}" for k in scores} <= set(metrics)
     assert {f"test/persistence/{k}" for k in scores} <= set(metrics)
     assert {f"test/extrapolation/{k}" for k in scores} <= set(metrics)
@@ -73,17 +84,34 @@ def test_quickstart_logs_skill_of_model_and_persistence(nowcast_run):
     assert saved["test/persistence/csi_20"] == pytest.approx(metrics["test/persistence/csi_20"])
 
 
-def test_quickstart_config_takes_the_data_units_and_thresholds(nowcast_run):
-    _, _, cfg = nowcast_run
+def test_nowcast_recipe_scores_sprog_and_steps_once_per_test_set(nowcast_run, cache_dir):
+    _, metrics, cfg, printed = nowcast_run
+    assert (cfg.data.synthetic.num_sequences, list(cfg.data.split)) == (40, [0.8, 0.05, 0.15])
+    for name in ("sprog", "steps"):
+        assert {f"test/{name}/{k}" for k in ("csi_20", "hss_mean", "ets_40", "sedi_30", "fss_21px_mean", "bmse")} <= set(
+            metrics)
+    assert "S-PROG: 6 test sequences forecast in" in printed and "STEPS mean: 6 test sequences" in printed
+    assert "sprog (pysteps' S-PROG)" in printed and "steps (pysteps' STEPS ensemble mean)" in printed
+    x, y = _test_set(cfg)  # S-PROG and STEPS forecast by hand on the same test set: read from the cache
+    for name, options in (("sprog", {"n_cascade_levels": 3}), ("steps", {"members": 2, "n_cascade_levels": 3})):
+        baseline = PystepsNowcast(name, options, (0, 70), "dBZ", cache_dir=cache_dir)
+        expected = skill_scores(torch.cat([baseline(x[i:i + 4], 2) for i in range(0, 6, 4)]), y, THRESHOLDS, (0, 70))
+        assert baseline.cached == 6 and baseline.sequences == 0
+        for key in ("csi_20", "hss_mean", "ets_30"):
+            assert metrics[f"test/{name}/{key}"] == pytest.approx(expected[key], rel=1e-5, nan_ok=True)
+
+
+def test_quickstart_config_takes_the_data_units_and_thresholds(tmp_path):
+    cfg = compose_config("train", tmp_path, TINY)
     assert (cfg.data._target_, cfg.data.units, list(cfg.data.value_range)) == ("convgru.data.RadarDataModule",
                                                                                 "dBZ", [0, 70])
     model = cfg.model
     assert (list(model.thresholds), list(model.value_range), model.loss_units, model.loss) == (
-        THRESHOLDS, [0, 70], "dBZ", "bmse")
+        THRESHOLDS, [0, 70], "dBZ", "bmse+bmae")
 
 
 def test_eval_writes_scores_per_lead_time(nowcast_run, tmp_path, cache_dir, capsys):
-    out, metrics, _ = nowcast_run
+    out, metrics, _, _ = nowcast_run
     best = next((out / "checkpoints").glob("epoch_*.ckpt"))
     overrides = [f"ckpt_path={best}", "num_images=2"]
     result = evaluate(compose_config("eval", tmp_path, overrides, cache_dir), overrides)
@@ -153,7 +181,9 @@ def test_nan_masked_targets_give_finite_loss_and_metrics(tmp_path):
     trainer.test(module, loader, verbose=False)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     assert {"val/loss", "val/mse", "val/ssim", "val/psnr", "test/csi_20", "test/persistence/csi_20"} <= set(metrics)
-    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(("far_", "bias_")))
+    # FAR and bias are undefined without forecast events, SEDI where POD or the false alarm rate is 0 or 1
+    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(("far_", "bias_", "sedi_")))
+    assert np.isfinite(metrics["test/bmse"]) and np.isfinite(metrics["test/persistence/bmae"])
 
 
 def test_frame_metrics_over_valid_pixels():
@@ -231,10 +261,10 @@ def test_quickstart_script_prints_model_vs_baselines(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("model vs persistence"):].splitlines()
-    assert "vs extrapolation" in table[0] and "FSS-N: fractions skill score" in table[1]
-    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "bias", "CSI-p4", "CSI-p16", "FSS-1",
-                                "FSS-5", "FSS-11", "FSS-21"]
-    rows = [row.split() for row in table[3:15]]
-    assert [row[0] for row in rows[::3]] == ["20", "30", "40", "mean"]
-    assert [row[-12] for row in rows] == ["model", "persistence", "extrapolation"] * 4
-    assert all(len(row) in (12, 13) for row in rows)
+    assert "vs extrapolation" in table[0] and "vs sprog" in table[0] and "FSS-N: fractions skill score" in table[1]
+    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "ETS", "SEDI", "bias", "CSI-p4",
+                                "CSI-p16", "FSS-1", "FSS-5", "FSS-11", "FSS-21"]
+    rows = [row.split() for row in table[3:19]]
+    assert [row[0] for row in rows[::4]] == ["20", "30", "40", "mean"]
+    assert [row[-14] for row in rows] == ["model", "persistence", "extrapolation", "sprog"] * 4
+    assert all(len(row) in (14, 15) for row in rows)
