@@ -41,8 +41,7 @@ TINY = [
 
 
 # experiment=nowcast shrunk the same way, with the S-PROG and STEPS baselines cheap (2 members, 3 cascade levels).
-TINY_NOWCAST = ["experiment=nowcast", *TINY[1:], "data.synthetic.num_sequences=40",
-                "model.baselines.steps.members=2", "model.baselines.steps.n_cascade_levels=3",
+TINY_NOWCAST = ["experiment=nowcast", *TINY[1:], "model.baselines.steps.members=2", "model.baselines.steps.n_cascade_levels=3",
                 "model.baselines.sprog.n_cascade_levels=3"]
 
 
@@ -86,17 +85,17 @@ def test_nowcast_logs_skill_of_model_and_baselines(nowcast_run):
 
 def test_nowcast_recipe_scores_sprog_and_steps_once_per_test_set(nowcast_run, cache_dir):
     _, metrics, cfg, printed = nowcast_run
-    assert (cfg.data.synthetic.num_sequences, list(cfg.data.split)) == (40, [0.8, 0.05, 0.15])
+    assert (cfg.data.synthetic.num_sequences, list(cfg.data.split)) == (24, [0.8, 0.05, 0.15])
     for name in ("sprog", "steps"):
         assert {f"test/{name}/{k}" for k in ("csi_20", "hss_mean", "ets_40", "sedi_30", "fss_21px_mean", "bmse")} <= set(
             metrics)
-    assert "S-PROG: 6 test sequences forecast in" in printed and "STEPS mean: 6 test sequences" in printed
+    assert "S-PROG: 4 test sequences forecast in" in printed and "STEPS mean: 4 test sequences" in printed
     assert "sprog (pysteps' S-PROG)" in printed and "steps (pysteps' STEPS ensemble mean)" in printed
     x, y = _test_set(cfg)  # S-PROG and STEPS forecast by hand on the same test set: read from the cache
     for name, options in (("sprog", {"n_cascade_levels": 3}), ("steps", {"members": 2, "n_cascade_levels": 3})):
         baseline = PystepsNowcast(name, options, (0, 70), "dBZ", cache_dir=cache_dir)
-        expected = skill_scores(torch.cat([baseline(x[i:i + 4], 2) for i in range(0, 6, 4)]), y, THRESHOLDS, (0, 70))
-        assert baseline.cached == 6 and baseline.sequences == 0
+        expected = skill_scores(baseline(x, 2), y, THRESHOLDS, (0, 70))  # the test set is one batch
+        assert len(x) == 4 and baseline.cached == 4 and baseline.sequences == 0
         for key in ("csi_20", "hss_mean", "ets_30"):
             assert metrics[f"test/{name}/{key}"] == pytest.approx(expected[key], rel=1e-5, nan_ok=True)
 
@@ -268,3 +267,33 @@ def test_quickstart_script_prints_model_vs_baselines(tmp_path):
     assert [row[0] for row in rows[::4]] == ["20", "30", "40", "mean"]
     assert [row[-14] for row in rows] == ["model", "persistence", "extrapolation", "sprog"] * 4
     assert all(len(row) in (14, 15) for row in rows)
+
+
+@pytest.mark.slow  # matplotlib and TensorBoard's event reader: about 5 s
+def test_skill_against_training_time_figure(nowcast_run, tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import skill_vs_time
+
+    out, metrics, _, _ = nowcast_run
+    assert skill_vs_time.model_curve(out, "val/csi_mean")[0][1] == pytest.approx(metrics["val/csi_mean"], rel=1e-5)
+    assert set(skill_vs_time.baselines(out, "fss_21px_mean")) == {"persistence", "extrapolation", "sprog", "steps"}
+    assert skill_vs_time.main([str(out), "--out", str(tmp_path / "skill.png")]) == 0
+    assert (tmp_path / "skill.png").stat().st_size > 1000
+    assert skill_vs_time.main([str(tmp_path / "none")]) == 2
+
+
+def test_table_over_seeds(nowcast_run, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import nowcast_table
+
+    out, metrics, _, _ = nowcast_run
+    other = tmp_path / "seed2"
+    other.mkdir()
+    shifted = {k: (v + 0.1 if k == "test/steps/csi_20" else v) for k, v in json.loads((out / "metrics.json").read_text()).items()}
+    (other / "metrics.json").write_text(json.dumps(shifted))
+    assert nowcast_table.main([str(out), str(other), "--scores", "csi", "hss"]) == 0
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in capsys.readouterr().out.splitlines() if "|" in line}
+    steps = metrics["test/steps/csi_20"]
+    assert f"{steps + 0.05:.3f} [{steps:.3f}-{steps + 0.1:.3f}]" in rows[("20", "steps")]
+    assert f"{metrics['test/csi_mean']:.3f} [" in rows[("mean", "model")]
+    assert {f for _, f in rows if _ == "30"} == {"model", "persistence", "extrapolation", "sprog", "steps"}
