@@ -41,7 +41,8 @@ TINY = [
 
 
 # experiment=nowcast shrunk the same way, with the S-PROG and STEPS baselines cheap (2 members, 3 cascade levels).
-TINY_NOWCAST = ["experiment=nowcast", *TINY[1:], "model.baselines.steps.members=2", "model.baselines.steps.n_cascade_levels=3",
+TINY_NOWCAST = ["experiment=nowcast", *TINY[1:], "model.baselines.steps.members=2",
+                "model.baselines.steps.n_cascade_levels=3",
                 "model.baselines.sprog.n_cascade_levels=3"]
 
 
@@ -87,8 +88,8 @@ def test_nowcast_recipe_scores_sprog_and_steps_once_per_test_set(nowcast_run, ca
     _, metrics, cfg, printed = nowcast_run
     assert (cfg.data.synthetic.num_sequences, list(cfg.data.split)) == (24, [0.8, 0.05, 0.15])
     for name in ("sprog", "steps"):
-        assert {f"test/{name}/{k}" for k in ("csi_20", "hss_mean", "ets_40", "sedi_30", "fss_21px_mean", "bmse")} <= set(
-            metrics)
+        keys = ("csi_20", "hss_mean", "ets_40", "sedi_30", "fss_21px_mean", "bmse")
+        assert {f"test/{name}/{k}" for k in keys} <= set(metrics)
     assert "S-PROG: 4 test sequences forecast in" in printed and "STEPS mean: 4 test sequences" in printed
     assert "sprog (pysteps' S-PROG)" in printed and "steps (pysteps' STEPS ensemble mean)" in printed
     x, y = _test_set(cfg)  # S-PROG and STEPS forecast by hand on the same test set: read from the cache
@@ -181,7 +182,8 @@ def test_nan_masked_targets_give_finite_loss_and_metrics(tmp_path):
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     assert {"val/loss", "val/mse", "val/ssim", "val/psnr", "test/csi_20", "test/persistence/csi_20"} <= set(metrics)
     # FAR and bias are undefined without forecast events, SEDI where POD or the false alarm rate is 0 or 1
-    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(("far_", "bias_", "sedi_")))
+    undefined = ("far_", "bias_", "sedi_")
+    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(undefined))
     assert np.isfinite(metrics["test/bmse"]) and np.isfinite(metrics["test/persistence/bmae"])
 
 
@@ -289,10 +291,12 @@ def test_table_over_seeds(nowcast_run, tmp_path, capsys):
     out, metrics, _, _ = nowcast_run
     other = tmp_path / "seed2"
     other.mkdir()
-    shifted = {k: (v + 0.1 if k == "test/steps/csi_20" else v) for k, v in json.loads((out / "metrics.json").read_text()).items()}
+    saved = json.loads((out / "metrics.json").read_text())
+    shifted = {k: (v + 0.1 if k == "test/steps/csi_20" else v) for k, v in saved.items()}
     (other / "metrics.json").write_text(json.dumps(shifted))
     assert nowcast_table.main([str(out), str(other), "--scores", "csi", "hss"]) == 0
-    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in capsys.readouterr().out.splitlines() if "|" in line}
+    lines = [line for line in capsys.readouterr().out.splitlines() if "|" in line]
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines}
     steps = metrics["test/steps/csi_20"]
     assert f"{steps + 0.05:.3f} [{steps:.3f}-{steps + 0.1:.3f}]" in rows[("20", "steps")]
     assert f"{metrics['test/csi_mean']:.3f} [" in rows[("mean", "model")]
