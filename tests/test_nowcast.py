@@ -107,7 +107,7 @@ def test_quickstart_config_takes_the_data_units_and_thresholds(tmp_path):
                                                                                 "dBZ", [0, 70])
     model = cfg.model
     assert (list(model.thresholds), list(model.value_range), model.loss_units, model.loss) == (
-        THRESHOLDS, [0, 70], "dBZ", "bmse+bmae")
+        THRESHOLDS, [0, 70], "dBZ", "mse+l1")
 
 
 def test_eval_writes_scores_per_lead_time(nowcast_run, tmp_path, cache_dir, capsys):
