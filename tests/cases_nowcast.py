@@ -27,11 +27,19 @@ CASES = [
     Case("baseline-option-unknown", "a misspelt option of the extrapolation baseline",
          "data=radar_small +model.baselines.extrapolation.methd=vet",
          config_run([*RADAR, "+model.baselines.extrapolation.methd=vet"]),
-         r"model.baselines.extrapolation: unknown option\(s\) \['methd'\], expected motion"),
+         r"model.baselines.extrapolation: unknown option\(s\) \['methd'\], expected some of \['motion'\]"),
     Case("baseline-unknown", "a baseline convgru does not have", "data=radar_small +model.baselines.climatology={}",
          config_run([*RADAR, "+model.baselines.climatology={}"]),
          r"model.baselines: unknown baseline\(s\) \['climatology'\], expected some of \['persistence', "
-         r"'extrapolation'\]"),
+         r"'extrapolation', 'sprog', 'steps'\]"),
+    Case("steps-members-zero", "a STEPS ensemble of no member", "data=radar_small +model.baselines.steps.members=0",
+         config_run([*RADAR, "+model.baselines.steps.members=0"]),
+         r"model.baselines.steps.members: expected an integer >= 1, found 0"),
+    Case("sprog-threshold-missing", "S-PROG on data in stored pixel values without a rain threshold",
+         "data=radar_small model.loss_units=pixel +model.baselines.sprog={}",
+         config_run([*RADAR, "model.loss_units=pixel", "+model.baselines.sprog={}"]),
+         r"model.baselines.sprog.rain_threshold: expected a rain/no-rain threshold in pixel \(values below it are "
+         r"no rain\): there is no default for pixel, found null"),
     Case("baseline-without-pysteps", "the extrapolation baseline without the nowcast extra installed",
          "data=radar_small (pysteps not installed)", without_pysteps(config_run(RADAR)),
          r"model.baselines.extrapolation: the extrapolation baseline needs pysteps and OpenCV, not installed "

@@ -1,6 +1,8 @@
 """Shared fixtures for the training, evaluation and config tests: tiny composed Hydra configs; `gpu` tests
 are skipped without a CUDA device (markers: pyproject.toml; `pytest -m "not slow"` is the quick loop)."""
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,9 @@ NOWCAST = [
     "trainer.log_every_n_steps=1",
     "figures.enabled=false",
 ]
+# experiment=nowcast shrunk the same way, with the S-PROG and STEPS baselines cheap (2 members, 3 cascade levels).
+TINY_NOWCAST = ["experiment=nowcast", *NOWCAST[1:], "model.baselines.steps.members=2",
+                "model.baselines.steps.n_cascade_levels=3", "model.baselines.sprog.n_cascade_levels=3"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -105,7 +110,10 @@ def fields_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def nowcast_run(tmp_path_factory, cache_dir):
-    """The tiny nowcast quickstart (NOWCAST) trained for an epoch and tested: (output dir, metrics, config)."""
+    """The tiny experiment=nowcast (TINY_NOWCAST: every baseline) trained for an epoch and tested, once per
+    session: (output dir, metrics, config, what it printed)."""
     out = tmp_path_factory.mktemp("nowcast")
-    cfg = compose_config("train", out, NOWCAST, cache_dir)
-    return out, convgru.training.train(cfg), cfg
+    cfg = compose_config("train", out, TINY_NOWCAST, cache_dir)
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        metrics = convgru.training.train(cfg)
+    return out, metrics, cfg, printed.getvalue()

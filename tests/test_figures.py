@@ -40,7 +40,7 @@ def _small_text(figure) -> list[str]:
 def test_eval_writes_the_nowcast_figures(nowcast_run, tmp_path, cache_dir):
     """One eval with figures: every score family against lead time in minutes (frames_out points, the
     model and both baselines, found from the keys), the performance diagram and the radar maps."""
-    out, _, cfg = nowcast_run
+    out, _, cfg, _ = nowcast_run
     best = next((out / "checkpoints").glob("epoch_*.ckpt"))
     overrides = [f"ckpt_path={best}", "num_images=2", "figures.enabled=true"]
     evaluate(compose_config("eval", tmp_path, overrides, cache_dir), overrides)
@@ -162,7 +162,7 @@ def test_predict_draws_radar_in_its_colours(nowcast_run, tmp_path):
     """predict.py --png / --gif with a radar checkpoint: maps in dBZ on pysteps' scale, a coloured GIF."""
     from convgru.deploy.predict import main
 
-    out, _, cfg = nowcast_run
+    out, _, cfg, _ = nowcast_run
     rng = np.random.default_rng(0)
     frames = np.zeros((2, cfg.data.frames_in, 1, 16, 16), np.float32)
     frames[..., 4:12, 4:12] = rng.uniform(30, 60, (2, cfg.data.frames_in, 1, 8, 8))  # a storm in dBZ

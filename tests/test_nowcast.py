@@ -17,7 +17,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 from conftest import NOWCAST as TINY
 from conftest import ROOT, compose_config
 from convgru.data import RadarDataModule, ensure_radar_dataset
-from convgru.domain.extrapolation import Extrapolation
+from convgru.domain.extrapolation import Extrapolation, PystepsNowcast
 from convgru.training import ForecastModule, FrameMetrics, evaluate, skill_scores, train
 
 THRESHOLDS = [20, 30, 40]
@@ -29,9 +29,10 @@ def _test_set(cfg):
     return x, y
 
 
-def test_quickstart_logs_skill_of_model_and_persistence(nowcast_run):
-    out, metrics, cfg = nowcast_run
-    scores = [f"{s}_{t}" for s in ("csi", "pod", "far", "hss", "bias") for t in (*THRESHOLDS, "mean")]
+def test_nowcast_logs_skill_of_model_and_baselines(nowcast_run):
+    out, metrics, cfg, _ = nowcast_run
+    scores = [f"{s}_{t}" for s in ("csi", "pod", "far", "hss", "ets", "sedi", "bias") for t in (*THRESHOLDS, "mean")]
+    scores += ["bmse", "bmae"]
     assert {f"val/{k}" for k in scores} | {f"test/{k}" for k in scores} <= set(metrics)
     assert {f"test/persistence/{k}" for k in scores} <= set(metrics)
     assert {f"test/extrapolation/{k}" for k in scores} <= set(metrics)
@@ -49,17 +50,34 @@ def test_quickstart_logs_skill_of_model_and_persistence(nowcast_run):
     assert saved["test/persistence/csi_20"] == pytest.approx(metrics["test/persistence/csi_20"])
 
 
-def test_quickstart_config_takes_the_data_units_and_thresholds(nowcast_run):
-    _, _, cfg = nowcast_run
+def test_nowcast_recipe_scores_sprog_and_steps_once_per_test_set(nowcast_run, cache_dir):
+    _, metrics, cfg, printed = nowcast_run
+    assert (cfg.data.synthetic.num_sequences, list(cfg.data.split)) == (24, [0.8, 0.05, 0.15])
+    for name in ("sprog", "steps"):
+        keys = ("csi_20", "hss_mean", "ets_40", "sedi_30", "fss_21px_mean", "bmse")
+        assert {f"test/{name}/{k}" for k in keys} <= set(metrics)
+    assert "S-PROG: 4 test sequences forecast in" in printed and "STEPS mean: 4 test sequences" in printed
+    assert "sprog (pysteps' S-PROG)" in printed and "steps (pysteps' STEPS ensemble mean)" in printed
+    x, y = _test_set(cfg)  # S-PROG and STEPS forecast by hand on the same test set: read from the cache
+    for name, options in (("sprog", {"n_cascade_levels": 3}), ("steps", {"members": 2, "n_cascade_levels": 3})):
+        baseline = PystepsNowcast(name, options, (0, 70), "dBZ", cache_dir=cache_dir)
+        expected = skill_scores(baseline(x, 2), y, THRESHOLDS, (0, 70))  # the test set is one batch
+        assert len(x) == 4 and baseline.cached == 4 and baseline.sequences == 0
+        for key in ("csi_20", "hss_mean", "ets_30"):
+            assert metrics[f"test/{name}/{key}"] == pytest.approx(expected[key], rel=1e-5, nan_ok=True)
+
+
+def test_quickstart_config_takes_the_data_units_and_thresholds(tmp_path):
+    cfg = compose_config("train", tmp_path, TINY)
     assert (cfg.data._target_, cfg.data.units, list(cfg.data.value_range)) == ("convgru.data.RadarDataModule",
                                                                                 "dBZ", [0, 70])
     model = cfg.model
     assert (list(model.thresholds), list(model.value_range), model.loss_units, model.loss) == (
-        THRESHOLDS, [0, 70], "dBZ", "bmse")
+        THRESHOLDS, [0, 70], "dBZ", "mse+l1")
 
 
 def test_eval_writes_scores_per_lead_time(nowcast_run, tmp_path, cache_dir, capsys):
-    out, metrics, _ = nowcast_run
+    out, metrics, _, _ = nowcast_run
     best = next((out / "checkpoints").glob("epoch_*.ckpt"))
     overrides = [f"ckpt_path={best}", "num_images=2"]
     result = evaluate(compose_config("eval", tmp_path, overrides, cache_dir), overrides)
@@ -129,7 +147,10 @@ def test_nan_masked_targets_give_finite_loss_and_metrics(tmp_path):
     trainer.test(module, loader, verbose=False)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     assert {"val/loss", "val/mse", "val/ssim", "val/psnr", "test/csi_20", "test/persistence/csi_20"} <= set(metrics)
-    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(("far_", "bias_")))
+    # FAR and bias are undefined without forecast events, SEDI where POD or the false alarm rate is 0 or 1
+    undefined = ("far_", "bias_", "sedi_")
+    assert all(np.isfinite(v) for k, v in metrics.items() if not k.split("/")[-1].startswith(undefined))
+    assert np.isfinite(metrics["test/bmse"]) and np.isfinite(metrics["test/persistence/bmae"])
 
 
 def test_frame_metrics_over_valid_pixels():
@@ -207,10 +228,42 @@ def test_quickstart_script_prints_model_vs_baselines(tmp_path):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout[result.stdout.index("model vs persistence"):].splitlines()
-    assert "vs extrapolation" in table[0] and "FSS-N: fractions skill score" in table[1]
-    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "bias", "CSI-p4", "CSI-p16", "FSS-1",
-                                "FSS-5", "FSS-11", "FSS-21"]
-    rows = [row.split() for row in table[3:15]]
-    assert [row[0] for row in rows[::3]] == ["20", "30", "40", "mean"]
-    assert [row[-12] for row in rows] == ["model", "persistence", "extrapolation"] * 4
-    assert all(len(row) in (12, 13) for row in rows)
+    assert "vs extrapolation" in table[0] and "vs sprog" in table[0] and "FSS-N: fractions skill score" in table[1]
+    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "ETS", "SEDI", "bias", "CSI-p4",
+                                "CSI-p16", "FSS-1", "FSS-5", "FSS-11", "FSS-21"]
+    rows = [row.split() for row in table[3:19]]
+    assert [row[0] for row in rows[::4]] == ["20", "30", "40", "mean"]
+    assert [row[-14] for row in rows] == ["model", "persistence", "extrapolation", "sprog"] * 4
+    assert all(len(row) in (14, 15) for row in rows)
+
+
+@pytest.mark.slow  # matplotlib and TensorBoard's event reader: about 5 s
+def test_skill_against_training_time_figure(nowcast_run, tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import skill_vs_time
+
+    out, metrics, _, _ = nowcast_run
+    assert skill_vs_time.model_curve(out, "val/csi_mean")[0][1] == pytest.approx(metrics["val/csi_mean"], rel=1e-5)
+    assert set(skill_vs_time.baselines(out, "fss_21px_mean")) == {"persistence", "extrapolation", "sprog", "steps"}
+    assert skill_vs_time.main([str(out), "--out", str(tmp_path / "skill.png")]) == 0
+    assert (tmp_path / "skill.png").stat().st_size > 1000
+    assert skill_vs_time.main([str(tmp_path / "none")]) == 2
+
+
+def test_table_over_seeds(nowcast_run, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import nowcast_table
+
+    out, metrics, _, _ = nowcast_run
+    other = tmp_path / "seed2"
+    other.mkdir()
+    saved = json.loads((out / "metrics.json").read_text())
+    shifted = {k: (v + 0.1 if k == "test/steps/csi_20" else v) for k, v in saved.items()}
+    (other / "metrics.json").write_text(json.dumps(shifted))
+    assert nowcast_table.main([str(out), str(other), "--scores", "csi", "hss"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "|" in line]
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines}
+    steps = metrics["test/steps/csi_20"]
+    assert f"{steps + 0.05:.3f} [{steps:.3f}-{steps + 0.1:.3f}]" in rows[("20", "steps")]
+    assert f"{metrics['test/csi_mean']:.3f} [" in rows[("mean", "model")]
+    assert {f for _, f in rows if _ == "30"} == {"model", "persistence", "extrapolation", "sprog", "steps"}

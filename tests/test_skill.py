@@ -1,11 +1,14 @@
-"""Skill scores against hand-computed contingency tables: CSI, POD, FAR, HSS, bias; NaN pixels; accumulation."""
+"""Skill scores against hand-computed contingency tables: CSI, POD, FAR, HSS, ETS, SEDI, bias; NaN pixels;
+accumulation; B-MSE and B-MAE with the balanced losses' weights."""
 
 import math
 
 import pytest
 import torch
 
-from convgru.domain.scores import SkillScores, contingency, skill_scores
+from convgru.domain.scores import SkillScores, balanced_weights, contingency, skill_scores
+from convgru.domain.units import rain_rate_to_dbz
+from convgru.training.losses import build_loss
 
 NAN = float("nan")
 
@@ -28,6 +31,11 @@ def test_scores_match_hand_computed_table():
     assert scores["far_10"] == pytest.approx(2 / 5)
     assert scores["bias_10"] == pytest.approx(5 / 4)
     assert scores["hss_10"] == pytest.approx(2 * (3 * 4 - 1 * 2) / (4 * 5 + 5 * 6))  # 0.4
+    random_hits = 4 * 5 / 10
+    assert scores["ets_10"] == pytest.approx((3 - random_hits) / (6 - random_hits))  # 0.25
+    pod, false_rate = 3 / 4, 2 / 6
+    logs = [math.log(false_rate), math.log(pod), math.log(1 - pod), math.log(1 - false_rate)]
+    assert scores["sedi_10"] == pytest.approx((logs[0] - logs[1] + logs[2] - logs[3]) / sum(logs))
     assert scores["csi_mean"] == scores["csi_10"]
 
 
@@ -41,13 +49,14 @@ def test_no_event_gives_nan_not_zero():
     scores = skill_scores(torch.zeros(4, 4), torch.full((4, 4), 5.0), [20.0, 40.0])
     assert contingency(torch.zeros(16), torch.full((16,), 5.0), [20.0]).tolist() == [[0, 0, 0, 16]]
     assert all(math.isnan(v) for v in scores.values())
-    assert len(scores) == 5 * 3  # 5 scores x (2 thresholds + mean)
+    assert len(scores) == 7 * 3  # 7 scores x (2 thresholds + mean)
 
 
 def test_all_events():
     scores = skill_scores(torch.full((8,), 30.0), torch.full((8,), 50.0), [20.0])
     assert (scores["csi_20"], scores["pod_20"], scores["far_20"], scores["bias_20"]) == (1.0, 1.0, 0.0, 1.0)
     assert math.isnan(scores["hss_20"])  # no negative anywhere: HSS is undefined
+    assert math.isnan(scores["ets_20"]) and math.isnan(scores["sedi_20"])  # so are ETS and SEDI (POD = 1)
 
 
 def test_false_alarms_only_and_key_format():
@@ -139,3 +148,21 @@ def test_wrong_shapes():
         skill_scores(torch.zeros(3), torch.zeros(4), [20])
     with pytest.raises(ValueError, match=r"value_range: expected \[low, high\] with high > low .*found \(5, 5\)"):
         skill_scores(torch.zeros(3), torch.zeros(3), [20], value_range=(5, 5))
+
+
+def test_balanced_scores_are_the_balanced_losses_in_physical_units():
+    """B-MSE / B-MAE (HKO-7): the bmse / bmae losses' weighted means over valid pixels, times (high - low)^2
+    and (high - low); by hand on a few pixels, NaN targets left out."""
+    dbz = [float(rain_rate_to_dbz(r)) for r in (0.1, 1.0, 3.0, 50.0)]  # weights 1, 1, 2, 30
+    target = torch.tensor([dbz + [NAN]]).view(1, 5, 1, 1, 1) / 70
+    pred = target.nan_to_num(0.5) + torch.tensor([0.1, -0.2, 0.0, 0.05, 0.3]).view(1, 5, 1, 1, 1)
+    metric = SkillScores([20.0], 5, (0, 70), balance=balanced_weights((0, 70), units="dBZ"))
+    metric.update(pred, target)
+    out = metric.compute()
+    weights, errors = torch.tensor([1.0, 1, 2, 30]), torch.tensor([0.1, -0.2, 0.0, 0.05]) * 70
+    assert out["bmse"].item() == pytest.approx((weights * errors**2).sum().item() / 4, rel=1e-5)
+    assert out["bmae"].item() == pytest.approx((weights * errors.abs()).sum().item() / 4, rel=1e-5)
+    assert out["bmse_per_lead"][1].item() == pytest.approx(14.0**2, rel=1e-5) and out["bmse_per_lead"][4].isnan()
+    for name, factor in (("bmse", 70**2), ("bmae", 70)):
+        loss = build_loss(name, (0, 70), units="dBZ")(pred, target).item()
+        assert out[name].item() == pytest.approx(loss * factor, rel=1e-5)

@@ -1,6 +1,7 @@
 """convgru's skill scores and extrapolation baseline checked against pysteps, the nowcasting community's
-reference: CSI, POD, FAR, HSS, bias (`pysteps.verification.det_cat_fct`), FSS (`pysteps.verification.fss`),
-pooled CSI, the extrapolation nowcast, and the conventions where the two differ (ties, NaN)."""
+reference: CSI, POD, FAR, HSS, ETS, SEDI, bias (`pysteps.verification.det_cat_fct`), FSS
+(`pysteps.verification.fss`), pooled CSI, the extrapolation, S-PROG and STEPS nowcasts (and their cache),
+and the conventions where the two differ (ties, NaN)."""
 
 import contextlib
 import io
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from convgru.domain.extrapolation import Extrapolation
+from convgru.domain.extrapolation import Extrapolation, PystepsNowcast
 from convgru.domain.scores import SkillScores
+from convgru.domain.units import rain_rate_to_dbz
 from convgru.training.baselines import baseline_options, build_baselines, persistence
 
 with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints where its configuration file is
@@ -24,7 +26,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints where its conf
 THRESHOLDS = [20, 45, 65]  # 65: above every value drawn, no event (NaN scores)
 SCALES = [1, 4, 5, 11]  # an even one too: its window is not centred
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # pysteps: 0/0 is NaN
-CATEGORICAL = {"csi": "CSI", "pod": "POD", "far": "FAR", "hss": "HSS", "bias": "BIAS"}
+CATEGORICAL = {"csi": "CSI", "pod": "POD", "far": "FAR", "hss": "HSS", "ets": "ETS", "sedi": "SEDI", "bias": "BIAS"}
 
 
 def _fields(shape, seed=0):
@@ -188,3 +190,87 @@ def test_fss_neighbourhoods_larger_than_the_frame_cover_it_without_allocating_th
     whole = box_sums(events, 2 * 9 + 1)
     torch.testing.assert_close(box_sums(events, 100000), whole)
     torch.testing.assert_close(whole, events.sum((-2, -1), keepdim=True).expand_as(events))
+
+
+def _rainy_frames(sequences=2, frames=5, size=24):
+    """(sequences, frames, size, size) dBZ on 0 dBZ: two moving Gaussian cells each."""
+    return np.stack([_moving_blob(frames, size, seed) for seed in range(sequences)])
+
+
+def _cascade_reference(method, physical, future, **kwargs):
+    """pysteps' S-PROG or STEPS called directly on dBZ frames, as PystepsNowcast documents it."""
+    velocity = motion.get_method("lucaskanade")(physical)
+    threshold = float(rain_rate_to_dbz(0.1))
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = nowcasts.get_method(method)(physical[-3:], velocity, future, precip_thr=threshold, n_cascade_levels=4,
+                                          **kwargs)
+    out = np.where(np.isfinite(out) & (out >= threshold), out, 0.0)
+    return out.mean(0) if method == "steps" else out
+
+
+@pytest.mark.parametrize("method, options, kwargs", [
+    ("sprog", {}, {}),
+    ("steps", {"members": 2, "seed": 3}, {"n_ens_members": 2, "seed": 3, "kmperpixel": 1.0, "timestep": 5.0}),
+])
+def test_sprog_and_steps_mean_match_pysteps(method, options, kwargs):
+    x = torch.from_numpy(_rainy_frames()[:, :, None] / 70).float()
+    baseline = PystepsNowcast(method, {"n_cascade_levels": 4, **options}, (0, 70), "dBZ")
+    forecast = baseline(x, 3)
+    assert forecast.shape == (2, 3, 1, 24, 24) and forecast.dtype == torch.float32
+    for b in range(2):
+        reference = _cascade_reference(method, x[b, :, 0].double().numpy() * 70, 3, **kwargs)
+        np.testing.assert_allclose(forecast[b, :, 0].numpy(), np.clip(reference / 70, 0, 1), atol=1e-6)
+    assert baseline.sequences == 2 and baseline.cached == 0 and baseline.seconds > 0
+    if method == "steps":  # seeded: the same members again; another seed draws others
+        torch.testing.assert_close(baseline(x, 3), forecast)
+        other = PystepsNowcast(method, {"n_cascade_levels": 4, **options, "seed": 4}, (0, 70), "dBZ")(x, 3)
+        assert not torch.allclose(other, forecast)
+
+
+def test_cascade_nowcasts_of_no_rain_are_no_rain_and_rain_rates_are_db_transformed():
+    dry = torch.zeros(1, 5, 1, 16, 16)
+    assert (PystepsNowcast("sprog", {"n_cascade_levels": 3}, (0, 70), "dBZ")(dry, 2) == 0).all()
+    rates = 10 ** (_rainy_frames(1, size=16) / 10) / 10  # mm/h-like values, > 0.1 in the cells
+    x = torch.from_numpy(rates[:, :, None] / 100).float().clamp(0, 1)
+    forecast = PystepsNowcast("sprog", {"n_cascade_levels": 3}, (0, 100), "mm/h")(x, 2)
+    assert forecast.shape == (1, 2, 1, 16, 16) and 0 < forecast.max() <= 1 and (forecast >= 0).all()
+    assert forecast.min() == 0  # below 0.1 mm/h: no rain
+
+
+def test_pysteps_forecasts_are_cached_by_data_method_options_and_seed(tmp_path):
+    x = torch.from_numpy(_rainy_frames(1, size=16)[:, :, None] / 70).float()
+    first = PystepsNowcast("steps", {"members": 2, "n_cascade_levels": 3}, (0, 70), "dBZ", cache_dir=tmp_path)
+    forecast = first(x, 2)
+    files = list((tmp_path / "baselines").glob("steps-*.npy"))
+    assert len(files) == 1 and first.sequences == 1
+    again = PystepsNowcast("steps", {"members": 2, "n_cascade_levels": 3}, (0, 70), "dBZ", cache_dir=tmp_path)
+    torch.testing.assert_close(again(x, 2), forecast)
+    assert (again.cached, again.sequences, again.seconds) == (1, 0, 0.0)  # read, not computed
+    PystepsNowcast("steps", {"members": 2, "n_cascade_levels": 3, "seed": 1}, (0, 70), "dBZ", cache_dir=tmp_path)(x, 2)
+    PystepsNowcast("steps", {"members": 2, "n_cascade_levels": 3}, (0, 70), "dBZ", cache_dir=tmp_path)(x[:, 1:], 2)
+    assert len(list((tmp_path / "baselines").glob("steps-*.npy"))) == 3  # another seed, other data: other files
+    np.save(files[0], np.zeros((1, 2), dtype=np.float32))  # not this forecast: computed again and replaced
+    third = PystepsNowcast("steps", {"members": 2, "n_cascade_levels": 3}, (0, 70), "dBZ", cache_dir=tmp_path)
+    torch.testing.assert_close(third(x, 2), forecast)
+    assert third.sequences == 1 and np.load(files[0]).shape == (1, 2, 1, 16, 16)
+
+
+@pytest.mark.parametrize("baselines, match", [
+    ({"steps": {"members": 0}}, r"model.baselines.steps.members: expected an integer >= 1, found 0"),
+    ({"steps": {"seed": -1}}, r"model.baselines.steps.seed: expected an integer >= 0, found -1"),
+    ({"sprog": {"ar_order": 3}}, r"model.baselines.sprog.ar_order: expected 1 or 2, found 3"),
+    ({"sprog": {"members": 4}}, r"model.baselines.sprog: unknown option\(s\) \['members'\], expected some of"),
+])
+def test_bad_cascade_options(baselines, match):
+    with pytest.raises(ValueError, match=match):
+        build_baselines(baselines)
+
+
+def test_steps_and_sprog_defaults():
+    options = baseline_options(["sprog", "steps"])
+    assert options["steps"]["members"] == 20 and options["steps"]["seed"] == 0
+    assert options["sprog"] == {"motion": "lucaskanade", "n_cascade_levels": 6, "ar_order": 2, "rain_threshold": None}
+    with pytest.raises(ValueError, match="model.baselines.steps.rain_threshold: expected a rain/no-rain threshold in "
+                                         "pixel"):
+        build_baselines(["steps"], (0, 255), "pixel")

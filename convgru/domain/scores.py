@@ -10,6 +10,11 @@ Over the valid pixels (neither prediction nor target NaN) the contingency table 
     FAR  = F / (H + F)                          false alarm ratio
     HSS  = 2 (H CN - M F) / ((H + M)(M + CN) + (H + F)(F + CN))   Heidke skill score
     bias = (H + F) / (H + M)                    frequency bias
+    ETS  = (H - Hr) / (H + M + F - Hr),  Hr = (H + M)(H + F) / N     equitable threat score (Gilbert
+                                                skill score, GSS), N = H + M + F + CN
+    SEDI = (ln F' - ln POD + ln(1 - POD) - ln(1 - F')) / (ln F' + ln POD + ln(1 - POD) + ln(1 - F')),
+           F' = F / (F + CN), the false alarm rate  symmetric extremal dependence index (Ferro and
+                                                Stephenson 2011); NaN where POD or F' is 0 or 1
 
 Pooled CSI (Veillette et al. 2020, SEVIR; Gao et al. 2022, Earthformer): prediction and target are
 max-pooled over non-overlapping `size` x `size` windows (partial windows at the right and bottom
@@ -27,7 +32,16 @@ n // 2 pixels before and n // 2 - 1 after),
 summed over every pixel (and frame). Pixels missing in either field are non-events in both, like
 the area outside the frame (pysteps sets NaN to non-events). n = 1 is the pixel scale.
 
-A score whose denominator is 0 (no event to score) is NaN, never 0.
+A score whose denominator is 0 (no event to score) is NaN, never 0. ETS and SEDI are pysteps'
+`det_cat_fct` ETS / GSS and SEDI.
+
+B-MSE and B-MAE (Shi et al. 2017, NeurIPS, the HKO-7 benchmark's headline scores): the mean over the
+valid pixels (target not NaN) of w (p - t)^2 and w |p - t|, with p and t in the data's physical units
+(so B-MSE is in units^2, dBZ^2 for reflectivity, and B-MAE in units), and w the weight of the
+target's intensity (`balanced_weights`, `pixel_weights`: HKO-7's 1, 2, 5, 10, 30 from 0.5, 2, 5, 10,
+30 mm/h up, 1 below; the weights of the `bmse` / `bmae` losses, which take the same mean on the
+[0, 1]-scaled values). HKO-7 reports sums over each 480 x 480 frame of values scaled to [0, 1]
+instead: multiply by H W / (high - low)^2 (B-MSE) or H W / (high - low) (B-MAE) to compare.
 
 Conventions: convgru counts a value >= thr as an event, as HKO-7's and SEVIR's evaluation code do.
 pysteps' `det_cat_fct` counts a value > thr (and NaN as a non-event), its `fss` counts >= thr.
@@ -46,9 +60,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 from convgru._checks import OptionError
-from convgru.domain.units import check_value_range, to_scaled
+from convgru.domain.units import UNITS, check_value_range, rain_rate_to_dbz, to_scaled
 
-SCORES = ("csi", "pod", "far", "hss", "bias")
+SCORES = ("csi", "pod", "far", "hss", "ets", "sedi", "bias")
+# HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
+HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
+HKO7_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def check_thresholds(thresholds, value_range=None, option: str = "thresholds",
@@ -170,15 +187,68 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def scores_from_counts(counts: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Scores {csi, pod, far, hss, bias: (...) float64} from contingency counts (..., 4) (H, M, F, CN)."""
+    """Scores {csi, pod, far, hss, ets, sedi, bias: (...) float64} from contingency counts (..., 4) (H, M, F, CN)."""
     h, m, f, cn = counts.double().unbind(-1)
+    pod, false_rate = _ratio(h, h + m), _ratio(f, f + cn)
+    random_hits = _ratio((h + m) * (h + f), h + m + f + cn)
+    logs = [torch.log(v) for v in (false_rate, pod, 1 - pod, 1 - false_rate)]
+    with_logs = torch.isfinite(torch.stack(logs)).all(0)  # POD and F' in (0, 1): every log finite, their sum < 0
+    sedi = (logs[0] - logs[1] + logs[2] - logs[3]) / sum(logs).where(with_logs, -1.0)
     return {
         "csi": _ratio(h, h + m + f),
-        "pod": _ratio(h, h + m),
+        "pod": pod,
         "far": _ratio(f, h + f),
         "hss": _ratio(2 * (h * cn - m * f), (h + m) * (m + cn) + (h + f) * (f + cn)),
+        "ets": _ratio(h - random_hits, (h + m + f - random_hits).where(h + m + f > 0, 0.0)),
+        "sedi": sedi.where(with_logs, torch.nan),
         "bias": _ratio(h + f, h + m),
     }
+
+
+def balanced_weights(value_range, thresholds=None, weights=None, units: str = "mm/h",
+                     name: str = "bmse") -> tuple[list[float], list[float]]:
+    """The intensities (in the data's `units`, increasing) from which each weight of B-MSE / B-MAE
+    applies, and the weights (1 below the first): `thresholds` and `weights` (None: HKO-7's
+    rain rates 0.5, 2, 5, 10, 30 mm/h and weights 1, 2, 5, 10, 30). "dBZ" takes the thresholds as
+    rain rates in mm/h and converts them with HKO-7's Z-R relation (`rain_rate_to_dbz`); other
+    units take them as they are, and HKO-7's defaults only for "mm/h". ValueError naming
+    model.value_range / model.loss_units / model.loss_thresholds / model.loss_weights (the options
+    they come from) for what does not fit; `name` is the loss or score that needs them."""
+    if value_range is None:
+        raise ValueError(f"model.loss={name} weighs pixels by their physical value and needs model.value_range: "
+                         "expected [low, high] (the values that map to 0 and 1, as data.value_range), found None")
+    check_value_range(value_range, "model.value_range")
+    if units not in UNITS:
+        raise ValueError(f"model.loss_units must be one of {list(UNITS)}, got {units!r}")
+    if thresholds is None and units not in ("mm/h", "dBZ"):
+        raise ValueError(f"model.loss={name} with model.loss_units={units}: give model.loss_thresholds in {units} "
+                         "(and model.loss_weights); the default thresholds are HKO-7's rain rates in mm/h")
+    thresholds = check_thresholds(HKO7_THRESHOLDS if thresholds is None else thresholds,
+                                  option="model.loss_thresholds")
+    try:
+        weights = [float(w) for w in (HKO7_WEIGHTS if weights is None else weights)]
+    except (TypeError, ValueError):
+        raise OptionError("model.loss_weights", f"expected a list of numbers, found {weights!r}") from None
+    if len(weights) != len(thresholds):
+        raise ValueError(f"model.loss_weights: expected one weight per threshold ({len(thresholds)}), "
+                         f"found {len(weights)}: {weights}")
+    if min(weights) < 0:
+        raise ValueError(f"model.loss_weights: expected weights >= 0, found {weights}")
+    if units == "dBZ":
+        if thresholds[0] <= 0:
+            raise ValueError("model.loss_thresholds: with model.loss_units=dBZ expected rain rates > 0 mm/h, "
+                             f"found {thresholds}")
+        thresholds = [float(rain_rate_to_dbz(t)) for t in thresholds]
+    return thresholds, weights
+
+
+def pixel_weights(target: torch.Tensor, scaled_thresholds, weights: torch.Tensor) -> torch.Tensor:
+    """B-MSE / B-MAE weights of the target's pixels (same shape): weights[i] (a tensor [1, w_1, ...,
+    w_K]) where the target reaches i of the increasing `scaled_thresholds` (`at_least`, in its dtype)."""
+    reached = torch.zeros(target.shape, dtype=torch.long, device=target.device)
+    for thr in scaled_thresholds:  # increasing: the number reached is the index of the weight
+        reached += at_least(target, thr)
+    return weights.to(target.device)[reached]
 
 
 def _by_threshold(scores: dict[str, torch.Tensor], thresholds: list[float]) -> dict[str, torch.Tensor]:
@@ -221,16 +291,20 @@ class SkillScores(Metric):
     over size x size windows (see the module's docstring for both; OptionError naming
     `fss_scales` / `pool_sizes` unless increasing integers >= 1).
 
+    `balance` = (thresholds, weights) (`balanced_weights`: intensities in physical units and their
+    weights) adds B-MSE and B-MAE in physical units (see the module's docstring).
+
     `compute()` returns {`csi_<thr>`, ..., `csi_mean`, ...: scalar} from the counts pooled over lead
     times, `csi_pool<size>_<thr>` and `csi_pool<size>_mean` for each pool size, `fss_<n>px_<thr>` and
-    `fss_<n>px_mean` for each scale, and each also per lead time as `<name>_per_lead`, (T,)
-    (float32); torchmetrics gives a (1,) result as a scalar, so with one lead time tell them apart by the
-    `_per_lead` suffix, not by shape.
+    `fss_<n>px_mean` for each scale, `bmse` and `bmae` with `balance`, and each also per lead time as
+    `<name>_per_lead`, (T,) (float32); torchmetrics gives a (1,) result as a scalar, so with one lead time
+    tell them apart by the `_per_lead` suffix, not by shape.
     """
 
     full_state_update = False
 
-    def __init__(self, thresholds, frames: int, value_range=None, fss_scales=None, pool_sizes=None):
+    def __init__(self, thresholds, frames: int, value_range=None, fss_scales=None, pool_sizes=None,
+                 balance=None):
         super().__init__()
         if not isinstance(frames, int) or frames < 1:
             raise OptionError("frames", f"expected an integer >= 1, found {frames!r}")
@@ -245,6 +319,12 @@ class SkillScores(Metric):
                        dist_reduce_fx="sum")
         self.add_state("fss", default=torch.zeros(frames, k, len(self.fss_scales), 2, dtype=torch.float64),
                        dist_reduce_fx="sum")
+        self.balance = None
+        if balance is not None:  # scaled thresholds, as the data; the weights as a tensor [1, w_1, ..., w_K]
+            self.balance = (scaled_thresholds(list(balance[0]), self.value_range or (0.0, 1.0)),
+                            torch.tensor([1.0, *balance[1]], dtype=torch.float64))
+            # sums over the valid pixels of w (p - t)^2, w |p - t| (scaled to [0, 1]) and their number
+            self.add_state("balanced", default=torch.zeros(frames, 3, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """pred, target: (B, T, C, H, W) with T == frames."""
@@ -253,6 +333,13 @@ class SkillScores(Metric):
                              f"got {tuple(pred.shape)} and {tuple(target.shape)}")
         per_lead = (x.transpose(0, 1).reshape(self.frames, -1) for x in (pred, target))
         self.counts += contingency(*per_lead, self.compared)  # (T, K, 4)
+        if self.balance is not None:
+            p, t = (x.transpose(0, 1).reshape(self.frames, -1).double() for x in (pred, target))
+            valid = ~t.isnan()
+            w = pixel_weights(t, *self.balance).where(valid, 0.0)
+            error = (p - t).where(valid, 0.0)
+            self.balanced += torch.stack([(w * error.square()).sum(-1), (w * error.abs()).sum(-1),
+                                          valid.sum(-1).double()], -1)
         if not (self.pool_sizes or self.fss_scales):
             return
         h, w = pred.shape[-2:]
@@ -269,6 +356,11 @@ class SkillScores(Metric):
         for size, counts in zip(self.pool_sizes, self.pooled_counts):
             csi = scores_from_counts(reduce(counts).movedim(-2, 0))["csi"]
             scores.update(_by_threshold({f"csi_pool{size}": csi}, self.thresholds))
+        if self.balance is not None:  # means in physical units: (high - low)^2 and (high - low) times the scaled
+            low, high = self.value_range or (0.0, 1.0)
+            sums = reduce(self.balanced)
+            scores["bmse"] = _ratio(sums[..., 0], sums[..., 2]) * (high - low) ** 2
+            scores["bmae"] = _ratio(sums[..., 1], sums[..., 2]) * (high - low)
         fss = fss_from_sums(reduce(self.fss))  # (..., K, S)
         for j, n in enumerate(self.fss_scales):
             scores.update(_by_threshold({f"fss_{n}px": fss[..., j].movedim(-1, 0)}, self.thresholds))

@@ -1,5 +1,5 @@
-"""The baselines a nowcast is scored against at test, beside the model: persistence and pysteps'
-optical-flow extrapolation (`model.baselines`).
+"""The baselines a nowcast is scored against at test, beside the model (`model.baselines`): persistence,
+and pysteps' optical-flow extrapolation, S-PROG and STEPS ensemble mean (`convgru.domain.extrapolation`).
 
 A baseline is a function (x, future) -> forecast: inputs (B, T_in, C, H, W) scaled to [0, 1] as the
 data modules give them -> (B, future, C, H, W) in [0, 1], scored on the same batches as the model.
@@ -10,9 +10,9 @@ from collections.abc import Callable
 import torch
 
 from convgru._checks import OptionError
-from convgru.domain.extrapolation import Extrapolation, check_options
+from convgru.domain.extrapolation import METHODS, PystepsNowcast, check_options
 
-BASELINES = ("persistence", "extrapolation")
+BASELINES = ("persistence", *METHODS)
 DEFAULT = {"persistence": {}}  # what a module built without `baselines` (e.g. from a 0.2.0 checkpoint) scores
 
 
@@ -24,7 +24,7 @@ def persistence(x: torch.Tensor, future: int) -> torch.Tensor:
 def baseline_options(baselines, option: str = "model.baselines") -> dict[str, dict]:
     """`baselines` as {name: options}: from a list of names (each with its default options) or a mapping
     name -> options, where an entry set to None is left out (None itself: `DEFAULT`). OptionError naming
-    `option` for unknown names or options, and when pysteps is missing for extrapolation."""
+    `option` for unknown names or options, and when pysteps is missing for its nowcasts."""
     if baselines is None:
         return dict(DEFAULT)
     if isinstance(baselines, (list, tuple)):
@@ -38,15 +38,18 @@ def baseline_options(baselines, option: str = "model.baselines") -> dict[str, di
     chosen = {name: options for name, options in baselines.items() if options is not None}
     if chosen.get("persistence"):
         raise OptionError(f"{option}.persistence", f"takes no options, found {chosen['persistence']!r}")
-    if "extrapolation" in chosen:
-        chosen["extrapolation"] = check_options(chosen["extrapolation"], f"{option}.extrapolation")
+    for name in METHODS:
+        if name in chosen:
+            chosen[name] = check_options(chosen[name], f"{option}.{name}", name)
     return chosen
 
 
-def build_baselines(baselines, value_range=None, option: str = "model.baselines") -> dict[str, Callable]:
-    """{name: baseline function} of `baseline_options(baselines)`, for data scaled from `value_range`."""
+def build_baselines(baselines, value_range=None, units: str = "dBZ",
+                    option: str = "model.baselines") -> dict[str, Callable]:
+    """{name: baseline function} of `baseline_options(baselines)`, for data scaled from `value_range` in
+    `units` (pysteps' nowcasts: `PystepsNowcast`, without a cache until `use_cache`)."""
     built = {}
     for name, options in baseline_options(baselines, option).items():
-        built[name] = persistence if name == "persistence" else Extrapolation(
-            options["motion"], value_range, f"{option}.extrapolation")
+        built[name] = persistence if name == "persistence" else PystepsNowcast(
+            name, options, value_range, units, f"{option}.{name}")
     return built

@@ -7,12 +7,9 @@ import torch
 from torch import nn
 
 from convgru._checks import OptionError
-from convgru.domain.scores import at_least, check_thresholds
-from convgru.domain.units import UNITS, check_value_range, rain_rate_to_dbz, to_scaled
+from convgru.domain.scores import balanced_weights, pixel_weights
+from convgru.domain.units import to_scaled
 
-# HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
-HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)
-HKO7_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # name: (squared-error term, absolute-error term, intensity weights)
 LOSSES = {
     "mse": (True, False, False),
@@ -45,11 +42,9 @@ class WeightedLoss(nn.Module):
         self.register_buffer("weights", torch.tensor([1.0, *weights], dtype=torch.float32), persistent=False)
 
     def pixel_weights(self, target: torch.Tensor) -> torch.Tensor:
-        """Weights of the target's pixels (same shape); 1 everywhere without thresholds."""
-        reached = torch.zeros(target.shape, dtype=torch.long, device=target.device)
-        for thr in self.scaled_thresholds:  # increasing: the number reached is the index of the weight
-            reached += at_least(target, thr)
-        return self.weights[reached]
+        """Weights of the target's pixels (same shape; `convgru.domain.scores.pixel_weights`); 1 everywhere
+        without thresholds."""
+        return pixel_weights(target, self.scaled_thresholds, self.weights)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: (B, T, C, H, W) or any equal shape -> scalar loss."""
@@ -64,51 +59,20 @@ class WeightedLoss(nn.Module):
         return error.sum() / valid.sum().clamp(min=1)
 
 
-def _numbers(option: str, values) -> list[float]:
-    try:
-        return [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise OptionError(option, f"expected a list of numbers, found {values!r}") from None
-
-
 def build_loss(name: str = "mse", value_range=None, thresholds=None, weights=None,
                units: str = "mm/h") -> WeightedLoss:
     """The loss `name`: mse | l1 | mse+l1 | bmse | bmae | bmse+bmae.
 
     The balanced losses need `value_range` = (low, high), the physical values that the data
     modules map to 0 and 1. `thresholds` and `weights` (None: HKO-7's) are the intensities from
-    which each weight applies. `units` is the unit of the data (`UNITS`): "dBZ" takes the
-    thresholds as rain rates in mm/h and converts them to dBZ with HKO-7's Z-R relation
-    (`rain_rate_to_dbz`) first; any other unit compares them with the data as they are, and
-    HKO-7's rain-rate defaults are only taken for "mm/h" (give thresholds in kg/m^2 or pixel
-    values for those units).
+    which each weight applies, in `units`, the unit of the data (`balanced_weights`, which the
+    B-MSE / B-MAE scores share: "dBZ" takes the thresholds as rain rates in mm/h and converts them
+    with HKO-7's Z-R relation; HKO-7's rain-rate defaults are only taken for "mm/h" and "dBZ").
     """
     if name not in LOSSES:
         raise ValueError(f"model.loss must be one of {list(LOSSES)}, got {name!r}")
     squared, absolute, balanced = LOSSES[name]
     if not balanced:
         return WeightedLoss(squared, absolute)
-    if value_range is None:
-        raise ValueError(f"model.loss={name} weighs pixels by their physical value and needs model.value_range: "
-                         "expected [low, high] (the values that map to 0 and 1, as data.value_range), found None")
-    check_value_range(value_range, "model.value_range")
-    if units not in UNITS:
-        raise ValueError(f"model.loss_units must be one of {list(UNITS)}, got {units!r}")
-    if thresholds is None and units not in ("mm/h", "dBZ"):
-        raise ValueError(f"model.loss={name} with model.loss_units={units}: give model.loss_thresholds in {units} "
-                         "(and model.loss_weights); the default thresholds are HKO-7's rain rates in mm/h")
-    thresholds = HKO7_THRESHOLDS if thresholds is None else thresholds
-    weights = HKO7_WEIGHTS if weights is None else weights
-    thresholds = check_thresholds(thresholds, option="model.loss_thresholds")
-    weights = _numbers("model.loss_weights", weights)
-    if len(weights) != len(thresholds):
-        raise ValueError(f"model.loss_weights: expected one weight per threshold ({len(thresholds)}), "
-                         f"found {len(weights)}: {weights}")
-    if min(weights) < 0:
-        raise ValueError(f"model.loss_weights: expected weights >= 0, found {weights}")
-    if units == "dBZ":
-        if thresholds[0] <= 0:
-            raise ValueError("model.loss_thresholds: with model.loss_units=dBZ expected rain rates > 0 mm/h, "
-                             f"found {thresholds}")
-        thresholds = [float(rain_rate_to_dbz(t)) for t in thresholds]
+    thresholds, weights = balanced_weights(value_range, thresholds, weights, units, name)
     return WeightedLoss(squared, absolute, thresholds, weights, value_range)

@@ -9,7 +9,8 @@ from torchmetrics import MeanMetric, SumMetric
 
 from convgru import EncoderForecaster
 from convgru._checks import OptionError
-from convgru.domain.scores import SkillScores, check_sizes, check_thresholds
+from convgru.domain.extrapolation import NAMES, PystepsNowcast
+from convgru.domain.scores import SkillScores, balanced_weights, check_sizes, check_thresholds
 from convgru.domain.units import check_value_range
 from convgru.training.baselines import build_baselines
 from convgru.training.checkpoint import merge_rz_norm_states, stamp
@@ -17,6 +18,7 @@ from convgru.training.fields import FieldTestScores
 from convgru.training.losses import build_loss
 from convgru.training.metrics import FrameMetrics, UnpaddedShard
 from convgru.training.optim import build_optimizer, build_scheduler
+from convgru.training.report import say
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 MISSING_KEYS = ("missing_value", "mask_file")  # data options that declare missing pixels (NaN targets)
@@ -66,10 +68,15 @@ class ForecastModule(pl.LightningModule):
 
     Nowcasting: `value_range` = [low, high] are the physical values that the data maps to 0 and 1
     (None: [0, 1]); `thresholds` (physical units, within value_range) turn on the skill scores
-    CSI, POD, FAR, HSS and bias per threshold (`SkillScores`), logged at validation and test as
-    `val/csi_20`, ..., `test/csi_mean`, and at test also for each of `baselines` on the same
-    batches (`build_baselines`: {persistence: {}, extrapolation: {motion: lucaskanade}}, or a list of
-    names; None: persistence alone): `test/persistence/csi_20`, `test/extrapolation/csi_20`, ...
+    CSI, POD, FAR, HSS, ETS, SEDI and bias per threshold (`SkillScores`), and B-MSE and B-MAE in
+    physical units with the weights of the balanced losses (`balanced_weights`; where they apply:
+    a value_range, and loss_thresholds or loss_units dBZ or mm/h), logged at validation and test as
+    `val/csi_20`, ..., `test/csi_mean`, `test/bmse`, and at test also for each of `baselines` on the
+    same batches (`build_baselines`: {persistence: {}, extrapolation: {motion: lucaskanade}, sprog: {},
+    steps: {members: 20, seed: 0}}, or a list of names; None: persistence alone):
+    `test/persistence/csi_20`, `test/sprog/csi_20`, `test/steps/bmse`, ... pysteps' baselines keep
+    their forecasts in the data module's `cache_dir` (data.cache_dir; `PystepsNowcast`), so a test set
+    is forecast once, and their time is printed as the test ends.
     `fss_scales` (pixels) adds the fractions skill score (`fss_5px_20`, ...) and `csi_pool_sizes`
     (pixels) CSI after max-pooling (`csi_pool4_20`, ...). NaN targets are missing pixels,
     left out of the loss and every metric; they are an error unless the data config declares
@@ -121,7 +128,7 @@ class ForecastModule(pl.LightningModule):
             check_thresholds(thresholds, value_range or (0, 1), "model.thresholds", "model.value_range")
             windows = {"fss_scales": check_sizes(fss_scales, "model.fss_scales"),
                        "pool_sizes": check_sizes(csi_pool_sizes, "model.csi_pool_sizes")}
-            self.baselines = build_baselines(baselines, value_range)
+            self.baselines = build_baselines(baselines, value_range, loss_units)
             frames_in = (data or {}).get("frames_in")
             if "extrapolation" in self.baselines and isinstance(frames_in, int) and frames_in < 2:
                 raise OptionError("model.baselines.extrapolation", "needs data.frames_in >= 2 (the optical flow "
@@ -131,6 +138,8 @@ class ForecastModule(pl.LightningModule):
                 raise ValueError(f"model.thresholds: scoring {' and '.join(self.baselines)} needs "
                                  f"model.net.in_channels == out_channels, found {net.get('in_channels', 1)} and "
                                  f"{net.get('out_channels', 1)}")
+            if value_range is not None and (loss_thresholds is not None or loss_units in ("mm/h", "dBZ")):
+                windows["balance"] = balanced_weights(value_range, loss_thresholds, loss_weights, loss_units)
             for name in ("val", "test", *self.baselines):
                 self.skill[name] = SkillScores(thresholds, future, value_range, **windows)
         self.field_scores = None  # FieldTestScores of a test on gridded fields (data=fields), set as the test starts
@@ -262,6 +271,10 @@ class ForecastModule(pl.LightningModule):
         nonfinite = self.nonfinite.compute().float()
         self.test_metrics.reset()
         self.nonfinite.reset()
+        for baseline in self.baselines.values():
+            if isinstance(baseline, PystepsNowcast) and self.trainer.is_global_zero:
+                say(f"{NAMES[baseline.method]}: {baseline.sequences} test sequences forecast in "
+                    f"{baseline.seconds:.1f} s, {baseline.cached} read from the cache (on this process)")
         for metric in self.skill.values():
             metric.reset()
         if self.field_scores is not None:
@@ -291,9 +304,14 @@ class ForecastModule(pl.LightningModule):
                 self.hparams.data["climatology"] = stored(getattr(self.trainer.checkpoint_callback, "dirpath", None))
 
     def on_test_start(self) -> None:
-        """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields)."""
+        """The fields' scores (`FieldTestScores`) when the data is gridded fields with a `scoring()` (data=fields);
+        pysteps' baselines cached in the data module's `cache_dir` (if it has one)."""
         scoring = getattr(self.trainer.datamodule, "scoring", None)
         self.field_scores = FieldTestScores(scoring(), self.hparams.future).to(self.device) if scoring else None
+        cache_dir = getattr(self.trainer.datamodule, "cache_dir", None)
+        for baseline in self.baselines.values():
+            if isinstance(baseline, PystepsNowcast):
+                baseline.use_cache(cache_dir)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["convgru"] = stamp(self.trainer.world_size if self._trainer else None)

@@ -80,7 +80,7 @@ def skill_forecasts(scores: dict[str, float], prefix: str = "") -> list[str]:
 
 def skill_columns(scores: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:
     """(heading, score name) of every skill score that `scores` holds for the model: CSI, POD, FAR,
-    HSS and bias, CSI after each max-pooling (CSI-p4: `csi_pool4`), FSS at each scale (FSS-5: `fss_5px`)."""
+    HSS, ETS, SEDI and bias, CSI after each max-pooling (CSI-p4: `csi_pool4`), FSS at each scale (FSS-5: `fss_5px`)."""
     columns = [(name if name == "bias" else name.upper(), name) for name in SCORES]
     names = [key.removeprefix(prefix).removesuffix("_mean") for key in scores
              if key.startswith(prefix) and key.endswith("_mean") and "/" not in key.removeprefix(prefix)]
@@ -172,7 +172,9 @@ def field_table(metrics: Mapping, prefix: str = "", note: str = "") -> str:
 # --- the report of a test ----------------------------------------------------------------
 
 BASELINE_TITLES = {"persistence": "persistence (the last input frame repeated)",
-                   "extrapolation": "extrapolation (pysteps' optical flow)"}
+                   "extrapolation": "extrapolation (pysteps' optical flow)",
+                   "sprog": "sprog (pysteps' S-PROG)",
+                   "steps": "steps (pysteps' STEPS ensemble mean)"}
 
 
 class TestReport(pl.Callback):
