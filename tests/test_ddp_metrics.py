@@ -25,6 +25,8 @@ class Fade(torch.nn.Module):
     def forward(self, x: torch.Tensor, future: int) -> torch.Tensor:
         return torch.cat([x[:, -1:] * (1 - 0.2 * t) + 0.1 for t in range(future)], dim=1)
 
+ROWS = 4  # rows of the climatology's table (days of year and hours): each target's row is data
+
 
 def module(future: int) -> ForecastModule:
     torch.manual_seed(0)
@@ -32,15 +34,16 @@ def module(future: int) -> ForecastModule:
                           thresholds=THRESHOLDS, fss_scales=[1, 3], csi_pool_sizes=[2], baselines=["persistence"])
     made.field_scores = FieldTestScores({"names": ["t2m"], "units": ["K"], "height": H, "mean": [280.0], "std": [5.0],
                                          "latitudes": torch.linspace(-60, 60, H).numpy(), "lead_hours": [6.0] * future,
-                                         "climatology": torch.rand(1, H, W).numpy()}, future)
+                                         "climatology": torch.rand(ROWS, 1, H, W).numpy()}, future)
     made.net = Fade()
     return made.eval()
 
 
 def data(n: int, future: int) -> TensorDataset:
     generator = torch.Generator().manual_seed(n)
-    return TensorDataset(torch.rand(n, 3, 1, H, W, generator=generator), torch.rand(n, future, 1, H, W,
-                                                                                    generator=generator))
+    return TensorDataset(torch.rand(n, 3, 1, H, W, generator=generator),
+                         torch.rand(n, future, 1, H, W, generator=generator),
+                         torch.randint(ROWS, (n, future), generator=generator))  # the climatology's rows
 
 
 def metrics(model: ForecastModule) -> dict[str, Metric]:

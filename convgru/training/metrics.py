@@ -161,10 +161,11 @@ class UnpaddedShard:
             self.left = len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
 
     def trim(self, batch):
-        """`batch` (x, y) cut to the samples of the set not seen yet on this rank (possibly none)."""
+        """`batch` (x, y, ...: every item batched along its first axis, as data=fields' climatology rows)
+        cut to the samples of the set not seen yet on this rank (possibly none)."""
         if self.left is None:
             return batch
-        x, y = batch
-        keep = min(self.left, len(x))
+        keep = min(self.left, len(batch[0]))
         self.left -= keep
-        return x[:keep], y[:keep]
+        kept = [item[:keep] for item in batch]
+        return tuple(kept) if isinstance(batch, tuple) else kept
