@@ -3,6 +3,7 @@ are skipped without a CUDA device (markers: pyproject.toml; `pytest -m "not slow
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ from convgru.training import cli
 from convgru.training.paths import register_resolvers
 
 register_resolvers()  # ${project_root:}, which the configs use (the scripts register it when they start)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (`-n 2` on 2 cores): one thread per worker and per Python it spawns, so the
+    # workers do not oversubscribe the cores (torch's default is one thread per core in every process).
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

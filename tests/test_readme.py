@@ -34,3 +34,11 @@ def test_readme_python_example_runs_from_another_folder(index, tmp_path, monkeyp
             write(tmp_path / name)
     monkeypatch.chdir(tmp_path)
     exec(compile(block, f"README.md, python example {index + 1}", "exec"), {})
+
+
+def test_readme_test_command_is_the_one_ci_runs():
+    """The Set up block's test command, the Run times paragraph's and the last line of .ci/run are one command."""
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()[-1]
+    setup = re.search(r"## Set up\n.*?```bash\n(.*?)\n```", README.read_text(), re.S).group(1)
+    assert ci.startswith("python -m pytest") and setup.endswith(f" && {ci}"), (setup, ci)
+    assert f"command (`{ci}`)" in " ".join(README.read_text().split()), "the Run times paragraph's test command"
