@@ -15,7 +15,7 @@ from convgru.atomic import atomic_write
 from convgru.domain.fields import normalize
 
 from .base import SequenceDataModule
-from .digits import BUNDLED_BANK
+from .cache import USER_CACHE
 from .fields import FieldSource, expand, window_starts
 from .missing import check_finite
 
@@ -114,7 +114,7 @@ class FieldDataModule(SequenceDataModule):
     def __init__(self, files=None, variables=None, levels=None, dims: dict | None = None, time_step: str | None = None,
                  train_time=None, val_time=None, test_time=None, stride: int = 1,
                  missing_value: float | str | None = "nan", normalization: dict | None = None,
-                 cache_dir=BUNDLED_BANK.parent / "cache", frames_in: int = 12, frames_out: int = 12,
+                 cache_dir=USER_CACHE, frames_in: int = 12, frames_out: int = 12,
                  channels: int = 1, batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)
