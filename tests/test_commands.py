@@ -72,8 +72,9 @@ def test_paths_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_wheel_holds_the_configs_and_the_bundled_digits(tmp_path):
-    """The wheel as `python -m build` makes it (CI's .ci/wheel_check.sh also runs it from an empty folder)."""
-    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+    """The wheel as `python -m build` makes it, from the sdist, never from a stale build/ folder (CI's
+    .ci/wheel_check.sh also runs it from an empty folder)."""
+    result = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)],  # wheel from sdist
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     wheel = zipfile.ZipFile(next(tmp_path.glob("convgru-*.whl")))
