@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from convgru.training.images import forecast_grid
+from convgru.training.paths import checkout
 from convgru.training.report import say
 
 
@@ -96,7 +97,8 @@ def resume_command(path) -> str:
     if HydraConfig.initialized():
         overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("ckpt_path=")]
         folder = [f"hydra.run.dir={HydraConfig.get().runtime.output_dir}"]  # continue in the same folder
-    return " ".join(shlex.quote(a) for a in ["python", "scripts/train.py", *overrides, *folder, f"ckpt_path={path}"])
+    program = ["python", "scripts/train.py"] if checkout() else ["convgru", "train"]  # a clone, or a wheel's install
+    return " ".join(shlex.quote(a) for a in [*program, *overrides, *folder, f"ckpt_path={path}"])
 
 
 class ProgressBar(TQDMProgressBar):
