@@ -5,7 +5,7 @@ from .forecaster import EncoderForecaster
 from .rnn import ConvGRU
 
 __all__ = ["ConvGRUCell", "ConvGRU", "EncoderForecaster", "export_onnx", "load"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # the one place of the version: pyproject.toml reads it (dynamic)
 
 
 def load(path, map_location="cpu"):

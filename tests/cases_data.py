@@ -70,7 +70,7 @@ def with_resources(run, memory: int = MEMORY, disk: int = DISK):
 
 
 def prepare_run(overrides):
-    """Compose conf/train.yaml with `overrides` and a cache folder inside the folder, build the data
+    """Compose convgru/conf/train.yaml with `overrides` and a cache folder inside the folder, build the data
     module and prepare its data (write its caches)."""
     def run(folder: Path) -> str:
         (folder / "notes.txt").write_text("the user's notes")

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 import convgru.training
 from convgru.training import cli
-from convgru.training.paths import register_resolvers
+from convgru.training.paths import CONFIG_DIR, register_resolvers
 
 register_resolvers()  # ${project_root:}, which the configs use (the scripts register it when they start)
 
@@ -24,7 +24,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = CONFIG_DIR
 
 # A model and data small enough for a CPU test: 32x32 frames, 3 in / 2 out, one digit.
 TINY = [
@@ -78,7 +78,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | None = None):
-    """Compose conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`; no figures
+    """Compose convgru/conf/<name>.yaml with `overrides`, outputs (and data caches) under `output_dir`; no figures
     (figures.enabled=false: seconds of matplotlib per run) unless `overrides` set figures.enabled=true."""
     paths = cli.quote_non_ascii([f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}/logs",
                                  f"paths.cache_dir={cache_dir or output_dir / 'cache'}", "figures.enabled=false"])
@@ -87,7 +87,7 @@ def compose_config(name: str, output_dir: Path, overrides=(), cache_dir: Path | 
 
 
 def tiny(name: str, extra=()) -> list[str]:
-    """TINY overrides valid for conf/<name>.yaml (eval has no callbacks group) plus `extra`."""
+    """TINY overrides valid for convgru/conf/<name>.yaml (eval has no callbacks group) plus `extra`."""
     keep = [o for o in TINY if name == "train" or not o.startswith("callbacks.")]
     return [*keep, *extra]
 

@@ -143,7 +143,7 @@ def data_run(files: dict, overrides=(), workers: bool = False) -> Callable[[Path
 
 
 def config_run(overrides, then: Callable = lambda cfg, module: None) -> Callable[[Path], str]:
-    """Compose conf/train.yaml with `overrides`, build what the pipeline builds, then `then(cfg, module)`."""
+    """Compose convgru/conf/train.yaml with `overrides`, build what the pipeline builds, then `then(cfg, module)`."""
     def run(folder: Path) -> str:
         def build():
             options = cli.quote_non_ascii(overrides)

@@ -1,11 +1,12 @@
-"""The layers hold: library < domain < data < training < deploy < scripts, read from the imports of
+"""The layers hold: library < domain < data < training < deploy < cli < scripts, read from the imports of
 every file, and no module imports itself through others (no import circle).
 
 A module may import from its own layer and the layers below it, never above: the library
 (`convgru/*.py`: the cell, ConvGRU, the encoder-forecaster, ONNX export, atomic writes) knows nothing
 of units or data; the domain (`convgru/domain`: units, thresholds, skill scores) knows no data module;
 the data (`convgru/data`) knows no training; training (`convgru/training`) nothing of a trained model's
-use (`convgru/deploy`: predict, export), and none of them a script.
+use (`convgru/deploy`: predict, export); the command line (`convgru/commands.py`, `convgru/__main__.py`:
+the `convgru` command) sits on them all, and none of them imports a script.
 """
 
 import ast
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["library", "domain", "data", "training", "deploy", "scripts"]
+LAYERS = ["library", "domain", "data", "training", "deploy", "cli", "scripts"]
+CLI = ("commands", "__main__")  # convgru.commands, convgru.__main__: the `convgru` command
 # The package's front door: convgru.load and convgru.export_onnx, imported on first use.
 ALLOWED = {("convgru/__init__.py", "training")}
 
@@ -30,6 +32,8 @@ def layer_of(module: str) -> str | None:
         return None
     if len(parts) > 1 and parts[1] in ("domain", "data", "training", "deploy"):
         return parts[1]
+    if len(parts) > 1 and parts[1] in CLI:
+        return "cli"
     return "library"
 
 

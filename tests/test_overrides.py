@@ -1,6 +1,6 @@
 """The command line is checked before Hydra runs (convgru.training.overrides): a group choice decides
 what it names, or the run stops naming the experiment key that overrides it; every experiment of
-conf/experiment/ is composed against every model and data option."""
+convgru/conf/experiment/ is composed against every model and data option."""
 
 from functools import lru_cache
 from itertools import zip_longest
@@ -19,7 +19,7 @@ def _options(group: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def composer():
-    """conf/train.yaml composed with overrides (a tuple), with its hydra node; cached."""
+    """convgru/conf/train.yaml composed with overrides (a tuple), with its hydra node; cached."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         yield lru_cache(maxsize=None)(lambda o: overrides._compose("train", o))
 

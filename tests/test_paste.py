@@ -38,7 +38,7 @@ def test_resume_command_runs_as_printed(folder, tmp_path):
 
 @pytest.mark.parametrize("value", [*NASTY, 1, 2.5, True, None, [4, 8], "1e3", "true", "null", "[x]"])
 def test_values_are_read_back(value):
-    assert parsed(paste_command("scripts/train.py", [("k", value)])) == {"k": value}
+    assert parsed(paste_command("train", [("k", value)])) == {"k": value}
     assert hydra_value(value) == hydra_value(value)  # plain text where the grammar reads it as it is
     assert hydra_value("plain/path-1.ckpt") == "plain/path-1.ckpt" and hydra_value([4, 4]) == "[4,4]"
 

@@ -117,10 +117,12 @@ def test_plain_paths_interpolation_is_kept(trained_run, tmp_path):
     from convgru.training.restore import stored_data_config
     checkpoint = load_checkpoint(trained_run[0] / "checkpoints" / "last.ckpt")
     data = checkpoint["hyper_parameters"]["data"]
-    assert data["digit_bank"] == "${paths.data_dir}/mnist_5k.npz"
-    checkpoint["hyper_parameters"]["data"] = {**data, "cache_dir": "/somewhere/else", "download": True}
+    assert data["mnist_root"] == "${paths.data_dir}/mnist" and data["digit_bank"] is None  # None: the bundled bank
+    checkpoint["hyper_parameters"]["data"] = {**data, "cache_dir": "/somewhere/else", "download": True,
+                                              "digit_bank": "${paths.data_dir}/mnist_5k.npz"}  # convgru 0.2.0's
     assert stored_data_config(checkpoint)["cache_dir"] == "${paths.cache_dir}"
     assert stored_data_config(checkpoint)["download"] is False
+    assert stored_data_config(checkpoint)["digit_bank"] is None  # the bank moved from the clone into the package
 
 
 @pytest.mark.slow

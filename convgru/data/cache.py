@@ -25,6 +25,17 @@ CHUNK = 500  # sequences per generator; fixed, so a set never depends on memory 
 log = logging.getLogger(__name__)
 
 
+def user_cache_dir() -> Path:
+    """convgru's folder in the user's cache: $XDG_CACHE_HOME/convgru, else ~/.cache/convgru (the XDG base
+    directory specification). The data modules' default cache_dir, and the configs' paths.cache_dir when
+    convgru runs installed from a wheel rather than from a checkout."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "convgru"
+
+
+USER_CACHE = user_cache_dir()  # the default cache_dir of the data modules (their configs set paths.cache_dir)
+
+
 def cache_path(cache_dir, split: str, digits: np.ndarray, size: int, num_frames: int, num_digits: int,
                image_size: int, seed: int) -> Path:
     """File name that holds every generation parameter and a digest of the digits."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from convgru._checks import OptionError, shown_path
 
-BUNDLED_BANK = Path(__file__).resolve().parents[2] / "data" / "mnist_5k.npz"
+BUNDLED_BANK = Path(__file__).resolve().parent / "bundled" / "mnist_5k.npz"  # package data (provenance: README.md)
 DIGIT_SHAPE = (28, 28)
 HOLDOUT_SEED = 0  # fixed: the held-out digits never change with the experiment's seed
 SOURCES = ("bundled", "mnist", "idx")
@@ -54,9 +54,9 @@ def check_digits(images: np.ndarray, origin) -> np.ndarray:
     return images
 
 
-def load_digit_bank(path=BUNDLED_BANK) -> np.ndarray:
-    """The bundled digit bank (`images` of an .npz, (N, 28, 28) uint8)."""
-    path = Path(path)
+def load_digit_bank(path=None) -> np.ndarray:
+    """A digit bank (`images` of an .npz, (N, 28, 28) uint8); None: the bundled one (BUNDLED_BANK)."""
+    path = BUNDLED_BANK if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"digit bank {shown_path(path)} not found; rebuild it with scripts/build_digit_bank.py")
     with np.load(path) as bank:
@@ -81,14 +81,14 @@ def holdout_split(images: np.ndarray, fraction: float) -> DigitSplit:
     return DigitSplit(train=images[np.sort(order[n_out:])], heldout=images[np.sort(order[:n_out])])
 
 
-def resolve_digits(digits: str = "bundled", digit_bank=BUNDLED_BANK, mnist_root=None, idx_train=None,
+def resolve_digits(digits: str = "bundled", digit_bank=None, mnist_root=None, idx_train=None,
                    idx_test=None, holdout_fraction: float = 0.2, download: bool = False,
                    fallback_to_bundled: bool = False) -> DigitSplit:
     """Load digits from the configured source and split them into training and held-out digits.
 
-    `bundled`: the 5k bank, split by `holdout_fraction`. `mnist`: torchvision's MNIST train / test
-    splits in `mnist_root` (downloaded if `download`). `idx`: IDX image files; both `idx_train` and
-    `idx_test`, or one of them split by `holdout_fraction`.
+    `bundled`: the 5k bank (`digit_bank`; None: BUNDLED_BANK), split by `holdout_fraction`. `mnist`:
+    torchvision's MNIST train / test splits in `mnist_root` (downloaded if `download`). `idx`: IDX
+    image files; both `idx_train` and `idx_test`, or one of them split by `holdout_fraction`.
     """
     if digits not in SOURCES:
         raise OptionError("digits", f"expected one of {SOURCES}, found {digits!r}")

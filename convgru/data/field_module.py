@@ -18,7 +18,7 @@ from convgru.domain.fields import normalize
 
 from . import resources
 from .base import SequenceDataModule
-from .digits import BUNDLED_BANK
+from .cache import USER_CACHE
 from .fields import (
     CACHE_BYTES,
     NO_GRID,
@@ -163,7 +163,7 @@ class FieldDataModule(SequenceDataModule):
                  train_time=None, val_time=None, test_time=None, stride: int = 1,
                  missing_value: float | str | None = "nan", normalization: dict | None = None, grid: dict | None = None,
                  climatology: dict | None = None,
-                 cache_dir=BUNDLED_BANK.parent / "cache", frames_in: int = 12, frames_out: int = 12,
+                 cache_dir=USER_CACHE, frames_in: int = 12, frames_out: int = 12,
                  channels: int = 1, batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)

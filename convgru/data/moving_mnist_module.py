@@ -10,13 +10,14 @@ from .arrays import ArrayFile, SequenceArray, check_path
 from .base import SequenceDataModule
 from .cache import (
     CHUNK,
+    USER_CACHE,
     cache_path,
     ensure_fixed_set,
     fixed_set_bytes,
     generation_bytes,
 )
 from .datasets import MovingMNISTStream, WindowDataset
-from .digits import BUNDLED_BANK, DIGIT_SHAPE, DigitSplit, resolve_digits
+from .digits import DIGIT_SHAPE, DigitSplit, resolve_digits
 from .moving_mnist import check_params
 from .resources import check_memory
 from .sampler import EpochKeySampler
@@ -35,10 +36,10 @@ class MovingMNISTDataModule(SequenceDataModule):
 
     def __init__(self, train_size: int = 10000, val_size: int = 1000, test_size: int = 10000,
                  frames_in: int = 10, frames_out: int = 10, num_digits: int = 2, image_size: int = 64,
-                 seed: int = 0, eval_seed: int = 0, digits: str = "bundled", digit_bank=BUNDLED_BANK,
-                 mnist_root=BUNDLED_BANK.parent / "mnist", idx_train=None, idx_test=None,
+                 seed: int = 0, eval_seed: int = 0, digits: str = "bundled", digit_bank=None,
+                 mnist_root=USER_CACHE / "mnist", idx_train=None, idx_test=None,
                  holdout_fraction: float = 0.2, download: bool = False, fallback_to_bundled: bool = False,
-                 test_file=None, cache_dir=BUNDLED_BANK.parent / "cache", channels: int = 1,
+                 test_file=None, cache_dir=USER_CACHE, channels: int = 1,
                  batch_size: int = 16, num_workers: int = 2, pin_memory: bool = True,
                  persistent_workers: bool = True):
         super().__init__(frames_in, frames_out, channels, batch_size, num_workers, pin_memory, persistent_workers)

@@ -8,7 +8,7 @@ from convgru.domain import UNITS, check_thresholds
 from convgru.domain.scores import check_sizes
 
 from .array_module import SPLITS, ArrayDataModule
-from .digits import BUNDLED_BANK
+from .cache import USER_CACHE
 from .synthetic_radar import (
     check_generation_memory,
     check_params,
@@ -35,7 +35,7 @@ class RadarDataModule(ArrayDataModule):
     """
 
     def __init__(self, units: str = "dBZ", thresholds: list[float] | None = None, synthetic: dict | None = None,
-                 cache_dir=BUNDLED_BANK.parent / "cache", value_range: list[float] | None = None,
+                 cache_dir=USER_CACHE, value_range: list[float] | None = None,
                  layout: str = "NTHW", frames_in: int = 13, frames_out: int = 12, fss_scales: list[int] | None = None,
                  csi_pool_sizes: list[int] | None = None, time_step_minutes: float | None = None, **options):
         if units not in UNITS:

@@ -9,7 +9,7 @@ from pathlib import Path
 from convgru._checks import OptionError, shown_path
 
 from .array_module import SPLITS, ArrayDataModule
-from .digits import BUNDLED_BANK
+from .cache import USER_CACHE
 from .files import unique_files, unique_split_files
 from .video import MAX_GAP_FRAMES, check_options, find_videos, frame_size
 from .video_cache import Clip, ensure_clips
@@ -44,7 +44,7 @@ class VideoDataModule(ArrayDataModule):
                  channels: int = 1, image_size: int | list[int] = 64, crop: str = "center", frame_step: int = 1,
                  max_gap_frames: int = MAX_GAP_FRAMES, frames_in: int = 10, frames_out: int = 10,
                  stride: int | None = None, skip_bad_files: bool = False,
-                 decode_workers: int | None = None, cache_dir=BUNDLED_BANK.parent / "cache", batch_size: int = 16,
+                 decode_workers: int | None = None, cache_dir=USER_CACHE, batch_size: int = 16,
                  num_workers: int = 2, pin_memory: bool = True, persistent_workers: bool = True):
         super().__init__(files=files, split=split, train_files=train_files, val_files=val_files, test_files=test_files,
                          layout="NTCHW", frames_in=frames_in, frames_out=frames_out, channels=channels, stride=stride,

@@ -12,7 +12,7 @@ from convgru.training.restore import load_module
 
 USAGE = """Export a trained checkpoint to ONNX and check the file with onnxruntime.
 
-python scripts/export.py CKPT OUT.onnx [--frames-in N] [--future M] [--height H --width W] [--force]
+convgru export CKPT OUT.onnx [--frames-in N] [--future M] [--height H --width W] [--force]
 The file takes x: (B, N, C, H, W) float32 frames in [0, 1] and returns y: (B, M, C, H, W), the
 forecast clamped to [0, 1], for any batch B and any H, W that are multiples of 2**(levels - 1).
 N and H, W default to the checkpoint's data config (required for checkpoints without one), M to the

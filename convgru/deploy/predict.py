@@ -37,8 +37,8 @@ NOT_FOR_FIELDS = ("value_range", "start", "side_by_side")
 
 USAGE = """Forecast new sequences with a trained checkpoint.
 
-python scripts/predict.py CKPT INPUT.npy OUTPUT.npy [--future M] [--value-range LOW HIGH]
-                          [--png OUT.png] [--gif OUT.gif] [--force]
+convgru predict CKPT INPUT.npy OUTPUT.npy [--future M] [--value-range LOW HIGH]
+                       [--png OUT.png] [--gif OUT.gif] [--force]
 INPUT: (T, C, H, W) or (N, T, C, H, W) frames, uint8 (0..255) or float in [0, 1]; H and W
 multiples of 2**(levels - 1). Other integer dtypes, and floats outside [0, 1] (e.g. radar in
 dBZ), need --value-range LOW HIGH, the values that map to 0 and 1 as training's data.value_range
@@ -58,7 +58,7 @@ continues, and the forecast.
 No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
 output files.
 
-python scripts/predict.py CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--force]
+convgru predict CKPT INPUT.nc OUTPUT.nc [--init TIME] [--future M] [--force]
 Gridded fields (a checkpoint trained with data=fields): INPUT is NetCDF (a glob of files) or a Zarr
 store with the checkpoint's variables and at least data.frames_in steps up to --init (default: its
 last step); OUTPUT is NetCDF in physical units on the input's grid, with its variable names, units

@@ -117,7 +117,7 @@ def resume_command(path) -> str:
         overrides = [o for o in HydraConfig.get().overrides.task
                      if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
         overrides.append(("hydra.run.dir", HydraConfig.get().runtime.output_dir))  # continue in the same folder
-    return paste_command("scripts/train.py", [*overrides, ("ckpt_path", str(path))])
+    return paste_command("train", [*overrides, ("ckpt_path", str(path))])
 
 
 class ProgressBar(TQDMProgressBar):
@@ -139,7 +139,7 @@ class ProgressBar(TQDMProgressBar):
         return False
 
 
-QUICKSTART = paste_command("scripts/train.py", ["experiment=quickstart"]) + " (minutes on a CPU)"
+QUICKSTART = paste_command("train", ["experiment=quickstart"]) + " (minutes on a CPU)"
 
 
 class SlowRunWarning(pl.Callback):

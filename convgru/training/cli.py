@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
+from convgru.training.paths import checkout
 from convgru.training.report import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
@@ -172,12 +173,13 @@ def _parsed_value(override: str):
         return None
 
 
-def paste_command(script: str | None, overrides: Iterable) -> str:
-    """The one way convgru writes a command for the user to paste: `python <script>` (None: the overrides
-    alone, to add to a command) and `overrides`, each a (key, value) pair, written here in Hydra's grammar
-    (`hydra_value`), or a `key=value` text already in it (as the user typed it); every word quoted for
-    the shell (POSIX sh), so that the command runs as printed."""
-    words = [] if script is None else ["python", script]
+def paste_command(command: str | None, overrides: Iterable) -> str:
+    """The one way convgru writes a command for the user to paste: the `command` ("train", "eval") as
+    this installation runs it (`python scripts/<command>.py` in a clone, `convgru <command>` from a
+    wheel; None: the overrides alone, to add to a command) and `overrides`, each a (key, value) pair,
+    written here in Hydra's grammar (`hydra_value`), or a `key=value` text already in it (as the user
+    typed it); every word quoted for the shell (POSIX sh), so that the command runs as printed."""
+    words = [] if command is None else ["python", f"scripts/{command}.py"] if checkout() else ["convgru", command]
     for override in overrides:
         words.append(f"{override[0]}={hydra_value(override[1])}" if isinstance(override, tuple) else override)
     return " ".join(shlex.quote(word) for word in words)

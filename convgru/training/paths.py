@@ -1,35 +1,50 @@
-"""The `${project_root:}` resolver that the Hydra configs use for `paths.root_dir`."""
+"""Where the configs are and where a run reads and writes: the packaged config folder (CONFIG_DIR) and
+the `${project_root:}` and `${cache_dir:}` resolvers that convgru/conf/paths/default.yaml uses.
+
+From a checkout (a clone, or an editable install), `paths.root_dir` is the checkout: runs write
+logs/ and data/cache there, as they always did. From a wheel, it is the folder the command runs in
+(logs/ there) and the caches go to the user's cache folder (`convgru.data.cache.user_cache_dir`).
+$PROJECT_ROOT names the root in both cases; paths.log_dir and paths.cache_dir override each folder.
+"""
 
 import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-_MARKERS = ("pyproject.toml", "conf")
+from convgru.data.cache import user_cache_dir
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # train.yaml, eval.yaml and the config groups
+_MARKERS = ("pyproject.toml", "convgru/conf")
 
 
 def _is_root(folder: Path) -> bool:
     return all((folder / marker).exists() for marker in _MARKERS)
 
 
-def find_project_root() -> str:
-    """Repository root: $PROJECT_ROOT, else the checkout holding this package, else cwd or a parent."""
+def checkout() -> Path | None:
+    """$PROJECT_ROOT if set, else the source checkout this package is imported from (a folder holding
+    pyproject.toml and convgru/conf), else None: convgru is installed from a wheel."""
     if os.environ.get("PROJECT_ROOT"):
-        return str(Path(os.environ["PROJECT_ROOT"]).resolve())
+        return Path(os.environ["PROJECT_ROOT"]).expanduser().resolve()
     package_checkout = Path(__file__).resolve().parents[2]
-    if _is_root(package_checkout):
-        return str(package_checkout)
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if _is_root(folder):
-            return str(folder)
-    raise FileNotFoundError(
-        f"Cannot find the convgru repository root (a folder with {' and '.join(_MARKERS)}) above "
-        f"{cwd}; set the PROJECT_ROOT environment variable or override paths.root_dir=..."
-    )
+    return package_checkout if _is_root(package_checkout) else None
+
+
+def find_project_root() -> str:
+    """`paths.root_dir`: the checkout (`checkout`), or the current folder for a wheel's install."""
+    return str(checkout() or Path.cwd().resolve())
+
+
+def default_cache_dir(data_dir: str) -> str:
+    """`paths.cache_dir`: <data_dir>/cache in a checkout (or with $PROJECT_ROOT), else the user's cache
+    folder ($XDG_CACHE_HOME/convgru, else ~/.cache/convgru)."""
+    return str(Path(data_dir) / "cache") if checkout() else str(user_cache_dir())
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}` with OmegaConf (idempotent)."""
+    """Register `${project_root:}` and `${cache_dir:<data_dir>}` with OmegaConf (idempotent)."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", find_project_root)
+    if not OmegaConf.has_resolver("cache_dir"):
+        OmegaConf.register_new_resolver("cache_dir", default_cache_dir)

@@ -1,7 +1,7 @@
 """What a run says and writes: the console, and the report of a test.
 
 The console: `say` prints a line (above the progress bar when one is drawn) and logs it to the
-`convgru.console` logger, which conf/hydra/default.yaml sends to the run's log file (train.log /
+`convgru.console` logger, which convgru/conf/hydra/default.yaml sends to the run's log file (train.log /
 eval.log) alone, so the file holds what was printed without printing it twice. `RunLog` is the Hydra
 callback that sends Lightning's messages and Python's warnings to that file (and the terminal) as well.
 Outside the scripts (in Python, in tests) `say` only prints.
@@ -50,7 +50,7 @@ def say(text: str, level: int = logging.INFO, stream=None) -> None:
 
 class RunLog(Callback):
     """Hydra callback: as a job starts, send Python's warnings and Lightning's messages to the root
-    logger, whose handlers (conf/hydra/default.yaml) print them and write them to the run's log file."""
+    logger, whose handlers (convgru/conf/hydra/default.yaml) print them and write them to the run's log file."""
 
     def on_job_start(self, config, **kwargs) -> None:
         logging.captureWarnings(True)

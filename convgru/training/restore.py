@@ -16,13 +16,18 @@ from convgru.training.cli import group_choices, override_keys, paste_command
 from convgru.training.module import ForecastModule
 
 log = logging.getLogger(__name__)
+BANK_BEFORE_0_3 = "${paths.data_dir}/mnist_5k.npz"  # digit_bank of convgru <= 0.2.0: data/ of the clone
 
 
 def stored_data_config(checkpoint: dict) -> dict | None:
     """The data config a checkpoint was trained with (None for convgru 0.1.0), with this machine's
-    cache folder and no download (MACHINE_DATA): a checkpoint never says where eval writes."""
+    cache folder and no download (MACHINE_DATA): a checkpoint never says where eval writes. The
+    bundled digit bank of convgru <= 0.2.0 (BANK_BEFORE_0_3) is the bundled bank now in the package."""
     data = checkpoint["hyper_parameters"].get("data")
-    return None if data is None else {**data, **{k: v for k, v in MACHINE_DATA.items() if k in data}}
+    if data is None:
+        return None
+    moved = {"digit_bank": None} if data.get("digit_bank") == BANK_BEFORE_0_3 else {}
+    return {**data, **moved, **{k: v for k, v in MACHINE_DATA.items() if k in data}}
 
 
 
