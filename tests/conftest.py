@@ -4,6 +4,7 @@ are skipped without a CUDA device (markers: pyproject.toml; `pytest -m "not slow
 import contextlib
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
     torch.set_num_threads(1)
+    # Each worker its own inductor cache: two workers compiling at once must not hand each other graphs
+    # compiled for other shapes (seen: "cannot determine truth value of Relational" in a compiled run).
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"torchinductor_{os.getpid()}")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONFIG_DIR
