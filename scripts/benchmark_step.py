@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark import describe_device, sync, time_side_by_side
+from benchmark import describe_device, flops_and_saved_bytes, sync, time_side_by_side
 from benchmark import step as forward_backward
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
 from convgru.porting import gate_context
@@ -372,18 +372,20 @@ def interleaved(candidates: dict, args: tuple, backward: bool, repeats: int, dev
 def time_ports(device, repeats: int, names) -> None:
     """The substituted cells of the projects `names` (PORTS' keys) against the projects' own: median
     ratio (ours / theirs) of the paired rounds, with the lowest and highest ratio, and the projects'
-    median time."""
+    median time; x and h require grad, as in training (x comes from the project's encoders). Then
+    the FLOPs of a forward+backward and the bytes autograd saves for the backward, both cells."""
     print(f"one step, ConvGRUCell substituted / the project's own cell, median of {repeats} interleaved pairs "
-          "[lowest, highest]")
+          "[lowest, highest], the project's time")
     print(f"  {'project':40} {'layout':14} {'forward':>24} {'fwd+bwd':>24}")
+    costs = []
     for name, cls, batch, inputs, hidden, height, width in (PORTS[n] for n in names):
         torch.manual_seed(0)
         theirs = cls(hidden, inputs).to(device)
         ours = theirs.ported()
         for layout in (torch.contiguous_format, torch.channels_last):
             theirs, ours = (m.to(memory_format=layout) for m in (theirs, ours))
-            x = torch.randn(batch, inputs, height, width, device=device).to(memory_format=layout)
-            h = torch.randn(batch, hidden, height, width, device=device).to(memory_format=layout).requires_grad_()
+            x, h = (torch.randn(batch, c, height, width, device=device).to(memory_format=layout).requires_grad_()
+                    for c in (inputs, hidden))
             with torch.no_grad():
                 err = (ours(x, h) - theirs(x, h)).abs().max().item()
             assert err < 1e-4, f"{name}: the ported cell differs by {err:.1e}"
@@ -395,6 +397,11 @@ def time_ports(device, repeats: int, names) -> None:
                              f"{statistics.median(times['theirs']) * 1e3:5.0f} ms")
             print(f"  {name:40} {'channels_last' if layout == torch.channels_last else 'NCHW':14} "
                   f"{cells[0]:>24} {cells[1]:>24}")
+        costs.append((name, *(flops_and_saved_bytes(m, (x, h), False, device) for m in (ours, theirs))))
+    print(f"  {'project':40} {'GFLOP fwd+bwd, ours / theirs':>30} {'saved MiB, ours / theirs':>26}")
+    for name, (f_ours, m_ours), (f_theirs, m_theirs) in costs:
+        print(f"  {name:40} {f_ours / 1e9:14.1f} / {f_theirs / 1e9:<13.1f} {m_ours / 2**20:12.1f} / "
+              f"{m_theirs / 2**20:<11.1f}")
 
 
 def main() -> None:
