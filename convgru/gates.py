@@ -17,6 +17,9 @@ is computed in the wider dtype of h and n and returned in h's dtype. So a module
 or float16 keeps a bfloat16 or float16 state, and under bf16 autocast (float32 parameters, bf16
 convolutions) the float32 state stays float32.
 
+Memory format: from torch 2.12 the GroupNorms run on their inputs' own strides, so a channels_last
+step stays channels_last (before, the inputs are made NCHW-contiguous, as native_group_norm needs).
+
 Double backward: a backward run with ``create_graph=True`` (grad mode on inside the backward)
 computes the same gradients from plain differentiable torch ops, recomputing the normalisation
 from the saved pre-activation. The pre-activation is returned as a second output of each Function
