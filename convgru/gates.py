@@ -17,6 +17,10 @@ is computed in the wider dtype of h and n and returned in h's dtype. So a module
 or float16 keeps a bfloat16 or float16 state, and under bf16 autocast (float32 parameters, bf16
 convolutions) the float32 state stays float32.
 
+Memory format: from torch 2.12 the GroupNorms run on their inputs' own strides, so a channels_last
+step stays channels_last (before, the inputs are made NCHW-contiguous, as native_group_norm needs),
+and so does its backward, an NCHW output gradient (mse_loss's) being laid out channels_last once.
+
 Double backward: a backward run with ``create_graph=True`` (grad mode on inside the backward)
 computes the same gradients from plain differentiable torch ops, recomputing the normalisation
 from the saved pre-activation. The pre-activation is returned as a second output of each Function
@@ -42,6 +46,15 @@ def _wide(x: Tensor) -> Tensor:
     channels_last) from torch 2.12, NCHW-contiguous before, as native_group_norm needs there."""
     x = x.float() if x.dtype in HALF else x
     return x if STRIDED_GROUP_NORM else x.contiguous()
+
+
+def _layout_of(grad: Tensor | None, like: Tensor) -> Tensor | None:
+    """An incoming gradient in channels_last when `like` is (a loss such as mse_loss hands back an
+    NCHW gradient for a channels_last output): one copy here rather than one per op downstream."""
+    last = torch.channels_last
+    if grad is None or grad.dim() != 4 or like.is_contiguous() or not like.is_contiguous(memory_format=last):
+        return grad
+    return grad.contiguous(memory_format=last)
 
 
 def _as(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -118,6 +131,7 @@ class UpdateResetGates(torch.autograd.Function):
     @staticmethod
     def backward(ctx, ds, dpre_out):
         pre, mean, rstd, weight, bias, s = ctx.saved_tensors
+        ds = _layout_of(ds, s)
         dpre = dw = db = None
         if ds is not None and not torch.is_grad_enabled():  # the lean first-order backward
             dpre = torch.ops.aten.sigmoid_backward(ds, s)
@@ -157,6 +171,7 @@ class Candidate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, dpre_out):
         pre, mean, rstd, weight, bias, c, r, z, zw, n, h = ctx.saved_tensors
+        dout = _layout_of(dout, n)
         dpre = dz = dh = dw = db = None
         if dout is not None and not torch.is_grad_enabled():  # the lean first-order backward
             dout = dout.to(n.dtype)

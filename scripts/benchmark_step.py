@@ -4,7 +4,8 @@
     python scripts/benchmark_step.py --kernels    # kernels of the compiled step (inductor)
     python scripts/benchmark_step.py --time       # fwd+bwd: 0.1.0 eager, eager, compiled, convs alone
     python scripts/benchmark_step.py --time --device cuda --amp
-    python scripts/benchmark_step.py --ports      # ported cells against the projects' own, their shapes
+    python scripts/benchmark_step.py --ports [raft r-mvsnet droid-slam]   # ported cells against the
+                                                  # projects' own, at their shapes
 
 "0.1.0" is the step as convgru 0.1.0 wrote it (autograd through every element-wise op, separate
 r and z GroupNorms), run on the same weights. "convs alone" replays every convolution the model
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark import describe_device, sync, time_side_by_side
+from benchmark import describe_device, flops_and_saved_bytes, sync, time_side_by_side
 from benchmark import step as forward_backward
 from convgru import ConvGRU, ConvGRUCell, EncoderForecaster
 from convgru.porting import gate_context
@@ -338,11 +339,11 @@ class MVSNetGRU(nn.Module):
                                        norm_n=self.output_norm)
 
 
-# name: (the project's cell, batch, input channels, hidden channels, H, W)
+# name: (what is timed, the project's cell, batch, input channels, hidden channels, H, W)
 PORTS = {
-    "RAFT (SepConvGRU), 1/8 of 440x1024": (RaftSepGRU, 1, 256, 128, 55, 128),
-    "R-MVSNet (first GRU), 1/4 of 640x512": (MVSNetGRU, 1, 32, 16, 128, 160),
-    "DROID-SLAM (one edge), 1/8 of 384x512": (DroidGRU, 1, 320, 128, 48, 64),
+    "raft": ("RAFT (SepConvGRU), 1/8 of 440x1024", RaftSepGRU, 1, 256, 128, 55, 128),
+    "r-mvsnet": ("R-MVSNet (first GRU), 1/4 of 640x512", MVSNetGRU, 1, 32, 16, 128, 160),
+    "droid-slam": ("DROID-SLAM (one edge), 1/8 of 384x512", DroidGRU, 1, 320, 128, 48, 64),
 }
 
 
@@ -368,20 +369,23 @@ def interleaved(candidates: dict, args: tuple, backward: bool, repeats: int, dev
     return times
 
 
-def time_ports(device, repeats: int) -> None:
-    """The substituted cells against the projects' own: median ratio (ours / theirs) of the paired
-    rounds, with the lowest and highest ratio, and the projects' median time."""
+def time_ports(device, repeats: int, names) -> None:
+    """The substituted cells of the projects `names` (PORTS' keys) against the projects' own: median
+    ratio (ours / theirs) of the paired rounds, with the lowest and highest ratio, and the projects'
+    median time; x and h require grad, as in training (x comes from the project's encoders). Then
+    the FLOPs of a forward+backward and the bytes autograd saves for the backward, both cells."""
     print(f"one step, ConvGRUCell substituted / the project's own cell, median of {repeats} interleaved pairs "
-          "[lowest, highest]")
+          "[lowest, highest], the project's time")
     print(f"  {'project':40} {'layout':14} {'forward':>24} {'fwd+bwd':>24}")
-    for name, (cls, batch, inputs, hidden, height, width) in PORTS.items():
+    costs = []
+    for name, cls, batch, inputs, hidden, height, width in (PORTS[n] for n in names):
         torch.manual_seed(0)
         theirs = cls(hidden, inputs).to(device)
         ours = theirs.ported()
         for layout in (torch.contiguous_format, torch.channels_last):
             theirs, ours = (m.to(memory_format=layout) for m in (theirs, ours))
-            x = torch.randn(batch, inputs, height, width, device=device).to(memory_format=layout)
-            h = torch.randn(batch, hidden, height, width, device=device).to(memory_format=layout).requires_grad_()
+            x, h = (torch.randn(batch, c, height, width, device=device).to(memory_format=layout).requires_grad_()
+                    for c in (inputs, hidden))
             with torch.no_grad():
                 err = (ours(x, h) - theirs(x, h)).abs().max().item()
             assert err < 1e-4, f"{name}: the ported cell differs by {err:.1e}"
@@ -393,6 +397,11 @@ def time_ports(device, repeats: int) -> None:
                              f"{statistics.median(times['theirs']) * 1e3:5.0f} ms")
             print(f"  {name:40} {'channels_last' if layout == torch.channels_last else 'NCHW':14} "
                   f"{cells[0]:>24} {cells[1]:>24}")
+        costs.append((name, *(flops_and_saved_bytes(m, (x, h), False, device) for m in (ours, theirs))))
+    print(f"  {'project':40} {'GFLOP fwd+bwd, ours / theirs':>30} {'saved MiB, ours / theirs':>26}")
+    for name, (f_ours, m_ours), (f_theirs, m_theirs) in costs:
+        print(f"  {name:40} {f_ours / 1e9:14.1f} / {f_theirs / 1e9:<13.1f} {m_ours / 2**20:12.1f} / "
+              f"{m_theirs / 2**20:<11.1f}")
 
 
 def main() -> None:
@@ -400,8 +409,9 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true", help="aten ops per step, 0.1.0 against now")
     parser.add_argument("--kernels", action="store_true", help="kernels of the compiled step")
     parser.add_argument("--time", action="store_true", help="fwd+bwd time against the convolutions alone")
-    parser.add_argument("--ports", action="store_true",
-                        help="cells ported into RAFT, R-MVSNet, DROID-SLAM against their own, at their shapes")
+    parser.add_argument("--ports", nargs="*", choices=list(PORTS), metavar="PROJECT",
+                        help="cells ported into RAFT, R-MVSNet, DROID-SLAM against their own, at their shapes "
+                        f"(all, or some of {', '.join(PORTS)})")
     parser.add_argument("--resets", nargs="+", default=["after", "before"], help="cells for --kernels")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
@@ -417,8 +427,8 @@ def main() -> None:
         print_ops()
     if args.kernels:
         print_kernels(args.device, args.resets)
-    if args.ports:
-        time_ports(device, args.repeats)
+    if args.ports is not None:
+        time_ports(device, args.repeats, args.ports or list(PORTS))
     if args.time:
         torch.manual_seed(0)
         b, t, s = args.batch, args.frames, args.size

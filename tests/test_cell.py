@@ -182,8 +182,9 @@ def test_channels_last_stays_channels_last(reset, norm):
     out = cell(xl, cell(xl, hl))
     assert out.is_contiguous(memory_format=last) and cell(xl).is_contiguous(memory_format=last)
     torch.testing.assert_close(out, cell(x, cell(x, h)))
-    gx, gh = torch.autograd.grad(out.square().sum(), (xl, hl))
-    assert gx.is_contiguous(memory_format=last) and gh.is_contiguous(memory_format=last)
+    for loss in (out.square().sum(), F.mse_loss(out, torch.zeros_like(out))):  # mse_loss's gradient is NCHW
+        gx, gh = torch.autograd.grad(loss, (xl, hl), retain_graph=True)
+        assert gx.is_contiguous(memory_format=last) and gh.is_contiguous(memory_format=last)
 
 
 def test_state_follows_input_dtype_and_device():

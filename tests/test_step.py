@@ -33,7 +33,7 @@ def test_reference_is_0_1_0():
 def test_ported_benchmark_cells_compute_the_projects_cells(name):
     """--ports times each project's own cell against its port: the same function (tiny sizes here; the
     script checks again at the projects' shapes), channels_last kept."""
-    cls, *_ = benchmark_step.PORTS[name]
+    _, cls, *_ = benchmark_step.PORTS[name]
     torch.manual_seed(0)
     theirs = cls(4, 3).double()
     ours = theirs.ported()
