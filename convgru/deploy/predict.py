@@ -156,12 +156,7 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
                          "damage the input; choose an OUTPUT outside the input")
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    try:
-        module = load_module(args.ckpt).to(args.device)
-    except CheckpointError as error:
-        parser.error(str(error))
-    if error := wrong_input(module, args.ckpt, args.input):
-        parser.error(error)
+    module = load_checked(parser, args)
     try:
         source, frames, end = read_fields(module, args.input, args.init, say)
         prediction = forecast_fields(module, source, frames, args.future, args.batch_size, args.ckpt)
@@ -189,6 +184,17 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
 def say(line: str, warning: bool = False) -> None:
     """A line about the input: on stderr, as `warning: ...` when it is one."""
     print(f"warning: {line}" if warning else line, file=sys.stderr)
+
+
+def load_checked(parser: argparse.ArgumentParser, args):
+    """The module of CKPT on --device, refused (one parser error) when unsafe or not for INPUT's kind."""
+    try:
+        module = load_module(args.ckpt).to(args.device)
+    except CheckpointError as error:
+        parser.error(str(error))
+    if error := wrong_input(module, args.ckpt, args.input):
+        parser.error(error)
+    return module
 
 
 def predict_frames(parser: argparse.ArgumentParser, args) -> None:
@@ -222,12 +228,7 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         parser.error(f"--side-by-side needs a video OUTPUT ({', '.join(ENCODERS)}), found {args.output}")
     if args.start is not None and not video_in:
         parser.error(f"--start needs a video INPUT, found {args.input}")
-    try:
-        module = load_module(args.ckpt).to(args.device)
-    except CheckpointError as error:
-        parser.error(str(error))
-    if error := wrong_input(module, args.ckpt, args.input):
-        parser.error(error)
+    module = load_checked(parser, args)
     try:  # memory-mapped; never unpickled
         if video_in:
             frames, truth, rate = read_clip(module, args.input, args.start, args.future)
