@@ -236,7 +236,7 @@ class ConvGRUCell(nn.Module):
         check_like("context", context, "h", h)
 
     def zero_state(self, x: Tensor) -> Tensor:
-        """Zeros (B, hidden_size, H, W) on x's device and dtype, in x's memory format, for x: (B, *, H, W)."""
+        """Zeros (B, hidden_size, H, W) on x's device and dtype, in x's memory format, for x: ``(B, *, H, W)``."""
         return torch.empty(x.shape[0], self.hidden_size, *x.shape[-2:], dtype=x.dtype, device=x.device,
                            memory_format=_memory_format(x)).zero_()
 

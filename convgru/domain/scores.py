@@ -62,6 +62,8 @@ from torchmetrics import Metric
 from convgru._checks import OptionError
 from convgru.domain.units import UNITS, check_value_range, rain_rate_to_dbz, to_scaled
 
+#: The categorical scores per threshold (critical success index, probability of detection, false alarm
+#: ratio, Heidke and equitable threat skill scores, symmetric extremal dependence index, frequency bias).
 SCORES = ("csi", "pod", "far", "hss", "ets", "sedi", "bias")
 # HKO-7 (Shi et al. 2017): rain-rate thresholds in mm/h and the weight from each threshold up (1 below the first).
 HKO7_THRESHOLDS = (0.5, 2.0, 5.0, 10.0, 30.0)

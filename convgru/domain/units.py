@@ -15,7 +15,7 @@ from convgru._checks import OptionError
 # Marshall-Palmer-type Z-R relation used by HKO-7 (Shi et al. 2017): Z = A * R**B, Z in mm^6 m^-3, R in mm/h.
 ZR_A = 58.53
 ZR_B = 1.56
-# Units of radar data (data.units, model.loss_units): what the physical values of value_range are.
+#: Units of radar data (data.units, model.loss_units): what the physical values of value_range are.
 UNITS = {
     "dBZ": "radar reflectivity",
     "mm/h": "rain rate",

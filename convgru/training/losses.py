@@ -22,7 +22,7 @@ LOSSES = {
 
 
 class WeightedLoss(nn.Module):
-    """mean(w * (p - t)^2) and/or mean(w * |p - t|) (summed when both) over the pixels whose target is not NaN.
+    """``mean(w * (p - t)^2)`` and/or ``mean(w * |p - t|)`` (summed when both) over the pixels whose target is not NaN.
 
     pred, target: any equal shape, scaled to [0, 1]. Without `thresholds` w = 1 (plain MSE / L1).
     With them, w = weights[i] for the last threshold i the target reaches (>= thresholds[i] in
