@@ -37,13 +37,15 @@ def config_groups(config_dir=CONFIG_DIR) -> dict[str, list[str]]:
 def keys_help(config_dir=CONFIG_DIR) -> str:
     """Where the configs are and where each key is explained (for both levels of --help)."""
     return (f"Configs: {config_dir}\n"
-            "Each option of a group is <configs>/<group>/<option>.yaml, and the comment beside each key in it\n"
-            "explains the key; the keys outside the groups (seed, monitor, test, ckpt_path, ...) are in\n"
-            "<configs>/train.yaml and <configs>/eval.yaml. `convgru train --cfg job [overrides]` prints the\n"
-            "composed config; README.md (sections 'Train, watch, evaluate', 'Data', 'Precipitation\n"
-            "nowcasting', 'Gridded fields') shows them in use, and docs/errors.md lists every error message.\n"
+            "Each option of a group is <configs>/<group>/<option>.yaml; every key, its default and what it does:\n"
+            "  convgru train --help GROUP          each option of the group, e.g. --help model\n"
+            "  convgru train --help GROUP=OPTION   one option, e.g. --help data=radar\n"
+            "  convgru train --help train          the keys outside the groups (seed, monitor, test, ckpt_path,\n"
+            "                                      figures); --help eval: eval's\n"
+            "the same text as the docs' config reference (docs/configs.md), read from the configs' comments.\n"
+            "`convgru train --cfg job [overrides]` prints the composed config; docs/errors.md lists every error.\n"
             "Your own configs: convgru train --config-dir DIR experiment=mine (DIR/experiment/mine.yaml,\n"
-            "starting with `# @package _global_`, as the packaged experiments do).")
+            "starting with `# @package _global_`, as the packaged experiments do); --help GROUP shows them too.")
 
 
 def groups_help(config_dirs=(CONFIG_DIR,)) -> str:
@@ -69,18 +71,39 @@ def usage() -> str:
             f"{groups_help()}\n\n{keys_help()}\n")
 
 
-def hydra_usage(command: str, args: list[str]) -> str:
-    """`convgru train --help` (eval): its options, the config groups (with --config-dir's), where keys are explained."""
+def config_dirs(args: list[str]) -> list[Path]:
+    """The packaged configs, then the folders of --config-dir (-cd) in `args`."""
     extra = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
     extra += [a.split("=", 1)[1] for a in args if a.startswith("--config-dir=")]
+    return [CONFIG_DIR, *map(Path, extra)]
+
+
+def help_topic(args: list[str]) -> str | None:
+    """The TOPIC of `--help TOPIC` (-h TOPIC) in `args`: a group, group=option, train or eval; None: none."""
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--help", "-h") and not args[i + 1].startswith("-"):
+            return args[i + 1]
+    return None
+
+
+def hydra_usage(command: str, args: list[str]) -> str:
+    """`convgru train --help` (eval): its options, the config groups (with --config-dir's), where keys are
+    explained; `--help TOPIC`: the keys of a group, an option or train.yaml / eval.yaml with their meanings
+    (convgru.training.config_docs, --config-dir's options first). Raises ValueError for an unknown TOPIC."""
+    topic = help_topic(args)
+    if topic is not None:
+        from convgru.training.config_docs import option_help
+
+        return option_help(config_dirs(args), topic)
     return (f"usage: convgru {command} [-m] [--config-dir DIR] [--cfg job|hydra|all] [group=option ...] "
             "[key=value ...]\n\n"
             f"{COMMANDS[command][0].upper()}{COMMANDS[command][1:]}.\n"
             "  -m, --multirun      a sweep: key=a,b or group=x,y runs each combination (hydra/launcher=...)\n"
             "  --config-dir DIR    also take config groups and options from DIR (your own experiments, data...)\n"
+            "  --help TOPIC        every key of a config group, group=option, train or eval, with what it does\n"
             "  --cfg job           print the composed config instead of running (hydra, all: with Hydra's settings)\n"
             "  --hydra-help        Hydra's own options (--info, --resolve, --run, --package, ...)\n\n"
-            f"{groups_help([CONFIG_DIR, *map(Path, extra)])}\n\n{keys_help()}\n")
+            f"{groups_help(config_dirs(args))}\n\n{keys_help()}\n")
 
 
 def main(argv=None) -> None:
@@ -129,7 +152,11 @@ def _hydra_command(command: str, args: list[str]):
     from convgru.training.paths import register_resolvers
 
     if "--help" in args or "-h" in args:
-        print(hydra_usage(command, args), end="")
+        try:
+            print(hydra_usage(command, args), end="")
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         return None
     register_resolvers()  # ${project_root:} and ${cache_dir:}, which the configs use
     sys.argv[1:] = quote_non_ascii(args)

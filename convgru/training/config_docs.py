@@ -28,6 +28,7 @@ class Entry:
     value: str
     comment: str
     line: int
+    depth: int = 0  # the mappings around it
 
 
 @dataclass
@@ -129,7 +130,7 @@ def parse(path) -> ConfigFile:
             in_defaults, last = True, None
             continue
         dotted = ".".join([*(k for _, k in stack), key])
-        last = Entry(dotted, value, comment, number)
+        last = Entry(dotted, value, comment, number, len(stack))
         last_indent = indent
         config.entries.append(last)
         if not value or value in ("|", ">"):
@@ -155,6 +156,8 @@ class Configs:
         entry = config.keys().get(key)
         if entry is not None and entry.comment:
             return entry.comment
+        if key == "_target_" or key.endswith("._target_"):
+            return "the class Hydra instantiates, with the keys beside it as its arguments"
         if config.path in seen:
             return ""
         seen = (*seen, config.path)
@@ -178,15 +181,20 @@ class Configs:
         return ""
 
 
-def read_configs(config_dir) -> Configs:
-    """The config files of `config_dir` (train.yaml, eval.yaml and every group's option files), parsed."""
-    root = Path(config_dir)
-    primary = {path.stem: parse(path) for path in sorted(root.glob("*.yaml"), key=lambda p: (p.stem != "train", p))}
+def read_configs(*config_dirs) -> Configs:
+    """The config files of `config_dirs` (train.yaml, eval.yaml and every group's option files), parsed;
+    a later folder's file (--config-dir's) replaces an earlier one of the same name."""
+    root = Path(config_dirs[0])
+    primary: dict[str, ConfigFile] = {}
     groups: dict[str, dict[str, ConfigFile]] = {}
-    for path in sorted(root.rglob("*.yaml")):
-        parts = path.relative_to(root).parts
-        if len(parts) > 1:
-            groups.setdefault("/".join(parts[:-1]), {})[path.stem] = parse(path)
+    for folder in map(Path, config_dirs):
+        for path in sorted(folder.glob("*.yaml"), key=lambda p: (p.stem != "train", p)):
+            primary[path.stem] = parse(path)
+        for path in sorted(folder.rglob("*.yaml")):
+            parts = path.relative_to(folder).parts
+            if len(parts) > 1:
+                groups.setdefault("/".join(parts[:-1]), {})[path.stem] = parse(path)
+    groups = {group: dict(sorted(options.items())) for group, options in groups.items()}
     ordered = sorted(groups, key=lambda g: (g == HYDRA_GROUP, g))
     return Configs(root, primary, {group: groups[group] for group in ordered})
 
@@ -316,11 +324,11 @@ def write_reference(config_dir, path) -> Path:
 
 # --- the command line: plain text ---
 
-def _wrapped(key: str, value: str, meaning: str, width: int = 100) -> list[str]:
-    head = f"  {key}: {value}".rstrip() if key else ""
+def _wrapped(head: str, meaning: str, width: int = 110) -> list[str]:
+    """`head` (a key and its value, or a defaults item), its meaning beside it or below it, wrapped."""
     if not meaning:
         return [head]
-    if not key:
+    if not head:  # a note
         return textwrap.wrap(meaning, width, initial_indent="  # ", subsequent_indent="  # ")
     if len(head) < 34:
         return textwrap.wrap(meaning, width, initial_indent=f"{head:<36}", subsequent_indent=" " * 36)
@@ -331,30 +339,30 @@ def file_help(configs: Configs, config: ConfigFile, group: str | None, title: st
     """One config file's description, defaults, keys with their defaults and meanings, as plain text."""
     lines = [f"{title}  ({config.path})"]
     lines += [f"  {line}".rstrip() for line in config.description.splitlines()]
+    if config.defaults:
+        lines.append("  defaults:")
     for item, comment in config.defaults:
-        lines += _wrapped("defaults", f"- {item}", comment)
+        lines += _wrapped(f"    - {item}", comment)
     scope = None if config.package == "_global_" else group
-    for entry in config.entries:
+    for entry in config.entries:  # nested keys indented, as in the file
         meaning = configs.meaning(config, entry.key, scope) if entry.key else entry.comment
-        lines += _wrapped(entry.key, entry.value, meaning)
+        name = "  " * entry.depth + entry.key.split(".", entry.depth)[-1]
+        lines += _wrapped(f"  {name}: {entry.value}".rstrip() if entry.key else "", meaning)
     return "\n".join(lines)
 
 
 def option_help(config_dirs, topic: str) -> str:
     """``--help TOPIC``: the keys of a group's options (TOPIC = group), of one option (group=option) or of a
-    primary config (train, eval), from the first of `config_dirs` that has it. Raises ValueError (with
-    the topics there are) for an unknown one."""
-    everything = [read_configs(d) for d in config_dirs]
+    primary config (train, eval) in `config_dirs` (the packaged configs, then --config-dir's). Raises
+    ValueError (naming the groups there are) for an unknown one."""
+    configs = read_configs(*config_dirs)
     group, _, option = topic.partition("=")
-    for configs in everything:
-        if not option and group in configs.primary:
-            return file_help(configs, configs.primary[group], None, f"{group}.yaml") + "\n"
-        options = configs.groups.get(group, {})
-        chosen = [option] if option else list(options)
-        if option and option not in options:
-            continue
-        if chosen:
-            return "\n\n".join(file_help(configs, options[name], group, f"{group}={name}") for name in chosen) + "\n"
-    known = sorted({*(g for c in everything for g in c.groups), *(p for c in everything for p in c.primary)})
-    raise ValueError(f"--help {topic}: expected a config group, group=option or one of train, eval; "
-                     f"the groups are {', '.join(known)}")
+    if not option and group in configs.primary:
+        return file_help(configs, configs.primary[group], None, f"{group}.yaml") + "\n"
+    options = configs.groups.get(group, {})
+    chosen = [option] if option in options else [] if option else list(options)
+    if chosen:
+        return "\n\n".join(file_help(configs, options[name], group, f"{group}={name}") for name in chosen) + "\n"
+    known = sorted(configs.groups)
+    raise ValueError(f"--help {topic}: expected a config group (one of {', '.join(known)}), GROUP=OPTION "
+                     f"with one of the group's options, train or eval; found {topic!r}")
