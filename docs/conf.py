@@ -54,6 +54,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"convgru {release}"
 html_static_path = []
 html_show_sourcelink = False
+html_sidebars = {"**": [], "auto_examples/**": ["sidebar-nav-bs"]}  # pages of one level: no empty left column
 html_theme_options = {
     "navigation_depth": 2,
     "show_toc_level": 2,
