@@ -52,7 +52,8 @@ napoleon_use_rtype = False
 # --- theme ---
 html_theme = "pydata_sphinx_theme"
 html_title = f"convgru {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["convgru.css"]
 html_show_sourcelink = False
 html_sidebars = {"**": [], "auto_examples/**": ["sidebar-nav-bs"]}  # pages of one level: no empty left column
 html_theme_options = {
