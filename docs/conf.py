@@ -65,8 +65,22 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 
-# --- gallery --- (sphinx-gallery: the gallery helper's block; extensions.append(...) here)
 # --- gallery ---
+# sphinx-gallery: examples/plot_*.py are run at each build (tiny settings, seconds each; they write only
+# into temporary folders) and rendered with their output and figures into docs/auto_examples/ (git-ignored).
+extensions.append("sphinx_gallery.gen_gallery")
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",                # run every example
+    "within_subsection_order": "FileNameSortKey",  # moving_mnist, nowcast, porting
+    "abort_on_example_error": True,               # a broken example fails the build
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "min_reported_time": 1,
+}
+exclude_patterns.append("sg_execution_times.rst")
+# --- end gallery ---
 
 
 def _write_config_reference(app):
