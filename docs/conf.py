@@ -55,7 +55,7 @@ html_title = f"convgru {release}"
 html_static_path = ["_static"]
 html_css_files = ["convgru.css"]
 html_show_sourcelink = False
-html_sidebars = {"**": [], "auto_examples/**": ["sidebar-nav-bs"]}  # pages of one level: no empty left column
+html_sidebars = {page.stem: [] for page in DOCS.glob("*.md")}  # pages of one level: no empty left column
 html_theme_options = {
     "navigation_depth": 2,
     "show_toc_level": 2,
@@ -66,8 +66,22 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 
-# --- gallery --- (sphinx-gallery: the gallery helper's block; extensions.append(...) here)
 # --- gallery ---
+# sphinx-gallery: examples/plot_*.py are run at each build (tiny settings, seconds each; they write only
+# into temporary folders) and rendered with their output and figures into docs/auto_examples/ (git-ignored).
+extensions.append("sphinx_gallery.gen_gallery")
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",                # run every example
+    "within_subsection_order": "FileNameSortKey",  # moving_mnist, nowcast, porting
+    "abort_on_example_error": True,               # a broken example fails the build
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "min_reported_time": 1,
+}
+exclude_patterns.append("sg_execution_times.rst")
+# --- end gallery ---
 
 
 def _write_config_reference(app):
