@@ -101,8 +101,8 @@ class ConvGRUCell(nn.Module):
 
     Raises:
         ValueError: for arguments outside the above at construction; at forward for x, h or context
-        of another shape, for x, h and context of different dtypes or devices, and for inputs on
-        another device than the parameters or of another dtype (outside autocast).
+            of another shape, for x, h and context of different dtypes or devices, and for inputs on
+            another device than the parameters or of another dtype (outside autocast).
     """
 
     def __init__(

@@ -70,7 +70,7 @@ class EncoderForecaster(nn.Module):
 
     Raises:
         ValueError: for arguments outside the above, naming the argument; at forward for inputs or
-        states of another shape, dtype or device (see ``forward``, ``observe``).
+            states of another shape, dtype or device (see ``forward``, ``observe``).
     """
 
     def __init__(

@@ -72,7 +72,7 @@ def concat_state_dict(*, order: str, z_keeps: str, conv_n, conv_r=None, conv_z=N
 
     Raises:
         ValueError: naming the argument, for a value of another kind, shapes that do not fit
-        together, or a missing gate or norm.
+            together, or a missing gate or norm.
     """
     check_choice("order", order, ORDERS)
     check_choice("z_keeps", z_keeps, Z_KEEPS)
@@ -110,9 +110,9 @@ def load_concat_weights(cell: nn.Module, *, order: str, z_keeps: str, conv_n, co
 
     Raises:
         ValueError: as ``concat_state_dict``, and naming every option in which ``cell`` differs
-        from what the weights need: ``reset="before"``, the sizes, kernel, dilation, norm, and the
-        GroupNorms' groups and eps where modules give them (pairs do not: check those yourself),
-        a bias wherever the weights have one (a cell with biases takes weights without: zeros).
+            from what the weights need: ``reset="before"``, the sizes, kernel, dilation, norm, and the
+            GroupNorms' groups and eps where modules give them (pairs do not: check those yourself),
+            a bias wherever the weights have one (a cell with biases takes weights without: zeros).
     """
     weights = dict(conv_n=conv_n, conv_r=conv_r, conv_z=conv_z, conv_gates=conv_gates, gate_order=gate_order,
                    norm_r=norm_r, norm_z=norm_z, norm_gates=norm_gates, norm_n=norm_n)

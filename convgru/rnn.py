@@ -130,8 +130,8 @@ class ConvGRU(nn.Module):
 
     Raises:
         ValueError: for arguments outside the above at construction; at forward for x or h0 of
-        another shape, x with no time step, x and h0 of different dtypes or devices, and x on
-        another device than the parameters or of another dtype (outside autocast).
+            another shape, x with no time step, x and h0 of different dtypes or devices, and x on
+            another device than the parameters or of another dtype (outside autocast).
     """
 
     def __init__(

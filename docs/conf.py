@@ -41,7 +41,9 @@ myst_heading_anchors = 3
 
 # --- autodoc + napoleon: Google-style sections where the docstrings have them ---
 autodoc_member_order = "bysource"
+autodoc_preserve_defaults = True  # defaults as written (not the builder's home folder)
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"  # types of the documented arguments, no partial lists
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
 autodoc_inherit_docstrings = False  # Lightning's docstrings of the hooks are not ours (and refer to its labels)
@@ -60,7 +62,7 @@ html_theme_options = {
     "navigation_depth": 2,
     "show_toc_level": 2,
     "navbar_align": "left",
-    "header_links_before_dropdown": 7,
+    "header_links_before_dropdown": 5,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],

@@ -2,8 +2,11 @@
 docs' config reference and `convgru train --help GROUP[=OPTION]` come from it, so a key without a
 comment is a key nobody can look up."""
 
+import shlex
+
 import pytest
 
+from conftest import ROOT
 from convgru import commands
 from convgru.training import config_docs
 from convgru.training.paths import CONFIG_DIR
@@ -62,3 +65,19 @@ def test_train_help_of_an_unknown_topic_is_one_error_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --help data=nope: expected a config group") and "found 'data=nope'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_config_pages_help_commands(capsys):
+    """The commands of docs/configs.md's block print the keys they promise, with their meanings."""
+    page = (ROOT / "docs" / "configs.md").read_text(encoding="utf-8")
+    block = page.split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line, comments=True) for line in block.splitlines()]
+    assert [line[:3] for line in lines] == [["convgru", "train", "--help"]] * 3
+    for line in lines:
+        commands.main(line[1:])
+        out = capsys.readouterr().out
+        expected = {"model": ("    hidden_sizes: [64, 96, 96]", "state channels per level"),
+                    "data=radar": ("  thresholds: [20, 30, 40]", "score thresholds in units"),
+                    "train": ("  monitor: val/mse", "checkpoint selection metric")}[line[3]]
+        rows = [row for row in out.splitlines() if row.startswith(expected[0] + " ")]
+        assert len(rows) == 1 and expected[1] in rows[0], (line, rows)
