@@ -76,7 +76,8 @@ def found_fence(line: str):
 
 BLOCKS = code_blocks()
 PYTHON = [b for b in BLOCKS if b.lang == "python"]
-TRAINING = [b for b in BLOCKS if b.lang in SHELL and COMMAND.search(b.text)]
+TRAINING = [b for b in BLOCKS if b.lang in SHELL and any(  # --help and --cfg print; they run nothing
+    COMMAND.search(line) and not re.search(r"\s(--help|-h|--cfg)\b", line) for line in b.text.splitlines())]
 
 
 def block_run_by(test_name: str) -> Block:
