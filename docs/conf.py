@@ -83,6 +83,9 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
 }
 exclude_patterns.append("sg_execution_times.rst")
+# The gallery's pages match both "**" and "auto_examples/**" (a warning, an error under -W): "*" is the
+# pages of the top level only ("*" matches no "/" in Sphinx's patterns).
+html_sidebars = {("*" if pattern == "**" else pattern): value for pattern, value in html_sidebars.items()}
 # --- end gallery ---
 
 

@@ -14,73 +14,82 @@ same command without the size overrides, minutes on a CPU) learns to move the di
 # %%
 # Train
 # -----
-# ``convgru train`` is the command of the README and of ``convgru --help``; the overrides shrink
-# the quickstart. Everything the run writes goes under ``paths.log_dir`` and its generated data
-# under ``paths.cache_dir``: here a temporary folder.
-import subprocess
-import sys
+# ``convgru train experiment=quickstart`` is the command of the README; in Python, the same configs
+# composed with Hydra's compose API go to ``convgru.training.train``, which trains, tests the best
+# checkpoint and returns the metrics. The overrides shrink the quickstart (the same on the command
+# line), keep the page quiet (no progress bar nor model summary), skip the test after training
+# (``test=false``: the evaluation below does it) and write everything into a temporary folder:
+# the run into ``paths.output_dir``, generated data into ``paths.cache_dir``.
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+import convgru.training
+from convgru.training.paths import CONFIG_DIR
 
 work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
-TINY = ["data.image_size=48", "data.frames_in=4", "data.frames_out=4", "data.train_size=64",
-        "data.val_size=8", "data.test_size=8", "data.num_workers=0", "model.net.hidden_sizes=[8,8]",
-        "model.net.stem_channels=4", "model.net.kernel_size=3", "trainer.max_epochs=1", "figures.sequences=1",
-        f"paths.log_dir={work / 'logs'}", f"paths.cache_dir={work / 'cache'}"]
+TINY = ["data.image_size=48", "data.frames_in=4", "data.frames_out=4", "data.train_size=64", "data.val_size=8",
+        "data.num_workers=0", "model.net.hidden_sizes=[8,8]", "model.net.stem_channels=4",
+        "model.net.kernel_size=3", "trainer.max_epochs=1"]
+QUIET = ["+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 
-def convgru(*args: str) -> str:
-    """Run ``convgru ARGS`` as in a shell (``python -m convgru`` is the same command) in `work`; print
-    the summary it ends with (the progress bars left out) and return all it printed."""
-    done = subprocess.run([sys.executable, "-m", "convgru", *args], cwd=work, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"convgru {args[0]} failed:\n{done.stderr[-3000:]}")
-    lines = done.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(("Run directory", " frame")))
-    print("\n".join(lines[start:]))
-    return done.stdout
+def config(name: str, overrides: list[str]):
+    """convgru/conf/<name>.yaml (train or eval) with `overrides`, as the command composes it."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
 
 
-printed = convgru("train", "experiment=quickstart", *TINY)
+run = work / "train"
+metrics = convgru.training.train(config("train", [
+    "experiment=quickstart", *TINY, *QUIET, "callbacks.progress_bar=null", "test=false",
+    f"paths.output_dir={run}", f"paths.cache_dir={work / 'cache'}"]))
 
 # %%
-# The run folder holds the checkpoints, TensorBoard's logs, ``metrics.json`` and ``figures/``.
-run = work / next(line.split()[-1] for line in printed.splitlines() if line.startswith("Run directory"))
+# The run folder holds the checkpoints (the best by ``val/mse``, and ``last.ckpt`` to resume from),
+# TensorBoard's logs (``tensorboard --logdir`` on it shows the scalars and the predicted frames) and
+# the run's log.
 best = min((run / "checkpoints").glob("epoch_*.ckpt"))
-print(sorted(p.name for p in (run / "figures").iterdir()))
+print(sorted(p.name for p in (run / "checkpoints").iterdir()))
+
+# %%
+# Evaluate
+# --------
+# ``convgru eval ckpt_path=CKPT`` (``convgru.training.evaluate``) tests a checkpoint: the model and the
+# data come from the checkpoint, and ``data.*`` overrides change the test set (here 16 sequences).
+# It prints the scores per lead time and writes ``metrics.json``, ``per_frame.csv``,
+# ``predictions.png``, ``predictions.gif`` and ``figures/`` into its run folder.
+tested = work / "eval"
+overrides = ["data.test_size=16", "figures.sequences=1"]
+convgru.training.evaluate(config("eval", [f"ckpt_path={best}", *overrides, *QUIET[:1],
+                                          f"paths.output_dir={tested}", f"paths.cache_dir={work / 'cache'}"]),
+                          overrides)
 
 # %%
 # Look at the figures
 # -------------------
-# ``figures/forecasts.png``: a test sequence's input frames, the frames that followed and the
-# forecast, at their lead time (``figures.sequences`` sets how many sequences).
-image = plt.imread(run / "figures" / "forecasts.png")
+# ``figures/`` holds the scores against lead time (``scores.png``, and its numbers in ``scores.csv``)
+# and ``forecasts.png``: a test sequence's input frames, the frames that followed and the forecast, at
+# their lead time (``figures.sequences`` sets how many sequences).
+print(sorted(p.name for p in (tested / "figures").iterdir()))
+image = plt.imread(tested / "figures" / "forecasts.png")
 fig = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
 fig.figimage(image)
 plt.show()
 
 # %%
-# Evaluate
-# --------
-# ``convgru eval`` tests a checkpoint; the model and the data come from the checkpoint, and
-# ``data.*`` overrides change the test set (here 16 sequences). It writes ``metrics.json``,
-# ``per_frame.csv`` and the figures into its own run folder and prints the scores per lead time.
-convgru("eval", f"ckpt_path={best}", "data.test_size=16", f"paths.log_dir={work / 'logs'}",
-        f"paths.cache_dir={work / 'cache'}")
-
-# %%
 # Forecast a sequence
 # -------------------
-# In Python, a checkpoint is loaded safely (weights and a checked config, no code run from the
-# file) with ``convgru.training.load_module``; ``convgru.deploy.forecast`` takes frames (T, C, H, W)
-# or (N, T, C, H, W) and returns the forecast in [0, 1]. ``convgru predict CKPT INPUT.npy OUT.npy``
-# does the same from the command line. The sequence is new: a digit the training never saw
+# A checkpoint is loaded safely (weights and a checked config, no code run from the file) with
+# ``convgru.training.load_module``; its ``forecast(x, future)`` takes frames (B, T, C, H, W) in [0, 1]
+# and returns the next ``future`` frames in [0, 1]. ``convgru predict CKPT INPUT.npy OUT.npy`` does
+# the same from the command line, for arrays, videos and gridded fields. The sequence is new: a digit the training never saw
 # (the bundled bank's held-out test digits).
 from convgru.data import generate, resolve_digits
-from convgru.deploy.forecast import forecast
 from convgru.training import load_module
 
 module = load_module(best)
@@ -88,7 +97,8 @@ digits = resolve_digits("bundled").heldout
 sequence = generate(digits, 1, np.random.default_rng(7), num_frames=8, num_digits=1, image_size=48)[0]
 frames = sequence[:, None].astype(np.float32) / 255  # (T, 1, H, W) in [0, 1]
 inputs, truth = frames[:4], frames[4:]
-predicted = forecast(module, inputs)  # (4, 1, 48, 48)
+with torch.no_grad():
+    predicted = module.forecast(torch.from_numpy(inputs)[None], 4)[0].numpy()  # (4, 1, 48, 48)
 
 fig, axes = plt.subplots(2, 8, figsize=(10, 2.9), layout="constrained")
 for t in range(8):
@@ -117,4 +127,4 @@ plt.show()
 #
 #     import onnxruntime
 #     session = onnxruntime.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-#     (y,) = session.run(None, {"x": inputs[None]})   # (1, 4, 1, 48, 48), as forecast(module, inputs)
+#     (y,) = session.run(None, {"x": inputs[None]})   # (1, 4, 1, 48, 48): predicted, to float32 rounding
