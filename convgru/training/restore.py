@@ -5,12 +5,14 @@ is `convgru.training.checkpoint`.
 """
 
 import copy
+import inspect
 import logging
 
 import torch
 from omegaconf import OmegaConf, open_dict
 
 from convgru.data.resources import check_memory
+from convgru.forecaster import EncoderForecaster
 from convgru.training.checkpoint import MACHINE_DATA, CheckpointError, load_checkpoint, one_line, tensor_bytes
 from convgru.training.cli import group_choices, override_keys, paste_command
 from convgru.training.module import ForecastModule
@@ -116,11 +118,15 @@ def load_module(path, map_location="cpu"):
 
 
 COMPUTE_OPTIONS = ("checkpoint_every",)  # net options of how the forecast is computed, not what it is
+NET_DEFAULTS = {name: p.default for name, p in inspect.signature(EncoderForecaster).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # what a net option left out is built with
 
 
 def forecast_options(hparams: dict) -> dict:
-    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast."""
-    net = {k: v for k, v in (hparams.get("net") or {}).items() if k not in COMPUTE_OPTIONS}
+    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast. A net option
+    that `hparams` leaves out (a checkpoint written before the option existed, such as norm_eps) has
+    EncoderForecaster's default, as the model is rebuilt with it."""
+    net = {k: v for k, v in {**NET_DEFAULTS, **(hparams.get("net") or {})}.items() if k not in COMPUTE_OPTIONS}
     return {**{f"net.{k}": v for k, v in net.items()}, "future": hparams.get("future")}
 
 
