@@ -6,10 +6,12 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, InstantiationException
@@ -50,9 +52,27 @@ def is_user_error(error: BaseException) -> bool:
 
 
 class TrialFailed(CompactHydraException):
-    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option): the
-    sweep records it as failed (Optuna: a FAIL trial, Hydra's log: "Failed experiment: <reason>") and goes on
-    with its other jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option) or
+    was terminated (SIGTERM, `Terminated`): the sweep records it as failed (Optuna: a FAIL trial with its
+    `reason`, in the sweep's summary; Hydra's log: "Failed experiment: <message>") and goes on with its other
+    jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+    def __reduce__(self):  # a job's result travels pickled (submitit launchers): keep the reason
+        return type(self), (str(self), self.reason)
+
+
+class Terminated(SystemExit):
+    """SIGTERM stopped a training (its resumable checkpoint saved): the process exits with status 143, as a
+    terminated one. In a job of a sweep, `user_errors` makes it a failed trial whose reason starts with
+    "terminated" (a preempted SLURM job of one trial), and the sweep goes on with its other trials."""
+
+    def __init__(self, reason: str):
+        super().__init__(128 + signal.SIGTERM)
+        self.reason = reason
 
 
 def _in_sweep() -> bool:
@@ -70,18 +90,32 @@ def user_errors():
     HYDRA_FULL_ERROR=1 lets every error propagate with its traceback."""
     try:
         yield
+    except Terminated as stop:
+        if not _in_sweep():
+            raise
+        _trial_failed(stop.reason)
     except Exception as error:
         if os.environ.get(DEBUG) == "1" or not is_user_error(error):
             raise
         if _in_sweep():
-            from hydra.core.hydra_config import HydraConfig
+            _trial_failed(error_message(error))
+        fail(f"{error_message(error)}\n(set {DEBUG}=1 for the traceback)")
 
-            job = HydraConfig.get().job
-            message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {error_message(error)}"
-            say(f"\n{message}", logging.ERROR, sys.stderr)
-            raise TrialFailed(message) from None
-        say(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", logging.ERROR, sys.stderr)
-        sys.exit(2)
+
+def _trial_failed(reason: str):
+    """Raise TrialFailed for this job of a sweep, having printed its one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get().job
+    message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {reason}"
+    say(f"\n{message}", logging.ERROR, sys.stderr)
+    raise TrialFailed(message, reason) from None
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: <message>` on stderr (and the log) and exit with status 2."""
+    say(f"\nerror: {message}", logging.ERROR, sys.stderr)
+    sys.exit(2)
 
 
 def check_writable(folder, option: str) -> None:
