@@ -5,10 +5,8 @@ import argparse
 import logging
 import os
 import re
-import shlex
 import signal
 import sys
-from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -22,7 +20,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.paths import checkout
 from convgru.training.report import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
@@ -180,43 +177,6 @@ def _parses(parser: OverridesParser, override: str) -> bool:
 
 def _quote(item: str) -> str:
     return f'"{item.strip()}"'
-
-
-def hydra_value(value) -> str:
-    """`value` (a string, number, bool, None, or a list / dict of them) written in Hydra's override grammar,
-    so that `key=<result>` gives back `value`: strings that the grammar would read otherwise (a sweep at a
-    comma, a quote, a space, `;`, a backtick, a number-like text...) are single-quoted, a backslash doubled
-    before a quote and at the end, `${` escaped so that OmegaConf does not interpolate it."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
-    if value is None or isinstance(value, (bool, int, float)):
-        return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
-    text = str(value)
-    if "${" not in text and _parsed_value(f"k={text}") == text:
-        return text
-    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
-    return "'" + quoted.replace("${", "\\${") + "'"
-
-
-def _parsed_value(override: str):
-    try:
-        return OverridesParser.create().parse_override(override).value()
-    except Exception:  # Hydra's OverrideParseException and the grammar's own errors
-        return None
-
-
-def paste_command(command: str | None, overrides: Iterable) -> str:
-    """The one way convgru writes a command for the user to paste: the `command` ("train", "eval") as
-    this installation runs it (`python scripts/<command>.py` in a clone, `convgru <command>` from a
-    wheel; None: the overrides alone, to add to a command) and `overrides`, each a (key, value) pair,
-    written here in Hydra's grammar (`hydra_value`), or a `key=value` text already in it (as the user
-    typed it); every word quoted for the shell (POSIX sh), so that the command runs as printed."""
-    words = [] if command is None else ["python", f"scripts/{command}.py"] if checkout() else ["convgru", command]
-    for override in overrides:
-        words.append(f"{override[0]}={hydra_value(override[1])}" if isinstance(override, tuple) else override)
-    return " ".join(shlex.quote(word) for word in words)
 
 
 def positive_int(text: str) -> int:

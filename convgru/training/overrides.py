@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import OptionError
-from convgru.training.cli import paste_command
 from convgru.training.launch import check_distributed_environment, check_sweeper
+from convgru.training.paste import paste_command
 
 Compose = Callable[[tuple[str, ...]], DictConfig]  # overrides -> the composed config, with its hydra node
 GPU_ACCELERATORS = ("gpu", "cuda")

@@ -14,8 +14,9 @@ from omegaconf import OmegaConf, open_dict
 from convgru.data.resources import check_memory
 from convgru.forecaster import EncoderForecaster
 from convgru.training.checkpoint import MACHINE_DATA, CheckpointError, load_checkpoint, one_line, tensor_bytes
-from convgru.training.cli import group_choices, override_keys, paste_command
+from convgru.training.cli import group_choices, override_keys
 from convgru.training.module import ForecastModule
+from convgru.training.paste import paste_command
 
 log = logging.getLogger(__name__)
 BANK_BEFORE_0_3 = "${paths.data_dir}/mnist_5k.npz"  # digit_bank of convgru <= 0.2.0: data/ of the clone
