@@ -71,8 +71,9 @@ def usage() -> str:
 
 def hydra_usage(command: str, args: list[str]) -> str:
     """`convgru train --help` (eval): its options, the config groups (with --config-dir's), where keys are explained."""
-    extra = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
-    extra += [a.split("=", 1)[1] for a in args if a.startswith("--config-dir=")]
+    from convgru.training.overrides import split_config_dir
+
+    extra = split_config_dir(args)[0]
     return (f"usage: convgru {command} [-m] [--config-dir DIR] [--cfg job|hydra|all] [group=option ...] "
             "[key=value ...]\n\n"
             f"{COMMANDS[command][0].upper()}{COMMANDS[command][1:]}.\n"
@@ -80,7 +81,7 @@ def hydra_usage(command: str, args: list[str]) -> str:
             "  --config-dir DIR    also take config groups and options from DIR (your own experiments, data...)\n"
             "  --cfg job           print the composed config instead of running (hydra, all: with Hydra's settings)\n"
             "  --hydra-help        Hydra's own options (--info, --resolve, --run, --package, ...)\n\n"
-            f"{groups_help([CONFIG_DIR, *map(Path, extra)])}\n\n{keys_help()}\n")
+            f"{groups_help([CONFIG_DIR, *([Path(extra)] if extra else [])])}\n\n{keys_help()}\n")
 
 
 def main(argv=None) -> None:
