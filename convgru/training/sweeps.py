@@ -21,6 +21,7 @@ from hydra.core.utils import JobStatus
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
 
+from convgru._checks import shown_path
 from convgru.atomic import atomic_write
 from convgru.training.cli import TrialFailed, error_message, fail
 from convgru.training.report import say
@@ -35,8 +36,8 @@ def failure_reason(job) -> str | None:
         error = job._return_value
         return error.reason if isinstance(error, TrialFailed) else f"{type(error).__name__}: {error_message(error)}"
     value = job._return_value
-    try:
-        if math.isfinite(float(value)):
+    try:  # one number, or one per direction of a multi-objective study
+        if all(math.isfinite(float(v)) for v in (value if isinstance(value, (list, tuple)) else [value])):
             return None
     except (TypeError, ValueError):
         pass
@@ -86,18 +87,22 @@ class SummarizedOptunaSweeper(OptunaSweeperImpl):
                 raise
             first = f"trial {failed[0].number}: {_trial_row(failed[0])['reason']}"
             if all(t.state != optuna.trial.TrialState.COMPLETE for t in trials):
-                fail(f"all {len(trials)} trials of the sweep in {self._folder} failed; the first, {first} "
-                     f"(every trial's reason: {self._folder / RESULTS})")
+                fail(f"all {len(trials)} trials of the sweep in {self._shown} failed; the first, {first} "
+                     f"(every trial's reason: {shown_path(self._folder / RESULTS)})")
             if any(error is e for e in self.job_errors):  # raised by the sweeper for its max_failure_rate
-                fail(f"the sweep in {self._folder} stopped: more than hydra.sweeper.max_failure_rate="
+                fail(f"the sweep in {self._shown} stopped: more than hydra.sweeper.max_failure_rate="
                      f"{self.max_failure_rate} of a batch of trials failed; the first, {first} "
-                     f"(every trial's reason: {self._folder / RESULTS})")
+                     f"(every trial's reason: {shown_path(self._folder / RESULTS)})")
             raise
         self._summarize()
 
     @property
     def _folder(self) -> Path:
         return Path(self.config.hydra.sweep.dir)
+
+    @property
+    def _shown(self) -> str:
+        return shown_path(self._folder)
 
     def _summarize(self) -> list:
         """Print this sweep's trials, add them to optimization_results.yaml; return them (FrozenTrials)."""
@@ -107,10 +112,12 @@ class SummarizedOptunaSweeper(OptunaSweeperImpl):
         trials = [t for t in self.asked[0].study.get_trials(deepcopy=False) if t.number in numbers]
         monitor = self.config.get("monitor") or "value"
         rows = [_trial_row(t) for t in trials]
-        lines = [f"Trials of the sweep in {self._folder} ({monitor}; {RESULTS}):"]
+        lines = [f"Trials of the sweep in {self._shown} ({monitor}; {RESULTS}):"]
         for row in rows:
-            done = row["state"] == "complete"
-            outcome = f"{monitor} {row['value']:.6g}" if done else f"{row['state']}: {row['reason']}"
+            if "reason" in row:
+                outcome = f"{row['state']}: {row['reason']}"
+            else:  # one value, or one per direction of a multi-objective study
+                outcome = f"{monitor} " + ", ".join(f"{v:.6g}" for v in row.get("values", [row.get("value")]))
             params = " ".join(f"{k}={v}" for k, v in row["params"].items())
             lines.append(f"  trial {row['number']} (job {Path(row['folder']).name or '?'}): {outcome}  [{params}]")
         say("\n".join(lines))
@@ -130,5 +137,5 @@ def _trial_row(trial) -> dict:
     row = {"number": trial.number, "folder": trial.user_attrs.get("folder", ""), "params": dict(trial.params),
            "state": STATES.get(trial.state, "not told")}
     if trial.state == optuna.trial.TrialState.COMPLETE:
-        return {**row, "value": trial.value}
+        return {**row, **({"value": trial.values[0]} if len(trial.values) == 1 else {"values": trial.values})}
     return {**row, "reason": trial.user_attrs.get(REASON, "the sweep stopped before its result was told")}
