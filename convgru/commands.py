@@ -73,9 +73,10 @@ def usage() -> str:
 
 def config_dirs(args: list[str]) -> list[Path]:
     """The packaged configs, then the folders of --config-dir (-cd) in `args`."""
-    extra = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
-    extra += [a.split("=", 1)[1] for a in args if a.startswith("--config-dir=")]
-    return [CONFIG_DIR, *map(Path, extra)]
+    from convgru.training.overrides import split_config_dir
+
+    extra = split_config_dir(args)[0]
+    return [CONFIG_DIR, *([Path(extra)] if extra else [])]
 
 
 def help_topic(args: list[str]) -> str | None:

@@ -1,9 +1,11 @@
 """Error-sweep cases of the command line checked before Hydra runs (convgru.training.overrides): a key the
-config lacks, `+` on a key it has, an option a group lacks, a group choice that an experiment overrides
-and a GPU trainer on a machine without a GPU; each stops before Hydra creates a run folder."""
+config lacks, `+` on a key it has, an option a group lacks, a group choice that an experiment overrides,
+a GPU trainer on a machine without a GPU, and a --config-dir that is not a folder that can be read (with one, the
+same checks); each stops before Hydra creates a run folder."""
 
 import io
-from contextlib import redirect_stderr
+import os
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
 
@@ -49,6 +51,32 @@ def no_run_folder(args):
     return run
 
 
+def config_dir_command(args, make=None, unreadable: bool = False):
+    """`convgru_command(args)` ({dir}: the folder) after `make(folder)`; `unreadable`: the folder {dir}/mine
+    without read and search permission (as root, whom permissions do not stop, os.access is made to say so)."""
+    def run(folder: Path) -> str:
+        if make is not None:
+            make(folder)
+        command = convgru_command([a.replace("{dir}", str(folder)) for a in args])
+        if not unreadable:
+            return command(folder)
+        (folder / "mine").chmod(0o000)
+        try:
+            with mock.patch.object(overrides.os, "access", lambda *a: False) if os.access(folder / "mine", os.R_OK) \
+                    else nullcontext():
+                return command(folder)
+        finally:
+            (folder / "mine").chmod(0o755)
+    return run
+
+
+def own_experiment(folder: Path) -> None:
+    """A user's config folder {dir}/mine holding experiment/mine.yaml (the quickstart with one more epoch)."""
+    (folder / "mine" / "experiment").mkdir(parents=True)
+    (folder / "mine" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - quickstart\ntrainer:\n  max_epochs: 2\n")
+
+
 CASES = [
     Case("cli-missing-key", "a key the config lacks, without +", "trainer.num_sanity_val_steps=0",
          command_line(["trainer.num_sanity_val_steps=0"]),
@@ -79,6 +107,24 @@ CASES = [
     Case("cli-missing-key-script", "a key the config lacks (scripts/train.py: one line, no run folder)",
          "trainer.num_sanity_val_steps=0", no_run_folder(["trainer.num_sanity_val_steps=0"]),
          r"write \+trainer.num_sanity_val_steps=0"),
+    Case("cli-config-dir-missing", "--config-dir naming a folder that does not exist",
+         "convgru train --config-dir /data/mine experiment=mine",
+         config_dir_command(["train", "--config-dir", "{dir}/mine", "experiment=mine"]),
+         r"^--config-dir .*/mine: expected a folder of your configs \(DIR/<group>/<option>.yaml, such as "
+         r"DIR/experiment/mine.yaml\), found nothing there$"),
+    Case("cli-config-dir-file", "--config-dir naming a file", "convgru train --config-dir=/data/mine.yaml",
+         config_dir_command(["train", "--config-dir={dir}/mine.yaml"],
+                            lambda folder: (folder / "mine.yaml").write_text("a: 1\n")),
+         r"^--config-dir .*/mine.yaml: expected a folder of your configs .*, found a file$"),
+    Case("cli-config-dir-unreadable", "--config-dir naming a folder that cannot be read",
+         "convgru train -cd /data/mine experiment=mine (chmod 000)",
+         config_dir_command(["train", "-cd", "{dir}/mine", "experiment=mine"], own_experiment, unreadable=True),
+         r"^--config-dir .*/mine: expected a folder of your configs .*, found a folder that cannot be read"),
+    Case("cli-config-dir-missing-key", "a key the config lacks, with an experiment from --config-dir",
+         "convgru train --config-dir /data/mine experiment=mine trainer.max_epoch=1",
+         config_dir_command(["train", "--config-dir", "{dir}/mine", "experiment=mine", "trainer.max_epoch=1"],
+                            own_experiment),
+         r"^trainer.max_epoch=1: the config has no key trainer.max_epoch \(did you mean trainer.max_epochs\?\)"),
     Case("cli-unknown-command", "a command the convgru command lacks", "convgru trian experiment=quickstart",
          convgru_command(["trian", "experiment=quickstart"]),
          r"^expected a command, one of train, eval, predict, export; found 'trian'$"),

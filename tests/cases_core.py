@@ -223,7 +223,7 @@ CASES = [
     Case("reused-run-dir", "a new run in the folder of an earlier run", "hydra.run.dir=/data/run (used before)",
          reused_run_dir, r"run/checkpoints already holds checkpoints \(last.ckpt\) that this run would write over: "
          r"pick another hydra.run.dir \(by default every run gets a new folder\), or continue that run with "
-         r"ckpt_path=.*run/checkpoints/last.ckpt"),
+         r"'ckpt_path=.*run/checkpoints/last.ckpt.*'$"),  # quoted for Hydra and the shell (paste_command)
     Case("log-dir-read-only", "a read-only log folder", "paths.log_dir=/data/logs",
          read_only_run, r"hydra.run.dir=.*logs/train/runs/.*: cannot write in .*logs \(read-only or not yours\)"),
     Case("cli-run-dir-under-file", "an output folder inside a file (command line)", "hydra.run.dir=/data/a.npy/run",

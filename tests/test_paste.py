@@ -1,7 +1,9 @@
-"""Commands convgru prints for the user to paste (`cli.paste_command`): the SIGTERM resume command, the slow-run
-warning's alternative and the model-mismatch advice run as printed, for run folders with any character."""
+"""Commands convgru prints for the user to paste (`convgru.training.paste.paste_command`): the SIGTERM resume
+command, the slow-run warning's alternative, the model-mismatch advice, the reused run folder's advice and the
+tensorboard command run as printed, for run folders with any character."""
 
 import shlex
+import subprocess
 from types import SimpleNamespace
 from unittest import mock
 
@@ -11,7 +13,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from convgru.training.callbacks import SlowRunWarning, resume_command
-from convgru.training.cli import hydra_value, paste_command
+from convgru.training.paste import hydra_value, paste_command
+from convgru.training.run_folder import check_fresh_folder
 
 NASTY = ["runs/a;b", "runs/a`whoami`", "runs/a,b", "runs/it's", 'runs/say "hi"', "runs/a b", "runs/back\\slash\\",
          "runs/$HOME", "runs/${now:%H}", "runs/é=1", "runs/[x]", "runs/(x)", "runs/~x", "runs/#1", "runs/\\'"]
@@ -45,3 +48,22 @@ def test_values_are_read_back(value):
 
 def test_slow_run_alternative_is_a_command():
     assert SlowRunWarning().alternative.startswith("python scripts/train.py experiment=quickstart ")
+
+
+@pytest.mark.parametrize("folder", [*NASTY, "runs/a\nerror: forged", "runs/tab\there", "runs/nel\x85x"])
+def test_tensorboard_command_runs_as_printed(folder):
+    command = paste_command(("tensorboard", "--logdir", folder))
+    assert "\n" not in command and command.isprintable()  # one line, nothing forged
+    words = subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True, text=True, check=True)
+    assert words.stdout.split("\0")[:-1] == ["tensorboard", "--logdir", folder]
+
+
+@pytest.mark.parametrize("folder", NASTY)
+def test_reused_run_folder_advice_runs_as_printed(folder, tmp_path):
+    checkpoints = tmp_path / folder / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").touch()
+    with pytest.raises(ValueError) as error:
+        check_fresh_folder(checkpoints, None)
+    advice = str(error.value).rpartition("continue that run with ")[2]
+    assert parsed("python scripts/train.py " + advice) == {"ckpt_path": str(checkpoints / "last.ckpt")}

@@ -54,6 +54,8 @@ def test_optuna_sweep_of_two_trials_through_submitit(tmp_path, cache_dir):
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [json.loads((sweep / str(i) / "metrics.json").read_text()) for i in (0, 1)]
     assert results["best_value"] == pytest.approx(min(t["val/mse"] for t in trials))
+    assert [(row["state"], row["folder"]) for row in results["trials"]] == [  # the summary (convgru's sweeper)
+        ("complete", str(sweep / "0")), ("complete", str(sweep / "1"))]
     assert set(results["best_params"]) == {"model.optimizer.lr", "model.net.hidden_sizes.0",
                                            "model.net.hidden_sizes.1", "model.net.hidden_sizes.2", "model.loss"}
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # both ran as submitit jobs

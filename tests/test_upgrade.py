@@ -41,3 +41,24 @@ def test_training_resumes_from_a_0_1_0_checkpoint(tmp_path, cache_dir):
     train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
     resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert (resumed["epoch"], resumed["global_step"]) == (1, 4)
+
+
+def test_net_options_a_0_1_0_checkpoint_lacks_are_the_library_defaults(tmp_path):
+    import yaml
+    from omegaconf import OmegaConf
+
+    from conftest import CONF
+    from convgru.training.checkpoint import CheckpointError
+    from convgru.training.restore import check_model_config
+
+    for path in (CONF / "model").glob("*.yaml"):  # every model config lists them, or takes convgru3's
+        config = yaml.safe_load(path.read_text())
+        assert "norm_eps" in config["net"] or "convgru3" in config.get("defaults", []), path
+    checkpoint = torch.load(OLD_CHECKPOINT, weights_only=True)  # no num_groups, norm_eps: built with 1, 1e-5
+    cfg = OmegaConf.to_container(compose_config("train", tmp_path, ["model=convgru2_small"]).model, resolve=True)
+    assert (cfg["net"]["num_groups"], cfg["net"]["norm_eps"]) == (1, 1e-5)
+    same = {"net": {**cfg["net"], **checkpoint["hyper_parameters"]["net"]}, "future": 2}
+    check_model_config(checkpoint, same, OLD_CHECKPOINT, resume=True)
+    with pytest.raises(CheckpointError, match=r"model.net.norm_eps: checkpoint 1e-05, config 1e-06\n.*"
+                                              r"model.net.norm_eps=1e-05"):
+        check_model_config(checkpoint, {**same, "net": {**same["net"], "norm_eps": 1e-6}}, OLD_CHECKPOINT, resume=True)

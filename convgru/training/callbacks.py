@@ -19,8 +19,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from convgru.training.cli import paste_command
 from convgru.training.images import first_forecasts, forecast_grid
+from convgru.training.paste import paste_command
 from convgru.training.report import say
 
 

@@ -5,11 +5,11 @@ import argparse
 import logging
 import os
 import re
-import shlex
+import signal
 import sys
-from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, InstantiationException
@@ -20,7 +20,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.paths import checkout
 from convgru.training.report import say
 from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
 
@@ -50,9 +49,27 @@ def is_user_error(error: BaseException) -> bool:
 
 
 class TrialFailed(CompactHydraException):
-    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option): the
-    sweep records it as failed (Optuna: a FAIL trial, Hydra's log: "Failed experiment: <reason>") and goes on
-    with its other jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+    """A job of a sweep (-m) ended with a user error (a diverged training, a bad value of a swept option) or
+    was terminated (SIGTERM, `Terminated`): the sweep records it as failed (Optuna: a FAIL trial with its
+    `reason`, in the sweep's summary; Hydra's log: "Failed experiment: <message>") and goes on with its other
+    jobs, within hydra.sweeper.max_failure_rate; Hydra prints it as this one line."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+    def __reduce__(self):  # a job's result travels pickled (submitit launchers): keep the reason
+        return type(self), (str(self), self.reason)
+
+
+class Terminated(SystemExit):
+    """SIGTERM stopped a training (its resumable checkpoint saved): the process exits with status 143, as a
+    terminated one. In a job of a sweep, `user_errors` makes it a failed trial whose reason starts with
+    "terminated" (a preempted SLURM job of one trial), and the sweep goes on with its other trials."""
+
+    def __init__(self, reason: str):
+        super().__init__(128 + signal.SIGTERM)
+        self.reason = reason
 
 
 def _in_sweep() -> bool:
@@ -70,18 +87,32 @@ def user_errors():
     HYDRA_FULL_ERROR=1 lets every error propagate with its traceback."""
     try:
         yield
+    except Terminated as stop:
+        if not _in_sweep():
+            raise
+        _trial_failed(stop.reason)
     except Exception as error:
         if os.environ.get(DEBUG) == "1" or not is_user_error(error):
             raise
         if _in_sweep():
-            from hydra.core.hydra_config import HydraConfig
+            _trial_failed(error_message(error))
+        fail(f"{error_message(error)}\n(set {DEBUG}=1 for the traceback)")
 
-            job = HydraConfig.get().job
-            message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {error_message(error)}"
-            say(f"\n{message}", logging.ERROR, sys.stderr)
-            raise TrialFailed(message) from None
-        say(f"\nerror: {error_message(error)}\n(set {DEBUG}=1 for the traceback)", logging.ERROR, sys.stderr)
-        sys.exit(2)
+
+def _trial_failed(reason: str):
+    """Raise TrialFailed for this job of a sweep, having printed its one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get().job
+    message = f"error: job {job.num} ({job.override_dirname or 'no overrides'}): {reason}"
+    say(f"\n{message}", logging.ERROR, sys.stderr)
+    raise TrialFailed(message, reason) from None
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: <message>` on stderr (and the log) and exit with status 2."""
+    say(f"\nerror: {message}", logging.ERROR, sys.stderr)
+    sys.exit(2)
 
 
 def check_writable(folder, option: str) -> None:
@@ -146,43 +177,6 @@ def _parses(parser: OverridesParser, override: str) -> bool:
 
 def _quote(item: str) -> str:
     return f'"{item.strip()}"'
-
-
-def hydra_value(value) -> str:
-    """`value` (a string, number, bool, None, or a list / dict of them) written in Hydra's override grammar,
-    so that `key=<result>` gives back `value`: strings that the grammar would read otherwise (a sweep at a
-    comma, a quote, a space, `;`, a backtick, a number-like text...) are single-quoted, a backslash doubled
-    before a quote and at the end, `${` escaped so that OmegaConf does not interpolate it."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
-    if value is None or isinstance(value, (bool, int, float)):
-        return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
-    text = str(value)
-    if "${" not in text and _parsed_value(f"k={text}") == text:
-        return text
-    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
-    return "'" + quoted.replace("${", "\\${") + "'"
-
-
-def _parsed_value(override: str):
-    try:
-        return OverridesParser.create().parse_override(override).value()
-    except Exception:  # Hydra's OverrideParseException and the grammar's own errors
-        return None
-
-
-def paste_command(command: str | None, overrides: Iterable) -> str:
-    """The one way convgru writes a command for the user to paste: the `command` ("train", "eval") as
-    this installation runs it (`python scripts/<command>.py` in a clone, `convgru <command>` from a
-    wheel; None: the overrides alone, to add to a command) and `overrides`, each a (key, value) pair,
-    written here in Hydra's grammar (`hydra_value`), or a `key=value` text already in it (as the user
-    typed it); every word quoted for the shell (POSIX sh), so that the command runs as printed."""
-    words = [] if command is None else ["python", f"scripts/{command}.py"] if checkout() else ["convgru", command]
-    for override in overrides:
-        words.append(f"{override[0]}={hydra_value(override[1])}" if isinstance(override, tuple) else override)
-    return " ".join(shlex.quote(word) for word in words)
 
 
 def positive_int(text: str) -> int:

@@ -13,22 +13,27 @@ once per combination of the group choices it sweeps, so that a mistake stops the
 
 import difflib
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_dir, version
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_config_search_path
+from hydra.core.config_search_path import SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from convgru._checks import OptionError
-from convgru.training.cli import paste_command
+from convgru._checks import OptionError, shown_path
 from convgru.training.launch import check_distributed_environment, check_sweeper
+from convgru.training.paste import paste_command
 
 Compose = Callable[[tuple[str, ...]], DictConfig]  # overrides -> the composed config, with its hydra node
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -36,16 +41,73 @@ OWN_FLAGS = ("-m", "--multirun")  # the only Hydra flags the check reads; with a
 
 
 def check_command_line(config_dir, config_name: str, args: list[str]) -> None:
-    """Compose `config_name` from `config_dir` with the command line `args` (Hydra overrides, `-m`)
-    as `check_overrides` does. Arguments that are other Hydra flags (--help, --cfg, -cn, ...) leave the
+    """Compose `config_name` from `config_dir` (and the folder of --config-dir, searched first as Hydra
+    does, after `check_config_dir`) with the command line `args` (Hydra overrides, `-m`) as
+    `check_overrides` does. Arguments that are other Hydra flags (--help, --cfg, -cn, ...) leave the
     command line to Hydra."""
+    extra, args = split_config_dir(args)
+    if extra is not None:
+        check_config_dir(extra)
     if any(a.startswith("-") and a not in OWN_FLAGS for a in args):
         return
     initialized = GlobalHydra.instance().is_initialized()  # in-process (tests): the caller's config dir
-    with nullcontext() if initialized else initialize_config_dir(config_dir=str(Path(config_dir).resolve()),
-                                                                 version_base="1.3"):
+    with nullcontext() if initialized else _initialize(config_dir, extra):
         check_overrides(lru_cache(maxsize=None)(lambda o: _compose(config_name, o)),
                         [a for a in args if a not in OWN_FLAGS], multirun=any(a in OWN_FLAGS for a in args))
+
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def split_config_dir(args: list[str]) -> tuple[str | None, list[str]]:
+    """(the folder that --config-dir DIR, -cd DIR or --config-dir=DIR names, the last one as Hydra takes it,
+    or None; the other arguments). A flag without its folder stays among the arguments, for Hydra to refuse."""
+    folder, rest, i = None, [], 0
+    while i < len(args):
+        if args[i] in CONFIG_DIR_FLAGS and i + 1 < len(args):
+            folder, i = args[i + 1], i + 2
+            continue
+        if args[i].startswith("--config-dir="):
+            folder = args[i].split("=", 1)[1]
+        else:
+            rest.append(args[i])
+        i += 1
+    return folder, rest
+
+
+def check_config_dir(folder: str) -> None:
+    """OptionError naming --config-dir unless `folder` is a folder that can be read (Hydra: "Additional config
+    directory not found", with a traceback for a folder it cannot read)."""
+    path = Path(os.path.abspath(folder))
+    expected = "expected a folder of your configs (DIR/<group>/<option>.yaml, such as DIR/experiment/mine.yaml)"
+    if not path.exists():
+        found = "found nothing there" + ("" if path.parent.is_dir() else f" ({shown_path(path.parent)} is missing too)")
+    elif not path.is_dir():
+        found = "found a file"
+    elif not os.access(path, os.R_OK | os.X_OK):
+        found = "found a folder that cannot be read (no read or search permission: chmod u+rx it)"
+    else:
+        return
+    raise OptionError(f"--config-dir {shown_path(path)}", f"{expected}, {found}")
+
+
+@contextmanager
+def _initialize(config_dir, extra: str | None):
+    """hydra.initialize_config_dir(`config_dir`), with the folder `extra` searched first as --config-dir's is."""
+    if extra is None:
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            yield
+        return
+    backup = get_gh_backup()
+    version.setbase("1.3")
+    search_path = create_config_search_path(search_path_dir=str(Path(config_dir).resolve()))
+    search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(extra)}",
+                        anchor=SearchPathQuery(provider="schema"))  # as hydra._internal.utils.run_hydra does
+    Hydra.create_main_hydra2(task_name="app", config_search_path=search_path)
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
 
 
 def check_overrides(composer: Compose, overrides: list[str], multirun: bool = True) -> None:

@@ -6,7 +6,6 @@ data config, build, test, report. What is written and printed after a test is in
 """
 
 import logging
-import signal
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from convgru import EncoderForecaster
 from convgru.training.callbacks import terminated_workers
 from convgru.training.checkpoint import load_checkpoint, portable_data_config
-from convgru.training.cli import error_message, group_choices, override_keys
+from convgru.training.cli import Terminated, error_message, group_choices, override_keys
 from convgru.training.fields import check_save_forecasts, save_test_forecasts
 from convgru.training.images import first_forecasts
 from convgru.training.loggers import log_hparams_with_metrics
@@ -112,6 +111,10 @@ def _figures(cfg: DictConfig, module, datamodule, forecasts=None):
     return tuple(t[:count] for t in forecasts), rendering_of(module, datamodule, cfg.figures.radar_colors)
 
 
+def _terminated(trainer: pl.Trainer) -> Terminated:
+    return Terminated(f"terminated by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}")
+
+
 def _train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)  # a requeued SLURM job
     if ckpt_path:
@@ -125,11 +128,11 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     except SIGTERMException:  # the checkpoint is saved (ResumableOnInterrupt); exit as a terminated process
-        raise SystemExit(128 + signal.SIGTERM) from None
+        raise _terminated(trainer) from None
     except RuntimeError as error:  # SIGTERM to the process group ended the DataLoader workers: saved, as above
         if not terminated_workers(error, trainer):
             raise
-        raise SystemExit(128 + signal.SIGTERM) from None
+        raise _terminated(trainer) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test", True):

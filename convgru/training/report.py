@@ -33,6 +33,7 @@ from convgru.domain.scores import SCORES
 from convgru.training.animation import forecast_gif, forecast_video
 from convgru.training.images import rows_grid
 from convgru.training.metrics import METRICS
+from convgru.training.paste import paste_command
 
 # --- the console -------------------------------------------------------------------------------
 
@@ -224,7 +225,8 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         lines.append(f"Checkpoints:   {_where(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
     for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
         if isinstance(logger, TensorBoardLogger):
-            lines.append(f"Logs:          {_where(logger.log_dir)} (tensorboard --logdir {_where(folder.parent)})")
+            tensorboard = paste_command(("tensorboard", "--logdir", str(_relative(folder.parent))))
+            lines.append(f"Logs:          {_where(logger.log_dir)} ({tensorboard})")
         else:
             lines.append(f"Logs:          {_where(logger.log_dir)}")
     lines.append(f"Metrics:       {_where(folder / 'metrics.json')}")
@@ -243,12 +245,16 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
 def _where(path) -> str:
     """`path` relative to the current folder when it is inside it, else absolute; escaped as
     `convgru._checks.shown_path` escapes names that could forge a line of output."""
+    return shown_path(_relative(path))
+
+
+def _relative(path) -> Path:
+    """`path` relative to the current folder when it is inside it, else absolute."""
     path = Path(path).absolute()
     try:
-        path = path.relative_to(Path.cwd())
+        return path.relative_to(Path.cwd())
     except ValueError:
-        pass
-    return shown_path(path)
+        return path
 
 
 def write_figures(folder: Path, per_frame, forecasts, rendering, units: str | None = None, loggers=()) -> str:

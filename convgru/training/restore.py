@@ -5,15 +5,18 @@ is `convgru.training.checkpoint`.
 """
 
 import copy
+import inspect
 import logging
 
 import torch
 from omegaconf import OmegaConf, open_dict
 
 from convgru.data.resources import check_memory
+from convgru.forecaster import EncoderForecaster
 from convgru.training.checkpoint import MACHINE_DATA, CheckpointError, load_checkpoint, one_line, tensor_bytes
-from convgru.training.cli import group_choices, override_keys, paste_command
+from convgru.training.cli import group_choices, override_keys
 from convgru.training.module import ForecastModule
+from convgru.training.paste import paste_command
 
 log = logging.getLogger(__name__)
 BANK_BEFORE_0_3 = "${paths.data_dir}/mnist_5k.npz"  # digit_bank of convgru <= 0.2.0: data/ of the clone
@@ -116,11 +119,15 @@ def load_module(path, map_location="cpu"):
 
 
 COMPUTE_OPTIONS = ("checkpoint_every",)  # net options of how the forecast is computed, not what it is
+NET_DEFAULTS = {name: p.default for name, p in inspect.signature(EncoderForecaster).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # what a net option left out is built with
 
 
 def forecast_options(hparams: dict) -> dict:
-    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast."""
-    net = {k: v for k, v in (hparams.get("net") or {}).items() if k not in COMPUTE_OPTIONS}
+    """{"net.<option>": value, "future": value}: what defines a ForecastModule's forecast. A net option
+    that `hparams` leaves out (a checkpoint written before the option existed, such as norm_eps) has
+    EncoderForecaster's default, as the model is rebuilt with it."""
+    net = {k: v for k, v in {**NET_DEFAULTS, **(hparams.get("net") or {})}.items() if k not in COMPUTE_OPTIONS}
     return {**{f"net.{k}": v for k, v in net.items()}, "future": hparams.get("future")}
 
 

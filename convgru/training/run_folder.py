@@ -15,6 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
+from convgru.training.paste import paste_command
+
 LOCK = ".convgru.lock"
 HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"  # what Lightning's SLURM auto-requeue saves in the run folder
 _RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "RANK")
@@ -125,5 +127,5 @@ def check_fresh_folder(folder, resume: str | None) -> None:
         raise ValueError(
             f"{folder} already holds checkpoints ({', '.join(found)}) that this run would write over: pick another "
             f"hydra.run.dir (by default every run gets a new folder), or continue that run with "
-            f"ckpt_path={folder / 'last.ckpt'}"
+            f"{paste_command(None, [('ckpt_path', str(folder / 'last.ckpt'))])}"
         )
