@@ -6,6 +6,8 @@ import math
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
+from tensorboard.compat.proto.summary_pb2 import DATA_CLASS_SCALAR
+from tensorboard.plugins.scalar.metadata import create_summary_metadata
 from torch.utils.tensorboard.summary import hparams, scalar
 
 _SUM = ("summed over the pixels (and channels) of each frame in [0, 1], then averaged over frames and sequences "
@@ -31,10 +33,20 @@ def description(tag: str) -> str | None:
     return DESCRIPTIONS.get(name) if stage in ("train", "val", "test") else None
 
 
+def description_metadata(tag: str):
+    """The SummaryMetadata of the first point of the scalar `tag`: the scalar plugin's (tensorboard's
+    `create_summary_metadata`) with `description(tag)` and the scalar data class. Without the data class,
+    TensorBoard's fast loader (tensorboard-data-server, its default where installed) replaces the
+    metadata of a `simple_value` point by its own and the chart shows no description."""
+    metadata = create_summary_metadata(display_name=tag, description=description(tag) or "")
+    metadata.data_class = DATA_CLASS_SCALAR
+    return metadata
+
+
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's TensorBoardLogger whose scalars carry `description(tag)`: TensorBoard reads a
     scalar's description from its first point, so the first point of each described tag is written
-    with it."""
+    with it, in the scalar plugin's full metadata (`description_metadata`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,8 +57,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         first = {k: v for k, v in metrics.items() if k not in self._described and description(k)}
         for tag, value in first.items():
             summary = scalar(tag, float(value))
-            summary.value[0].metadata.plugin_data.plugin_name = "scalars"
-            summary.value[0].metadata.summary_description = description(tag)
+            summary.value[0].metadata.CopyFrom(description_metadata(tag))
             self.experiment._get_file_writer().add_summary(summary, step)
             self._described.add(tag)
         super().log_metrics({k: v for k, v in metrics.items() if k not in first}, step)
