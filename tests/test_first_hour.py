@@ -47,9 +47,19 @@ def test_a_slow_run_on_the_cpu_says_so_once(monkeypatch, capsys):
     assert "80 s per training step on the CPU" in printed
     assert "about 14 h per epoch (625 training and 63 validation steps) and 30 days for the 50 epochs left" in printed
     assert "python scripts/train.py experiment=quickstart" in printed
+    assert "cut it with trainer.max_steps=7 (about 10 min of training) or trainer.limit_train_batches=N" in printed
     warning.on_train_batch_start(_trainer())
     warning.on_train_batch_end(_trainer())
     assert capsys.readouterr().out == ""
+
+
+def test_the_quickstart_is_not_recommended_to_itself(monkeypatch, capsys):
+    """experiment=quickstart slow on a busy CPU: the line says how to cut it, not to run what is running."""
+    monkeypatch.setattr(callbacks, "_running", lambda choice: choice == ("experiment", "quickstart"))
+    _steps(SlowRunWarning(), _trainer(estimated_stepping_batches=625 * 3), 3.0, monkeypatch)
+    printed = capsys.readouterr().out
+    assert "This run is slow here" in printed and "experiment=quickstart" not in printed
+    assert "cut it with trainer.max_steps=200 (about 10 min of training)" in printed
 
 
 @pytest.mark.parametrize("trainer, seconds", [

@@ -140,6 +140,14 @@ class ProgressBar(TQDMProgressBar):
 
 
 QUICKSTART = paste_command("train", ["experiment=quickstart"]) + " (minutes on a CPU)"
+QUICKSTART_CHOICE = ("experiment", "quickstart")  # the run QUICKSTART starts: never recommended to itself
+
+
+def _running(choice: tuple[str, str]) -> bool:
+    """Whether this run is a Hydra run that chose `choice` (group, option), e.g. experiment=quickstart."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().runtime.choices.get(choice[0]) == choice[1]
 
 
 class SlowRunWarning(pl.Callback):
@@ -147,16 +155,19 @@ class SlowRunWarning(pl.Callback):
     `hours`, say so in one line: the measured time per step, the estimates per epoch and for the run,
     and `alternative`, a run sized for a CPU. The time per step is measured over the first `steps`
     steps, or over those done after `seconds` when steps are slower. Validation steps are estimated at
-    a third of a training step (a forward pass of the three passes of a training step)."""
+    a third of a training step (a forward pass of the three passes of a training step). The line also
+    says how to cut this run (trainer.max_steps for about 10 minutes, trainer.limit_train_batches); the
+    alternative is left out when it is the run itself (experiment=quickstart)."""
 
     def __init__(self, hours: float = 1.0, steps: int = 3, seconds: float = 20.0,
                  alternative: str = QUICKSTART):
         self.hours, self.steps, self.seconds, self.alternative = hours, steps, seconds, alternative
-        self._start, self._batches, self._done = None, 0, False
+        self._start, self._batches, self._done, self._itself = None, 0, False, False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start, self._batches = None, 0
         self._done = not isinstance(trainer.accelerator, CPUAccelerator) or not trainer.is_global_zero
+        self._itself = self.alternative == QUICKSTART and _running(QUICKSTART_CHOICE)
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
         if self._start is None:
@@ -185,10 +196,13 @@ class SlowRunWarning(pl.Callback):
         epochs = max(total / train - trainer.current_epoch, 0)
         if epoch * epochs < self.hours * 3600:
             return None
+        steps = max(int(600 / per_step), 1)  # training steps in about 10 minutes
+        cut = (f"cut it with {paste_command(None, [('trainer.max_steps', steps)])} (about 10 min of training) or "
+               f"trainer.limit_train_batches=N (N batches per epoch)")
         return (f"This run is slow here: {per_step:.3g} s per training step on the CPU (no GPU in use), about "
                 f"{duration(epoch)} per epoch ({train} training and {val} validation steps) and "
                 f"{duration(epoch * epochs)} for the {epochs:.3g} epoch{'' if epochs == 1 else 's'} left; "
-                f"a run sized for a CPU: {self.alternative}")
+                + (f"{cut}." if self._itself else f"a run sized for a CPU: {self.alternative}; or {cut}."))
 
 
 def duration(seconds: float) -> str:
