@@ -38,9 +38,12 @@ def test_hparams_tab_has_the_settings_and_their_metrics(trained_run):
     names = {info.name for info in experiment.hparam_infos}
     assert {"net/hidden_sizes", "net/kernel_size", "optimizer/lr", "loss", "data/frames_in"} <= names
     assert {"val/mse", "val/ssim", "test/mse", "test/psnr"} <= {info.name.tag for info in experiment.metric_infos}
+    assert experiment.hparam_infos[0].name == "Dataset"  # what the run is, first; no model= choice without Hydra
+    assert not {"baselines/extrapolation/motion", "loss_units", "loss_weights", "thresholds", "value_range"} & names
     (group,) = groups
     assert group.hparams["net/hidden_sizes"].string_value == str(list(cfg.model.net.hidden_sizes))
     assert group.hparams["optimizer/lr"].number_value == cfg.model.optimizer.lr
+    assert group.hparams["Dataset"].string_value == "MovingMNIST"
     values = {m.name.tag: m.value for m in group.metric_values}
     assert values["test/mse"] == metrics["test/mse"] and values["val/ssim"] == metrics["val/ssim"]
 

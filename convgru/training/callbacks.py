@@ -93,10 +93,38 @@ class ResumableOnInterrupt(pl.Callback):
         folder = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback
                       and trainer.checkpoint_callback.dirpath else Path(trainer.default_root_dir) / "checkpoints")
         path = folder / "last.ckpt"
-        trainer.save_checkpoint(path)
+        if trainer.checkpoint_callback and trainer.checkpoint_callback.dirpath == str(folder):
+            # ModelCheckpoint's state names this file its last: the resumed run writes its last.ckpt over it
+            # (else, finding a last.ckpt it did not write, it would write last-v1.ckpt beside it)
+            trainer.checkpoint_callback.last_model_path = str(path)
+        trainer.save_checkpoint(path, weights_only=False)  # all of the state: the optimizer's, the loops'
         if trainer.is_global_zero:
             say(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
                 f"Resume with:\n  {resume_command(path)}", logging.WARNING, sys.stderr)
+
+
+def batches_done(checkpoint: dict) -> int:
+    """The training batches of its epoch that a checkpoint was saved after, 0 at an epoch's end (Lightning's
+    loop state: fit_loop's epoch_loop.batch_progress)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+    return 0 if progress.get("is_last_batch", True) else int(progress.get("current", {}).get("processed", 0))
+
+
+class MidEpochResume(pl.Callback):
+    """Say, in one line instead of Lightning's warning, what resuming a checkpoint saved `done` training
+    batches into its epoch does: the data loaders cannot restore their place in an epoch, so Lightning trains
+    the epoch's remaining batches drawn afresh from the training set (a new shuffle) and the epochs after it
+    whole."""
+
+    def __init__(self, done: int):
+        self.done = done
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        total = trainer.num_training_batches
+        if trainer.is_global_zero and math.isfinite(total) and 0 < self.done < total:
+            say(f"Resuming epoch {trainer.current_epoch} after {self.done} of its {total} training batches: the rest "
+                f"of it is {total - self.done} batches drawn afresh from the training set (a new shuffle: some "
+                "sequences are seen twice in this epoch, others not at all); the epochs after it are whole.")
 
 
 def terminated_workers(exception: BaseException, trainer: pl.Trainer | None = None) -> bool:

@@ -75,15 +75,31 @@ def _plain(params: dict, prefix: str = "") -> dict:
     return flat
 
 
-def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float]) -> None:
+def applicable(params: dict) -> dict:
+    """The model's hyperparameters that apply to its run: without unset ones (None), without the baselines,
+    thresholds and their scores' settings (fss_scales, csi_pool_sizes) when no thresholds are scored, and
+    without the balanced loss's settings (loss_thresholds, loss_weights, loss_units) for another loss."""
+    balanced = any(part.startswith("b") for part in str(params.get("loss", "")).split("+"))
+    left_out = set()
+    if not params.get("thresholds"):
+        left_out |= {"baselines", "fss_scales", "csi_pool_sizes"}
+    if not balanced:
+        left_out |= {"loss_thresholds", "loss_weights", "loss_units"}
+    return {k: v for k, v in params.items() if k not in left_out and v is not None}
+
+
+def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float],
+                             names: dict | None = None) -> None:
     """Write the model's hyperparameters with the names of the validation and test metrics they produced
     to every TensorBoard logger: its HPARAMS tab shows the runs of a sweep side by side, each with the
     last value of each metric's chart (the last validation, the test of the best checkpoint). Nothing
-    is added to the charts. The data config is left out but its frames_in / frames_out, image_size and
-    value_range, which the model's hyperparameters lack."""
-    params = {k: v for k, v in module.hparams.items() if k != "data"}
+    is added to the charts. First `names` (what the run is: {"Dataset": "moving_mnist", "Model":
+    "convgru3", "Experiment": ...}), then the hyperparameters that apply (`applicable`); the data config is
+    left out but its frames_in / frames_out, image_size and value_range, which the model's lack."""
+    params = {**(names or {}), **applicable({k: v for k, v in module.hparams.items() if k != "data"})}
     data = module.hparams.get("data") or {}
-    params["data"] = {k: data[k] for k in ("frames_in", "frames_out", "image_size", "value_range") if k in data}
+    params["data"] = {k: data[k] for k in ("frames_in", "frames_out", "image_size", "value_range")
+                      if data.get(k) is not None}
     names = {k: 0.0 for k, v in metrics.items() if k.split("/")[0] in ("val", "test") and math.isfinite(v)}
     if not trainer.is_global_zero:
         return

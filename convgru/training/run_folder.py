@@ -135,11 +135,12 @@ def check_fresh_folder(folder, resume: str | None) -> None:
 NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
 TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")  # the time that ends a run folder's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # a name's characters: typed unquoted in a shell and in Hydra's grammar
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")  # a whole run name's: also the `+` between its parts
 _LEFT_OUT = ("hydra.", "hydra/", "paths.", "ckpt_path")  # where a run writes, not what it is
 
 
-def _word(text: str) -> str:
-    return _UNSAFE.sub(".", text).strip(".") or "_"
+def _word(text: str, unsafe: re.Pattern = _UNSAFE) -> str:
+    return unsafe.sub(".", text).strip(".") or "_"
 
 
 def _value_word(value) -> str:
@@ -167,7 +168,7 @@ def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
 
     choices = dict(choices or {})
     if checkpoint_run:
-        base, named = _word(checkpoint_run), ()
+        base, named = _word(checkpoint_run, _UNSAFE_NAME), ()
     elif choices.get("experiment"):
         base, named = _word(str(choices["experiment"])), ("experiment",)
     else:
