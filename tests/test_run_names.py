@@ -34,6 +34,9 @@ def test_names_are_safe_and_short():
     name = run_name({"data": "moving_mnist", "model": "convgru3"}, overrides)
     assert len(name.encode()) <= NAME_BYTES and name.endswith("-more")
     assert re.fullmatch(r"[A-Za-z0-9._+-]+", name)
+    cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
+    assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
+        "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
     path = run_dir("/logs/train/runs", "2026-12-03_16-32-37", "train", {"experiment": "x"}, overrides)
     override = OverridesParser.create().parse_override(f"ckpt_path={path}/checkpoints/last.ckpt")
     assert override.value() == f"{path}/checkpoints/last.ckpt"  # typed as it is in an override

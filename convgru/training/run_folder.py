@@ -183,12 +183,14 @@ def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
     name = "+".join([base, *words])
     if len(name) <= NAME_BYTES:
         return name
-    name = base[:NAME_BYTES - len("+99-more")]
+    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
+    left = int(more[1]) if more else 0
+    name = base[:more.start() if more else NAME_BYTES - len("+99-more")][:NAME_BYTES - len("+99-more")]
     for i, word in enumerate(words):
         if len(f"{name}+{word}+99-more") > NAME_BYTES:
-            return f"{name}+{len(words) - i}-more"
+            return f"{name}+{left + len(words) - i}-more"
         name += f"+{word}"
-    return name
+    return f"{name}+{left}-more" if left else name
 
 
 def _checkpoint(overrides) -> Path | None:
