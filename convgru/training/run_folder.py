@@ -180,17 +180,17 @@ def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
             continue
         last = _word(key.rsplit(".", 1)[-1].rsplit("/", 1)[-1])
         words.append(f"no-{last}" if override.is_delete() else f"{last}-{_value_word(override.value())}")
-    name = "+".join([base, *words])
+    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
+    left, base = (int(more[1]), base[:more.start()]) if more else (0, base)
+    name = "+".join([base, *words]) + (f"+{left}-more" if left else "")
     if len(name) <= NAME_BYTES:
         return name
-    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
-    left = int(more[1]) if more else 0
-    name = base[:more.start() if more else NAME_BYTES - len("+99-more")][:NAME_BYTES - len("+99-more")]
+    name = base[:NAME_BYTES - len("+99-more")]
     for i, word in enumerate(words):
         if len(f"{name}+{word}+99-more") > NAME_BYTES:
             return f"{name}+{left + len(words) - i}-more"
         name += f"+{word}"
-    return f"{name}+{left}-more" if left else name
+    return f"{name}+{left}-more"
 
 
 def _checkpoint(overrides) -> Path | None:
