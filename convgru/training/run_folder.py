@@ -219,7 +219,7 @@ def resumed_run(overrides) -> Path | None:
 
 
 def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
-    """`hydra.run.dir` (and, with task "multirun", `hydra.sweep.dir`): `<root>/<run_name>_<time>`. A
+    """`hydra.run.dir`: `<root>/<run_name>_<time>`. A
     training whose ckpt_path is a checkpoint of an earlier run continues in that run's folder
     (`resumed_run`); an evaluation is named after the run of its checkpoint (its folder's name without
     the time; a checkpoint outside a run folder: its file name)."""
