@@ -47,9 +47,19 @@ def test_a_slow_run_on_the_cpu_says_so_once(monkeypatch, capsys):
     assert "80 s per training step on the CPU" in printed
     assert "about 14 h per epoch (625 training and 63 validation steps) and 30 days for the 50 epochs left" in printed
     assert "python scripts/train.py experiment=quickstart" in printed
+    assert "cut it with trainer.max_steps=7 (about 10 min of training) or trainer.limit_train_batches=N" in printed
     warning.on_train_batch_start(_trainer())
     warning.on_train_batch_end(_trainer())
     assert capsys.readouterr().out == ""
+
+
+def test_the_quickstart_is_not_recommended_to_itself(monkeypatch, capsys):
+    """experiment=quickstart slow on a busy CPU: the line says how to cut it, not to run what is running."""
+    monkeypatch.setattr(callbacks, "_running", lambda choice: choice == ("experiment", "quickstart"))
+    _steps(SlowRunWarning(), _trainer(estimated_stepping_batches=625 * 3), 3.0, monkeypatch)
+    printed = capsys.readouterr().out
+    assert "This run is slow here" in printed and "experiment=quickstart" not in printed
+    assert "cut it with trainer.max_steps=200 (about 10 min of training)" in printed
 
 
 @pytest.mark.parametrize("trainer, seconds", [
@@ -113,3 +123,30 @@ def test_sigterm_to_the_process_group_saves_a_resumable_checkpoint(tmp_path, cac
     assert "Stopped by SIGTERM at epoch 0" in stderr, stderr[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] > 0
     assert f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in stderr
+
+
+def test_lightnings_advertisements_and_save_note_are_left_out(tmp_path, caplog):
+    """A run prints no "💡 Tip: ..." of Lightning's and no "`weights_only` was not set" (a note on saving that
+    reads like a security warning); Lightning's other messages stay."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from convgru.training.report import quiet_lightning
+
+    quiet_lightning()
+    with caplog.at_level(logging.INFO):
+        pl.Trainer(logger=TensorBoardLogger(tmp_path), accelerator="cpu", enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False)
+        logging.getLogger("pytorch_lightning.trainer.connectors.checkpoint_connector").info(
+            "`weights_only` was not set, defaulting to `False`.")
+    assert "GPU available" in caplog.text  # Lightning's own messages about the run
+    assert "Tip" not in caplog.text and "litlogger" not in caplog.text and "weights_only" not in caplog.text
+
+
+def test_one_tensorboard_command_for_the_runs_of_a_task(tmp_path):
+    """The run summary's command is the README's: the task's folder above runs/ (logs/train), a sweep's folder."""
+    from convgru.training.report import tensorboard_command
+
+    logs = tmp_path / "logs" / "train"
+    assert tensorboard_command(logs / "runs" / "quickstart_2026-12-03_16-32-37") == f"tensorboard --logdir {logs}"
+    assert tensorboard_command(logs / "multiruns" / "s" / "0") == f"tensorboard --logdir {logs / 'multiruns' / 's'}"

@@ -228,7 +228,8 @@ def test_second_run_into_a_busy_folder_is_refused_by_the_command_line(tmp_path, 
 @pytest.mark.slow
 def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
     """SIGTERM mid-epoch: last.ckpt at the step it stopped, the resume command printed; the resumed
-    run continues from that step and completes."""
+    run (ckpt_path= alone) continues in its folder from that step, says what the rest of the epoch
+    repeats, and completes."""
     run, folder = tmp_path / "stopped", tmp_path / "stopped" / "checkpoints"
     command = [sys.executable, "scripts/train.py", *tiny("train"), "data.train_size=240", "trainer.max_epochs=1",
                "test=false", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={run}"]
@@ -251,11 +252,15 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path, cache_dir):
     resume = [line.strip() for line in stderr.splitlines() if "scripts/train.py" in line and "ckpt_path=" in line]
     assert resume and resume[-1].endswith(f"ckpt_path={folder / 'last.ckpt'}"), stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
-    resumed = tmp_path / "resumed"
-    result = subprocess.run([*command[:-1], f"hydra.run.dir={resumed}", f"ckpt_path={folder / 'last.ckpt'}"],
+    logs = tmp_path / "logs"  # ckpt_path= alone, as the README shows it: the run continues in its own folder
+    result = subprocess.run([*command[:-1], f"paths.log_dir={logs}", f"ckpt_path={folder / 'last.ckpt'}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not logs.exists()  # no new run folder
+    assert f"Resuming epoch 0 after {step} of its 60 training batches: the rest of it is {60 - step} batches" \
+        in result.stdout, result.stdout[-3000:]
+    assert "unreliable" not in result.stdout + result.stderr and "weights_only" not in result.stdout
+    final = torch.load(folder / "last.ckpt", weights_only=True)
     assert final["global_step"] == 60 and final["epoch"] == 0
 
 

@@ -2,12 +2,15 @@
 tiny run: HPARAMS has the model settings with the validation and test metrics they produced, the scalars
 explain their scale, and the val/predictions image is labelled."""
 
+import time
+
 import torch
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+from tensorboard.util.grpc_util import ChannelCredsType
 
 from convgru.training.images import rows_grid, sequence_grid
 
@@ -35,9 +38,12 @@ def test_hparams_tab_has_the_settings_and_their_metrics(trained_run):
     names = {info.name for info in experiment.hparam_infos}
     assert {"net/hidden_sizes", "net/kernel_size", "optimizer/lr", "loss", "data/frames_in"} <= names
     assert {"val/mse", "val/ssim", "test/mse", "test/psnr"} <= {info.name.tag for info in experiment.metric_infos}
+    assert experiment.hparam_infos[0].name == "Dataset"  # what the run is, first; no model= choice without Hydra
+    assert not {"baselines/extrapolation/motion", "loss_units", "loss_weights", "thresholds", "value_range"} & names
     (group,) = groups
     assert group.hparams["net/hidden_sizes"].string_value == str(list(cfg.model.net.hidden_sizes))
     assert group.hparams["optimizer/lr"].number_value == cfg.model.optimizer.lr
+    assert group.hparams["Dataset"].string_value == "MovingMNIST"
     values = {m.name.tag: m.value for m in group.metric_values}
     assert values["test/mse"] == metrics["test/mse"] and values["val/ssim"] == metrics["val/ssim"]
 
@@ -51,6 +57,27 @@ def test_scalars_explain_their_scale_and_are_logged_once(trained_run):
     assert "dB" in events.SummaryMetadata("test/psnr").summary_description
     for tag in ("val/mse", "val/loss", "test/mse"):  # the hparams add no point to the charts
         assert len(events.Scalars(tag)) == 1, tag
+
+
+def test_charts_show_the_descriptions_with_tensorboards_fast_loader(trained_run):
+    """TensorBoard reads the event files with its Rust data server where tensorboard-data-server is
+    installed (its default, --load_fast=auto); the descriptions reach the charts through it too."""
+    from tensorboard.data import server_ingester
+
+    out, _, _ = trained_run
+    ingester = server_ingester.SubprocessServerDataIngester(
+        server_ingester.get_server_binary(), str(out / "tensorboard"), reload_interval=0,
+        channel_creds_type=ChannelCredsType.LOCAL)  # the server ends with this process (--die-after-stdin)
+    ingester.start()
+    found = {}
+    for _ in range(100):  # its first load, in the background
+        found = ingester.data_provider.list_scalars(context.RequestContext(), experiment_id="", plugin_name="scalars")
+        if found and "test/psnr" in found[next(iter(found))]:
+            break
+        time.sleep(0.05)
+    (tags,) = found.values()
+    assert "summed over the pixels" in tags["val/mse"].description and "dB" in tags["test/psnr"].description
+    assert "mean over pixels" in tags["train/loss_epoch"].description
 
 
 def test_prediction_rows_are_labelled(trained_run):

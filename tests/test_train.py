@@ -29,7 +29,7 @@ def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
 def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, options):
     """model.compile=true through Lightning: one level is enough (test_forecaster.py compares a compiled
     2-level network with eager, forward and backward, across batch sizes)."""
-    overrides = [*options, "+trainer.max_steps=3", "+trainer.limit_val_batches=0", "test=false", "data.train_size=4",
+    overrides = [*options, "trainer.max_steps=3", "+trainer.limit_val_batches=0", "test=false", "data.train_size=4",
                  "trainer.max_epochs=3", "model.scheduler.name=none"]  # three training steps, no validation
     torch._dynamo.reset()  # nothing compiled by the tests before this one in the process (pytest-xdist workers)
     metrics = train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))

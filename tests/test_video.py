@@ -446,3 +446,24 @@ def test_image_size_as_hydra_gives_it():
     assert frame_size(OmegaConf.create({"s": [96, 128]}).s) == (96, 128) and frame_size(64) == (64, 64)
     with pytest.raises(ValueError, match="image_size: expected an integer >= 1"):
         frame_size("96")
+
+
+def test_side_by_side_leaves_truth_to_show_or_says_there_is_none(trained_run, tmp_path, capsys):
+    """--side-by-side without --start starts where the clip still holds the forecast's frames (the truth
+    column); a clip with none after the input says so in one line instead of dropping the column silently."""
+    ckpt = trained_run[0] / "checkpoints" / "last.ckpt"  # Moving MNIST: 3 in, 2 out, 32x32, gray
+    write_clip(tmp_path / "long.mp4", square_frames(t=9, h=32, w=32))
+    side = tmp_path / "side.mp4"
+    predict_script.main([str(ckpt), str(tmp_path / "long.mp4"), str(side), "--side-by-side"])
+    with av.open(str(side)) as video:
+        frames = list(video.decode(video.streams.video[0]))
+    assert len(frames) == 3 + 2 and frames[0].width > 3 * 32  # input | truth | forecast
+    assert "note:" not in capsys.readouterr().err
+    write_clip(tmp_path / "short.mp4", square_frames(t=3, h=32, w=32))
+    predict_script.main([str(ckpt), str(tmp_path / "short.mp4"), str(tmp_path / "short_side.mp4"), "--side-by-side"])
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: --side-by-side shows no truth column: {tmp_path / 'short.mp4'} has no frames after the "
+                     "input frames (it holds only the 3 input frames)"]
+    predict_script.main([str(ckpt), str(tmp_path / "long.mp4"), str(tmp_path / "end.mp4"), "--side-by-side",
+                         "--start", "6"])
+    assert "(--start 6); an earlier --start leaves frames of the clip to compare with" in capsys.readouterr().err

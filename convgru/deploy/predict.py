@@ -52,7 +52,8 @@ checkpoint trained on radar (data.units) draws them in its units on pysteps' pre
 (--colors: another of pysteps' scales or a matplotlib colour map such as cividis), others in grey or RGB.
 INPUT may be a video (.mp4, .avi, .mkv, .webm, .mov, ...; needs pip install -e ".[video]"): decoded as
 the checkpoint's data config does (channels, image_size, crop, frame_step), its last frames_in frames
-(or those from --start) are the input. OUTPUT may then be a video (.mp4, .mkv, .mov, .webm, .avi) at
+(or those from --start; with --side-by-side, those that leave the forecast's frames of the clip as the
+truth) are the input. OUTPUT may then be a video (.mp4, .mkv, .mov, .webm, .avi) at
 the clip's frame rate (after frame_step); --side-by-side shows the input, the truth where the clip
 continues, and the forecast.
 No output may be CKPT, INPUT or another output (also through a link); --force replaces existing
@@ -113,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
                              "colour map on its levels, e.g. cividis (readable with a colour vision deficiency)")
     parser.add_argument("--start", type=int, help="video INPUT: first input frame (default: the last frames_in)")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="video OUTPUT: input | truth (where the clip continues) | forecast")
+                        help="video OUTPUT: input | truth (where the clip continues) | forecast; the default "
+                             "--start then leaves the forecast's frames of the clip as the truth")
     parser.add_argument("--init", help="fields INPUT: initialization time (the last input step), e.g. "
                                        "2018-01-01T00; default: the input's last time step")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
@@ -231,7 +233,7 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
     module = load_checked(parser, args)
     try:  # memory-mapped; never unpickled
         if video_in:
-            frames, truth, rate = read_clip(module, args.input, args.start, args.future)
+            frames, truth, rate = read_clip(module, args.input, args.start, args.future, args.side_by_side)
         else:
             frames = ArrayFile(args.input).array
         check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
@@ -250,6 +252,10 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
                      f"{'s' * (bad > 1)} (of {pred.size}); nothing was written. The checkpoint's weights are "
                      "damaged or diverged in training, or the input is far from the training data")
 
+    if args.side_by_side and truth is None:
+        print(f"note: --side-by-side shows no truth column: {args.input} has no frames after the input frames"
+              + (f" (--start {args.start}); an earlier --start leaves frames of the clip to compare with"
+                 if args.start is not None else f" (it holds only the {len(frames)} input frames)"), file=sys.stderr)
     if video_out:
         save_output(parser, "OUTPUT", args.output, lambda name: write_forecast(name, pred, rate, args.output.suffix, *(
             (frames, truth) if args.side_by_side else ())))

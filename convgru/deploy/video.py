@@ -28,13 +28,15 @@ def clip_options(module) -> dict:
                 frame_step=1)
 
 
-def read_clip(module, path, start: int | None = None, future: int | None = None
+def read_clip(module, path, start: int | None = None, future: int | None = None, truth: bool = False
               ) -> tuple[np.ndarray, np.ndarray | None, Fraction]:
     """(inputs (frames_in, C, H, W) uint8, truth (<= future, C, H, W) uint8 or None, frame rate) of the
-    video `path` decoded with `clip_options(module)`: the `frames_in` frames from `start` (default:
-    the last `frames_in`), the frames that follow them (up to `future`, default the module's) where
-    the clip continues, and the rate after frame_step. ValueError when the clip is too short, `start`
-    out of range, or the checkpoint stores no frames_in; BadVideo (a ValueError) for a bad file."""
+    video `path` decoded with `clip_options(module)`: the `frames_in` frames from `start`, the frames that
+    follow them (up to `future`, default the module's) where the clip continues, and the rate after
+    frame_step. Default `start`: the last `frames_in` frames (a forecast past the clip's end) or, with
+    `truth` (a side-by-side video), the frames that leave `future` frames of the clip to compare with
+    (as many as the clip has when shorter). ValueError when the clip is too short, `start` out of range,
+    or the checkpoint stores no frames_in; BadVideo (a ValueError) for a bad file."""
     frames_in = trained_on(module)[0]
     if not isinstance(frames_in, int):
         raise ValueError("the checkpoint stores no data config (convgru 0.1.0), so its number of input frames "
@@ -45,13 +47,15 @@ def read_clip(module, path, start: int | None = None, future: int | None = None
     if len(frames) < frames_in:
         raise ValueError(f"{len(frames)} frames (every {step}. frame, as the checkpoint was trained), the model "
                          f"takes {frames_in}; expected a clip of at least {frames_in * step} frames")
-    start = len(frames) - frames_in if start is None else start
+    future = future or module.hparams.future
+    if start is None:
+        start = max(len(frames) - frames_in - future, 0) if truth else len(frames) - frames_in
     if not 0 <= start <= len(frames) - frames_in:
         raise ValueError(f"--start {start}: expected 0 to {len(frames) - frames_in} (the clip has {len(frames)} "
                          f"frames{f' after frame_step={step}' if step > 1 else ''}, the model takes {frames_in})")
     end = start + frames_in
-    truth = frames[end:end + (future or module.hparams.future)]
-    return frames[start:end], truth if len(truth) else None, rate
+    after = frames[end:end + future]
+    return frames[start:end], after if len(after) else None, rate
 
 
 def write_forecast(path, preds: np.ndarray, rate, suffix: str | None = None, inputs: np.ndarray | None = None,

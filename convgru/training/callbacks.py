@@ -93,10 +93,38 @@ class ResumableOnInterrupt(pl.Callback):
         folder = Path(trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback
                       and trainer.checkpoint_callback.dirpath else Path(trainer.default_root_dir) / "checkpoints")
         path = folder / "last.ckpt"
-        trainer.save_checkpoint(path)
+        if trainer.checkpoint_callback and trainer.checkpoint_callback.dirpath == str(folder):
+            # ModelCheckpoint's state names this file its last: the resumed run writes its last.ckpt over it
+            # (else, finding a last.ckpt it did not write, it would write last-v1.ckpt beside it)
+            trainer.checkpoint_callback.last_model_path = str(path)
+        trainer.save_checkpoint(path, weights_only=False)  # all of the state: the optimizer's, the loops'
         if trainer.is_global_zero:
             say(f"\nStopped by {what} at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}. "
                 f"Resume with:\n  {resume_command(path)}", logging.WARNING, sys.stderr)
+
+
+def batches_done(checkpoint: dict) -> int:
+    """The training batches of its epoch that a checkpoint was saved after, 0 at an epoch's end (Lightning's
+    loop state: fit_loop's epoch_loop.batch_progress)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+    return 0 if progress.get("is_last_batch", True) else int(progress.get("current", {}).get("processed", 0))
+
+
+class MidEpochResume(pl.Callback):
+    """Say, in one line instead of Lightning's warning, what resuming a checkpoint saved `done` training
+    batches into its epoch does: the data loaders cannot restore their place in an epoch, so Lightning trains
+    the epoch's remaining batches drawn afresh from the training set (a new shuffle) and the epochs after it
+    whole."""
+
+    def __init__(self, done: int):
+        self.done = done
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        total = trainer.num_training_batches
+        if trainer.is_global_zero and math.isfinite(total) and 0 < self.done < total:
+            say(f"Resuming epoch {trainer.current_epoch} after {self.done} of its {total} training batches: the rest "
+                f"of it is {total - self.done} batches drawn afresh from the training set (a new shuffle: some "
+                "sequences are seen twice in this epoch, others not at all); the epochs after it are whole.")
 
 
 def terminated_workers(exception: BaseException, trainer: pl.Trainer | None = None) -> bool:
@@ -140,6 +168,14 @@ class ProgressBar(TQDMProgressBar):
 
 
 QUICKSTART = paste_command("train", ["experiment=quickstart"]) + " (minutes on a CPU)"
+QUICKSTART_CHOICE = ("experiment", "quickstart")  # the run QUICKSTART starts: never recommended to itself
+
+
+def _running(choice: tuple[str, str]) -> bool:
+    """Whether this run is a Hydra run that chose `choice` (group, option), e.g. experiment=quickstart."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().runtime.choices.get(choice[0]) == choice[1]
 
 
 class SlowRunWarning(pl.Callback):
@@ -147,16 +183,19 @@ class SlowRunWarning(pl.Callback):
     `hours`, say so in one line: the measured time per step, the estimates per epoch and for the run,
     and `alternative`, a run sized for a CPU. The time per step is measured over the first `steps`
     steps, or over those done after `seconds` when steps are slower. Validation steps are estimated at
-    a third of a training step (a forward pass of the three passes of a training step)."""
+    a third of a training step (a forward pass of the three passes of a training step). The line also
+    says how to cut this run (trainer.max_steps for about 10 minutes, trainer.limit_train_batches); the
+    alternative is left out when it is the run itself (experiment=quickstart)."""
 
     def __init__(self, hours: float = 1.0, steps: int = 3, seconds: float = 20.0,
                  alternative: str = QUICKSTART):
         self.hours, self.steps, self.seconds, self.alternative = hours, steps, seconds, alternative
-        self._start, self._batches, self._done = None, 0, False
+        self._start, self._batches, self._done, self._itself = None, 0, False, False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start, self._batches = None, 0
         self._done = not isinstance(trainer.accelerator, CPUAccelerator) or not trainer.is_global_zero
+        self._itself = self.alternative == QUICKSTART and _running(QUICKSTART_CHOICE)
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
         if self._start is None:
@@ -185,10 +224,13 @@ class SlowRunWarning(pl.Callback):
         epochs = max(total / train - trainer.current_epoch, 0)
         if epoch * epochs < self.hours * 3600:
             return None
+        steps = max(int(600 / per_step), 1)  # training steps in about 10 minutes
+        cut = (f"cut it with {paste_command(None, [('trainer.max_steps', steps)])} (about 10 min of training) or "
+               f"trainer.limit_train_batches=N (N batches per epoch)")
         return (f"This run is slow here: {per_step:.3g} s per training step on the CPU (no GPU in use), about "
                 f"{duration(epoch)} per epoch ({train} training and {val} validation steps) and "
                 f"{duration(epoch * epochs)} for the {epochs:.3g} epoch{'' if epochs == 1 else 's'} left; "
-                f"a run sized for a CPU: {self.alternative}")
+                + (f"{cut}." if self._itself else f"a run sized for a CPU: {self.alternative}; or {cut}."))
 
 
 def duration(seconds: float) -> str:

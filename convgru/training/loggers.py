@@ -6,6 +6,8 @@ import math
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
+from tensorboard.compat.proto.summary_pb2 import DATA_CLASS_SCALAR
+from tensorboard.plugins.scalar.metadata import create_summary_metadata
 from torch.utils.tensorboard.summary import hparams, scalar
 
 _SUM = ("summed over the pixels (and channels) of each frame in [0, 1], then averaged over frames and sequences "
@@ -31,10 +33,20 @@ def description(tag: str) -> str | None:
     return DESCRIPTIONS.get(name) if stage in ("train", "val", "test") else None
 
 
+def description_metadata(tag: str):
+    """The SummaryMetadata of the first point of the scalar `tag`: the scalar plugin's (tensorboard's
+    `create_summary_metadata`) with `description(tag)` and the scalar data class. Without the data class,
+    TensorBoard's fast loader (tensorboard-data-server, its default where installed) replaces the
+    metadata of a `simple_value` point by its own and the chart shows no description."""
+    metadata = create_summary_metadata(display_name=tag, description=description(tag) or "")
+    metadata.data_class = DATA_CLASS_SCALAR
+    return metadata
+
+
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's TensorBoardLogger whose scalars carry `description(tag)`: TensorBoard reads a
     scalar's description from its first point, so the first point of each described tag is written
-    with it."""
+    with it, in the scalar plugin's full metadata (`description_metadata`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,8 +57,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         first = {k: v for k, v in metrics.items() if k not in self._described and description(k)}
         for tag, value in first.items():
             summary = scalar(tag, float(value))
-            summary.value[0].metadata.plugin_data.plugin_name = "scalars"
-            summary.value[0].metadata.summary_description = description(tag)
+            summary.value[0].metadata.CopyFrom(description_metadata(tag))
             self.experiment._get_file_writer().add_summary(summary, step)
             self._described.add(tag)
         super().log_metrics({k: v for k, v in metrics.items() if k not in first}, step)
@@ -64,15 +75,31 @@ def _plain(params: dict, prefix: str = "") -> dict:
     return flat
 
 
-def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float]) -> None:
+def applicable(params: dict) -> dict:
+    """The model's hyperparameters that apply to its run: without unset ones (None), without the baselines,
+    thresholds and their scores' settings (fss_scales, csi_pool_sizes) when no thresholds are scored, and
+    without the balanced loss's settings (loss_thresholds, loss_weights, loss_units) for another loss."""
+    balanced = any(part.startswith("b") for part in str(params.get("loss", "")).split("+"))
+    left_out = set()
+    if not params.get("thresholds"):
+        left_out |= {"baselines", "fss_scales", "csi_pool_sizes"}
+    if not balanced:
+        left_out |= {"loss_thresholds", "loss_weights", "loss_units"}
+    return {k: v for k, v in params.items() if k not in left_out and v is not None}
+
+
+def log_hparams_with_metrics(trainer: pl.Trainer, module: pl.LightningModule, metrics: dict[str, float],
+                             names: dict | None = None) -> None:
     """Write the model's hyperparameters with the names of the validation and test metrics they produced
     to every TensorBoard logger: its HPARAMS tab shows the runs of a sweep side by side, each with the
     last value of each metric's chart (the last validation, the test of the best checkpoint). Nothing
-    is added to the charts. The data config is left out but its frames_in / frames_out, image_size and
-    value_range, which the model's hyperparameters lack."""
-    params = {k: v for k, v in module.hparams.items() if k != "data"}
+    is added to the charts. First `names` (what the run is: {"Dataset": "moving_mnist", "Model":
+    "convgru3", "Experiment": ...}), then the hyperparameters that apply (`applicable`); the data config is
+    left out but its frames_in / frames_out, image_size and value_range, which the model's lack."""
+    params = {**(names or {}), **applicable({k: v for k, v in module.hparams.items() if k != "data"})}
     data = module.hparams.get("data") or {}
-    params["data"] = {k: data[k] for k in ("frames_in", "frames_out", "image_size", "value_range") if k in data}
+    params["data"] = {k: data[k] for k in ("frames_in", "frames_out", "image_size", "value_range")
+                      if data.get(k) is not None}
     names = {k: 0.0 for k, v in metrics.items() if k.split("/")[0] in ("val", "test") and math.isfinite(v)}
     if not trainer.is_global_zero:
         return

@@ -1,5 +1,6 @@
 """Where the configs are and where a run reads and writes: the packaged config folder (CONFIG_DIR) and
-the `${project_root:}` and `${cache_dir:}` resolvers that convgru/conf/paths/default.yaml uses.
+the `${project_root:}` and `${cache_dir:}` resolvers that convgru/conf/paths/default.yaml uses, and
+`${run_dir:}`, the run folder that convgru/conf/hydra/default.yaml names.
 
 From a checkout (a clone, or an editable install), `paths.root_dir` is the checkout: runs write
 logs/ and data/cache there, as they always did. From a wheel, it is the folder the command runs in
@@ -13,6 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from convgru.data.cache import user_cache_dir
+from convgru.training.run_folder import run_dir
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # train.yaml, eval.yaml and the config groups
 _MARKERS = ("pyproject.toml", "convgru/conf")
@@ -43,8 +45,11 @@ def default_cache_dir(data_dir: str) -> str:
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}` and `${cache_dir:<data_dir>}` with OmegaConf (idempotent)."""
+    """Register `${project_root:}`, `${cache_dir:<data_dir>}` and `${run_dir:...}` (the run folder's
+    name, convgru/conf/hydra/default.yaml) with OmegaConf (idempotent)."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", find_project_root)
     if not OmegaConf.has_resolver("cache_dir"):
         OmegaConf.register_new_resolver("cache_dir", default_cache_dir)
+    if not OmegaConf.has_resolver("run_dir"):
+        OmegaConf.register_new_resolver("run_dir", run_dir)

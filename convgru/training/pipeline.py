@@ -16,7 +16,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from convgru import EncoderForecaster
-from convgru.training.callbacks import terminated_workers
+from convgru.training.callbacks import MidEpochResume, batches_done, terminated_workers
 from convgru.training.checkpoint import load_checkpoint, portable_data_config
 from convgru.training.cli import Terminated, error_message, group_choices, override_keys
 from convgru.training.fields import check_save_forecasts, save_test_forecasts
@@ -24,7 +24,7 @@ from convgru.training.images import first_forecasts
 from convgru.training.loggers import log_hparams_with_metrics
 from convgru.training.options import check_options, full_names, instantiate
 from convgru.training.paths import register_resolvers
-from convgru.training.report import TestReport, eval_report, say, train_report
+from convgru.training.report import TestReport, eval_report, quiet_lightning, say, train_report
 from convgru.training.restore import check_model_config, check_weights_fit, module_from_checkpoint, use_checkpoint_data
 from convgru.training.run_folder import RunLock, check_fresh, requeued_checkpoint
 
@@ -50,10 +50,17 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
         from convgru.training.figures import check_colors  # matplotlib: only when figures are drawn
 
         check_colors(cfg.figures.radar_colors)
+    quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
     # Lightning's advice to test on one device, as its sampler repeats samples: the module scores each once
     # (convgru.training.metrics.UnpaddedShard)
     warnings.filterwarnings("ignore", "Using `DistributedSampler` with the dataloaders", PossibleUserWarning)
+    # Lightning's warning that a mid-epoch resume "can cause unreliable results": MidEpochResume says what it does
+    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
+                            PossibleUserWarning)
+    # ModelCheckpoint's note on a folder that holds checkpoints: a new run never writes there (check_fresh), a
+    # resumed one continues its own
+    warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
     try:
         datamodule = instantiate(cfg.data, "data")
     except (ValueError, OmegaConfBaseException) as error:
@@ -77,14 +84,33 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
     return datamodule, module, trainer
 
 
-def _safe_ckpt(cfg: DictConfig, path, module=None) -> str:
-    """Validate a checkpoint to resume or test from (the safe loader, the configured model and, given
-    the built `module`, that its weights fit it); return its path."""
+def _checked_ckpt(cfg: DictConfig, path, module=None) -> dict:
+    """A checkpoint to resume or test from, validated (the safe loader, the configured model and, given
+    the built `module`, that its weights fit it)."""
     checkpoint = load_checkpoint(path)
     check_model_config(checkpoint, OmegaConf.to_container(cfg.model, resolve=True), path, resume=True)
     if module is not None:
         check_weights_fit(module, checkpoint, path)
+    return checkpoint
+
+
+def _safe_ckpt(cfg: DictConfig, path, module=None) -> str:
+    """`_checked_ckpt`'s checks; the checkpoint's path."""
+    _checked_ckpt(cfg, path, module)
     return str(path)
+
+
+def run_names(cfg: DictConfig) -> dict[str, str]:
+    """What a run is, for its HPARAMS row: {"Dataset", "Model"} as chosen (data=, model=; without Hydra, the
+    data module's name) and the "Experiment" if one was chosen. Capitalized: TensorBoard sorts the columns
+    by name, and these come before the model's lower-case hyperparameters."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    target = str(OmegaConf.select(cfg, "data._target_", default="")).rsplit(".", 1)[-1]
+    names = {"Dataset": choices.get("data") or target.removesuffix("DataModule"), "Model": choices.get("model"),
+             "Experiment": choices.get("experiment")}
+    return {k: v for k, v in names.items() if v}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -117,10 +143,12 @@ def _terminated(trainer: pl.Trainer) -> Terminated:
 
 def _train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)  # a requeued SLURM job
+    extra = [TestReport()]
     if ckpt_path:
-        _safe_ckpt(cfg, ckpt_path)  # before building: the data module may generate data
-    results = TestReport()
-    datamodule, module, trainer = _build(cfg, callbacks=True, extra_callbacks=[results])
+        checkpoint = _checked_ckpt(cfg, ckpt_path)  # before building: the data module may generate data
+        extra.append(MidEpochResume(batches_done(checkpoint)))
+    results = extra[0]
+    datamodule, module, trainer = _build(cfg, callbacks=True, extra_callbacks=extra)
     resume = _safe_ckpt(cfg, ckpt_path, module) if ckpt_path else None
     if resume and not cfg.get("ckpt_path"):
         log.info(f"Requeued job: continuing from {resume}")
@@ -145,7 +173,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         metrics[cfg.monitor] = float(trainer.checkpoint_callback.best_model_score)
-    log_hparams_with_metrics(trainer, module, metrics)
+    log_hparams_with_metrics(trainer, module, metrics, run_names(cfg))
     if trainer.is_global_zero:
         thresholds = module.hparams.thresholds if cfg.get("test", True) else None
         drawn = _figures(cfg, module, datamodule) if cfg.get("test", True) else None

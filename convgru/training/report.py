@@ -43,6 +43,33 @@ LOG.propagate = False  # printed already: never again through the root logger's 
 LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning")  # their messages: into the run's log too
 
 
+# Lightning's messages that are not about the run: advertisements ("💡 Tip: ... litlogger / litmodels") and
+# "`weights_only` was not set, defaulting to `False`" (said when a full training checkpoint is saved, which
+# reads like a security warning; convgru loads every checkpoint with weights_only=True)
+NOT_ABOUT_THE_RUN = {"pytorch_lightning.utilities.rank_zero": ("💡 Tip:",), "lightning_fabric.utilities.rank_zero": ("💡 Tip:",),
+                     "pytorch_lightning.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",)}
+
+
+class _Drop(logging.Filter):
+    """Drops the records of its logger whose message starts with one of `starts`."""
+
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+def quiet_lightning() -> None:
+    """Leave out Lightning's messages that are not about the run (NOT_ABOUT_THE_RUN), each by its own
+    logger and words, so that every other message of Lightning is printed as before (idempotent)."""
+    for name, starts in NOT_ABOUT_THE_RUN.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Drop) for f in logger.filters):
+            logger.addFilter(_Drop(starts))
+
+
 def say(text: str, level: int = logging.INFO, stream=None) -> None:
     """Print `text` on `stream` (stdout) without breaking a progress bar, and log it at `level`."""
     tqdm.write(text, file=stream or sys.stdout)
@@ -225,8 +252,7 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         lines.append(f"Checkpoints:   {_where(checkpoints)}" + (f" ({', and '.join(saved)})" if saved else ""))
     for logger in (logger for logger in trainer.loggers if logger.log_dir):  # not fast_dev_run's DummyLogger
         if isinstance(logger, TensorBoardLogger):
-            tensorboard = paste_command(("tensorboard", "--logdir", str(_relative(folder.parent))))
-            lines.append(f"Logs:          {_where(logger.log_dir)} ({tensorboard})")
+            lines.append(f"Logs:          {_where(logger.log_dir)} ({tensorboard_command(folder)})")
         else:
             lines.append(f"Logs:          {_where(logger.log_dir)}")
     lines.append(f"Metrics:       {_where(folder / 'metrics.json')}")
@@ -240,6 +266,14 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
         say(skill_report(metrics, thresholds, units, "test/"))
     if table := field_table(metrics, "test/", field_note):
         say(table)
+
+
+def tensorboard_command(folder: Path) -> str:
+    """The one TensorBoard command for the run in `folder`, as the README gives it: the runs of its task side by
+    side (`tensorboard --logdir logs/train` for logs/train/runs/<run>), or of its sweep (multiruns/<sweep>/<job>)
+    or of the folder above a run folder named with hydra.run.dir."""
+    above = folder.absolute().parent
+    return paste_command(("tensorboard", "--logdir", str(_relative(above.parent if above.name == "runs" else above))))
 
 
 def _where(path) -> str:

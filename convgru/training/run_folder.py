@@ -11,6 +11,7 @@ the processes Lightning starts for DDP, and the nodes of a multi-node run, share
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -129,3 +130,106 @@ def check_fresh_folder(folder, resume: str | None) -> None:
             f"hydra.run.dir (by default every run gets a new folder), or continue that run with "
             f"{paste_command(None, [('ckpt_path', str(folder / 'last.ckpt'))])}"
         )
+
+
+# --- run names ------------------------------------------------------------------------------
+
+NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
+TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")  # the time that ends a run folder's name
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # a name's characters: typed unquoted in a shell and in Hydra's grammar
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")  # a whole run name's: also the `+` between its parts
+_LEFT_OUT = ("hydra.", "hydra/", "paths.", "ckpt_path")  # where a run writes, not what it is
+
+
+def _word(text: str, unsafe: re.Pattern = _UNSAFE) -> str:
+    return unsafe.sub(".", text).strip(".") or "_"
+
+
+def _value_word(value) -> str:
+    """A value written in a run's name: lists and sweeps as their items joined by '.', a path by its
+    file name (data.files=[/data/a.npy] -> a.npy)."""
+    if isinstance(value, (list, tuple)):
+        return ".".join(_value_word(v) for v in value)
+    if isinstance(value, dict):
+        return ".".join(f"{k}.{_value_word(v)}" for k, v in value.items())
+    if hasattr(value, "list"):  # a sweep (-m): key=a,b
+        return ".".join(_value_word(v) for v in value.list)
+    text = str(value)
+    return _word(text.rstrip("/").rsplit("/", 1)[-1] if "/" in text else text)
+
+
+def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
+    """What a run is, as its folder (and so TensorBoard's run and HPARAMS row) is named before its time:
+    the experiment (else the data and the model chosen), or `checkpoint_run` (an evaluation: the name of
+    the run its checkpoint comes from), then each override of the command line that differs from it as
+    `+key-value` (the last part of the key; lists joined by '.', paths by their file name), leaving out
+    where the run writes (hydra.*, paths.*, ckpt_path). Only letters, digits and `._+-`, so that a path
+    through it is typed as it is in a shell and in an override; at most NAME_BYTES bytes, overrides that
+    do not fit counted as `+N-more`. E.g. `quickstart+max_steps-100`, `moving_mnist-convgru3+lr-0.01`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = dict(choices or {})
+    if checkpoint_run:
+        base, named = _word(checkpoint_run, _UNSAFE_NAME), ()
+    elif choices.get("experiment"):
+        base, named = _word(str(choices["experiment"])), ("experiment",)
+    else:
+        base, named = f"{_word(str(choices.get('data')))}-{_word(str(choices.get('model')))}", ("data", "model")
+    words = []
+    for override in OverridesParser.create().parse_overrides(list(overrides or ())):
+        key = override.key_or_group
+        if key in named or key.startswith(_LEFT_OUT):
+            continue
+        last = _word(key.rsplit(".", 1)[-1].rsplit("/", 1)[-1])
+        words.append(f"no-{last}" if override.is_delete() else f"{last}-{_value_word(override.value())}")
+    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
+    left, base = (int(more[1]), base[:more.start()]) if more else (0, base)
+    name = "+".join([base, *words]) + (f"+{left}-more" if left else "")
+    if len(name) <= NAME_BYTES:
+        return name
+    name = base[:NAME_BYTES - len("+99-more")]
+    for i, word in enumerate(words):
+        if len(f"{name}+{word}+99-more") > NAME_BYTES:
+            return f"{name}+{left + len(words) - i}-more"
+        name += f"+{word}"
+    return f"{name}+{left}-more"
+
+
+def _checkpoint(overrides) -> Path | None:
+    """The path that `ckpt_path=` among `overrides` gives (the last one), or None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    paths = [o.value() for o in OverridesParser.create().parse_overrides(list(overrides or ()))
+             if o.key_or_group == "ckpt_path" and isinstance(o.value(), str)]
+    return Path(paths[-1]).expanduser() if paths else None
+
+
+def _run_of(checkpoint: Path) -> Path:
+    """The run folder a checkpoint of a run is in: `<run>/checkpoints/x.ckpt`, `<run>/hpc_ckpt_1.ckpt`."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def resumed_run(overrides) -> Path | None:
+    """The run folder that `ckpt_path=` on a training's command line continues: the folder of a
+    checkpoint in `<run>/checkpoints/` (or of Lightning's `<run>/hpc_ckpt_<n>.ckpt`) that holds the
+    run's .hydra/ config; None for a checkpoint from elsewhere (a new run starts from it)."""
+    checkpoint = _checkpoint(overrides)
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    folder = _run_of(checkpoint)
+    return folder if (folder / ".hydra" / "config.yaml").is_file() else None
+
+
+def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
+    """`hydra.run.dir`: `<root>/<run_name>_<time>`. A
+    training whose ckpt_path is a checkpoint of an earlier run continues in that run's folder
+    (`resumed_run`); an evaluation is named after the run of its checkpoint (its folder's name without
+    the time; a checkpoint outside a run folder: its file name)."""
+    if task == "train" and (folder := resumed_run(overrides)) is not None:
+        return str(folder)
+    checkpoint = _checkpoint(overrides) if task == "eval" else None
+    source = None
+    if checkpoint is not None:
+        source = TIME.sub("", _run_of(checkpoint).name) if checkpoint.parent.name == "checkpoints" else ""
+        source = source or checkpoint.stem
+    return f"{root}/{run_name(choices, overrides, source)}_{time}"

@@ -1,0 +1,56 @@
+"""Run folders say what the run is (convgru.training.run_folder.run_dir, the `${run_dir:}` of
+convgru/conf/hydra/default.yaml): the experiment or the data and the model, the overrides that differ, then
+the time; a training with ckpt_path= of a run's checkpoint continues in that run's folder; an evaluation is
+named after the run of its checkpoint."""
+
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from conftest import CONF
+from convgru.training.run_folder import NAME_BYTES, run_dir, run_name
+
+TIME = r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
+
+
+def folder(task: str, overrides) -> str:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(task, overrides=["paths.log_dir=/logs", *overrides], return_hydra_config=True).hydra.run.dir
+
+
+def test_a_run_is_named_by_what_it_is_then_when():
+    assert re.fullmatch(rf"/logs/train/runs/moving_mnist-convgru3{TIME}", folder("train", []))
+    assert re.fullmatch(rf"/logs/train/runs/quickstart\+max_steps-100\+lr-0.01{TIME}",
+                        folder("train", ["experiment=quickstart", "trainer.max_steps=100", "model.optimizer.lr=0.01"]))
+    named = folder("train", ["data=radar_small", "model=convgru1", 'data.files=["/d/a b.h5",/d/c.h5]',
+                             "~model.baselines.extrapolation", "hydra.job.chdir=false"])
+    assert re.fullmatch(rf"/logs/train/runs/radar_small-convgru1\+files-a.b.h5.c.h5\+no-extrapolation{TIME}", named)
+    assert folder("train", ["hydra.run.dir=/mine"]) == "/mine"
+
+
+def test_names_are_safe_and_short():
+    overrides = [f"+model.net.option_{i}=[/a/path/{'x' * 30},{i}]" for i in range(12)] + ["model.loss=bmse+bmae"]
+    name = run_name({"data": "moving_mnist", "model": "convgru3"}, overrides)
+    assert len(name.encode()) <= NAME_BYTES and name.endswith("-more")
+    assert re.fullmatch(r"[A-Za-z0-9._+-]+", name)
+    cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
+    assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
+        "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
+    path = run_dir("/logs/train/runs", "2026-12-03_16-32-37", "train", {"experiment": "x"}, overrides)
+    override = OverridesParser.create().parse_override(f"ckpt_path={path}/checkpoints/last.ckpt")
+    assert override.value() == f"{path}/checkpoints/last.ckpt"  # typed as it is in an override
+
+
+def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path):
+    run = tmp_path / "quickstart+max_steps-100_2026-12-03_16-32-37"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("{}")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    resume = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    assert folder("train", ["experiment=quickstart", *resume]) == str(run)
+    assert re.fullmatch(rf"/logs/eval/runs/quickstart\+max_steps-100\+test_size-8{TIME}",
+                        folder("eval", [*resume, "data.test_size=8"]))
+    (run / ".hydra" / "config.yaml").unlink()  # a checkpoint outside a run folder: a new run starts from it
+    assert re.fullmatch(rf"/logs/train/runs/quickstart{TIME}", folder("train", ["experiment=quickstart", *resume]))
