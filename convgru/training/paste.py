@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from convgru.training.paths import checkout
+from convgru.training.checkout import checkout
 
 
 def hydra_value(value) -> str:

@@ -8,29 +8,15 @@ logs/ and data/cache there, as they always did. From a wheel, it is the folder t
 $PROJECT_ROOT names the root in both cases; paths.log_dir and paths.cache_dir override each folder.
 """
 
-import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from convgru.data.cache import user_cache_dir
+from convgru.training.checkout import checkout
 from convgru.training.run_folder import run_dir
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # train.yaml, eval.yaml and the config groups
-_MARKERS = ("pyproject.toml", "convgru/conf")
-
-
-def _is_root(folder: Path) -> bool:
-    return all((folder / marker).exists() for marker in _MARKERS)
-
-
-def checkout() -> Path | None:
-    """$PROJECT_ROOT if set, else the source checkout this package is imported from (a folder holding
-    pyproject.toml and convgru/conf), else None: convgru is installed from a wheel."""
-    if os.environ.get("PROJECT_ROOT"):
-        return Path(os.environ["PROJECT_ROOT"]).expanduser().resolve()
-    package_checkout = Path(__file__).resolve().parents[2]
-    return package_checkout if _is_root(package_checkout) else None
 
 
 def find_project_root() -> str:
