@@ -195,9 +195,9 @@ TINY_RUN = [*(o for o in tiny("train") if not o.startswith("data.train_size")), 
 @pytest.mark.slow
 def test_capped_quickstart(tmp_path, cache_dir, monkeypatch):
     """get-started.md's capped run, on tiny frames and a tiny model: 32 sequences in batches of 4 would be 8
-    steps; ++trainer.limit_train_batches=5 stops the epoch at 5."""
+    steps; trainer.limit_train_batches=5 stops the epoch at 5."""
     (command,) = shell_commands(block_run_by("test_capped_quickstart"))
-    assert "++trainer.limit_train_batches=5" in command and "trainer.max_epochs=1" in command
+    assert "trainer.limit_train_batches=5" in command and "trainer.max_epochs=1" in command
     monkeypatch.chdir(tmp_path)
     run_command([*command, *TINY_RUN, f"paths.log_dir={tmp_path}/logs", f"paths.cache_dir={cache_dir}"])
     (last,) = tmp_path.glob("logs/**/checkpoints/last.ckpt")
@@ -206,8 +206,8 @@ def test_capped_quickstart(tmp_path, cache_dir, monkeypatch):
 
 
 FIELDS_TINY = ["model.net.hidden_sizes=[4,4]", "model.net.stem_channels=4", "model.net.kernel_size=3",
-               "data.batch_size=4", "data.num_workers=0", "trainer.max_epochs=1", "++trainer.limit_train_batches=2",
-               "++trainer.limit_val_batches=1", "++trainer.limit_test_batches=1",
+               "data.batch_size=4", "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+               "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
                "callbacks.prediction_images.num_sequences=2", "figures.enabled=false"]
 
 
