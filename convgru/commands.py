@@ -42,8 +42,9 @@ def keys_help(config_dir=CONFIG_DIR) -> str:
             "  convgru train --help GROUP=OPTION   one option, e.g. --help data=radar\n"
             "  convgru train --help train          the keys outside the groups (seed, monitor, test, ckpt_path,\n"
             "                                      figures); --help eval: eval's\n"
-            "the same text as the docs' config reference (docs/configs.md), read from the configs' comments.\n"
-            "`convgru train --cfg job [overrides]` prints the composed config; docs/errors.md lists every error.\n"
+            "the same text as the Config reference page of the documentation (docs/configs.md in the source),\n"
+            "read from the configs' comments. `convgru train --cfg job [overrides]` prints the composed config;\n"
+            "the Errors page (docs/errors.md) lists every error.\n"
             "Your own configs: convgru train --config-dir DIR experiment=mine (DIR/experiment/mine.yaml,\n"
             "starting with `# @package _global_`, as the packaged experiments do); --help GROUP shows them too.")
 

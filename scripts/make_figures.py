@@ -1,6 +1,7 @@
-"""Regenerate the figures of the README (docs/figures/) from a small nowcast run: the nowcast quickstart
-on 200 synthetic radar sequences, trained for an epoch on the CPU, then evaluated with
-scripts/eval.py, which writes figures/ beside metrics.json; three of them are copied to docs/figures.
+"""Regenerate the figures (docs/figures/) that the docs' Training and configs page shows (docs/training.md,
+"Figures") from a small nowcast run: the nowcast quickstart on 200 synthetic radar sequences, trained for
+an epoch on the CPU, then evaluated with scripts/eval.py, which writes figures/ beside metrics.json;
+three of them are copied to docs/figures.
 
     python scripts/make_figures.py [--out docs/figures] [--work /tmp/convgru-figures] [--epochs 1]
 
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOWN = ("forecasts.png", "csi.png", "performance_diagram.png")  # what the README shows
+SHOWN = ("forecasts.png", "csi.png", "performance_diagram.png")  # what docs/training.md shows
 RUN = ["experiment=nowcast_quickstart", "data.synthetic.num_sequences=200", "data.num_workers=0",
        "trainer.log_every_n_steps=5"]
 
@@ -25,7 +26,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures", help="where the figures are copied")
     parser.add_argument("--work", type=Path, help="folder of the run and its evaluation (default: a temporary one)")
-    parser.add_argument("--epochs", type=int, default=1, help="training epochs (the README's figures: 1)")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs (the docs' figures: 1)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="convgru-figures-"))
     paths = [f"paths.cache_dir={work / 'cache'}", f"paths.log_dir={work / 'logs'}"]

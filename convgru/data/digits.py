@@ -10,7 +10,7 @@ import numpy as np
 
 from convgru._checks import OptionError, shown_path
 
-BUNDLED_BANK = Path(__file__).resolve().parent / "bundled" / "mnist_5k.npz"  # package data (provenance: README.md)
+BUNDLED_BANK = Path(__file__).resolve().parent / "bundled" / "mnist_5k.npz"  # package data; provenance: bundled/README
 DIGIT_SHAPE = (28, 28)
 HOLDOUT_SEED = 0  # fixed: the held-out digits never change with the experiment's seed
 SOURCES = ("bundled", "mnist", "idx")

@@ -1,5 +1,6 @@
-"""TensorBoard as the README describes it: scalars with a description of their scale (shown beside
-each chart), and the hyperparameters of a run with the metrics they produced (the HPARAMS tab)."""
+"""TensorBoard as the docs describe it (docs/training.md, "Watch it in TensorBoard"): scalars with a
+description of their scale (shown beside each chart), and the hyperparameters of a run with the metrics
+they produced (the HPARAMS tab)."""
 
 import math
 

@@ -269,9 +269,9 @@ def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], fold
 
 
 def tensorboard_command(folder: Path) -> str:
-    """The one TensorBoard command for the run in `folder`, as the README gives it: the runs of its task side by
-    side (`tensorboard --logdir logs/train` for logs/train/runs/<run>), or of its sweep (multiruns/<sweep>/<job>)
-    or of the folder above a run folder named with hydra.run.dir."""
+    """The one TensorBoard command for the run in `folder`, as the README and the docs give it: the runs of its
+    task side by side (`tensorboard --logdir logs/train` for logs/train/runs/<run>), or of its sweep
+    (multiruns/<sweep>/<job>) or of the folder above a run folder named with hydra.run.dir."""
     above = folder.absolute().parent
     return paste_command(("tensorboard", "--logdir", str(_relative(above.parent if above.name == "runs" else above))))
 
