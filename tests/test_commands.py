@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 import convgru
 from conftest import ROOT
 from convgru import commands
-from convgru.training import paths
+from convgru.training import checkout, paths
 
 
 def test_help_lists_commands_groups_options_and_where_keys_are_explained(capsys):
@@ -63,7 +63,7 @@ def test_paths_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _paths(tmp_path) == {"root_dir": str(ROOT), "data_dir": f"{ROOT}/data", "cache_dir": f"{ROOT}/data/cache",
                                 "log_dir": f"{ROOT}/logs"}
-    monkeypatch.setattr(paths, "_is_root", lambda folder: False)  # as installed from a wheel
+    monkeypatch.setattr(checkout, "_is_root", lambda folder: False)  # as installed from a wheel
     assert _paths(tmp_path) == {"root_dir": str(tmp_path), "data_dir": f"{tmp_path}/data",
                                 "cache_dir": f"{tmp_path}/xdg/convgru", "log_dir": f"{tmp_path}/logs"}
     monkeypatch.setenv("PROJECT_ROOT", str(tmp_path / "project"))
