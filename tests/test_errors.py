@@ -1,4 +1,4 @@
-"""The error sweep: every bad data file, config value and checkpoint a user can reach from the README
+"""The error sweep: every bad data file, config value and checkpoint a user can reach from the docs
 ends in one clear message naming the file or option, what was expected and what was found, with
 nothing of the user's written over. docs/errors.md is this table; regenerate it with
 `PYTHONPATH=. python tests/test_errors.py` after changing a message. The framework (Case and the
@@ -74,7 +74,7 @@ def test_docs_table_is_the_sweep():
 
 HEADER = """# Errors
 
-What a user sees for each bad input reachable from the README: the command line prints one line
+What a user sees for each bad input reachable from the docs: the command line prints one line
 `error: <message>` and exits with status 2 (`HYDRA_FULL_ERROR=1` shows the traceback). Hydra's own
 errors (an unknown option or key) are Hydra's messages where a config is composed in Python; the
 scripts check the command line first and print them as one line too (the `cli-` rows). Nothing of
