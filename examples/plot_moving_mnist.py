@@ -35,17 +35,19 @@ from hydra import compose, initialize_config_dir
 import convgru.training
 from convgru.training.paths import CONFIG_DIR
 
+work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
 # sphinx_gallery_start_ignore
 # Lightning's notices and deprecation warnings are left out of the page.
 import logging
 import warnings
+
+import pytorch_lightning  # noqa: F401 (sets its loggers' level on import)
 
 for name in ("pytorch_lightning", "lightning_fabric"):
     logging.getLogger(name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec")
 # sphinx_gallery_end_ignore
 
-work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
 TINY = ["data.image_size=48", "data.frames_in=4", "data.frames_out=4",
         "data.train_size=64", "data.val_size=8", "data.num_workers=0",
         "model.net.hidden_sizes=[8,8]", "model.net.stem_channels=4",
@@ -64,8 +66,8 @@ def config(name, overrides):
 
 run = work / "train"
 metrics = convgru.training.train(config("train", [
-    "experiment=quickstart", *TINY, *QUIET, "callbacks.progress_bar=null",
-    "test=false", f"paths.output_dir={run}",
+    "experiment=quickstart", *TINY, *QUIET, "test=false",
+    "callbacks.progress_bar=null", f"paths.output_dir={run}",
     f"paths.cache_dir={work / 'cache'}"]))
 
 # %%
@@ -73,7 +75,7 @@ metrics = convgru.training.train(config("train", [
 # ``last.ckpt`` to resume from), TensorBoard's logs (the scalars and the
 # predicted frames) and the run's log.
 best = min((run / "checkpoints").glob("epoch_*.ckpt"))
-print(sorted(p.name for p in run.iterdir()))
+print(sorted(p.name for p in run.iterdir() if p.name[0] != "."))
 
 # %%
 # Evaluate
@@ -86,8 +88,9 @@ print(sorted(p.name for p in run.iterdir()))
 tested = work / "eval"
 overrides = ["data.test_size=16", "figures.sequences=1"]
 scores = convgru.training.evaluate(config("eval", [
-    f"ckpt_path={best}", *overrides, QUIET[0], f"paths.output_dir={tested}",
-    f"paths.cache_dir={work / 'cache'}"]), overrides)
+    f"ckpt_path={best}", *overrides, QUIET[0],
+    f"paths.output_dir={tested}", f"paths.cache_dir={work / 'cache'}"]),
+    overrides)
 
 # %%
 # Look at the figures
@@ -99,7 +102,8 @@ scores = convgru.training.evaluate(config("eval", [
 print(sorted(p.name for p in (tested / "figures").iterdir()))
 image = plt.imread(tested / "figures" / "forecasts.png")
 height, width = image.shape[:2]
-plt.figure(figsize=(width / 100, height / 100), dpi=100).figimage(image)
+fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+fig.figimage(image)
 plt.show()
 
 # %%
@@ -119,17 +123,19 @@ digits = resolve_digits("bundled").heldout
 rng = np.random.default_rng(7)
 sequence = generate(digits, 1, rng, num_frames=8, num_digits=1,
                     image_size=48)[0]
-frames = sequence[:, None].astype(np.float32) / 255  # (T, 1, H, W), [0, 1]
+frames = sequence[:, None] / np.float32(255)  # (T, 1, H, W) in [0, 1]
 inputs = torch.from_numpy(frames[None, :4])  # (1, 4, 1, 48, 48)
 with torch.no_grad():
-    predicted = module.forecast(inputs, 4)[0].numpy()  # (4, 1, 48, 48)
+    predicted = module.forecast(inputs, 4)[0].numpy()  # (4, 1, H, W)
 
-fig, axes = plt.subplots(2, 8, figsize=(10, 2.9), layout="constrained")
+fig, axes = plt.subplots(2, 8, figsize=(10, 2.9),
+                         layout="constrained")
 for t in range(8):
     axes[0, t].imshow(frames[t, 0], cmap="gray", vmin=0, vmax=1)
     axes[0, t].set_title(f"{t - 3:+d}" if t > 3 else str(t - 3))
     if t > 3:
-        axes[1, t].imshow(predicted[t - 4, 0], cmap="gray", vmin=0, vmax=1)
+        axes[1, t].imshow(predicted[t - 4, 0], cmap="gray", vmin=0,
+                          vmax=1)
 for ax in axes.flat:
     ax.set(xticks=[], yticks=[])
 for ax in axes[1, :4]:

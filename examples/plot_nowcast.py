@@ -36,29 +36,34 @@ from hydra import compose, initialize_config_dir
 import convgru.training
 from convgru.training.paths import CONFIG_DIR
 
+work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
 # sphinx_gallery_thumbnail_number = 2
 # sphinx_gallery_start_ignore
 # Lightning's notices and deprecation warnings are left out of the page.
 import logging
 import warnings
 
+import pytorch_lightning  # noqa: F401 (sets its loggers' level on import)
+
 for name in ("pytorch_lightning", "lightning_fabric"):
     logging.getLogger(name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec")
 # sphinx_gallery_end_ignore
 
-work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
 run = work / "train"
-with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-    cfg = compose(config_name="train", overrides=[
-        "experiment=nowcast_quickstart", "data.synthetic.num_sequences=32",
-        "data.synthetic.image_size=32", "data.frames_in=4",
-        "data.frames_out=4", "data.num_workers=0",
-        "model.net.hidden_sizes=[8,8]", "model.net.stem_channels=4",
-        "trainer.max_epochs=1", "trainer.log_every_n_steps=2",
-        "figures.sequences=1", "+trainer.enable_progress_bar=false",
-        "+trainer.enable_model_summary=false", "callbacks.progress_bar=null",
-        f"paths.output_dir={run}", f"paths.cache_dir={work / 'cache'}"])
+overrides = [
+    "experiment=nowcast_quickstart", "data.synthetic.num_sequences=32",
+    "data.synthetic.image_size=32", "data.frames_in=4",
+    "data.frames_out=4",
+    "data.num_workers=0", "model.net.hidden_sizes=[8,8]",
+    "model.net.stem_channels=4", "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=2", "figures.sequences=1",
+    "+trainer.enable_progress_bar=false", "callbacks.progress_bar=null",
+    "+trainer.enable_model_summary=false", f"paths.output_dir={run}",
+    f"paths.cache_dir={work / 'cache'}"]
+with initialize_config_dir(config_dir=str(CONFIG_DIR),
+                           version_base="1.3"):
+    cfg = compose(config_name="train", overrides=overrides)
 metrics = convgru.training.train(cfg)
 
 # %%
@@ -69,7 +74,8 @@ metrics = convgru.training.train(cfg)
 # (the model in black).
 image = plt.imread(run / "figures" / "csi.png")
 height, width = image.shape[:2]
-plt.figure(figsize=(width / 100, height / 100), dpi=100).figimage(image)
+fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+fig.figimage(image)
 plt.show()
 
 # %%
@@ -84,12 +90,15 @@ from convgru.data import generate_radar
 from convgru.training import load_module
 from convgru.training.figures import radar_scale
 
-module = load_module(min((run / "checkpoints").glob("epoch_*.ckpt")))
+best = min((run / "checkpoints").glob("epoch_*.ckpt"))
+module = load_module(best)
 low, high = module.hparams.data["value_range"]  # dBZ seen as 0 and 1
 frames_in, future = 4, int(module.hparams.future)
-dbz = generate_radar(1, np.random.default_rng(3), image_size=32,
-                     num_frames=frames_in + future, dynamics="evolving")[0]
-x = torch.from_numpy((dbz[None, :frames_in, None] - low) / (high - low))
+rng = np.random.default_rng(3)
+dbz = generate_radar(1, rng, num_frames=frames_in + future,
+                     image_size=32, dynamics="evolving")[0]
+x = torch.from_numpy((dbz[None, :frames_in, None] - low)
+                     / (high - low))
 with torch.no_grad():  # x: (1, T_in, 1, H, W) in [0, 1]
     scaled = {"model": module.forecast(x, future)}
     for name, baseline in module.baselines.items():
@@ -106,12 +115,13 @@ axes[0, 0].set_title("0 min (last input)")
 for r, (name, frames) in enumerate(rows.items()):
     axes[r, 1].set_ylabel(name)
     for t in range(future):
-        shown = axes[r, t + 1].imshow(frames[t], cmap=cmap, norm=norm)
+        shown = axes[r, t + 1].imshow(frames[t], cmap=cmap,
+                                      norm=norm)
         axes[0, t + 1].set_title(f"+{5 * (t + 1)} min")
 for ax in axes.flat:
     ax.set(xticks=[], yticks=[])
 for ax in axes[1:, 0]:
     ax.set_visible(False)
-fig.colorbar(shown, ax=axes, ticks=ticks, label="reflectivity (dBZ)",
-             shrink=0.8)
+fig.colorbar(shown, ax=axes, ticks=ticks, shrink=0.8,
+             label="reflectivity (dBZ)")
 plt.show()

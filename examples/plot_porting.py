@@ -83,22 +83,24 @@ def max_differences(dtype, steps=12):
 
 float32, h_raft, h_cell = max_differences(torch.float32)
 float64, _, _ = max_differences(torch.float64)
-print(f"max |RAFT - convgru| over 12 steps: float32 {max(float32):.1e}, "
-      f"float64 {max(float64):.1e}")
+print(f"max |RAFT - convgru| over 12 steps: "
+      f"float32 {max(float32):.1e}, float64 {max(float64):.1e}")
 
-fig, (ax, *maps) = plt.subplots(1, 4, figsize=(12, 2.8), layout="constrained",
-                                width_ratios=[1.3, 1, 1, 1])
+fig, (ax, *maps) = plt.subplots(1, 4, figsize=(12, 2.8),
+                                width_ratios=[1.3, 1, 1, 1],
+                                layout="constrained")
 ax.semilogy(range(1, 13), float32, "o-", label="float32")
 ax.semilogy(range(1, 13), float64, "s-", label="float64")
 ax.set(xlabel="step", ylabel="max |RAFT - convgru|",
-       title="state after each step")
+       title="state after each step", xticks=range(2, 13, 2))
 ax.legend()
-panels = {"RAFT's state, channel 0": h_raft[0, 0],
-          "convgru's state, channel 0": h_cell[0, 0],
-          "difference (float32)": h_raft[0, 0] - h_cell[0, 0]}
+panels = {"RAFT's h, channel 0": h_raft[0, 0],
+          "convgru's h": h_cell[0, 0],
+          "RAFT - convgru (float32)": h_raft[0, 0] - h_cell[0, 0]}
 for axis, (title, image) in zip(maps, panels.items()):
     edge = image.abs().max()
-    shown = axis.imshow(image.numpy(), cmap="RdBu_r", vmin=-edge, vmax=edge)
+    shown = axis.imshow(image.numpy(), cmap="RdBu_r", vmin=-edge,
+                        vmax=edge)
     axis.set(title=title, xticks=[], yticks=[])
     fig.colorbar(shown, ax=axis, shrink=0.8)
 plt.show()
