@@ -24,9 +24,10 @@ from convgru.porting import load_concat_weights
 class RaftConvGRU(nn.Module):
     def __init__(self, hidden_dim=16, input_dim=24):
         super().__init__()
-        self.convz = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
-        self.convr = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
-        self.convq = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
+        both = hidden_dim + input_dim
+        self.convz = nn.Conv2d(both, hidden_dim, 3, padding=1)
+        self.convr = nn.Conv2d(both, hidden_dim, 3, padding=1)
+        self.convq = nn.Conv2d(both, hidden_dim, 3, padding=1)
 
     def forward(self, h, x):
         hx = torch.cat([h, x], dim=1)
@@ -46,7 +47,8 @@ raft = RaftConvGRU()
 # (convgru's, as ``torch.nn.GRU``'s, weighs h, so the port negates z's pre-activation). The cell is
 # ``reset="before"``: RAFT's candidate convolves ``r * h``.
 cell = ConvGRUCell.from_concat(order="hx", z_keeps="candidate",
-                               conv_r=raft.convr, conv_z=raft.convz, conv_n=raft.convq)
+                               conv_r=raft.convr, conv_z=raft.convz,
+                               conv_n=raft.convq)
 print(cell)
 
 # %%
@@ -54,8 +56,9 @@ print(cell)
 # in which the cell does not fit them: here the default ``reset="after"`` (``torch.nn.GRU``'s
 # candidate, another function).
 try:
-    load_concat_weights(ConvGRUCell(24, 16), order="hx", z_keeps="candidate",
-                        conv_r=raft.convr, conv_z=raft.convz, conv_n=raft.convq)
+    load_concat_weights(ConvGRUCell(24, 16), order="hx",
+                        z_keeps="candidate", conv_r=raft.convr,
+                        conv_z=raft.convz, conv_n=raft.convq)
 except ValueError as error:
     print(error)
 
@@ -80,18 +83,24 @@ def max_differences(dtype, steps=12):
 
 float32, h_raft, h_cell = max_differences(torch.float32)
 float64, _, _ = max_differences(torch.float64)
-print(f"max |RAFT - convgru| over 12 steps: float32 {max(float32):.1e}, float64 {max(float64):.1e}")
+print(f"max |RAFT - convgru| over 12 steps: "
+      f"float32 {max(float32):.1e}, float64 {max(float64):.1e}")
 
-fig, (ax, *maps) = plt.subplots(1, 4, figsize=(12, 2.8), layout="constrained",
-                                gridspec_kw={"width_ratios": [1.3, 1, 1, 1]})
+fig, (ax, *maps) = plt.subplots(1, 4, figsize=(12, 2.8),
+                                width_ratios=[1.3, 1, 1, 1],
+                                layout="constrained")
 ax.semilogy(range(1, 13), float32, "o-", label="float32")
 ax.semilogy(range(1, 13), float64, "s-", label="float64")
-ax.set(xlabel="step", ylabel="max |RAFT - convgru|", title="state after each step")
+ax.set(xlabel="step", ylabel="max |RAFT - convgru|",
+       title="state after each step", xticks=range(2, 13, 2))
 ax.legend()
-for axis, (title, image) in zip(maps, [("RAFT's state, channel 0", h_raft[0, 0]),
-                                       ("convgru's state, channel 0", h_cell[0, 0]),
-                                       ("difference (float32)", h_raft[0, 0] - h_cell[0, 0])]):
-    shown = axis.imshow(image.double(), cmap="RdBu_r", vmin=-image.abs().max(), vmax=image.abs().max())
+panels = {"RAFT's h, channel 0": h_raft[0, 0],
+          "convgru's h": h_cell[0, 0],
+          "RAFT - convgru (float32)": h_raft[0, 0] - h_cell[0, 0]}
+for axis, (title, image) in zip(maps, panels.items()):
+    edge = image.abs().max()
+    shown = axis.imshow(image.numpy(), cmap="RdBu_r", vmin=-edge,
+                        vmax=edge)
     axis.set(title=title, xticks=[], yticks=[])
     fig.colorbar(shown, ax=axis, shrink=0.8)
 plt.show()
