@@ -1,13 +1,14 @@
 """A trained model at work, above training: forecasts of arrays, videos and gridded fields from a
 checkpoint (`convgru.deploy.predict`, what scripts/predict.py runs) and its ONNX export
-(`convgru.deploy.export`, scripts/export.py). Names are imported on first use.
+(`convgru.deploy.export`, scripts/export.py). Names are imported on first use. The forecast function is
+`convgru.deploy.forecast.forecast`: a package-level `forecast` would be shadowed by its submodule
+once that is imported.
 """
 
 import importlib
 
 _EXPORTS = {
     "export_module": "export",
-    "forecast": "forecast",
     "trained_on": "forecast",
 }
 
