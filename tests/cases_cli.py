@@ -9,10 +9,12 @@ from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+
 from conftest import CONF
 from convgru import commands
 from convgru.training import overrides
-from sweep import Case, raised, script_run
+from sweep import Case, predict_run, raised, script_run, tiny_checkpoint, video
 
 
 def command_line(args, gpu: bool = False):
@@ -77,6 +79,18 @@ def own_experiment(folder: Path) -> None:
         "# @package _global_\ndefaults:\n  - quickstart\ntrainer:\n  max_epochs: 2\n")
 
 
+FORGED = "v\nerror: forged"  # a name that would print a line of its own
+
+
+def forged_paths(*names):
+    """A tiny checkpoint and frames in the folder; `names` ({dir}: the folder) as the arguments after CKPT."""
+    def prepare(folder: Path) -> list:
+        tiny_checkpoint(folder / "model.ckpt")
+        np.save(folder / "in.npy", video(n=1, t=3))
+        return [folder / "model.ckpt", *(name.replace("{dir}", str(folder)) for name in names)]
+    return prepare
+
+
 CASES = [
     Case("cli-missing-key", "a key the config lacks, without +", "trainer.num_sanity_val_steps=0",
          command_line(["trainer.num_sanity_val_steps=0"]),
@@ -128,4 +142,16 @@ CASES = [
     Case("cli-unknown-command", "a command the convgru command lacks", "convgru trian experiment=quickstart",
          convgru_command(["trian", "experiment=quickstart"]),
          r"^expected a command, one of train, eval, predict, export; found 'trian'$"),
+    Case("predict-input-forged-name", "predict with an INPUT whose name holds a line break (and a forged error line)",
+         "convgru predict model.ckpt $'/data/v\\nerror: forged.mp4' out.npy",
+         predict_run(forged_paths(f"{{dir}}/{FORGED}.mp4", "{dir}/out.npy")),
+         r"^INPUT '.*/v\\nerror: forged.mp4': file not found$"),
+    Case("predict-output-forged-name", "predict to an OUTPUT in a folder whose name holds a line break",
+         "convgru predict model.ckpt in.npy $'/data/v\\nerror: forged/out.npy'",
+         predict_run(forged_paths("{dir}/in.npy", f"{{dir}}/{FORGED}/out.npy")),
+         r"^OUTPUT '.*/v\\nerror: forged/out.npy': the folder '.*/v\\nerror: forged' does not exist$"),
+    Case("export-output-forged-name", "export to an OUT in a folder whose name holds a line break",
+         "convgru export model.ckpt $'/data/v\\nerror: forged/x.onnx'",
+         predict_run(forged_paths(f"{{dir}}/{FORGED}/x.onnx"), command="export"),
+         r"^OUT '.*/v\\nerror: forged/x.onnx': the folder '.*/v\\nerror: forged' does not exist$"),
 ]

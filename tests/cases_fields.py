@@ -1,8 +1,6 @@
 """Error-sweep cases of data=fields (NetCDF / Zarr fields): variables, levels, channels and time splits that
 do not fit the files; collected by test_errors.py."""
 
-import io
-from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
 
@@ -10,7 +8,17 @@ from cases_data import with_resources
 from convgru.training import cli
 from convgru.training.options import instantiate
 from fields_data import fields, write_checkpoint, write_declared_zarr, write_netcdf
-from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
+from sweep import (
+    Case,
+    assert_kept,
+    checkpoint_run,
+    compose_config,
+    digest,
+    eval_with,
+    predict_run,
+    raised,
+    tiny_checkpoint,
+)
 
 FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
           "data.frames_out=2", "data.num_workers=0", "data.train_time=[2000-01-01,2000-01-06]",
@@ -34,27 +42,6 @@ def fields_run(overrides, split: str = "train", write=lambda folder: write_netcd
         message = raised(build)
         assert_kept(folder, before)
         return message
-    return run
-
-
-def predict_run(prepare, patch=None) -> callable:
-    """scripts/predict.py in-process on the arguments `prepare(folder)` writes and returns (with `patch`, a
-    mock.patch, active): its one `error:` line's message; the folder's files unchanged."""
-    def run(folder: Path) -> str:
-        from convgru.deploy import predict
-
-        argv = [str(a) for a in prepare(folder)]
-        before, stderr = digest(folder), io.StringIO()
-        with redirect_stderr(stderr), patch or nullcontext():
-            try:
-                predict.main(argv)
-            except SystemExit as exit:
-                assert exit.code == 2, stderr.getvalue()
-        lines = [line for line in stderr.getvalue().splitlines() if ": error: " in line]
-        assert len(lines) == 1 and "Traceback" not in stderr.getvalue(), stderr.getvalue()
-        assert_kept(folder, before)
-        assert not [p for p in folder.iterdir() if ".tmp" in p.name], "a temporary file was left"
-        return lines[0].split(": error: ", 1)[1]
     return run
 
 

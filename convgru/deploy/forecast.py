@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from convgru._checks import shown_path
 from convgru.data.datasets import default_range
 from convgru.data.fields import is_field_path
 from convgru.data.resources import check_memory
@@ -156,4 +157,5 @@ def wrong_input(module, ckpt, path) -> str | None:
     else:
         trained = f"frames (data={data})" if data else "frames (it records no data config: convgru 0.1.0)"
         expected = ".npy frames or a video; gridded fields need a checkpoint trained with data=fields"
-    return f"CKPT {ckpt} was trained on {trained}; INPUT {path} is {INPUTS[kind]}: expected {expected}"
+    return (f"CKPT {shown_path(ckpt)} was trained on {trained}; INPUT {shown_path(path)} is {INPUTS[kind]}: "
+            f"expected {expected}")
