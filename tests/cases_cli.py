@@ -10,6 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import torch
 
 from conftest import CONF
 from convgru import commands
@@ -82,13 +83,25 @@ def own_experiment(folder: Path) -> None:
 FORGED = "v\nerror: forged"  # a name that would print a line of its own
 
 
-def forged_paths(*names):
-    """A tiny checkpoint and frames in the folder; `names` ({dir}: the folder) as the arguments after CKPT."""
+def deploy_files(*names, checkpoint=tiny_checkpoint):
+    """A tiny checkpoint (written by `checkpoint`) and frames in the folder; `names` ({dir}: the folder) as
+    the arguments after CKPT."""
     def prepare(folder: Path) -> list:
-        tiny_checkpoint(folder / "model.ckpt")
+        checkpoint(folder / "model.ckpt")
         np.save(folder / "in.npy", video(n=1, t=3))
         return [folder / "model.ckpt", *(name.replace("{dir}", str(folder)) for name in names)]
     return prepare
+
+
+def stored_image_size(size):
+    """A tiny checkpoint whose stored data config (data=moving_mnist) has image_size `size`."""
+    def write(path: Path) -> None:
+        tiny_checkpoint(path)
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint["hyper_parameters"]["data"] = {"_target_": "convgru.data.MovingMNISTDataModule", "frames_in": 3,
+                                                  "image_size": size}
+        torch.save(checkpoint, path)
+    return write
 
 
 CASES = [
@@ -144,14 +157,24 @@ CASES = [
          r"^expected a command, one of train, eval, predict, export; found 'trian'$"),
     Case("predict-input-forged-name", "predict with an INPUT whose name holds a line break (and a forged error line)",
          "convgru predict model.ckpt $'/data/v\\nerror: forged.mp4' out.npy",
-         predict_run(forged_paths(f"{{dir}}/{FORGED}.mp4", "{dir}/out.npy")),
+         predict_run(deploy_files(f"{{dir}}/{FORGED}.mp4", "{dir}/out.npy")),
          r"^INPUT '.*/v\\nerror: forged.mp4': file not found$"),
     Case("predict-output-forged-name", "predict to an OUTPUT in a folder whose name holds a line break",
          "convgru predict model.ckpt in.npy $'/data/v\\nerror: forged/out.npy'",
-         predict_run(forged_paths("{dir}/in.npy", f"{{dir}}/{FORGED}/out.npy")),
+         predict_run(deploy_files("{dir}/in.npy", f"{{dir}}/{FORGED}/out.npy")),
          r"^OUTPUT '.*/v\\nerror: forged/out.npy': the folder '.*/v\\nerror: forged' does not exist$"),
     Case("export-output-forged-name", "export to an OUT in a folder whose name holds a line break",
          "convgru export model.ckpt $'/data/v\\nerror: forged/x.onnx'",
-         predict_run(forged_paths(f"{{dir}}/{FORGED}/x.onnx"), command="export"),
+         predict_run(deploy_files(f"{{dir}}/{FORGED}/x.onnx"), command="export"),
          r"^OUT '.*/v\\nerror: forged/x.onnx': the folder '.*/v\\nerror: forged' does not exist$"),
+    Case("export-stored-image-size", "export a checkpoint whose stored data.image_size is not a frame size",
+         "convgru export model.ckpt x.onnx (data.image_size: [48])",
+         predict_run(deploy_files("{dir}/x.onnx", checkpoint=stored_image_size([48])), command="export"),
+         r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
+         r"got \[48\]$"),
+    Case("predict-stored-image-size", "predict with a checkpoint whose stored data.image_size is an interpolation",
+         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.nope}')",
+         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.nope}"))),
+         r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
+         r"got '\$\{paths.nope\}'$"),
 ]

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from convgru._checks import shown_path
-from convgru.deploy.forecast import check_forecast_memory, trained_on
+from convgru.deploy.forecast import bad_data_config, check_forecast_memory, trained_on
 from convgru.export import export_onnx
 from convgru.training.checkpoint import CheckpointError
 from convgru.training.cli import output_error, positive_int
@@ -60,6 +60,8 @@ def main(argv=None) -> None:
         module = load_module(args.ckpt)
     except CheckpointError as error:
         parser.error(str(error))
+    if error := bad_data_config(module, args.ckpt):
+        parser.error(error)
     frames_in, size = trained_on(module)
     height, width = size or (None, None)
     frames_in, height, width = args.frames_in or frames_in, args.height or height, args.width or width

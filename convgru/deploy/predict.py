@@ -23,7 +23,14 @@ from convgru.deploy.fields import (
     read_fields,
     write_field_forecast,
 )
-from convgru.deploy.forecast import as_batch, check_values, forecast, trained_on, wrong_input
+from convgru.deploy.forecast import (
+    as_batch,
+    bad_data_config,
+    check_values,
+    forecast,
+    trained_on,
+    wrong_input,
+)
 from convgru.deploy.video import read_clip, write_forecast
 from convgru.domain.units import check_value_range
 from convgru.training.animation import forecast_gif
@@ -199,7 +206,7 @@ def load_checked(parser: argparse.ArgumentParser, args):
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
-    if error := wrong_input(module, args.ckpt, args.input):
+    if error := bad_data_config(module, args.ckpt) or wrong_input(module, args.ckpt, args.input):
         parser.error(error)
     return module
 
