@@ -93,6 +93,12 @@ def deploy_files(*names, checkpoint=tiny_checkpoint):
     return prepare
 
 
+def not_utf8_experiment(folder: Path) -> None:
+    """{dir}/mine/experiment/mine.yaml in Latin-1 (a comment with an é)."""
+    (folder / "mine" / "experiment").mkdir(parents=True)
+    (folder / "mine" / "experiment" / "mine.yaml").write_bytes(b"trainer:\n  max_epochs: 2  # caf\xe9\n")
+
+
 def stored_image_size(size):
     """A tiny checkpoint whose stored data config (data=moving_mnist) has image_size `size`."""
     def write(path: Path) -> None:
@@ -177,4 +183,17 @@ CASES = [
          predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.nope}"))),
          r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
          r"got '\$\{paths.nope\}'$"),
+    Case("cli-help-config-not-utf8", "--help GROUP with a config in --config-dir that is not UTF-8",
+         "convgru train --help experiment --config-dir /data/mine",
+         config_dir_command(["train", "--help", "experiment", "--config-dir", "{dir}/mine"], not_utf8_experiment),
+         r"^.*/mine/experiment/mine.yaml: expected a YAML config in UTF-8, found bytes that are not UTF-8 "
+         r"\(invalid continuation byte at byte 31\)$"),
+    Case("cli-help-config-dir-file", "--help GROUP with a --config-dir that is a file",
+         "convgru train --help experiment --config-dir=/data/mine.yaml",
+         config_dir_command(["train", "--help", "experiment", "--config-dir={dir}/mine.yaml"],
+                            lambda folder: (folder / "mine.yaml").write_text("a: 1\n")),
+         r"^--config-dir .*/mine.yaml: expected a folder of your configs .*, found a file$"),
+    Case("cli-help-topic-forged", "--help with a TOPIC holding a line break (and a forged error line)",
+         "convgru train --help $'x\\nerror: forged'", convgru_command(["train", "--help", "x\nerror: forged"]),
+         r"^--help 'x\\nerror: forged': expected a config group \(one of .*\), GROUP=OPTION .*; found 'x\\nerror: forged'$"),
 ]
