@@ -195,5 +195,6 @@ CASES = [
          r"^--config-dir .*/mine.yaml: expected a folder of your configs .*, found a file$"),
     Case("cli-help-topic-forged", "--help with a TOPIC holding a line break (and a forged error line)",
          "convgru train --help $'x\\nerror: forged'", convgru_command(["train", "--help", "x\nerror: forged"]),
-         r"^--help 'x\\nerror: forged': expected a config group \(one of .*\), GROUP=OPTION .*; found 'x\\nerror: forged'$"),
+         r"^--help 'x\\nerror: forged': expected a config group \(one of .*\), GROUP=OPTION .*; "
+         r"found 'x\\nerror: forged'$"),
 ]
