@@ -4,6 +4,8 @@ do not fit the files; collected by test_errors.py."""
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+
 from cases_data import with_resources
 from convgru.training import cli
 from convgru.training.options import instantiate
@@ -50,6 +52,12 @@ def shifted_grid(folder: Path) -> list:
     data = fields(days=2, gap=())
     data.assign_coords(lat=data.lat + 1.0).to_netcdf(folder / "shifted.nc")
     return [write_checkpoint(folder / "model.ckpt"), folder / "shifted.nc", folder / "out.nc"]
+
+
+def latitudes_beyond_poles(folder: Path) -> None:
+    """era5_0.nc with latitudes -100..100 (degrees_north), which no grid of the Earth has."""
+    data = fields(days=10)
+    data.assign_coords(lat=("lat", np.linspace(-100, 100, 8), data.lat.attrs)).to_netcdf(folder / "era5_0.nc")
 
 
 def video_for_fields(folder: Path) -> list:
@@ -154,4 +162,8 @@ CASES = [
          "data.train_time=[2001-02-27,2001-02-29]", calendar_run("noleap", "[2001-02-27,2001-02-29]"),
          r"data.train_time: '2001-02-29' is not a date of the noleap calendar; expected \[start, end\] dates of the "
          r"files' calendar, found \['2001-02-27', '2001-02-29'\]"),
+    Case("fields-latitudes-beyond-poles", "a NetCDF file whose latitudes go beyond the poles (-100..100)",
+         "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=latitudes_beyond_poles),
+         r"^.*era5_0.nc: its latitude coordinate lat: expected a 1-d axis in degrees within \[-90, 90\], found "
+         r"\[-100.0, "),
 ]
