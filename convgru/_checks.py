@@ -99,6 +99,7 @@ KERNEL = Kind("an odd int >= 1 or a pair (kh, kw) of them, for 'same' padding",
               "odd ints >= 1 or pairs (kh, kw) of them", lambda v: _pair(v, 1, odd=True))
 DILATION = Kind("an int >= 1 or a pair (dh, dw) of them", "ints >= 1 or pairs (dh, dw) of them",
                 lambda v: _pair(v, 1))
+IMAGE_SIZE = Kind("an int >= 1 or a pair (H, W) of them", "ints >= 1 or pairs (H, W) of them", lambda v: _pair(v, 1))
 
 
 def pair(value: int | tuple[int, int]) -> tuple[int, int]:

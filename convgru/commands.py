@@ -73,10 +73,13 @@ def usage() -> str:
 
 
 def config_dirs(args: list[str]) -> list[Path]:
-    """The packaged configs, then the folders of --config-dir (-cd) in `args`."""
-    from convgru.training.overrides import split_config_dir
+    """The packaged configs, then the folder of --config-dir (-cd) in `args`; OptionError (a ValueError)
+    naming --config-dir when it is not a folder that can be read."""
+    from convgru.training.overrides import check_config_dir, split_config_dir
 
     extra = split_config_dir(args)[0]
+    if extra:
+        check_config_dir(extra)
     return [CONFIG_DIR, *([Path(extra)] if extra else [])]
 
 

@@ -9,10 +9,13 @@ from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
+import torch
+
 from conftest import CONF
 from convgru import commands
 from convgru.training import overrides
-from sweep import Case, raised, script_run
+from sweep import Case, predict_run, raised, script_run, tiny_checkpoint, video
 
 
 def command_line(args, gpu: bool = False):
@@ -77,6 +80,36 @@ def own_experiment(folder: Path) -> None:
         "# @package _global_\ndefaults:\n  - quickstart\ntrainer:\n  max_epochs: 2\n")
 
 
+FORGED = "v\nerror: forged"  # a name that would print a line of its own
+
+
+def deploy_files(*names, checkpoint=tiny_checkpoint):
+    """A tiny checkpoint (written by `checkpoint`) and frames in the folder; `names` ({dir}: the folder) as
+    the arguments after CKPT."""
+    def prepare(folder: Path) -> list:
+        checkpoint(folder / "model.ckpt")
+        np.save(folder / "in.npy", video(n=1, t=3))
+        return [folder / "model.ckpt", *(name.replace("{dir}", str(folder)) for name in names)]
+    return prepare
+
+
+def not_utf8_experiment(folder: Path) -> None:
+    """{dir}/mine/experiment/mine.yaml in Latin-1 (a comment with an é)."""
+    (folder / "mine" / "experiment").mkdir(parents=True)
+    (folder / "mine" / "experiment" / "mine.yaml").write_bytes(b"trainer:\n  max_epochs: 2  # caf\xe9\n")
+
+
+def stored_image_size(size):
+    """A tiny checkpoint whose stored data config (data=moving_mnist) has image_size `size`."""
+    def write(path: Path) -> None:
+        tiny_checkpoint(path)
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint["hyper_parameters"]["data"] = {"_target_": "convgru.data.MovingMNISTDataModule", "frames_in": 3,
+                                                  "image_size": size}
+        torch.save(checkpoint, path)
+    return write
+
+
 CASES = [
     Case("cli-missing-key", "a key the config lacks, without +", "trainer.num_sanity_val_steps=0",
          command_line(["trainer.num_sanity_val_steps=0"]),
@@ -128,4 +161,40 @@ CASES = [
     Case("cli-unknown-command", "a command the convgru command lacks", "convgru trian experiment=quickstart",
          convgru_command(["trian", "experiment=quickstart"]),
          r"^expected a command, one of train, eval, predict, export; found 'trian'$"),
+    Case("predict-input-forged-name", "predict with an INPUT whose name holds a line break (and a forged error line)",
+         "convgru predict model.ckpt $'/data/v\\nerror: forged.mp4' out.npy",
+         predict_run(deploy_files(f"{{dir}}/{FORGED}.mp4", "{dir}/out.npy")),
+         r"^INPUT '.*/v\\nerror: forged.mp4': file not found$"),
+    Case("predict-output-forged-name", "predict to an OUTPUT in a folder whose name holds a line break",
+         "convgru predict model.ckpt in.npy $'/data/v\\nerror: forged/out.npy'",
+         predict_run(deploy_files("{dir}/in.npy", f"{{dir}}/{FORGED}/out.npy")),
+         r"^OUTPUT '.*/v\\nerror: forged/out.npy': the folder '.*/v\\nerror: forged' does not exist$"),
+    Case("export-output-forged-name", "export to an OUT in a folder whose name holds a line break",
+         "convgru export model.ckpt $'/data/v\\nerror: forged/x.onnx'",
+         predict_run(deploy_files(f"{{dir}}/{FORGED}/x.onnx"), command="export"),
+         r"^OUT '.*/v\\nerror: forged/x.onnx': the folder '.*/v\\nerror: forged' does not exist$"),
+    Case("export-stored-image-size", "export a checkpoint whose stored data.image_size is not a frame size",
+         "convgru export model.ckpt x.onnx (data.image_size: [48])",
+         predict_run(deploy_files("{dir}/x.onnx", checkpoint=stored_image_size([48])), command="export"),
+         r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
+         r"got \[48\]$"),
+    Case("predict-stored-image-size", "predict with a checkpoint whose stored data.image_size is an interpolation",
+         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.nope}')",
+         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.nope}"))),
+         r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
+         r"got '\$\{paths.nope\}'$"),
+    Case("cli-help-config-not-utf8", "--help GROUP with a config in --config-dir that is not UTF-8",
+         "convgru train --help experiment --config-dir /data/mine",
+         config_dir_command(["train", "--help", "experiment", "--config-dir", "{dir}/mine"], not_utf8_experiment),
+         r"^.*/mine/experiment/mine.yaml: expected a YAML config in UTF-8, found bytes that are not UTF-8 "
+         r"\(invalid continuation byte at byte 31\)$"),
+    Case("cli-help-config-dir-file", "--help GROUP with a --config-dir that is a file",
+         "convgru train --help experiment --config-dir=/data/mine.yaml",
+         config_dir_command(["train", "--help", "experiment", "--config-dir={dir}/mine.yaml"],
+                            lambda folder: (folder / "mine.yaml").write_text("a: 1\n")),
+         r"^--config-dir .*/mine.yaml: expected a folder of your configs .*, found a file$"),
+    Case("cli-help-topic-forged", "--help with a TOPIC holding a line break (and a forged error line)",
+         "convgru train --help $'x\\nerror: forged'", convgru_command(["train", "--help", "x\nerror: forged"]),
+         r"^--help 'x\\nerror: forged': expected a config group \(one of .*\), GROUP=OPTION .*; "
+         r"found 'x\\nerror: forged'$"),
 ]

@@ -2,6 +2,8 @@
 the distributed environment variables, the Optuna sweeper's options, search space and storage."""
 
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from unittest import mock
 
@@ -32,6 +34,13 @@ def corrupt_db(folder: Path) -> None:
 
 def not_a_db(folder: Path) -> None:
     (folder / "optuna.db").write_text("my notes, not a database")
+
+
+def users_db(folder: Path) -> None:
+    """The user's own SQLite database (a table of notes), not Optuna's."""
+    with closing(sqlite3.connect(folder / "notes.db")) as db, db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('precious')")
 
 
 def read_only(folder: Path) -> None:
@@ -96,4 +105,9 @@ CASES = [
          "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/ro/optuna.db",
          read_only_run([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/ro/optuna.db"]),
          r"hydra.sweeper.storage: expected a database Optuna can write, .*read-only"),
+    Case("sweep-storage-users-db", "a storage that is the user's own database (other tables, not Optuna's)",
+         "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/notes.db",
+         launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/notes.db"], prepare=users_db),
+         r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*notes.db: a "
+         r"database of other tables \(notes\) without Optuna's studies and alembic_version"),
 ]

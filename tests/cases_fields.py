@@ -1,16 +1,26 @@
 """Error-sweep cases of data=fields (NetCDF / Zarr fields): variables, levels, channels and time splits that
 do not fit the files; collected by test_errors.py."""
 
-import io
-from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from unittest import mock
+
+import numpy as np
 
 from cases_data import with_resources
 from convgru.training import cli
 from convgru.training.options import instantiate
 from fields_data import fields, write_checkpoint, write_declared_zarr, write_netcdf
-from sweep import Case, assert_kept, checkpoint_run, compose_config, digest, eval_with, raised, tiny_checkpoint
+from sweep import (
+    Case,
+    assert_kept,
+    checkpoint_run,
+    compose_config,
+    digest,
+    eval_with,
+    predict_run,
+    raised,
+    tiny_checkpoint,
+)
 
 FIELDS = ["data=fields", "data.files=[{dir}/era5_*.nc]", "data.variables=[t2m]", "data.frames_in=3",
           "data.frames_out=2", "data.num_workers=0", "data.train_time=[2000-01-01,2000-01-06]",
@@ -37,32 +47,17 @@ def fields_run(overrides, split: str = "train", write=lambda folder: write_netcd
     return run
 
 
-def predict_run(prepare, patch=None) -> callable:
-    """scripts/predict.py in-process on the arguments `prepare(folder)` writes and returns (with `patch`, a
-    mock.patch, active): its one `error:` line's message; the folder's files unchanged."""
-    def run(folder: Path) -> str:
-        from convgru.deploy import predict
-
-        argv = [str(a) for a in prepare(folder)]
-        before, stderr = digest(folder), io.StringIO()
-        with redirect_stderr(stderr), patch or nullcontext():
-            try:
-                predict.main(argv)
-            except SystemExit as exit:
-                assert exit.code == 2, stderr.getvalue()
-        lines = [line for line in stderr.getvalue().splitlines() if ": error: " in line]
-        assert len(lines) == 1 and "Traceback" not in stderr.getvalue(), stderr.getvalue()
-        assert_kept(folder, before)
-        assert not [p for p in folder.iterdir() if ".tmp" in p.name], "a temporary file was left"
-        return lines[0].split(": error: ", 1)[1]
-    return run
-
-
 def shifted_grid(folder: Path) -> list:
     """A fields checkpoint and a file on its grid's size with latitudes 1 degree off."""
     data = fields(days=2, gap=())
     data.assign_coords(lat=data.lat + 1.0).to_netcdf(folder / "shifted.nc")
     return [write_checkpoint(folder / "model.ckpt"), folder / "shifted.nc", folder / "out.nc"]
+
+
+def latitudes_beyond_poles(folder: Path) -> None:
+    """era5_0.nc with latitudes -100..100 (degrees_north), which no grid of the Earth has."""
+    data = fields(days=10)
+    data.assign_coords(lat=("lat", np.linspace(-100, 100, 8), data.lat.attrs)).to_netcdf(folder / "era5_0.nc")
 
 
 def video_for_fields(folder: Path) -> list:
@@ -167,4 +162,8 @@ CASES = [
          "data.train_time=[2001-02-27,2001-02-29]", calendar_run("noleap", "[2001-02-27,2001-02-29]"),
          r"data.train_time: '2001-02-29' is not a date of the noleap calendar; expected \[start, end\] dates of the "
          r"files' calendar, found \['2001-02-27', '2001-02-29'\]"),
+    Case("fields-latitudes-beyond-poles", "a NetCDF file whose latitudes go beyond the poles (-100..100)",
+         "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=latitudes_beyond_poles),
+         r"^.*era5_0.nc: its latitude coordinate lat: expected a 1-d axis in degrees within \[-90, 90\], found "
+         r"\[-100.0, "),
 ]

@@ -5,10 +5,12 @@ modules (cases_core.py first) that test_errors.py collects; docs/errors.md is th
 
 import gc
 import hashlib
+import importlib
+import io
 import os
 import subprocess
 import sys
-from contextlib import nullcontext
+from contextlib import nullcontext, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -253,3 +255,22 @@ def cache_run(folder: Path) -> str:
     return message
 
 
+def predict_run(prepare, patch=None, command: str = "predict") -> callable:
+    """scripts/predict.py (or another deploy `command`: export) in-process on the arguments `prepare(folder)`
+    writes and returns (with `patch`, a mock.patch, active): its one `error:` line's message; the folder's
+    files unchanged."""
+    def run(folder: Path) -> str:
+        main = importlib.import_module(f"convgru.deploy.{command}").main
+        argv = [str(a) for a in prepare(folder)]
+        before, stderr = digest(folder), io.StringIO()
+        with redirect_stderr(stderr), patch or nullcontext():
+            try:
+                main(argv)
+            except SystemExit as exit:
+                assert exit.code == 2, stderr.getvalue()
+        lines = [line for line in stderr.getvalue().splitlines() if ": error: " in line]
+        assert len(lines) == 1 and "Traceback" not in stderr.getvalue(), stderr.getvalue()
+        assert_kept(folder, before)
+        assert not [p for p in folder.iterdir() if ".tmp" in p.name], "a temporary file was left"
+        return lines[0].split(": error: ", 1)[1]
+    return run

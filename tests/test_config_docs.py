@@ -81,3 +81,12 @@ def test_the_config_pages_help_commands(capsys):
                     "train": ("  monitor: val/mse", "checkpoint selection metric")}[line[3]]
         rows = [row for row in out.splitlines() if row.startswith(expected[0] + " ")]
         assert len(rows) == 1 and expected[1] in rows[0], (line, rows)
+
+
+def test_help_spells_out_control_codes_of_a_users_comments(capsys, tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# Mine \x1b[31mred\x07.\nsize: 2  # \x1b[2K\rerror: forged\n")
+    commands.main(["train", "--config-dir", str(tmp_path), "--help", "experiment=mine"])
+    out = capsys.readouterr().out
+    assert out.isascii() and all(line.isprintable() for line in out.splitlines())
+    assert "'  Mine \\x1b[31mred\\x07.'" in out and "\\x1b[2K" in out

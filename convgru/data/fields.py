@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_name, shown_path
 
 from .arrays import check_path
 from .files import unique_files
@@ -363,6 +363,7 @@ class FieldSource:
             raise OptionError("time_step", f"{time_step} is finer than the data's spacing "
                               f"({_hours(np.diff(self.times).min())}); expected a multiple of it")
         self.grid = self._grid({name: datasets[held[0]] for name, held in holders.items()})
+        self._check_latitudes(self.paths[holders[self.variables[0]][0]])
 
     def label(self, count) -> str:
         """A time of `times` as a date of the files' calendar (`Calendar.label`); as numpy shows it in the standard
@@ -425,6 +426,18 @@ class FieldSource:
             if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
                 raise ValueError(f"{path}: the {dims[role]} coordinates of {name!r} differ from those of "
                                  f"{self.variables[0]!r} in {self.paths[0]}; expected files on one grid")
+
+    def _check_latitudes(self, path) -> None:
+        """ValueError naming `path` (the first variable's file) unless its latitudes, when y is a latitude, can
+        weight the scores (`latitude_weights`: within [-90, 90], not all at a pole)."""
+        from convgru.domain.fields import latitude_weights  # torch and torchmetrics: only for latitudes
+
+        if self.latitudes is not None:
+            try:
+                latitude_weights(self.latitudes)
+            except OptionError as error:
+                raise ValueError(f"{shown_path(path)}: its latitude coordinate {shown_name(self.grid['y'])}: "
+                                 f"{error.message}") from None
 
     def _channels(self, dataset, name: str, path) -> list[Channel]:
         """The channels of variable `name`: itself, or one per level of `levels` for a 4-d variable."""

@@ -4,7 +4,8 @@ command (`main`, what scripts/export.py runs)."""
 import argparse
 from pathlib import Path
 
-from convgru.deploy.forecast import check_forecast_memory, trained_on
+from convgru._checks import shown_path
+from convgru.deploy.forecast import bad_data_config, check_forecast_memory, trained_on
 from convgru.export import export_onnx
 from convgru.training.checkpoint import CheckpointError
 from convgru.training.cli import output_error, positive_int
@@ -52,26 +53,28 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     if not args.ckpt.is_file():
-        parser.error(f"CKPT {args.ckpt}: file not found")
+        parser.error(f"CKPT {shown_path(args.ckpt)}: file not found")
     if error := output_error(args.output, args.force, "OUT"):
         parser.error(error)
     try:
         module = load_module(args.ckpt)
     except CheckpointError as error:
         parser.error(str(error))
+    if error := bad_data_config(module, args.ckpt):
+        parser.error(error)
     frames_in, size = trained_on(module)
     height, width = size or (None, None)
     frames_in, height, width = args.frames_in or frames_in, args.height or height, args.width or width
     missing = [flag for flag, value in (("--frames-in", frames_in), ("--height", height), ("--width", width))
                if value is None]
     if missing:
-        parser.error(f"{args.ckpt} stores no data config (frames_in, image_size; convgru 0.1.0 checkpoints "
+        parser.error(f"{shown_path(args.ckpt)} stores no data config (frames_in, image_size; convgru 0.1.0 checkpoints "
                      f"have none): pass {' '.join(missing)}")
     try:
         diff = export_module(module, args.output, frames_in, args.future, height, width, opset=args.opset)
     except (ImportError, ValueError) as error:
         parser.error(str(error))
     future, net = args.future or module.hparams.future, module.net
-    print(f"Wrote {args.output}: x (B, {frames_in}, {net.in_channels}, H, W) -> y (B, {future}, "
+    print(f"Wrote {shown_path(args.output)}: x (B, {frames_in}, {net.in_channels}, H, W) -> y (B, {future}, "
           f"{net.head[-1].out_channels}, H, W), H and W multiples of {2 ** (len(net.hidden_sizes) - 1)}")
     print(f"onnxruntime vs PyTorch on a new input: max abs difference {diff:.2e}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from convgru._checks import IMAGE_SIZE, check, pair, shown_path
 from convgru.data.datasets import default_range
 from convgru.data.fields import is_field_path
 from convgru.data.resources import check_memory
@@ -108,13 +109,23 @@ def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | Non
 
 def trained_on(module) -> tuple[int | None, tuple[int, int] | None]:
     """(frames_in, (H, W)) from the checkpoint's data config (hparams["data"]), None where unknown:
-    checkpoints of convgru 0.1.0 store no data config."""
+    checkpoints of convgru 0.1.0 store no data config. Raises OptionError (a ValueError) naming
+    data.frames_in or data.image_size when the stored one is not an int >= 1 (image_size: or a pair)."""
     data = module.hparams.get("data")
     data = data if isinstance(data, Mapping) else {}
-    size = data.get("image_size")
-    if isinstance(size, int):
-        size = (size, size)
-    return data.get("frames_in"), None if size is None else tuple(size)
+    frames_in, size = data.get("frames_in"), data.get("image_size")
+    return (None if frames_in is None else check("data.frames_in", frames_in),
+            None if size is None else pair(check("data.image_size", size, IMAGE_SIZE)))
+
+
+def bad_data_config(module, ckpt) -> str | None:
+    """Why the frames_in / image_size that checkpoint `ckpt` (its `module`) stores (`trained_on`) are
+    unusable, naming it; None when they are fine or absent."""
+    try:
+        trained_on(module)
+    except ValueError as error:
+        return f"CKPT {shown_path(ckpt)}: its stored {error}"
+    return None
 
 
 # data= of each data module a checkpoint may record (convgru.training.checkpoint.DATA_MODULES)
@@ -156,4 +167,5 @@ def wrong_input(module, ckpt, path) -> str | None:
     else:
         trained = f"frames (data={data})" if data else "frames (it records no data config: convgru 0.1.0)"
         expected = ".npy frames or a video; gridded fields need a checkpoint trained with data=fields"
-    return f"CKPT {ckpt} was trained on {trained}; INPUT {path} is {INPUTS[kind]}: expected {expected}"
+    return (f"CKPT {shown_path(ckpt)} was trained on {trained}; INPUT {shown_path(path)} is {INPUTS[kind]}: "
+            f"expected {expected}")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
+from convgru._checks import shown_path
 from convgru.atomic import FAILED, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
@@ -22,7 +23,14 @@ from convgru.deploy.fields import (
     read_fields,
     write_field_forecast,
 )
-from convgru.deploy.forecast import as_batch, check_values, forecast, trained_on, wrong_input
+from convgru.deploy.forecast import (
+    as_batch,
+    bad_data_config,
+    check_values,
+    forecast,
+    trained_on,
+    wrong_input,
+)
 from convgru.deploy.video import read_clip, write_forecast
 from convgru.domain.units import check_value_range
 from convgru.training.animation import forecast_gif
@@ -86,11 +94,13 @@ def clash(inputs, outputs) -> str | None:
         for other, source in inputs:
             if same_file(path, source):
                 what = "the input frames (read as it is written)" if other == "INPUT" else "the checkpoint"
-                return (f"{option} {path} is the same file as {other} {source}: writing it would destroy {what}; "
+                return (f"{option} {shown_path(path)} is the same file as {other} {shown_path(source)}: writing it "
+                        f"would destroy {what}; "
                         f"choose another {option} file")
         for other, earlier in outputs[:i]:
             if same_file(path, earlier):
-                return f"{option} {path} is the same file as {other} {earlier}: choose another {option} file"
+                return (f"{option} {shown_path(path)} is the same file as {other} {shown_path(earlier)}: "
+                        f"choose another {option} file")
     return None
 
 
@@ -131,7 +141,7 @@ def main(argv=None) -> None:
     if is_field_path(args.input):
         return predict_fields(parse, args)
     if args.init is not None:
-        parse.error(f"--init needs a fields INPUT (NetCDF or Zarr), found {args.input}")
+        parse.error(f"--init needs a fields INPUT (NetCDF or Zarr), found {shown_path(args.input)}")
     return predict_frames(parse, args)
 
 
@@ -140,10 +150,11 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
     steps up to --init (default: the input's last step) as NetCDF on the input's grid."""
     given = [f"--{name.replace('_', '-')}" for name in NOT_FOR_FIELDS if getattr(args, name) not in (None, False)]
     if given:
-        parser.error(f"{' '.join(given)}: not for a fields INPUT ({args.input}); a forecast of fields is NetCDF in "
+        parser.error(f"{' '.join(given)}: not for a fields INPUT ({shown_path(args.input)}); a forecast of fields is "
+                     f"NetCDF in "
                      "the variables' units")
     if args.output.suffix.lower() not in FIELD_OUTPUTS:
-        parser.error(f"OUTPUT {args.output}: expected a NetCDF file (.nc) for a forecast of fields, "
+        parser.error(f"OUTPUT {shown_path(args.output)}: expected a NetCDF file (.nc) for a forecast of fields, "
                      f"found the extension {args.output.suffix or '(none)'!r}")
     outputs = [(option, path) for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif))
                if path is not None]
@@ -154,7 +165,8 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
             parser.error(error)
     try:
         if output_inside_input(args.output, args.input):
-            parser.error(f"OUTPUT {args.output} is INPUT or inside it (a Zarr store's folder): writing it would "
+            parser.error(f"OUTPUT {shown_path(args.output)} is INPUT or inside it (a Zarr store's folder): writing "
+                         f"it would "
                          "damage the input; choose an OUTPUT outside the input")
     except (OSError, ValueError) as error:
         parser.error(str(error))
@@ -163,16 +175,16 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
         source, frames, end = read_fields(module, args.input, args.init, say)
         prediction = forecast_fields(module, source, frames, args.future, args.batch_size, args.ckpt)
     except (OSError, ValueError) as error:
-        parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
+        parser.error(input_error(args.input, error))
     if not np.isfinite(prediction).all():
-        parser.error(f"the forecast of CKPT {args.ckpt} holds NaN or inf; nothing was written")
+        parser.error(f"the forecast of CKPT {shown_path(args.ckpt)} holds NaN or inf; nothing was written")
     try:
         write_field_forecast(args.output, source, prediction, end)
     except OSError as error:
         parser.error(cannot_write("OUTPUT", args.output, error))
     init = source.calendar.label(source.times[end], unit="m")
     print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(source.names)} "
-          f"to {args.output}", file=sys.stdout)
+          f"to {shown_path(args.output)}", file=sys.stdout)
     if args.png or args.gif:
         from convgru.training.figures import LeadTime, colorize, fields_rendering  # matplotlib
 
@@ -194,7 +206,7 @@ def load_checked(parser: argparse.ArgumentParser, args):
         module = load_module(args.ckpt).to(args.device)
     except CheckpointError as error:
         parser.error(str(error))
-    if error := wrong_input(module, args.ckpt, args.input):
+    if error := bad_data_config(module, args.ckpt) or wrong_input(module, args.ckpt, args.input):
         parser.error(error)
     return module
 
@@ -212,7 +224,7 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         except OSError as error:
             parser.error(f"{option} {error}")
         if not path.is_file():
-            parser.error(f"{option} {path}: file not found")
+            parser.error(f"{option} {shown_path(path)}: file not found")
     outputs = [(option, path) for option, path in (("OUTPUT", args.output), ("--png", args.png), ("--gif", args.gif))
                if path is not None]
     if error := clash([("CKPT", args.ckpt), ("INPUT", args.input)], outputs):
@@ -223,13 +235,15 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
     video_in, video_out = is_video(args.input), args.output.suffix.lower() in ENCODERS
     if not video_out and args.output.suffix.lower() != ".npy":
         kinds = f".npy or a video ({', '.join(ENCODERS)})" if video_in else ".npy"
-        parser.error(f"OUTPUT {args.output}: expected {kinds}, found the extension {args.output.suffix or '(none)'!r}")
+        parser.error(f"OUTPUT {shown_path(args.output)}: expected {kinds}, found the extension "
+                     f"{args.output.suffix or '(none)'!r}")
     if video_out and not video_in:
-        parser.error(f"OUTPUT {args.output}: a video OUTPUT needs a video INPUT (its frame rate); write a .npy")
+        parser.error(f"OUTPUT {shown_path(args.output)}: a video OUTPUT needs a video INPUT (its frame rate); write "
+                     f"a .npy")
     if args.side_by_side and not video_out:
-        parser.error(f"--side-by-side needs a video OUTPUT ({', '.join(ENCODERS)}), found {args.output}")
+        parser.error(f"--side-by-side needs a video OUTPUT ({', '.join(ENCODERS)}), found {shown_path(args.output)}")
     if args.start is not None and not video_in:
-        parser.error(f"--start needs a video INPUT, found {args.input}")
+        parser.error(f"--start needs a video INPUT, found {shown_path(args.input)}")
     module = load_checked(parser, args)
     try:  # memory-mapped; never unpickled
         if video_in:
@@ -238,22 +252,25 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
             frames = ArrayFile(args.input).array
         check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
     except (OSError, ValueError, ImportError) as error:
-        parser.error(f"INPUT {error}" if str(error).startswith(str(args.input)) else f"INPUT {args.input}: {error}")
+        parser.error(input_error(args.input, error))
     trained_size = trained_on(module)[1]
     if trained_size and frames.ndim >= 2 and tuple(frames.shape[-2:]) != trained_size:
-        print(f"warning: {args.ckpt} was trained on {trained_size[0]}x{trained_size[1]} frames, {args.input} "
+        print(f"warning: {shown_path(args.ckpt)} was trained on {trained_size[0]}x{trained_size[1]} frames, "
+              f"{shown_path(args.input)} "
               f"holds {frames.shape[-2]}x{frames.shape[-1]} frames; the forecast may be poor", file=sys.stderr)
     try:
         pred = forecast(module, frames, args.batch_size, args.future, args.value_range, check=False)
     except ValueError as error:
-        parser.error(f"INPUT {args.input}: {error}")
+        parser.error(f"INPUT {shown_path(args.input)}: {error}")
     if bad := int(pred.size - np.count_nonzero(np.isfinite(pred))):
-        parser.error(f"the forecast of CKPT {args.ckpt} for INPUT {args.input} holds {bad} NaN or inf value"
+        parser.error(f"the forecast of CKPT {shown_path(args.ckpt)} for INPUT {shown_path(args.input)} holds {bad} "
+                     f"NaN or inf value"
                      f"{'s' * (bad > 1)} (of {pred.size}); nothing was written. The checkpoint's weights are "
                      "damaged or diverged in training, or the input is far from the training data")
 
     if args.side_by_side and truth is None:
-        print(f"note: --side-by-side shows no truth column: {args.input} has no frames after the input frames"
+        print(f"note: --side-by-side shows no truth column: {shown_path(args.input)} has no frames after the input "
+              f"frames"
               + (f" (--start {args.start}); an earlier --start leaves frames of the clip to compare with"
                  if args.start is not None else f" (it holds only the {len(frames)} input frames)"), file=sys.stderr)
     if video_out:
@@ -261,7 +278,7 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
             (frames, truth) if args.side_by_side else ())))
     else:
         save_output(parser, "OUTPUT", args.output, lambda name: save_npy(name, pred), pred.nbytes)
-    print(f"Wrote predictions {pred.shape} to {args.output}")
+    print(f"Wrote predictions {pred.shape} to {shown_path(args.output)}")
     if args.png or args.gif:
         inputs = as_batch(frames if frames.ndim == 4 else frames[:4], module.net.in_channels, args.value_range)[0]
         preds = torch.from_numpy(pred[None] if pred.ndim == 4 else pred[:4])
@@ -276,17 +293,23 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
             grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair],
                                  ["input", "prediction"] * len(inputs))
             save_output(parser, "--png", args.png, lambda name: save_image(grid, name))
-            print(f"Wrote {args.png}")
+            print(f"Wrote {shown_path(args.png)}")
         if args.gif:
             save_output(parser, "--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
-            print(f"Wrote {args.gif}")
+            print(f"Wrote {shown_path(args.gif)}")
+
+
+def input_error(path, error: Exception) -> str:
+    """The error line of INPUT `path` that could not be read: `error`'s message, naming `path` once."""
+    name = shown_path(path)
+    return f"INPUT {error}" if str(error).startswith(name) else f"INPUT {name}: {error}"
 
 
 def cannot_write(option: str, path, error: OSError) -> str:
     """The error line of output `path` (given as `option`) that could not be written."""
     if error.errno in FAILED:  # the message names the file and why
-        return f"{option} {path}: {error}; nothing was written there"
-    return f"{option} {path}: cannot write it ({error.strerror or error}); nothing was written there"
+        return f"{option} {shown_path(path)}: {error}; nothing was written there"
+    return f"{option} {shown_path(path)}: cannot write it ({error.strerror or error}); nothing was written there"
 
 
 def save_output(parser: argparse.ArgumentParser, option: str, path: Path, write, needed: int = 0) -> None:
@@ -335,12 +358,12 @@ def save_pictures(parser, args, inputs, preds, rendering, colorize, scaled=None)
         for name, figure in panels.items():
             path = args.png if len(panels) == 1 else args.png.with_name(f"{args.png.stem}_{name.split('_', 1)[1]}.png")
             save_output(parser, "--png", path, lambda tmp, figure=figure: save(figure, tmp))
-            print(f"Wrote {path}")
+            print(f"Wrote {shown_path(path)}")
     if args.gif:
         x, y = scaled if scaled is not None else (inputs, preds)
         coloured = colorize(torch.cat([x, y], 1), rendering).split([x.shape[1], y.shape[1]], 1)  # one scale
         save_output(parser, "--gif", args.gif, lambda tmp: forecast_gif(tmp, *coloured))
-        print(f"Wrote {args.gif}")
+        print(f"Wrote {shown_path(args.gif)}")
 
 
 def save_npy(name: str, array: np.ndarray) -> None:

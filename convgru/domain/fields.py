@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from convgru._checks import OptionError
+
 SIGMAS = 5.0  # z-scores in [-SIGMAS, SIGMAS] map to [0, 1]: the range of every convgru forecast
 
 
@@ -45,13 +47,14 @@ def _stats(values, mean, std):
 def latitude_weights(latitudes) -> torch.Tensor:
     """L(j) = cos(lat_j) / mean_j cos(lat_j) (Rasp et al. 2020, eq. 1): (H,) float64 tensor, mean 1.
 
-    latitudes: (H,) in degrees (either order). ValueError unless within [-90, 90] and not all at a pole."""
+    latitudes: (H,) in degrees (either order). OptionError (a ValueError, option "latitudes") unless within
+    [-90, 90] and not all at a pole."""
     lat = torch.from_numpy(np.array(latitudes, dtype=np.float64))
     if lat.ndim != 1 or not bool(((lat >= -90) & (lat <= 90)).all()):
-        raise ValueError(f"latitudes: expected a 1-d axis in degrees within [-90, 90], found {lat.tolist()[:8]}")
+        raise OptionError("latitudes", f"expected a 1-d axis in degrees within [-90, 90], found {lat.tolist()[:8]}")
     weights = torch.cos(torch.deg2rad(lat)).clamp(min=0)
     if float(weights.sum()) <= 0:
-        raise ValueError("latitudes: every latitude is a pole (cos(lat) = 0): nothing to weight")
+        raise OptionError("latitudes", "every latitude is a pole (cos(lat) = 0): nothing to weight")
     return weights / weights.mean()
 
 

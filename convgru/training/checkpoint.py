@@ -29,7 +29,7 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 import convgru
-from convgru._checks import shown, shown_name
+from convgru._checks import shown, shown_name, shown_path
 from convgru.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (expected a .ckpt file written by scripts/train.py)")
+        raise CheckpointError(f"checkpoint not found: {shown_path(path)} (expected a .ckpt file written by "
+                              f"scripts/train.py)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
@@ -75,32 +76,35 @@ def check_checkpoint(checkpoint, path) -> dict:
     """`checkpoint` (as loaded from `path`) after the checks `load_checkpoint` describes; raises CheckpointError."""
     required = ("state_dict", "hyper_parameters")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in required):
-        raise CheckpointError(f"{path} is not a Lightning training checkpoint (no {' / '.join(required)})")
+        raise CheckpointError(f"{shown_path(path)} is not a Lightning training checkpoint (no {' / '.join(required)})")
     hparams = checkpoint["hyper_parameters"]
     if not isinstance(hparams, Mapping) or "net" not in hparams:
-        raise CheckpointError(f"{path} has no 'net' hyperparameters: it was not written by ForecastModule")
+        raise CheckpointError(f"{shown_path(path)} has no 'net' hyperparameters: it was not written by ForecastModule")
     written = checkpoint.get("convgru") or {}
     check_plain(written, path, "convgru")
     if not isinstance(written, Mapping) or not isinstance(written.get("format", 1), int):
-        raise CheckpointError(f"refused {path}: its key 'convgru' must be {{format: <int>, version: <str>}}, "
+        raise CheckpointError(f"refused {shown_path(path)}: its key 'convgru' must be "
+                              f"{{format: <int>, version: <str>}}, "
                               f"found {shown(written)}")
     if written.get("format", 1) > CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} was written by convgru {shown_name(written.get('version', '?'))} in checkpoint format "
+            f"{shown_path(path)} was written by convgru {shown_name(written.get('version', '?'))} in checkpoint format "
             f"{written['format']}; "
             f"this is convgru {convgru.__version__}, which reads formats up to {CHECKPOINT_FORMAT}. "
             "Upgrade convgru to load it."
         )
     if not isinstance(checkpoint["state_dict"], Mapping):
-        raise CheckpointError(f"refused {path}: its state_dict must map names to tensors, found "
+        raise CheckpointError(f"refused {shown_path(path)}: its state_dict must map names to tensors, found "
                               f"{shown(checkpoint['state_dict'])}")
     if not isinstance(hparams.get("data"), (Mapping, type(None))):
-        raise CheckpointError(f"refused {path}: hyper_parameters.data must be a data config (a mapping) or null, "
+        raise CheckpointError(f"refused {shown_path(path)}: hyper_parameters.data must be a data config (a mapping) "
+                              f"or null, "
                               f"found {shown(hparams['data'])}")
     try:
         check_plain(hparams, path, "hyper_parameters", data_key="data")
     except RecursionError:
-        raise CheckpointError(f"refused {path}: its hyperparameters are nested too deeply to be a config") from None
+        raise CheckpointError(f"refused {shown_path(path)}: its hyperparameters are nested too deeply to be a "
+                              f"config") from None
     check_callback_paths(checkpoint, path)
     check_finite(checkpoint["state_dict"], path)
     return checkpoint
@@ -113,7 +117,8 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
     `_target_` may name one of DATA_MODULES."""
     def refuse(where: str, found: str):
         where = shown_name(where)
-        raise CheckpointError(f"refused {path}: {where} holds {found}; a checkpoint may hold only plain values "
+        raise CheckpointError(f"refused {shown_path(path)}: {where} holds {found}; a checkpoint may hold only plain "
+                              f"values "
                               "(numbers, strings, lists, mappings) and convgru's data modules, so nothing in it "
                               "is run or resolved. Do not use this file")
 
@@ -155,12 +160,13 @@ def check_callback_paths(checkpoint: dict, path) -> None:
     a resumed run may replace or remove those files, and must never reach another file or folder."""
     callbacks = checkpoint.get("callbacks") or {}
     if not isinstance(callbacks, Mapping):
-        raise CheckpointError(f"refused {path}: its key 'callbacks' must be a mapping, found {shown(callbacks)}")
+        raise CheckpointError(f"refused {shown_path(path)}: its key 'callbacks' must be a mapping, found "
+                              f"{shown(callbacks)}")
     for name, state in callbacks.items():
         if not (isinstance(name, str) and name.startswith("ModelCheckpoint")):
             continue
         if not isinstance(state, Mapping):
-            raise CheckpointError(f"refused {path}: callbacks.{shown_name(name)} must be a mapping, "
+            raise CheckpointError(f"refused {shown_path(path)}: callbacks.{shown_name(name)} must be a mapping, "
                                   f"found {shown(state)}")
         folder = state.get("dirpath")
         best_k = state.get("best_k_models") or {}
@@ -173,7 +179,8 @@ def check_callback_paths(checkpoint: dict, path) -> None:
                       and Path(file).suffix == ".ckpt"
                       and Path(os.path.normpath(file)).parent == Path(os.path.normpath(folder)))
             if not inside:
-                raise CheckpointError(f"refused {path}: callbacks.{shown_name(name)} names {shown(file)}, not a .ckpt "
+                raise CheckpointError(f"refused {shown_path(path)}: callbacks.{shown_name(name)} names "
+                                      f"{shown(file)}, not a .ckpt "
                                       f"file in its checkpoint folder {shown(folder)}; a resumed run could replace "
                                       "or remove it")
 
@@ -184,7 +191,8 @@ def check_finite(state_dict: Mapping, path) -> None:
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kind = "NaN" if bool(tensor.isnan().any()) else "inf"
-            raise CheckpointError(f"refused {path}: weight {shown_name(name)} holds {kind} ({bad} of {tensor.numel()} "
+            raise CheckpointError(f"refused {shown_path(path)}: weight {shown_name(name)} holds {kind} ({bad} of "
+                                  f"{tensor.numel()} "
                                   "values); "
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
@@ -215,7 +223,8 @@ def _unpicklable(path: Path) -> CheckpointError:
     if not names:
         return _unreadable(path)
     return CheckpointError(
-        f"refused to load {path}: it holds a pickled {', '.join(names)}, not only tensors and plain values, and "
+        f"refused to load {shown_path(path)}: it holds a pickled {', '.join(names)}, not only tensors and plain "
+        f"values, and "
         "loading that could run code. Only load checkpoints written by convgru from a source you trust."
     )
 
@@ -243,7 +252,7 @@ def _unreadable(path: Path) -> CheckpointError:
             why = "the file is damaged (torch cannot read the zip archive's contents)"
     else:
         why = "it is not a PyTorch checkpoint (expected a .ckpt file written by scripts/train.py)"
-    return CheckpointError(f"cannot read checkpoint {path}: {why}")
+    return CheckpointError(f"cannot read checkpoint {shown_path(path)}: {why}")
 
 
 def stamp(world_size: int | None = None) -> dict:

@@ -194,11 +194,11 @@ def output_error(path: Path, force: bool, option: str) -> str | None:
     """Why `path` (given as `option`) cannot be written, or None: a missing folder, a folder in its
     place, or an existing file without --force."""
     if not path.parent.is_dir():
-        return f"{option} {path}: the folder {path.parent} does not exist"
+        return f"{option} {shown_path(path)}: the folder {shown_path(path.parent)} does not exist"
     if path.is_dir():
-        return f"{option} {path} is a folder, expected a file name"
+        return f"{option} {shown_path(path)} is a folder, expected a file name"
     if path.exists() and not force:
-        return f"{option} {path} exists; pass --force to replace it"
+        return f"{option} {shown_path(path)} exists; pass --force to replace it"
     return None
 
 

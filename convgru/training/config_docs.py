@@ -14,6 +14,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convgru._checks import shown, shown_name, shown_path
+
 _KEY = re.compile(r"^(?P<indent> *)(?P<dash>- +)?"
                   r"(?P<key>[^\s#:'\"\[{-][^:#]*?|'[^']*'|\"[^\"]*\"):(?: +(?P<rest>.*))?$")
 _ITEM = re.compile(r"^(?P<indent> *)- +(?P<rest>.*)$")
@@ -40,9 +42,13 @@ class ConfigFile:
     package: str = ""
     defaults: list[tuple[str, str]] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    _keys: dict[str, Entry] | None = field(default=None, repr=False, compare=False)
 
     def keys(self) -> dict[str, Entry]:
-        return {entry.key: entry for entry in self.entries if entry.key}
+        """The entries of its keys by dotted key, built once (after parsing): a lookup per key stays linear."""
+        if self._keys is None:
+            self._keys = {entry.key: entry for entry in self.entries if entry.key}
+        return self._keys
 
 
 def _split_comment(text: str) -> tuple[str, str, int]:
@@ -69,7 +75,12 @@ def parse(path) -> ConfigFile:
     last_indent = 0
     in_defaults = False
     header = True
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{shown_path(path)}: expected a YAML config in UTF-8, found bytes that are not UTF-8 "
+                         f"({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped:
             last = None
@@ -112,7 +123,7 @@ def parse(path) -> ConfigFile:
                 if entry is not None:
                     entry.value = f"{entry.value}, {value}" if entry.value else value
                 continue
-            raise ValueError(f"{path}:{number}: expected `key: value` or a comment; found {line!r}")
+            raise ValueError(f"{shown_path(path)}:{number}: expected `key: value` or a comment; found {shown(line)}")
         key = match["key"].strip("'\"")
         if match["dash"]:  # `- key: value`: a mapping in a list; its keys sit at the key's column
             while stack and stack[-1][0] >= indent:
@@ -348,7 +359,7 @@ def file_help(configs: Configs, config: ConfigFile, group: str | None, title: st
         meaning = configs.meaning(config, entry.key, scope) if entry.key else entry.comment
         name = "  " * entry.depth + entry.key.split(".", entry.depth)[-1]
         lines += _wrapped(f"  {name}: {entry.value}".rstrip() if entry.key else "", meaning)
-    return "\n".join(lines)
+    return "\n".join(shown_name(line, None) for line in lines)  # a comment's control codes spelled out
 
 
 def option_help(config_dirs, topic: str) -> str:
@@ -364,5 +375,5 @@ def option_help(config_dirs, topic: str) -> str:
     if chosen:
         return "\n\n".join(file_help(configs, options[name], group, f"{group}={name}") for name in chosen) + "\n"
     known = sorted(configs.groups)
-    raise ValueError(f"--help {topic}: expected a config group (one of {', '.join(known)}), GROUP=OPTION "
-                     f"with one of the group's options, train or eval; found {topic!r}")
+    raise ValueError(f"--help {shown_name(topic)}: expected a config group (one of {', '.join(known)}), GROUP=OPTION "
+                     f"with one of the group's options, train or eval; found {shown(topic)}")

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_name
 
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 SQLITE = "sqlite:///"
+OPTUNA_TABLES = ("studies", "alembic_version")  # in every database of Optuna's RDB storage
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -133,7 +134,12 @@ def _check_storage(storage) -> None:
             try:
                 with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
                     result = db.execute("PRAGMA quick_check").fetchone()
+                    tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
                 problem = None if result and result[0] == "ok" else f"damaged ({result[0] if result else 'no answer'})"
+                if problem is None and tables and not set(OPTUNA_TABLES) <= set(tables):
+                    problem = (f"a database of other tables ({', '.join(map(shown_name, tables[:5]))}"
+                               f"{', ...' * (len(tables) > 5)}) without Optuna's {' and '.join(OPTUNA_TABLES)}, "
+                               "which the sweep would add its tables to")
             except sqlite3.DatabaseError as error:
                 problem = f"damaged ({error})"
         if problem:

@@ -11,6 +11,7 @@ import logging
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from convgru._checks import shown_path
 from convgru.data.resources import check_memory
 from convgru.forecaster import EncoderForecaster
 from convgru.training.checkpoint import MACHINE_DATA, CheckpointError, load_checkpoint, one_line, tensor_bytes
@@ -78,7 +79,8 @@ def check_model_config(checkpoint: dict, model: dict, path, source: str = "confi
         fix = f"Pick the model=... (or experiment=...) it was trained with, or pass: {overrides}"
     else:
         fix = "The checkpoint defines the model: drop those options (and any model=/experiment= for another model)."
-    raise CheckpointError(f"the model in {path} does not match the {source}:\n" + "\n".join(lines) + "\n" + fix)
+    raise CheckpointError(f"the model in {shown_path(path)} does not match the {source}:\n" + "\n".join(lines)
+                          + "\n" + fix)
 
 
 
@@ -89,11 +91,12 @@ def module_from_checkpoint(checkpoint: dict, path="checkpoint"):
         with torch.device("meta"):  # sizes first: a checkpoint's hyperparameters must not exhaust the machine
             model = ForecastModule(**hparams)
     except (TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"cannot rebuild the model of {path} from its hyperparameters: "
+        raise CheckpointError(f"cannot rebuild the model of {shown_path(path)} from its hyperparameters: "
                               f"{one_line(error)}") from None
     metric_states = [[*getattr(m, "_defaults", {}).values()] * 2 for m in model.modules()]  # state and default
     try:
-        check_memory(tensor_bytes([[*model.parameters()], [*model.buffers()], metric_states]), f"the model of {path}",
+        check_memory(tensor_bytes([[*model.parameters()], [*model.buffers()], metric_states]),
+                     f"the model of {shown_path(path)}",
                      "its hyperparameters (model.net sizes, future) describe a model too large for this machine")
     except ValueError as error:
         raise CheckpointError(str(error)) from None
@@ -108,7 +111,7 @@ def check_weights_fit(module: torch.nn.Module, checkpoint: dict, path) -> None:
     try:
         copy.deepcopy(module).load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, ValueError, TypeError, KeyError) as error:
-        raise CheckpointError(f"the weights in {path} do not fit the model: {one_line(error)}") from None
+        raise CheckpointError(f"the weights in {shown_path(path)} do not fit the model: {one_line(error)}") from None
 
 
 
