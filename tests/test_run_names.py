@@ -49,8 +49,15 @@ def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
     resume = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    new_run = rf"/logs/train/runs/quickstart{TIME}"
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))  # no lock: another app's
+    (run / ".convgru.lock").write_text("")  # a convgru run's marks: its lock, .hydra/ and checkpoints/
     assert folder("train", ["experiment=quickstart", *resume]) == str(run)
+    (run / "pretrained.ckpt").write_bytes(b"x")  # a checkpoint where runs do not write theirs
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", f"ckpt_path={run / 'pretrained.ckpt'}"]))
+    (run / "hpc_ckpt_1.ckpt").write_bytes(b"x")  # Lightning's requeue checkpoint
+    assert folder("train", ["experiment=quickstart", f"ckpt_path={run / 'hpc_ckpt_1.ckpt'}"]) == str(run)
     assert re.fullmatch(rf"/logs/eval/runs/quickstart\+max_steps-100\+test_size-8{TIME}",
                         folder("eval", [*resume, "data.test_size=8"]))
     (run / ".hydra" / "config.yaml").unlink()  # a checkpoint outside a run folder: a new run starts from it
-    assert re.fullmatch(rf"/logs/train/runs/quickstart{TIME}", folder("train", ["experiment=quickstart", *resume]))
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))

@@ -204,20 +204,32 @@ def _checkpoint(overrides) -> Path | None:
     return Path(paths[-1]).expanduser() if paths else None
 
 
-def _run_of(checkpoint: Path) -> Path:
-    """The run folder a checkpoint of a run is in: `<run>/checkpoints/x.ckpt`, `<run>/hpc_ckpt_1.ckpt`."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+def _run_of(checkpoint: Path) -> Path | None:
+    """The run folder a run's checkpoint lies in where runs write them: `<run>/checkpoints/x.ckpt`, or
+    Lightning's requeue checkpoint `<run>/hpc_ckpt_<n>.ckpt`; None for any other file."""
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent
+    return checkpoint.parent if checkpoint.match(HPC_CHECKPOINTS) else None
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` carries a convgru run's marks: its lock file (`LOCK`, which only convgru writes and
+    which stays after the run), Hydra's .hydra/config.yaml and a checkpoints/ folder. Another program's
+    output folder (even a Hydra app's, with .hydra/ and checkpoints/) is not one."""
+    return ((folder / LOCK).is_file() and (folder / ".hydra" / "config.yaml").is_file()
+            and (folder / "checkpoints").is_dir())
 
 
 def resumed_run(overrides) -> Path | None:
     """The run folder that `ckpt_path=` on a training's command line continues: the folder of a
-    checkpoint in `<run>/checkpoints/` (or of Lightning's `<run>/hpc_ckpt_<n>.ckpt`) that holds the
-    run's .hydra/ config; None for a checkpoint from elsewhere (a new run starts from it)."""
+    checkpoint in `<run>/checkpoints/` (or of Lightning's `<run>/hpc_ckpt_<n>.ckpt`) that carries a
+    convgru run's marks (`is_run_folder`); None for a checkpoint from elsewhere (a new run starts from it,
+    in a new folder)."""
     checkpoint = _checkpoint(overrides)
     if checkpoint is None or not checkpoint.is_file():
         return None
     folder = _run_of(checkpoint)
-    return folder if (folder / ".hydra" / "config.yaml").is_file() else None
+    return folder if folder is not None and is_run_folder(folder) else None
 
 
 def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
@@ -230,6 +242,6 @@ def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
     checkpoint = _checkpoint(overrides) if task == "eval" else None
     source = None
     if checkpoint is not None:
-        source = TIME.sub("", _run_of(checkpoint).name) if checkpoint.parent.name == "checkpoints" else ""
+        source = TIME.sub("", checkpoint.parent.parent.name) if checkpoint.parent.name == "checkpoints" else ""
         source = source or checkpoint.stem
     return f"{root}/{run_name(choices, overrides, source)}_{time}"
