@@ -85,6 +85,26 @@ class RunLock:
         self.release()
 
 
+def claim(folder, named: bool) -> tuple[Path, RunLock]:
+    """Lock a run's folder (`RunLock`): `folder` itself when the user `named` it (hydra.run.dir=, or a resumed
+    run's), raising RunFolderInUse if another run holds it; else, for a generated name, the first of `folder`,
+    `folder-2`, `folder-3`... that no other run holds or has written in (runs started in the same second whose
+    names agree: same command, or names made equal by shortening). Returns (folder, its lock)."""
+    folder = Path(folder)
+    for n in range(1, 1000 if not named else 2):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            lock = RunLock(candidate).acquire()
+        except RunFolderInUse:
+            if named:
+                raise
+            continue
+        if named or not any(p.name != LOCK for p in candidate.iterdir()):
+            return candidate, lock
+        lock.release()  # a run of the same second that has ended: its folder is its own
+    raise RunFolderInUse(f"{folder}: 999 runs with this name started in the same second; pick a hydra.run.dir")
+
+
 def _record(fd: int) -> dict:
     """The holder's {pid, host, command} as it wrote them ({} if unreadable, or not yet written)."""
     try:
@@ -135,7 +155,7 @@ def check_fresh_folder(folder, resume: str | None) -> None:
 # --- run names ------------------------------------------------------------------------------
 
 NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
-TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")  # the time that ends a run folder's name
+TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(-\d+)?$")  # the time (and -N, `claim`) ending a run's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # a name's characters: typed unquoted in a shell and in Hydra's grammar
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")  # a whole run name's: also the `+` between its parts
 _LEFT_OUT = ("hydra.", "hydra/", "paths.", "ckpt_path")  # where a run writes, not what it is
