@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from conftest import CONF
 from convgru.training.cli import OutputDirCheck
@@ -20,9 +21,11 @@ from convgru.training.run_folder import TIME as TIME_OF_RUN
 TIME = r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 
 
-def folder(task: str, overrides) -> str:
+def folder(task: str, overrides, key: str = "run.dir") -> str:
+    """hydra.<key> (the run folder; output_subdir: where Hydra writes its record in it) of a composed config."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(task, overrides=["paths.log_dir=/logs", *overrides], return_hydra_config=True).hydra.run.dir
+        config = compose(task, overrides=["paths.log_dir=/logs", *overrides], return_hydra_config=True)
+        return OmegaConf.select(config.hydra, key)
 
 
 def test_a_run_is_named_by_what_it_is_then_when():
@@ -59,6 +62,8 @@ def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path
     assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))  # no lock: another app's
     (run / ".convgru.lock").write_text("")  # a convgru run's marks: its lock, .hydra/ and checkpoints/
     assert folder("train", ["experiment=quickstart", *resume]) == str(run)
+    assert folder("train", [], "output_subdir") == ".hydra"  # a new run's record; a resume's beside the run's own
+    assert re.fullmatch(r"\.hydra/resumed" + TIME, folder("train", ["experiment=quickstart", *resume], "output_subdir"))
     (run / "pretrained.ckpt").write_bytes(b"x")  # a checkpoint where runs do not write theirs
     assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", f"ckpt_path={run / 'pretrained.ckpt'}"]))
     (run / "hpc_ckpt_1.ckpt").write_bytes(b"x")  # Lightning's requeue checkpoint

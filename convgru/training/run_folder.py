@@ -265,3 +265,10 @@ def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
         source = TIME.sub("", checkpoint.parent.parent.name) if checkpoint.parent.name == "checkpoints" else ""
         source = source or checkpoint.stem
     return f"{root}/{run_name(choices, overrides, source)}_{time}"
+
+
+def config_subdir(task: str, time: str, overrides) -> str:
+    """`hydra.output_subdir`, where Hydra writes the run's config.yaml, hydra.yaml and overrides.yaml: `.hydra`,
+    or `.hydra/resumed_<time>` for a training that continues a run in its folder (`resumed_run`), so that the
+    run's own records stay as they are, also when the resume is then refused."""
+    return f".hydra/resumed_{time}" if task == "train" and resumed_run(overrides) is not None else ".hydra"
