@@ -91,6 +91,8 @@ def claim(folder, named: bool) -> tuple[Path, RunLock]:
     `folder-2`, `folder-3`... that no other run holds or has written in (runs started in the same second whose
     names agree: same command, or names made equal by shortening). Returns (folder, its lock)."""
     folder = Path(folder)
+    if not _is_launcher():  # DDP's processes and other nodes share the folder of rank 0, unlocked
+        return folder, RunLock(folder)
     for n in range(1, 1000 if not named else 2):
         candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
         try:
