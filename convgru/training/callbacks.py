@@ -141,7 +141,7 @@ class OwnCheckpoints(pl.Callback):
         for callback in trainer.checkpoint_callbacks:
             folder = Path(callback.dirpath).resolve() if callback.dirpath else None
 
-            def own(file) -> bool:
+            def own(file, folder=folder) -> bool:
                 return bool(file) and folder is not None and Path(file).resolve().parent == folder
 
             dropped = [f for f in (callback.best_model_path, callback.last_model_path, callback.kth_best_model_path,
