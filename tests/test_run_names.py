@@ -3,20 +3,29 @@ convgru/conf/hydra/default.yaml): the experiment or the data and the model, the 
 the time; a training with ckpt_path= of a run's checkpoint continues in that run's folder; an evaluation is
 named after the run of its checkpoint."""
 
+import fcntl
+import os
 import re
+from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from conftest import CONF
-from convgru.training.run_folder import NAME_BYTES, run_dir, run_name
+from convgru.training.cli import OutputDirCheck
+from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name
+from convgru.training.run_folder import TIME as TIME_OF_RUN
 
 TIME = r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 
 
-def folder(task: str, overrides) -> str:
+def folder(task: str, overrides, key: str = "run.dir") -> str:
+    """hydra.<key> (the run folder; output_subdir: where Hydra writes its record in it) of a composed config."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(task, overrides=["paths.log_dir=/logs", *overrides], return_hydra_config=True).hydra.run.dir
+        config = compose(task, overrides=["paths.log_dir=/logs", *overrides], return_hydra_config=True)
+        return OmegaConf.select(config.hydra, key)
 
 
 def test_a_run_is_named_by_what_it_is_then_when():
@@ -49,8 +58,54 @@ def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
     resume = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    new_run = rf"/logs/train/runs/quickstart{TIME}"
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))  # no lock: another app's
+    (run / ".convgru.lock").write_text("")  # a convgru run's marks: its lock, .hydra/ and checkpoints/
     assert folder("train", ["experiment=quickstart", *resume]) == str(run)
+    assert folder("train", [], "output_subdir") == ".hydra"  # a new run's record; a resume's beside the run's own
+    assert re.fullmatch(r"\.hydra/resumed" + TIME, folder("train", ["experiment=quickstart", *resume], "output_subdir"))
+    (run / "pretrained.ckpt").write_bytes(b"x")  # a checkpoint where runs do not write theirs
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", f"ckpt_path={run / 'pretrained.ckpt'}"]))
+    (run / "hpc_ckpt_1.ckpt").write_bytes(b"x")  # Lightning's requeue checkpoint
+    assert folder("train", ["experiment=quickstart", f"ckpt_path={run / 'hpc_ckpt_1.ckpt'}"]) == str(run)
     assert re.fullmatch(rf"/logs/eval/runs/quickstart\+max_steps-100\+test_size-8{TIME}",
                         folder("eval", [*resume, "data.test_size=8"]))
     (run / ".hydra" / "config.yaml").unlink()  # a checkpoint outside a run folder: a new run starts from it
-    assert re.fullmatch(rf"/logs/train/runs/quickstart{TIME}", folder("train", ["experiment=quickstart", *resume]))
+    assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))
+
+
+def hold(folder) -> None:
+    """Lock `folder` as another run would (a lock of its own, not this process's RunLock)."""
+    Path(folder).mkdir(parents=True)
+    fcntl.flock(os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
+    """Runs whose generated names agree (same command, or names made equal by shortening) started in the same
+    second: each gets its own folder (`-2`, `-3`...); a folder the user named is refused while in use."""
+    run = tmp_path / "quickstart_2026-12-03_16-32-37"
+    hold(run)  # another run's, still going
+    folder, lock = claim(run, named=False)
+    assert folder == run.with_name(f"{run.name}-2")
+    lock.release()
+    (folder / "metrics.json").write_text("{}")  # an ended run's folder is its own
+    folder, lock = claim(run, named=False)
+    assert folder == run.with_name(f"{run.name}-3")
+    lock.release()
+    with pytest.raises(RunFolderInUse):
+        claim(run, named=True)
+    assert TIME_OF_RUN.sub("", f"{run.name}-3") == "quickstart"  # an evaluation is named after the run
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.log_dir={tmp_path}", "experiment=quickstart"],
+                      return_hydra_config=True)
+        user = compose("train", overrides=[f"hydra.run.dir={run}-9"], return_hydra_config=True)
+    generated = cfg.hydra.run.dir
+    hold(generated)
+    hold(f"{run}-9")
+    check = OutputDirCheck()
+    check.on_run_start(cfg)
+    assert cfg.hydra.run.dir == f"{generated}-2"
+    check.on_run_end(cfg)
+    with pytest.raises(SystemExit):
+        OutputDirCheck().on_run_start(user)

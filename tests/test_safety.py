@@ -368,3 +368,27 @@ def test_lightning_reads_checkpoints_through_the_checks(tmp_path):
     weights = tmp_path / ".temp.ckpt"  # what Lightning's spawn launcher passes between processes: a bare state dict
     torch.save({"w": torch.zeros(2)}, weights)
     assert AtomicCheckpointIO().load_checkpoint(weights)["w"].shape == (2,)
+
+
+def test_a_copied_run_resumes_and_tests_its_own_checkpoints(trained_run, tmp_path, capsys):
+    """`cp -a run1 run2`, then resume run2: its last.ckpt names run1's best, which the test after training must
+    not load (here run1's is gone: loading it would fail); the best is chosen among run2's own, as one line says."""
+    import shutil
+
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    shutil.copytree(trained_run[0] / "checkpoints", run1 / "checkpoints")
+    last = torch.load(run1 / "checkpoints" / "last.ckpt", weights_only=True)
+    for state in (v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint")):  # run1's, as it saved
+        moved = {str(run1 / "checkpoints" / Path(f).name): v for f, v in state["best_k_models"].items()}
+        state.update({k: str(run1 / "checkpoints" / Path(state[k]).name) for k in
+                      ("best_model_path", "last_model_path", "kth_best_model_path") if state.get(k)},
+                     dirpath=str(run1 / "checkpoints"), best_k_models=moved)
+    torch.save(last, run1 / "checkpoints" / "last.ckpt")
+    shutil.copytree(run1, run2)
+    for file in (run1 / "checkpoints").glob("epoch_*.ckpt"):
+        file.unlink()
+    before = _files(run2 / "checkpoints")
+    metrics = _resume(run2 / "checkpoints" / "last.ckpt", run2)
+    assert "test/mse" in metrics
+    assert "names checkpoints outside this run's folder" in capsys.readouterr().out
+    assert {p: h for p, h in _files(run2 / "checkpoints").items() if p in before} == before  # nothing replaced

@@ -127,6 +127,39 @@ class MidEpochResume(pl.Callback):
                 "sequences are seen twice in this epoch, others not at all); the epochs after it are whole.")
 
 
+class OwnCheckpoints(pl.Callback):
+    """On a resume, keep only the checkpoints of this run's checkpoint folder in every ModelCheckpoint's
+    restored state (best, last, k-th best, the best k). A checkpoint copied from another run (`cp -a run1
+    run2`), or one whose state names another folder, would otherwise make the test after training load,
+    and the top-k bookkeeping remove, files outside this run; the best is then chosen among this run's own
+    checkpoints, as one line says."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # after the restore
+        for callback in trainer.checkpoint_callbacks:
+            folder = Path(callback.dirpath).resolve() if callback.dirpath else None
+
+            def own(file, folder=folder) -> bool:
+                return bool(file) and folder is not None and Path(file).resolve().parent == folder
+
+            dropped = [f for f in (callback.best_model_path, callback.last_model_path, callback.kth_best_model_path,
+                                   *callback.best_k_models) if f and not own(f)]
+            if not dropped:
+                continue
+            if not own(callback.best_model_path):
+                callback.best_model_path, callback.best_model_score = "", None
+            callback.last_model_path = callback.last_model_path if own(callback.last_model_path) else ""
+            callback.best_k_models = {k: v for k, v in callback.best_k_models.items() if own(k)}
+            if not own(callback.kth_best_model_path):
+                callback.kth_best_model_path, callback.kth_value = "", None
+            if trainer.is_global_zero:
+                say(f"{self.source} names checkpoints outside this run's folder {folder} ({dropped[0]}"
+                    f"{f' and {len(dropped) - 1} more' if len(dropped) > 1 else ''}): left out, the best checkpoint "
+                    "is chosen among this run's own")
+
+
 def terminated_workers(exception: BaseException, trainer: pl.Trainer | None = None) -> bool:
     """Whether `exception` is PyTorch's error for DataLoader workers ended by SIGTERM ("DataLoader worker
     (pid N) is killed by signal: Terminated"), or for workers that exited after the trainer received

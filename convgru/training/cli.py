@@ -15,13 +15,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.experimental.callback import Callback
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
 from convgru.training.report import say
-from convgru.training.run_folder import RunLock, check_fresh_folder, requeued_checkpoint
+from convgru.training.run_folder import check_fresh_folder, claim, requeued_checkpoint, resumed_run
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -131,12 +131,18 @@ class OutputDirCheck(Callback):
     """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write,
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until
     the run ends) or of a finished run (its checkpoints/ folder holds checkpoints, and ckpt_path does
-    not continue that run)."""
+    not continue that run). A generated run folder (not hydra.run.dir=, not a resumed run's) that another
+    run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
             check_writable(config.hydra.run.dir, "hydra.run.dir")
-            self.lock = RunLock(config.hydra.run.dir).acquire()
+            generated = str(OmegaConf.to_container(config.hydra.run)["dir"]).startswith("${run_dir:") and not (
+                config.get("task_name") == "train" and resumed_run(config.hydra.overrides.task))
+            folder, self.lock = claim(config.hydra.run.dir, named=not generated)
+            if str(folder) != config.hydra.run.dir:  # a run of the same name started in the same second
+                with read_write(config):
+                    config.hydra.run.dir = str(folder)
             if config.get("task_name") == "train":  # before Hydra writes .hydra/ over a finished run's
                 check_fresh_folder(Path(config.hydra.run.dir) / "checkpoints",
                                    config.get("ckpt_path") or requeued_checkpoint(config.hydra.run.dir))

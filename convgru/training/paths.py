@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from convgru.data.cache import user_cache_dir
 from convgru.training.checkout import checkout
-from convgru.training.run_folder import run_dir
+from convgru.training.run_folder import config_subdir, run_dir
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # train.yaml, eval.yaml and the config groups
 
@@ -31,11 +31,14 @@ def default_cache_dir(data_dir: str) -> str:
 
 
 def register_resolvers() -> None:
-    """Register `${project_root:}`, `${cache_dir:<data_dir>}` and `${run_dir:...}` (the run folder's
-    name, convgru/conf/hydra/default.yaml) with OmegaConf (idempotent)."""
+    """Register `${project_root:}`, `${cache_dir:<data_dir>}`, `${run_dir:...}` (the run folder's
+    name, convgru/conf/hydra/default.yaml) and `${config_subdir:...}` (where Hydra writes the run's config
+    in it) with OmegaConf (idempotent)."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", find_project_root)
     if not OmegaConf.has_resolver("cache_dir"):
         OmegaConf.register_new_resolver("cache_dir", default_cache_dir)
     if not OmegaConf.has_resolver("run_dir"):
         OmegaConf.register_new_resolver("run_dir", run_dir)
+    if not OmegaConf.has_resolver("config_subdir"):
+        OmegaConf.register_new_resolver("config_subdir", config_subdir)

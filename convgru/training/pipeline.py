@@ -16,7 +16,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from convgru import EncoderForecaster
-from convgru.training.callbacks import MidEpochResume, batches_done, terminated_workers
+from convgru.training.callbacks import MidEpochResume, OwnCheckpoints, batches_done, terminated_workers
 from convgru.training.checkpoint import load_checkpoint, portable_data_config
 from convgru.training.cli import Terminated, error_message, group_choices, override_keys
 from convgru.training.fields import check_save_forecasts, save_test_forecasts
@@ -61,6 +61,8 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
     # ModelCheckpoint's note on a folder that holds checkpoints: a new run never writes there (check_fresh), a
     # resumed one continues its own
     warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+    # ModelCheckpoint's note on a resumed state from another folder: OwnCheckpoints says what is kept
+    warnings.filterwarnings("ignore", r"The dirpath has changed from")
     try:
         datamodule = instantiate(cfg.data, "data")
     except (ValueError, OmegaConfBaseException) as error:
@@ -146,7 +148,7 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     extra = [TestReport()]
     if ckpt_path:
         checkpoint = _checked_ckpt(cfg, ckpt_path)  # before building: the data module may generate data
-        extra.append(MidEpochResume(batches_done(checkpoint)))
+        extra += [MidEpochResume(batches_done(checkpoint)), OwnCheckpoints(ckpt_path)]
     results = extra[0]
     datamodule, module, trainer = _build(cfg, callbacks=True, extra_callbacks=extra)
     resume = _safe_ckpt(cfg, ckpt_path, module) if ckpt_path else None

@@ -85,6 +85,28 @@ class RunLock:
         self.release()
 
 
+def claim(folder, named: bool) -> tuple[Path, RunLock]:
+    """Lock a run's folder (`RunLock`): `folder` itself when the user `named` it (hydra.run.dir=, or a resumed
+    run's), raising RunFolderInUse if another run holds it; else, for a generated name, the first of `folder`,
+    `folder-2`, `folder-3`... that no other run holds or has written in (runs started in the same second whose
+    names agree: same command, or names made equal by shortening). Returns (folder, its lock)."""
+    folder = Path(folder)
+    if not _is_launcher():  # DDP's processes and other nodes share the folder of rank 0, unlocked
+        return folder, RunLock(folder)
+    for n in range(1, 1000 if not named else 2):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            lock = RunLock(candidate).acquire()
+        except RunFolderInUse:
+            if named:
+                raise
+            continue
+        if named or not any(p.name != LOCK for p in candidate.iterdir()):
+            return candidate, lock
+        lock.release()  # a run of the same second that has ended: its folder is its own
+    raise RunFolderInUse(f"{folder}: 999 runs with this name started in the same second; pick a hydra.run.dir")
+
+
 def _record(fd: int) -> dict:
     """The holder's {pid, host, command} as it wrote them ({} if unreadable, or not yet written)."""
     try:
@@ -135,7 +157,7 @@ def check_fresh_folder(folder, resume: str | None) -> None:
 # --- run names ------------------------------------------------------------------------------
 
 NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
-TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")  # the time that ends a run folder's name
+TIME = re.compile(r"_?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}(-\d+)?$")  # the time (and -N, `claim`) ending a run's name
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # a name's characters: typed unquoted in a shell and in Hydra's grammar
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")  # a whole run name's: also the `+` between its parts
 _LEFT_OUT = ("hydra.", "hydra/", "paths.", "ckpt_path")  # where a run writes, not what it is
@@ -204,20 +226,32 @@ def _checkpoint(overrides) -> Path | None:
     return Path(paths[-1]).expanduser() if paths else None
 
 
-def _run_of(checkpoint: Path) -> Path:
-    """The run folder a checkpoint of a run is in: `<run>/checkpoints/x.ckpt`, `<run>/hpc_ckpt_1.ckpt`."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+def _run_of(checkpoint: Path) -> Path | None:
+    """The run folder a run's checkpoint lies in where runs write them: `<run>/checkpoints/x.ckpt`, or
+    Lightning's requeue checkpoint `<run>/hpc_ckpt_<n>.ckpt`; None for any other file."""
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent
+    return checkpoint.parent if checkpoint.match(HPC_CHECKPOINTS) else None
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` carries a convgru run's marks: its lock file (`LOCK`, which only convgru writes and
+    which stays after the run), Hydra's .hydra/config.yaml and a checkpoints/ folder. Another program's
+    output folder (even a Hydra app's, with .hydra/ and checkpoints/) is not one."""
+    return ((folder / LOCK).is_file() and (folder / ".hydra" / "config.yaml").is_file()
+            and (folder / "checkpoints").is_dir())
 
 
 def resumed_run(overrides) -> Path | None:
     """The run folder that `ckpt_path=` on a training's command line continues: the folder of a
-    checkpoint in `<run>/checkpoints/` (or of Lightning's `<run>/hpc_ckpt_<n>.ckpt`) that holds the
-    run's .hydra/ config; None for a checkpoint from elsewhere (a new run starts from it)."""
+    checkpoint in `<run>/checkpoints/` (or of Lightning's `<run>/hpc_ckpt_<n>.ckpt`) that carries a
+    convgru run's marks (`is_run_folder`); None for a checkpoint from elsewhere (a new run starts from it,
+    in a new folder)."""
     checkpoint = _checkpoint(overrides)
     if checkpoint is None or not checkpoint.is_file():
         return None
     folder = _run_of(checkpoint)
-    return folder if (folder / ".hydra" / "config.yaml").is_file() else None
+    return folder if folder is not None and is_run_folder(folder) else None
 
 
 def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
@@ -230,6 +264,13 @@ def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
     checkpoint = _checkpoint(overrides) if task == "eval" else None
     source = None
     if checkpoint is not None:
-        source = TIME.sub("", _run_of(checkpoint).name) if checkpoint.parent.name == "checkpoints" else ""
+        source = TIME.sub("", checkpoint.parent.parent.name) if checkpoint.parent.name == "checkpoints" else ""
         source = source or checkpoint.stem
     return f"{root}/{run_name(choices, overrides, source)}_{time}"
+
+
+def config_subdir(task: str, time: str, overrides) -> str:
+    """`hydra.output_subdir`, where Hydra writes the run's config.yaml, hydra.yaml and overrides.yaml: `.hydra`,
+    or `.hydra/resumed_<time>` for a training that continues a run in its folder (`resumed_run`), so that the
+    run's own records stay as they are, also when the resume is then refused."""
+    return f".hydra/resumed_{time}" if task == "train" and resumed_run(overrides) is not None else ".hydra"
