@@ -6,7 +6,9 @@ named after the run of its checkpoint."""
 import fcntl
 import os
 import re
+from datetime import datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -109,3 +111,70 @@ def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
     check.on_run_end(cfg)
     with pytest.raises(SystemExit):
         OutputDirCheck().on_run_start(user)
+
+
+def launch(tmp_path, command, jobs) -> list:
+    """What a launcher makes of a sweep: the sweep's config as `-m <command>` composes it, after convgru's callback
+    (`OutputDirCheck.on_multirun_start`), and each job's config as the launcher composes it from the sweep's, with
+    the job's overrides `jobs[n]` and its number n (Hydra's BasicLauncher.launch, without running the jobs)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sweep = loader.load_configuration("train", [f"paths.log_dir={tmp_path}", *command], run_mode=RunMode.MULTIRUN)
+        check = OutputDirCheck()
+        check.on_multirun_start(sweep)
+        configs = [sweep]
+        for num, overrides in enumerate(jobs):
+            job = loader.load_sweep_config(sweep, [f"paths.log_dir={tmp_path}", *overrides])
+            with open_dict(job):
+                job.hydra.job.num = num
+            configs.append(job)
+        check.on_multirun_end(sweep)
+        return configs
+
+
+def test_a_sweep_is_named_by_what_its_jobs_share_and_each_job_by_its_values(tmp_path):
+    fixed = ["experiment=quickstart", "trainer.max_steps=2"]
+    sweep, *jobs = launch(tmp_path, [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"],
+                          [[*fixed, f"model.optimizer.lr={lr}", f"data.batch_size={b}"] for lr in (0.001, 0.002)
+                           for b in (4, 8)])
+    folder = sweep.hydra.sweep.dir
+    assert re.fullmatch(rf"{tmp_path}/train/multiruns/quickstart\+max_steps-2{TIME}", folder)
+    assert [job.hydra.sweep.dir for job in jobs] == [folder] * 4  # every job in the sweep's folder ...
+    assert jobs[3].hydra.sweep.subdir == "3+lr-0.002+batch_size-8"  # ... in its own, named by its values
+    assert jobs[3].hydra.job.override_dirname == "data.batch_size=8,model.optimizer.lr=0.002"  # the error line's
+    (Path(folder) / "multirun.yaml").write_text("{}")  # what Hydra's sweepers write first
+    started = datetime.strptime(folder[-19:], "%Y-%m-%d_%H-%M-%S")
+    with mock.patch("hydra.core.utils.datetime", mock.Mock(now=lambda: started)):  # the same second
+        again, job = launch(tmp_path, [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"], [fixed])
+    assert again.hydra.sweep.dir == job.hydra.sweep.dir == f"{folder}-2"
+
+    sweep, job = launch(tmp_path, ["model=convgru1,convgru2"], [["model=convgru2"]])  # a swept model names the sweep
+    assert re.fullmatch(rf"{tmp_path}/train/multiruns/moving_mnist-convgru1.convgru2{TIME}", sweep.hydra.sweep.dir)
+    assert job.hydra.sweep.subdir == "0+model-convgru2"
+    trial = ["model.optimizer.lr=0.0012345678", "model.net.hidden_sizes.0=32", "model.loss=mse"]
+    sweep, job = launch(tmp_path, ["hparams_search=optuna", "experiment=quickstart"],
+                        [["hparams_search=optuna", "experiment=quickstart", *trial]])  # Optuna's search space
+    assert re.fullmatch(rf"{tmp_path}/train/multiruns/quickstart\+hparams_search-optuna{TIME}", sweep.hydra.sweep.dir)
+    assert job.hydra.sweep.subdir == "0+lr-0.001235+hidden_sizes.0-32+loss-mse"
+    sweep, job = launch(tmp_path, ["model.optimizer.lr=0.1,0.2", "hydra.sweep.dir=/mine"], [["model.optimizer.lr=0.1"]])
+    assert sweep.hydra.sweep.dir == job.hydra.sweep.dir == "/mine" and job.hydra.sweep.subdir == "0+lr-0.1"
+
+
+def test_a_sweep_jobs_checkpoint_resumes_in_its_folder_and_names_its_evaluation(tmp_path):
+    job = tmp_path / "quickstart+max_steps-2_2026-12-03_16-32-37" / "3+lr-0.002+batch_size-8"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("{}")
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (job / ".convgru.lock").write_text("")
+    resume = [f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}"]
+    assert folder("train", ["experiment=quickstart", *resume]) == str(job)
+    assert re.fullmatch(rf"/logs/eval/runs/quickstart\+max_steps-2\+lr-0.002\+batch_size-8{TIME}",
+                        folder("eval", resume))
+    from convgru.training.paste import paste_command
+    pasted = paste_command(None, [("hydra.run.dir", str(job))])  # the resume command after SIGTERM
+    assert OverridesParser.create().parse_override(pasted).value() == str(job)
