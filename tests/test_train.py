@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import IMAGES, Event
 from conftest import ROOT, compose_config, tiny
 from convgru.training import CheckpointError, ForecastModule, train
 from convgru.training.images import rows_grid
+from convgru.training.run_folder import TIME, run_name
 
 
 @pytest.mark.parametrize("depth", [1, *(pytest.param(d, marks=pytest.mark.slow) for d in (2, 3, 4))])
@@ -165,10 +166,15 @@ def test_quickstart_command_runs(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_multirun_sweep(tmp_path, cache_dir):
+    """Two jobs in a sweep folder named by what they share (`multiruns/<name>_<time>`), each job's folder by its
+    number and the value it was given (tests/test_run_names.py checks the names on composed configs)."""
     command = [sys.executable, "scripts/train.py", "-m", *tiny("train"), "model.optimizer.lr=1e-3,1e-2",
-               f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path}"]
+               f"paths.cache_dir={cache_dir}", f"paths.log_dir={tmp_path}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("0", "1"):
-        assert "val/mse" in json.loads((tmp_path / job / "metrics.json").read_text())
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+    [sweep] = (tmp_path / "train" / "multiruns").iterdir()
+    shared = run_name({"data": "moving_mnist", "model": "convgru3"}, [*tiny("train"), f"paths.cache_dir={cache_dir}"])
+    assert TIME.sub("", sweep.name) == shared and TIME.search(sweep.name) and "lr-" not in shared
+    for job in ("0+lr-0.001", "1+lr-0.01"):
+        assert "val/mse" in json.loads((sweep / job / "metrics.json").read_text())
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
