@@ -178,3 +178,26 @@ def test_multirun_sweep(tmp_path, cache_dir):
     for job in ("0+lr-0.001", "1+lr-0.01"):
         assert "val/mse" in json.loads((sweep / job / "metrics.json").read_text())
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_model_summary_counts_the_flops_of_one_sequence(tmp_path):
+    """Lightning's model summary showed FLOPs of 0: a fit gives the module the shape of the data's inputs, whose
+    zeros Lightning runs through `forward` under FlopCounterMode, in the module's dtype (bf16-true runs)."""
+    from pytorch_lightning.utilities.model_summary import summarize
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convgru.data.moving_mnist_module import MovingMNISTDataModule
+    from convgru.training.module import example_shape
+
+    data = MovingMNISTDataModule(image_size=32, frames_in=3, frames_out=2, val_size=2, num_workers=0,
+                                 cache_dir=tmp_path)
+    data.setup("fit")
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
+    assert module.example_input_array is None and summarize(module, max_depth=1).total_flops == 0  # the issue's 0s
+    module.example_shape = example_shape(data)
+    assert module.example_shape == (1, 3, 1, 32, 32)
+    with FlopCounterMode(display=False) as counter:
+        module.net(torch.zeros(1, 3, 1, 32, 32), 2)
+    summary = summarize(module, max_depth=1)
+    assert summary.total_flops == sum(summary.flop_counts["net"].values()) == counter.get_total_flops() > 0
+    assert module.to(torch.bfloat16).example_input_array.dtype == torch.bfloat16
