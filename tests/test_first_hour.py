@@ -159,7 +159,7 @@ def test_lightnings_pytree_deprecation_warning_is_left_out():
         caught.clear()
         quiet_lightning()  # in front of "always"
         _tree_flatten([1, 2])
-        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)  # not Lightning's
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning, stacklevel=1)  # not Lightning's
         assert [w.filename for w in caught] == [__file__]
 
 
