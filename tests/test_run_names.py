@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF
 from convgru.training.cli import OutputDirCheck
-from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name
+from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name, sweep_dir
 from convgru.training.run_folder import TIME as TIME_OF_RUN
 
 TIME = r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
@@ -113,10 +113,10 @@ def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
         OutputDirCheck().on_run_start(user)
 
 
-def launch(tmp_path, command, jobs) -> list:
+def launch(tmp_path, command, jobs=None) -> list:
     """What a launcher makes of a sweep: the sweep's config as `-m <command>` composes it, after convgru's callback
-    (`OutputDirCheck.on_multirun_start`), and each job's config as the launcher composes it from the sweep's, with
-    the job's overrides `jobs[n]` and its number n (Hydra's BasicLauncher.launch, without running the jobs)."""
+    (`OutputDirCheck.on_multirun_start`), and the config of each job `n` as the launcher composes it from the
+    sweep's, with the job's overrides `jobs[n]` and its number (Hydra's BasicLauncher.launch, jobs not run)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
     from omegaconf import open_dict
@@ -127,7 +127,7 @@ def launch(tmp_path, command, jobs) -> list:
         check = OutputDirCheck()
         check.on_multirun_start(sweep)
         configs = [sweep]
-        for num, overrides in enumerate(jobs):
+        for num, overrides in (jobs or {}).items():
             job = loader.load_sweep_config(sweep, [f"paths.log_dir={tmp_path}", *overrides])
             with open_dict(job):
                 job.hydra.job.num = num
@@ -138,30 +138,29 @@ def launch(tmp_path, command, jobs) -> list:
 
 def test_a_sweep_is_named_by_what_its_jobs_share_and_each_job_by_its_values(tmp_path):
     fixed = ["experiment=quickstart", "trainer.max_steps=2"]
-    sweep, *jobs = launch(tmp_path, [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"],
-                          [[*fixed, f"model.optimizer.lr={lr}", f"data.batch_size={b}"] for lr in (0.001, 0.002)
-                           for b in (4, 8)])
+    command = [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"]
+    sweep, job = launch(tmp_path, command, {3: [*fixed, "model.optimizer.lr=0.002", "data.batch_size=8"]})
     folder = sweep.hydra.sweep.dir
     assert re.fullmatch(rf"{tmp_path}/train/multiruns/quickstart\+max_steps-2{TIME}", folder)
-    assert [job.hydra.sweep.dir for job in jobs] == [folder] * 4  # every job in the sweep's folder ...
-    assert jobs[3].hydra.sweep.subdir == "3+lr-0.002+batch_size-8"  # ... in its own, named by its values
-    assert jobs[3].hydra.job.override_dirname == "data.batch_size=8,model.optimizer.lr=0.002"  # the error line's
+    assert job.hydra.sweep.dir == folder  # every job in the sweep's folder, which its own values would not name ...
+    assert job.hydra.sweep.subdir == "3+lr-0.002+batch_size-8"  # ... in its own, named by its values
+    assert job.hydra.job.override_dirname == "data.batch_size=8,model.optimizer.lr=0.002"  # its error line's
     (Path(folder) / "multirun.yaml").write_text("{}")  # what Hydra's sweepers write first
     started = datetime.strptime(folder[-19:], "%Y-%m-%d_%H-%M-%S")
     with mock.patch("hydra.core.utils.datetime", mock.Mock(now=lambda: started)):  # the same second
-        again, job = launch(tmp_path, [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"], [fixed])
-    assert again.hydra.sweep.dir == job.hydra.sweep.dir == f"{folder}-2"
+        [again] = launch(tmp_path, command)
+    assert again.hydra.sweep.dir == f"{folder}-2"
 
-    sweep, job = launch(tmp_path, ["model=convgru1,convgru2"], [["model=convgru2"]])  # a swept model names the sweep
+    sweep, job = launch(tmp_path, ["model=convgru1,convgru2"], {0: ["model=convgru2"]})  # a swept model: in the name
     assert re.fullmatch(rf"{tmp_path}/train/multiruns/moving_mnist-convgru1.convgru2{TIME}", sweep.hydra.sweep.dir)
     assert job.hydra.sweep.subdir == "0+model-convgru2"
     trial = ["model.optimizer.lr=0.0012345678", "model.net.hidden_sizes.0=32", "model.loss=mse"]
-    sweep, job = launch(tmp_path, ["hparams_search=optuna", "experiment=quickstart"],
-                        [["hparams_search=optuna", "experiment=quickstart", *trial]])  # Optuna's search space
-    assert re.fullmatch(rf"{tmp_path}/train/multiruns/quickstart\+hparams_search-optuna{TIME}", sweep.hydra.sweep.dir)
+    sweep, job = launch(tmp_path, ["hparams_search=optuna", "experiment=quickstart", f"hydra.sweep.dir={tmp_path}/mine"],
+                        {0: ["hparams_search=optuna", "experiment=quickstart", *trial]})  # Optuna's search space
+    assert sweep.hydra.sweep.dir == job.hydra.sweep.dir == f"{tmp_path}/mine"  # a folder the user named
     assert job.hydra.sweep.subdir == "0+lr-0.001235+hidden_sizes.0-32+loss-mse"
-    sweep, job = launch(tmp_path, ["model.optimizer.lr=0.1,0.2", "hydra.sweep.dir=/mine"], [["model.optimizer.lr=0.1"]])
-    assert sweep.hydra.sweep.dir == job.hydra.sweep.dir == "/mine" and job.hydra.sweep.subdir == "0+lr-0.1"
+    assert sweep_dir("/logs", "T", {"experiment": "quickstart"}, ["hparams_search=optuna", "experiment=quickstart"],
+                     sweep.hydra.sweeper.params) == "/logs/quickstart+hparams_search-optuna_T"
 
 
 def test_a_sweep_jobs_checkpoint_resumes_in_its_folder_and_names_its_evaluation(tmp_path):
