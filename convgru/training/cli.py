@@ -133,7 +133,8 @@ class OutputDirCheck(Callback):
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until
     the run ends) or of a finished run (its checkpoints/ folder holds checkpoints, and ckpt_path does
     not continue that run). A generated run folder (not hydra.run.dir=, not a resumed run's) that another
-    run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`)."""
+    run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`); so does a generated
+    sweep folder (-m), which it names once for all the sweep's jobs (`on_multirun_start`)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
