@@ -45,6 +45,8 @@ def test_names_are_safe_and_short():
     name = run_name({"data": "moving_mnist", "model": "convgru3"}, overrides)
     assert len(name.encode()) <= NAME_BYTES and name.endswith("-more")
     assert re.fullmatch(r"[A-Za-z0-9._+-]+", name)
+    floats = run_name({"experiment": "x"}, ["a.b=1e6", "c=0.00012345678", "d=2.5", "e.0=3"])
+    assert floats == "x+b-1e06+c-0.0001235+d-2.5+e.0-3"  # floats to 4 digits, a list's item with its list's name
     cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
     assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
         "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
@@ -155,12 +157,12 @@ def test_a_sweep_is_named_by_what_its_jobs_share_and_each_job_by_its_values(tmp_
     assert re.fullmatch(rf"{tmp_path}/train/multiruns/moving_mnist-convgru1.convgru2{TIME}", sweep.hydra.sweep.dir)
     assert job.hydra.sweep.subdir == "0+model-convgru2"
     trial = ["model.optimizer.lr=0.0012345678", "model.net.hidden_sizes.0=32", "model.loss=mse"]
-    sweep, job = launch(tmp_path, ["hparams_search=optuna", "experiment=quickstart", f"hydra.sweep.dir={tmp_path}/mine"],
-                        {0: ["hparams_search=optuna", "experiment=quickstart", *trial]})  # Optuna's search space
+    optuna = ["hparams_search=optuna", "experiment=quickstart"]
+    sweep, job = launch(tmp_path, [*optuna, f"hydra.sweep.dir={tmp_path}/mine"], {0: [*optuna, *trial]})  # its space
     assert sweep.hydra.sweep.dir == job.hydra.sweep.dir == f"{tmp_path}/mine"  # a folder the user named
     assert job.hydra.sweep.subdir == "0+lr-0.001235+hidden_sizes.0-32+loss-mse"
-    assert sweep_dir("/logs", "T", {"experiment": "quickstart"}, ["hparams_search=optuna", "experiment=quickstart"],
-                     sweep.hydra.sweeper.params) == "/logs/quickstart+hparams_search-optuna_T"
+    assert sweep_dir("/logs", "T", {"experiment": "quickstart"}, optuna, sweep.hydra.sweeper.params) == \
+        "/logs/quickstart+hparams_search-optuna_T"
 
 
 def test_a_sweep_jobs_checkpoint_resumes_in_its_folder_and_names_its_evaluation(tmp_path):

@@ -170,7 +170,7 @@ def _word(text: str, unsafe: re.Pattern = _UNSAFE) -> str:
 def _value_word(value) -> str:
     """A value written in a run's name: lists and sweeps as their items joined by '.', a path by its
     file name (data.files=[/data/a.npy] -> a.npy), a float to 4 significant digits (an Optuna trial's
-    lr=0.0012345678 -> 0.001235: the exact value is in the run's .hydra/ and HPARAMS)."""
+    lr=0.0012345678 -> 0.001235, 1e6 -> 1e06: the exact value is in the run's .hydra/ and HPARAMS)."""
     if isinstance(value, (list, tuple)):
         return ".".join(_value_word(v) for v in value)
     if isinstance(value, dict):
@@ -178,7 +178,7 @@ def _value_word(value) -> str:
     if hasattr(value, "list"):  # a sweep (-m): key=a,b
         return ".".join(_value_word(v) for v in value.list)
     if isinstance(value, float):
-        return _word(f"{value:.4g}")
+        return _word(f"{value:.4g}".replace("e+", "e"))  # 1e+06 -> 1e06: `+` separates a name's parts
     text = str(value)
     return _word(text.rstrip("/").rsplit("/", 1)[-1] if "/" in text else text)
 
