@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF
 from convgru.training.cli import OutputDirCheck
+from convgru.training.paste import hydra_value
 from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name, sweep_dir
 from convgru.training.run_folder import TIME as TIME_OF_RUN
 
@@ -115,22 +116,24 @@ def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
         OutputDirCheck().on_run_start(user)
 
 
-def launch(tmp_path, command, jobs=None) -> list:
+def launch(logs, command, jobs=None) -> list:
     """What a launcher makes of a sweep: the sweep's config as `-m <command>` composes it, after convgru's callback
     (`OutputDirCheck.on_multirun_start`), and the config of each job `n` as the launcher composes it from the
-    sweep's, with the job's overrides `jobs[n]` and its number (Hydra's BasicLauncher.launch, jobs not run)."""
+    sweep's, with the job's overrides `jobs[n]` and its number (Hydra's BasicLauncher.launch, jobs not run), all
+    with paths.log_dir=`logs`."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
     from omegaconf import open_dict
 
+    log_dir = f"paths.log_dir={hydra_value(str(logs))}"
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        sweep = loader.load_configuration("train", [f"paths.log_dir={tmp_path}", *command], run_mode=RunMode.MULTIRUN)
+        sweep = loader.load_configuration("train", [log_dir, *command], run_mode=RunMode.MULTIRUN)
         check = OutputDirCheck()
         check.on_multirun_start(sweep)
         configs = [sweep]
         for num, overrides in (jobs or {}).items():
-            job = loader.load_sweep_config(sweep, [f"paths.log_dir={tmp_path}", *overrides])
+            job = loader.load_sweep_config(sweep, [log_dir, *overrides])
             with open_dict(job):
                 job.hydra.job.num = num
             configs.append(job)
@@ -141,16 +144,17 @@ def launch(tmp_path, command, jobs=None) -> list:
 def test_a_sweep_is_named_by_what_its_jobs_share_and_each_job_by_its_values(tmp_path):
     fixed = ["experiment=quickstart", "trainer.max_steps=2"]
     command = [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"]
-    sweep, job = launch(tmp_path, command, {3: [*fixed, "model.optimizer.lr=0.002", "data.batch_size=8"]})
+    logs = tmp_path / "my logs é, [x] ${now:%H}"  # typed in Hydra's grammar, as any path can be
+    sweep, job = launch(logs, command, {3: [*fixed, "model.optimizer.lr=0.002", "data.batch_size=8"]})
     folder = sweep.hydra.sweep.dir
-    assert re.fullmatch(rf"{tmp_path}/train/multiruns/quickstart\+max_steps-2{TIME}", folder)
+    assert re.fullmatch(re.escape(f"{logs}/train/multiruns/quickstart+max_steps-2") + TIME, folder)
     assert job.hydra.sweep.dir == folder  # every job in the sweep's folder, which its own values would not name ...
     assert job.hydra.sweep.subdir == "3+lr-0.002+batch_size-8"  # ... in its own, named by its values
     assert job.hydra.job.override_dirname == "data.batch_size=8,model.optimizer.lr=0.002"  # its error line's
     (Path(folder) / "multirun.yaml").write_text("{}")  # what Hydra's sweepers write first
     started = datetime.strptime(folder[-19:], "%Y-%m-%d_%H-%M-%S")
     with mock.patch("hydra.core.utils.datetime", mock.Mock(now=lambda: started)):  # the same second
-        [again] = launch(tmp_path, command)
+        [again] = launch(logs, command)
     assert again.hydra.sweep.dir == f"{folder}-2"
 
     sweep, job = launch(tmp_path, ["model=convgru1,convgru2"], {0: ["model=convgru2"]})  # a swept model: in the name

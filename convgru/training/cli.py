@@ -171,7 +171,8 @@ class OutputDirCheck(Callback):
             pinned.append(("hydra.job.config.override_dirname.exclude_keys",
                            list(dict.fromkeys([*exclude, *fixed]))))
             with read_write(config):
-                config.hydra.sweep.dir = dict(pinned).get("hydra.sweep.dir", config.hydra.sweep.dir)
+                if "hydra.sweep.dir" in dict(pinned):  # as text: a `${` in the folder's name is not interpolated
+                    config.hydra.sweep.dir = dict(pinned)["hydra.sweep.dir"].replace("${", "\\${")
                 config.hydra.overrides.hydra.extend([f"{key}={hydra_value(value)}" for key, value in pinned])
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
