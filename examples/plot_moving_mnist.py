@@ -37,15 +37,13 @@ from convgru.training.paths import CONFIG_DIR
 
 work = Path(tempfile.mkdtemp(prefix="convgru_gallery_"))
 # sphinx_gallery_start_ignore
-# Lightning's notices and deprecation warnings are left out of the page.
+# Lightning's notices are left out of the page (convgru.training.train leaves out its deprecation warning).
 import logging
-import warnings
 
 import pytorch_lightning  # noqa: F401 (sets its loggers' level on import)
 
 for name in ("pytorch_lightning", "lightning_fabric"):
     logging.getLogger(name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*LeafSpec")
 # sphinx_gallery_end_ignore
 
 TINY = ["data.image_size=48", "data.frames_in=4", "data.frames_out=4",

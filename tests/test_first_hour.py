@@ -143,10 +143,31 @@ def test_lightnings_advertisements_and_save_note_are_left_out(tmp_path, caplog):
     assert "Tip" not in caplog.text and "litlogger" not in caplog.text and "weights_only" not in caplog.text
 
 
+def test_lightnings_pytree_deprecation_warning_is_left_out():
+    """Every fit, validation and test printed torch's FutureWarning on the `LeafSpec` that Lightning's
+    CombinedLoader builds (pytorch_lightning/utilities/_pytree.py); the same words raised from other code stay."""
+    import warnings
+
+    from pytorch_lightning.utilities._pytree import _tree_flatten
+
+    from convgru.training.report import quiet_lightning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _tree_flatten([1, 2])  # Lightning's LeafSpec(), as a CombinedLoader flattens its data loaders
+        assert [w.category for w in caught] == [FutureWarning] and "LeafSpec" in str(caught[0].message)
+        caught.clear()
+        quiet_lightning()  # in front of "always"
+        _tree_flatten([1, 2])
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning, stacklevel=1)  # not Lightning's
+        assert [w.filename for w in caught] == [__file__]
+
+
 def test_one_tensorboard_command_for_the_runs_of_a_task(tmp_path):
     """The run summary's command is the README's: the task's folder above runs/ (logs/train), a sweep's folder."""
     from convgru.training.report import tensorboard_command
 
     logs = tmp_path / "logs" / "train"
     assert tensorboard_command(logs / "runs" / "quickstart_2026-12-03_16-32-37") == f"tensorboard --logdir {logs}"
-    assert tensorboard_command(logs / "multiruns" / "s" / "0") == f"tensorboard --logdir {logs / 'multiruns' / 's'}"
+    sweep = logs / "multiruns" / "quickstart_2026-12-03_16-32-37"
+    assert tensorboard_command(sweep / "3+lr-0.002") == f"tensorboard --logdir {sweep}"

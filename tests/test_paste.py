@@ -8,10 +8,13 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from conftest import CONF
 from convgru.training.callbacks import SlowRunWarning, resume_command
 from convgru.training.paste import hydra_value, paste_command
 from convgru.training.run_folder import check_fresh_folder
@@ -31,12 +34,30 @@ def parsed(command: str) -> dict:
 @pytest.mark.parametrize("folder", NASTY)
 def test_resume_command_runs_as_printed(folder, tmp_path):
     run = str(tmp_path / folder)
-    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=run),
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=run), mode=RunMode.RUN,
                             overrides=SimpleNamespace(task=["data.batch_size=2", "hydra.run.dir=old"]))
     with mock.patch.object(HydraConfig, "initialized", return_value=True), \
             mock.patch.object(HydraConfig, "get", return_value=hydra):
         command = resume_command(f"{run}/checkpoints/last.ckpt")
     assert parsed(command) == {"data.batch_size": 2, "hydra.run.dir": run, "ckpt_path": f"{run}/checkpoints/last.ckpt"}
+
+
+def test_a_sweep_jobs_resume_command_resumes_that_job_alone(tmp_path):
+    """A trial of hparams_search=optuna (which sets hydra.mode=MULTIRUN) resumes as one run in its job's folder."""
+    job = str(tmp_path / "quickstart+hparams_search-optuna_2026-12-03_16-32-37" / "3+lr-0.002+loss-mse")
+    task = ["hparams_search=optuna", "experiment=quickstart", "model.optimizer.lr=0.002", "model.loss=mse"]
+    hydra = SimpleNamespace(runtime=SimpleNamespace(output_dir=job), mode=RunMode.MULTIRUN,
+                            overrides=SimpleNamespace(task=task))
+    with mock.patch.object(HydraConfig, "initialized", return_value=True), \
+            mock.patch.object(HydraConfig, "get", return_value=hydra):
+        command = resume_command(f"{job}/checkpoints/last.ckpt")
+    overrides = shlex.split(command)[2:]
+    assert parsed(command) == {"hparams_search": "optuna", "experiment": "quickstart", "model.optimizer.lr": 0.002,
+                               "model.loss": "mse", "hydra.run.dir": job, "hydra.mode": "RUN",
+                               "ckpt_path": f"{job}/checkpoints/last.ckpt"}
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = compose("train", overrides=overrides, return_hydra_config=True)
+    assert config.hydra.mode == RunMode.RUN and config.hydra.run.dir == job
 
 
 @pytest.mark.parametrize("value", [*NASTY, 1, 2.5, True, None, [4, 8], "1e3", "true", "null", "[x]"])

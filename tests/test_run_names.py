@@ -6,7 +6,9 @@ named after the run of its checkpoint."""
 import fcntl
 import os
 import re
+from datetime import datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -15,7 +17,8 @@ from omegaconf import OmegaConf
 
 from conftest import CONF
 from convgru.training.cli import OutputDirCheck
-from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name
+from convgru.training.paste import hydra_value
+from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name, sweep_dir
 from convgru.training.run_folder import TIME as TIME_OF_RUN
 
 TIME = r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
@@ -43,6 +46,8 @@ def test_names_are_safe_and_short():
     name = run_name({"data": "moving_mnist", "model": "convgru3"}, overrides)
     assert len(name.encode()) <= NAME_BYTES and name.endswith("-more")
     assert re.fullmatch(r"[A-Za-z0-9._+-]+", name)
+    floats = run_name({"experiment": "x"}, ["a.b=1e6", "c=0.00012345678", "d=2.5", "e.0=3"])
+    assert floats == "x+b-1e06+c-0.0001235+d-2.5+e.0-3"  # floats to 4 digits, a list's item with its list's name
     cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
     assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
         "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
@@ -109,3 +114,72 @@ def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
     check.on_run_end(cfg)
     with pytest.raises(SystemExit):
         OutputDirCheck().on_run_start(user)
+
+
+def launch(logs, command, jobs=None) -> list:
+    """What a launcher makes of a sweep: the sweep's config as `-m <command>` composes it, after convgru's callback
+    (`OutputDirCheck.on_multirun_start`), and the config of each job `n` as the launcher composes it from the
+    sweep's, with the job's overrides `jobs[n]` and its number (Hydra's BasicLauncher.launch, jobs not run), all
+    with paths.log_dir=`logs`."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    log_dir = f"paths.log_dir={hydra_value(str(logs))}"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sweep = loader.load_configuration("train", [log_dir, *command], run_mode=RunMode.MULTIRUN)
+        check = OutputDirCheck()
+        check.on_multirun_start(sweep)
+        configs = [sweep]
+        for num, overrides in (jobs or {}).items():
+            job = loader.load_sweep_config(sweep, [log_dir, *overrides])
+            with open_dict(job):
+                job.hydra.job.num = num
+            configs.append(job)
+        check.on_multirun_end(sweep)
+        return configs
+
+
+def test_a_sweep_is_named_by_what_its_jobs_share_and_each_job_by_its_values(tmp_path):
+    fixed = ["experiment=quickstart", "trainer.max_steps=2"]
+    command = [*fixed, "model.optimizer.lr=0.001,0.002", "data.batch_size=4,8"]
+    logs = tmp_path / "my logs é, [x] ${now:%H}"  # typed in Hydra's grammar, as any path can be
+    sweep, job = launch(logs, command, {3: [*fixed, "model.optimizer.lr=0.002", "data.batch_size=8"]})
+    folder = sweep.hydra.sweep.dir
+    assert re.fullmatch(re.escape(f"{logs}/train/multiruns/quickstart+max_steps-2") + TIME, folder)
+    assert job.hydra.sweep.dir == folder  # every job in the sweep's folder, which its own values would not name ...
+    assert job.hydra.sweep.subdir == "3+lr-0.002+batch_size-8"  # ... in its own, named by its values
+    assert job.hydra.job.override_dirname == "data.batch_size=8,model.optimizer.lr=0.002"  # its error line's
+    (Path(folder) / "multirun.yaml").write_text("{}")  # what Hydra's sweepers write first
+    started = datetime.strptime(folder[-19:], "%Y-%m-%d_%H-%M-%S")
+    with mock.patch("hydra.core.utils.datetime", mock.Mock(now=lambda: started)):  # the same second
+        [again] = launch(logs, command)
+    assert again.hydra.sweep.dir == f"{folder}-2"
+
+    sweep, job = launch(tmp_path, ["model=convgru1,convgru2"], {0: ["model=convgru2"]})  # a swept model: in the name
+    assert re.fullmatch(rf"{tmp_path}/train/multiruns/moving_mnist-convgru1.convgru2{TIME}", sweep.hydra.sweep.dir)
+    assert job.hydra.sweep.subdir == "0+model-convgru2"
+    trial = ["model.optimizer.lr=0.0012345678", "model.net.hidden_sizes.0=32", "model.loss=mse"]
+    optuna = ["hparams_search=optuna", "experiment=quickstart"]
+    sweep, job = launch(tmp_path, [*optuna, f"hydra.sweep.dir={tmp_path}/mine"], {0: [*optuna, *trial]})  # its space
+    assert sweep.hydra.sweep.dir == job.hydra.sweep.dir == f"{tmp_path}/mine"  # a folder the user named
+    assert job.hydra.sweep.subdir == "0+lr-0.001235+hidden_sizes.0-32+loss-mse"
+    assert sweep_dir("/logs", "T", {"experiment": "quickstart"}, optuna, sweep.hydra.sweeper.params) == \
+        "/logs/quickstart+hparams_search-optuna_T"
+
+
+def test_a_sweep_jobs_checkpoint_resumes_in_its_folder_and_names_its_evaluation(tmp_path):
+    job = tmp_path / "quickstart+max_steps-2_2026-12-03_16-32-37" / "3+lr-0.002+batch_size-8"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("{}")
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (job / ".convgru.lock").write_text("")
+    resume = [f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}"]
+    assert folder("train", ["experiment=quickstart", *resume]) == str(job)
+    assert re.fullmatch(rf"/logs/eval/runs/quickstart\+max_steps-2\+lr-0.002\+batch_size-8{TIME}",
+                        folder("eval", resume))
+    from convgru.training.paste import paste_command
+    pasted = paste_command(None, [("hydra.run.dir", str(job))])  # the resume command after SIGTERM
+    assert OverridesParser.create().parse_override(pasted).value() == str(job)

@@ -52,15 +52,18 @@ def test_optuna_sweep_of_two_trials_through_submitit(tmp_path, cache_dir):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    trials = [json.loads((sweep / str(i) / "metrics.json").read_text()) for i in (0, 1)]
+    jobs = sorted(sweep.glob("[0-9]*"), key=lambda job: int(job.name.split("+")[0]))  # 0+lr-0.001234+...
+    assert [job.name.split("+")[0] for job in jobs] == ["0", "1"]
+    assert all("+lr-" in job.name and "+loss-" in job.name for job in jobs)  # named by the values it was given
+    trials = [json.loads((job / "metrics.json").read_text()) for job in jobs]
     assert results["best_value"] == pytest.approx(min(t["val/mse"] for t in trials))
     assert [(row["state"], row["folder"]) for row in results["trials"]] == [  # the summary (convgru's sweeper)
-        ("complete", str(sweep / "0")), ("complete", str(sweep / "1"))]
+        ("complete", str(jobs[0])), ("complete", str(jobs[1]))]
     assert set(results["best_params"]) == {"model.optimizer.lr", "model.net.hidden_sizes.0",
                                            "model.net.hidden_sizes.1", "model.net.hidden_sizes.2", "model.loss"}
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # both ran as submitit jobs
     study = optuna.load_study(study_name="convgru", storage=f"sqlite:///{tmp_path / 'optuna.db'}")  # as the README
     assert len(study.trials_dataframe()) == 2 and study.best_value == results["best_value"]
-    for i in (0, 1):
-        config = yaml.safe_load((sweep / str(i) / ".hydra" / "config.yaml").read_text())
+    for job in jobs:
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
         assert config["model"]["net"]["checkpoint_every"] == 2 and len(config["model"]["net"]["hidden_sizes"]) == 3

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import IMAGES, Event
 from conftest import ROOT, compose_config, tiny
 from convgru.training import CheckpointError, ForecastModule, train
 from convgru.training.images import rows_grid
+from convgru.training.run_folder import TIME, run_name
 
 
 @pytest.mark.parametrize("depth", [1, *(pytest.param(d, marks=pytest.mark.slow) for d in (2, 3, 4))])
@@ -165,10 +166,38 @@ def test_quickstart_command_runs(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_multirun_sweep(tmp_path, cache_dir):
+    """Two jobs in a sweep folder named by what they share (`multiruns/<name>_<time>`), each job's folder by its
+    number and the value it was given (tests/test_run_names.py checks the names on composed configs)."""
     command = [sys.executable, "scripts/train.py", "-m", *tiny("train"), "model.optimizer.lr=1e-3,1e-2",
-               f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path}"]
+               f"paths.cache_dir={cache_dir}", f"paths.log_dir={tmp_path}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("0", "1"):
-        assert "val/mse" in json.loads((tmp_path / job / "metrics.json").read_text())
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+    [sweep] = (tmp_path / "train" / "multiruns").iterdir()
+    shared = run_name({"data": "moving_mnist", "model": "convgru3"}, [*tiny("train"), f"paths.cache_dir={cache_dir}"])
+    assert TIME.sub("", sweep.name) == shared and TIME.search(sweep.name) and "lr-" not in shared
+    for job in ("0+lr-0.001", "1+lr-0.01"):
+        assert "val/mse" in json.loads((sweep / job / "metrics.json").read_text())
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_model_summary_counts_the_flops_of_one_sequence(tmp_path):
+    """Lightning's model summary showed FLOPs of 0: a fit gives the module the shape of the data's inputs, whose
+    zeros Lightning runs through `forward` under FlopCounterMode, in the module's dtype (bf16-true runs)."""
+    from pytorch_lightning.utilities.model_summary import summarize
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convgru.data.moving_mnist_module import MovingMNISTDataModule
+    from convgru.training.module import example_shape
+
+    data = MovingMNISTDataModule(image_size=32, frames_in=3, frames_out=2, val_size=2, num_workers=0,
+                                 cache_dir=tmp_path)
+    data.setup("fit")
+    module = ForecastModule(net=dict(hidden_sizes=[4], kernel_size=3, stem_channels=4), future=2)
+    assert module.example_input_array is None and summarize(module, max_depth=1).total_flops == 0  # the issue's 0s
+    module.example_shape = example_shape(data)
+    assert module.example_shape == (1, 3, 1, 32, 32)
+    with FlopCounterMode(display=False) as counter:
+        module.net(torch.zeros(1, 3, 1, 32, 32), 2)
+    summary = summarize(module, max_depth=1)
+    assert summary.total_flops == sum(summary.flop_counts["net"].values()) == counter.get_total_flops() > 0
+    assert module.to(torch.bfloat16).example_input_array.dtype == torch.bfloat16

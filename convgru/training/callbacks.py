@@ -170,14 +170,19 @@ def terminated_workers(exception: BaseException, trainer: pl.Trainer | None = No
 
 
 def resume_command(path) -> str:
-    """The command line of this run (its Hydra overrides) with its run folder and ckpt_path=`path`."""
+    """The command line of this run (its Hydra overrides) with its run folder and ckpt_path=`path`. A job of a
+    sweep (-m) resumes as one run in its job's folder, with the values it was given: `hydra.mode=RUN`, as
+    hparams_search=optuna, among a trial's overrides, would otherwise start a new sweep."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     overrides = []
     if HydraConfig.initialized():
         overrides = [o for o in HydraConfig.get().overrides.task
                      if not o.lstrip("+~").startswith(("ckpt_path=", "hydra.run.dir="))]
         overrides.append(("hydra.run.dir", HydraConfig.get().runtime.output_dir))  # continue in the same folder
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            overrides.append(("hydra.mode", "RUN"))
     return paste_command("train", [*overrides, ("ckpt_path", str(path))])
 
 

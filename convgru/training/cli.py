@@ -20,8 +20,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
+from convgru.training.paste import hydra_value
 from convgru.training.report import say
-from convgru.training.run_folder import check_fresh_folder, claim, requeued_checkpoint, resumed_run
+from convgru.training.run_folder import check_fresh_folder, claim, fixed_keys, requeued_checkpoint, resumed_run
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -132,7 +133,8 @@ class OutputDirCheck(Callback):
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until
     the run ends) or of a finished run (its checkpoints/ folder holds checkpoints, and ckpt_path does
     not continue that run). A generated run folder (not hydra.run.dir=, not a resumed run's) that another
-    run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`)."""
+    run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`); so does a generated
+    sweep folder (-m), which it names once for all the sweep's jobs (`on_multirun_start`)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
@@ -152,8 +154,29 @@ class OutputDirCheck(Callback):
             self.lock.release()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """A sweep's folder is named by its overrides, which its jobs see with their own values only: resolve it
+        here (a generated one claimed as a run's is, `-2` for a sweep of the same name and second, and locked
+        until the sweep ends) and pin it for every job, with the keys the jobs share
+        (hydra.job.config.override_dirname.exclude_keys), which their folders (`run_folder.job_subdir`) and
+        override_dirname leave out, through hydra.overrides.hydra: the overrides a launcher composes each job's
+        config with."""
         with user_errors():
             check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+            pinned = []
+            if str(OmegaConf.to_container(config.hydra.sweep)["dir"]).startswith("${sweep_dir:"):
+                folder, self.lock = claim(config.hydra.sweep.dir, named=False)
+                pinned.append(("hydra.sweep.dir", str(folder)))
+            exclude = config.hydra.job.config.override_dirname.exclude_keys
+            fixed = fixed_keys(config.hydra.overrides.task, OmegaConf.select(config, "hydra.sweeper.params"))
+            pinned.append(("hydra.job.config.override_dirname.exclude_keys",
+                           list(dict.fromkeys([*exclude, *fixed]))))
+            with read_write(config):
+                if "hydra.sweep.dir" in dict(pinned):  # as text: a `${` in the folder's name is not interpolated
+                    config.hydra.sweep.dir = dict(pinned)["hydra.sweep.dir"].replace("${", "\\${")
+                config.hydra.overrides.hydra.extend([f"{key}={hydra_value(value)}" for key, value in pinned])
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        self.on_run_end(config)
 
 
 def quote_non_ascii(overrides: list[str]) -> list[str]:

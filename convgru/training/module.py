@@ -143,6 +143,19 @@ class ForecastModule(pl.LightningModule):
             for name in ("val", "test", *self.baselines):
                 self.skill[name] = SkillScores(thresholds, future, value_range, **windows)
         self.field_scores = None  # FieldTestScores of a test on gridded fields (data=fields), set as the test starts
+        self.example_shape = None  # (1, T_in, C, H, W) of the data's inputs, set as a fit starts (example_input_array)
+
+    @property
+    def example_input_array(self) -> torch.Tensor | None:
+        """Zeros of one input of the data's shape, (1, T_in, C, H, W), in the module's dtype and on its device (None
+        before a fit has set `example_shape`): Lightning's model summary runs it through `forward` to show each
+        layer's FLOPs for one sequence (`torch.utils.flop_counter.FlopCounterMode`) and its input and output sizes."""
+        return None if self.example_shape is None else torch.zeros(self.example_shape, dtype=self.dtype,
+                                                                   device=self.device)
+
+    @example_input_array.setter
+    def example_input_array(self, value) -> None:
+        self.example_shape = None if value is None else tuple(value.shape)
 
     def forward(self, x: torch.Tensor, future: int | None = None) -> torch.Tensor:
         """x: (B, T_in, C, H, W) -> raw prediction (B, future, C, H, W); future defaults to hparams.future."""
@@ -289,12 +302,15 @@ class ForecastModule(pl.LightningModule):
                         logger.experiment.add_scalar(f"test/{name}_per_frame", value, global_step=frame)
 
     def setup(self, stage: str) -> None:
-        """Keep the data's normalization (data=fields: mean and std per channel of the training split), grid
+        """As a fit starts, take the shape of the data's inputs for the model summary (`example_input_array`).
+        Keep the data's normalization (data=fields: mean and std per channel of the training split), grid
         (coordinates and their order) and climatology (`FieldDataModule.stored_climatology`: its values, or a
         file beside the checkpoints) in the data config that checkpoints store, so that eval and predict
         normalize as training did, read new files in the training grid's order, and eval scores ACC without
         the training files."""
         datamodule = self.trainer.datamodule
+        if stage == "fit" and not self.hparams.compile:  # a compiled net would compile again for the summary
+            self.example_shape = example_shape(datamodule)
         if getattr(datamodule, "normalization", None) is not None and isinstance(self.hparams.get("data"), dict):
             self.hparams.data["normalization"] = datamodule.normalization
             if getattr(datamodule, "grid", None) is not None:
@@ -348,3 +364,12 @@ class ForecastModule(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def example_shape(datamodule) -> tuple[int, ...] | None:
+    """(1, T_in, C, H, W): the shape of one input of `datamodule`'s validation set (its first sample, which
+    is read), or None without a data module (a fit given data loaders)."""
+    if datamodule is None:
+        return None
+    sample = datamodule.val_dataloader().dataset[0]
+    return (1, *sample[0].shape)

@@ -1,6 +1,7 @@
 """Where the configs are and where a run reads and writes: the packaged config folder (CONFIG_DIR) and
 the `${project_root:}` and `${cache_dir:}` resolvers that convgru/conf/paths/default.yaml uses, and
-`${run_dir:}`, the run folder that convgru/conf/hydra/default.yaml names.
+`${run_dir:}`, `${sweep_dir:}` and `${job_subdir:}`, the run and sweep folders that
+convgru/conf/hydra/default.yaml names.
 
 From a checkout (a clone, or an editable install), `paths.root_dir` is the checkout: runs write
 logs/ and data/cache there, as they always did. From a wheel, it is the folder the command runs in
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 
 from convgru.data.cache import user_cache_dir
 from convgru.training.checkout import checkout
-from convgru.training.run_folder import config_subdir, run_dir
+from convgru.training.run_folder import config_subdir, job_subdir, run_dir, sweep_dir
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"  # train.yaml, eval.yaml and the config groups
 
@@ -32,13 +33,11 @@ def default_cache_dir(data_dir: str) -> str:
 
 def register_resolvers() -> None:
     """Register `${project_root:}`, `${cache_dir:<data_dir>}`, `${run_dir:...}` (the run folder's
-    name, convgru/conf/hydra/default.yaml) and `${config_subdir:...}` (where Hydra writes the run's config
-    in it) with OmegaConf (idempotent)."""
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", find_project_root)
-    if not OmegaConf.has_resolver("cache_dir"):
-        OmegaConf.register_new_resolver("cache_dir", default_cache_dir)
-    if not OmegaConf.has_resolver("run_dir"):
-        OmegaConf.register_new_resolver("run_dir", run_dir)
-    if not OmegaConf.has_resolver("config_subdir"):
-        OmegaConf.register_new_resolver("config_subdir", config_subdir)
+    name, convgru/conf/hydra/default.yaml), `${config_subdir:...}` (where Hydra writes the run's config
+    in it), `${sweep_dir:...}` and `${job_subdir:...}` (a sweep's folder and its jobs') with OmegaConf
+    (idempotent)."""
+    resolvers = {"project_root": find_project_root, "cache_dir": default_cache_dir, "run_dir": run_dir,
+                 "config_subdir": config_subdir, "sweep_dir": sweep_dir, "job_subdir": job_subdir}
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

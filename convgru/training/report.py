@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -61,13 +62,23 @@ class _Drop(logging.Filter):
         return not str(record.msg).startswith(self.starts)
 
 
+# Python warnings that Lightning's code causes and that are not about the run: (message, category, module the
+# warning is raised from). torch >= 2.10 deprecates `LeafSpec`, which Lightning's CombinedLoader still builds
+# (pytorch_lightning/utilities/_pytree.py), in every fit, validation and test.
+WARNINGS_NOT_ABOUT_THE_RUN = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning,
+                               r"pytorch_lightning\.utilities\._pytree"),)
+
+
 def quiet_lightning() -> None:
     """Leave out Lightning's messages that are not about the run (NOT_ABOUT_THE_RUN), each by its own
-    logger and words, so that every other message of Lightning is printed as before (idempotent)."""
+    logger and words, and the warnings of WARNINGS_NOT_ABOUT_THE_RUN, each by its words, category and the
+    module it comes from, so that every other message and warning is printed as before (idempotent)."""
     for name, starts in NOT_ABOUT_THE_RUN.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Drop) for f in logger.filters):
             logger.addFilter(_Drop(starts))
+    for message, category, module in WARNINGS_NOT_ABOUT_THE_RUN:
+        warnings.filterwarnings("ignore", message, category, module)
 
 
 def say(text: str, level: int = logging.INFO, stream=None) -> None:

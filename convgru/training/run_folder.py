@@ -169,43 +169,44 @@ def _word(text: str, unsafe: re.Pattern = _UNSAFE) -> str:
 
 def _value_word(value) -> str:
     """A value written in a run's name: lists and sweeps as their items joined by '.', a path by its
-    file name (data.files=[/data/a.npy] -> a.npy)."""
+    file name (data.files=[/data/a.npy] -> a.npy), a float to 4 significant digits (an Optuna trial's
+    lr=0.0012345678 -> 0.001235, 1e6 -> 1e06: the exact value is in the run's .hydra/ and HPARAMS)."""
     if isinstance(value, (list, tuple)):
         return ".".join(_value_word(v) for v in value)
     if isinstance(value, dict):
         return ".".join(f"{k}.{_value_word(v)}" for k, v in value.items())
     if hasattr(value, "list"):  # a sweep (-m): key=a,b
         return ".".join(_value_word(v) for v in value.list)
+    if isinstance(value, float):
+        return _word(f"{value:.4g}".replace("e+", "e"))  # 1e+06 -> 1e06: `+` separates a name's parts
     text = str(value)
     return _word(text.rstrip("/").rsplit("/", 1)[-1] if "/" in text else text)
 
 
-def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
-    """What a run is, as its folder (and so TensorBoard's run and HPARAMS row) is named before its time:
-    the experiment (else the data and the model chosen), or `checkpoint_run` (an evaluation: the name of
-    the run its checkpoint comes from), then each override of the command line that differs from it as
-    `+key-value` (the last part of the key; lists joined by '.', paths by their file name), leaving out
-    where the run writes (hydra.*, paths.*, ckpt_path). Only letters, digits and `._+-`, so that a path
-    through it is typed as it is in a shell and in an override; at most NAME_BYTES bytes, overrides that
-    do not fit counted as `+N-more`. E.g. `quickstart+max_steps-100`, `moving_mnist-convgru3+lr-0.01`."""
+def _parse(overrides) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    choices = dict(choices or {})
-    if checkpoint_run:
-        base, named = _word(checkpoint_run, _UNSAFE_NAME), ()
-    elif choices.get("experiment"):
-        base, named = _word(str(choices["experiment"])), ("experiment",)
-    else:
-        base, named = f"{_word(str(choices.get('data')))}-{_word(str(choices.get('model')))}", ("data", "model")
-    words = []
-    for override in OverridesParser.create().parse_overrides(list(overrides or ())):
-        key = override.key_or_group
-        if key in named or key.startswith(_LEFT_OUT):
-            continue
-        last = _word(key.rsplit(".", 1)[-1].rsplit("/", 1)[-1])
-        words.append(f"no-{last}" if override.is_delete() else f"{last}-{_value_word(override.value())}")
-    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
-    left, base = (int(more[1]), base[:more.start()]) if more else (0, base)
+    return OverridesParser.create().parse_overrides([str(o) for o in overrides or ()])
+
+
+def _key_word(key: str) -> str:
+    """The last part of an override's key (model.optimizer.lr -> lr, data/aug -> aug), with the part before it
+    where the last is a list index (model.net.hidden_sizes.0 -> hidden_sizes.0)."""
+    parts = key.replace("/", ".").split(".")
+    return _word(".".join(parts[-2:] if len(parts) > 1 and parts[-1].isdigit() else parts[-1:]))
+
+
+def _words(overrides, skip=()) -> list[str]:
+    """Each override (parsed) as `key-value` (`no-key` for a deletion), leaving out the keys in `skip` and
+    where the run writes (hydra.*, paths.*, ckpt_path)."""
+    return [f"no-{_key_word(o.key_or_group)}" if o.is_delete() else
+            f"{_key_word(o.key_or_group)}-{_value_word(o.value())}"
+            for o in overrides if o.key_or_group not in skip and not o.key_or_group.startswith(_LEFT_OUT)]
+
+
+def _fit(base: str, words: list[str], left: int = 0) -> str:
+    """`base+word+word...` in at most NAME_BYTES bytes, the words that do not fit (and `left` left out
+    before) counted as `+N-more`."""
     name = "+".join([base, *words]) + (f"+{left}-more" if left else "")
     if len(name) <= NAME_BYTES:
         return name
@@ -217,11 +218,72 @@ def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
     return f"{name}+{left}-more"
 
 
+def run_name(choices, overrides, checkpoint_run: str | None = None) -> str:
+    """What a run is, as its folder (and so TensorBoard's run and HPARAMS row) is named before its time:
+    the experiment (else the data and the model chosen), or `checkpoint_run` (an evaluation: the name of
+    the run its checkpoint comes from), then each override of the command line that differs from it as
+    `+key-value` (the last part of the key; lists joined by '.', paths by their file name), leaving out
+    where the run writes (hydra.*, paths.*, ckpt_path). Only letters, digits and `._+-`, so that a path
+    through it is typed as it is in a shell and in an override; at most NAME_BYTES bytes, overrides that
+    do not fit counted as `+N-more`. E.g. `quickstart+max_steps-100`, `moving_mnist-convgru3+lr-0.01`."""
+    choices = dict(choices or {})
+    if checkpoint_run:
+        base, named = _word(checkpoint_run, _UNSAFE_NAME), ()
+    elif choices.get("experiment"):
+        base, named = _word(str(choices["experiment"])), ("experiment",)
+    else:
+        base, named = f"{_word(str(choices.get('data')))}-{_word(str(choices.get('model')))}", ("data", "model")
+    more = re.search(r"\+(\d+)-more$", base)  # a checkpoint's run name, cut short already
+    left, base = (int(more[1]), base[:more.start()]) if more else (0, base)
+    return _fit(base, _words(_parse(overrides), named), left)
+
+
+# --- sweep names (-m): <sweep dir>/<job subdir> ------------------------------------------------
+
+def swept_keys(overrides, params=None) -> set[str]:
+    """The keys a sweep varies: its command line's sweeps (`lr=0.1,0.2`, `lr=interval(0.01,1)`) and the keys
+    of its sweeper's search space (hydra.sweeper.params: hparams_search=optuna's)."""
+    return {o.key_or_group for o in _parse(overrides) if o.is_sweep_override()} | set(params or ())
+
+
+def fixed_keys(overrides, params=None) -> list[str]:
+    """The keys of a sweep's command line that every job of it runs with (those not `swept_keys`): what the
+    sweep's folder is named by and its jobs' folders are not."""
+    swept = swept_keys(overrides, params)
+    return sorted({o.key_or_group for o in _parse(overrides)} - swept)
+
+
+def sweep_dir(root: str, time: str, choices, overrides, params=None) -> str:
+    """`hydra.sweep.dir`: `<root>/<sweep name>_<time>`, the sweep named as a run is (`run_name`) by what all
+    its jobs share, its overrides that are not swept; a swept experiment, data or model in the name's first
+    part as its values (`-m model=convgru1,convgru2`: `moving_mnist-convgru1.convgru2`). Resolved once, by
+    the sweep (`cli.OutputDirCheck` pins it for its jobs, which see their own values only)."""
+    parsed = _parse(overrides)
+    swept = swept_keys(overrides, params)
+    choices = {**dict(choices or {}), **{o.key_or_group: _value_word(o.value()) for o in parsed
+                                         if o.key_or_group in swept & {"experiment", "data", "model"}}}
+    return f"{root}/{run_name(choices, [o.input_line for o in parsed if o.key_or_group not in swept])}_{time}"
+
+
+def job_subdir(num, overrides, fixed=()) -> str:
+    """`hydra.sweep.subdir`: a job's folder in its sweep's, `<num>+key-value...` by the values of the swept keys
+    it runs with (its overrides but those whose key is in `fixed`, `fixed_keys`), e.g. `3+lr-0.002+batch_size-8`;
+    at most NAME_BYTES bytes as a run's name."""
+    return _fit(str(num), _words(_parse(overrides), set(fixed or ())))
+
+
+def source_run(folder: Path) -> str:
+    """The name an evaluation of a checkpoint of the run in `folder` starts with: its name without the time, or
+    for a job of a sweep (`<sweep>_<time>/<num>+key-value...`) the sweep's name and the job's values."""
+    job = re.fullmatch(r"\d+((\+.*)?)", folder.name)
+    if job and TIME.search(folder.parent.name):
+        return TIME.sub("", folder.parent.name) + job[1]
+    return TIME.sub("", folder.name)
+
+
 def _checkpoint(overrides) -> Path | None:
     """The path that `ckpt_path=` among `overrides` gives (the last one), or None."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    paths = [o.value() for o in OverridesParser.create().parse_overrides(list(overrides or ()))
+    paths = [o.value() for o in _parse(overrides)
              if o.key_or_group == "ckpt_path" and isinstance(o.value(), str)]
     return Path(paths[-1]).expanduser() if paths else None
 
@@ -264,7 +326,7 @@ def run_dir(root: str, time: str, task: str, choices, overrides) -> str:
     checkpoint = _checkpoint(overrides) if task == "eval" else None
     source = None
     if checkpoint is not None:
-        source = TIME.sub("", checkpoint.parent.parent.name) if checkpoint.parent.name == "checkpoints" else ""
+        source = source_run(checkpoint.parent.parent) if checkpoint.parent.name == "checkpoints" else ""
         source = source or checkpoint.stem
     return f"{root}/{run_name(choices, overrides, source)}_{time}"
 
