@@ -11,6 +11,7 @@ import datetime as dt
 import glob
 import os
 import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -78,13 +79,24 @@ def expand(files, option: str = "files") -> list[Path]:
 
 
 def open_dataset(path: Path):
-    """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file."""
+    """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file. Times
+    of the standard calendars are decoded to datetime64[us], others to cftime dates; times that xarray can
+    only decode to datetime64[ns] (floats) and that do not fit there (before 1678, after 2262: a 500-year
+    climate run) are decoded to cftime dates too, never to NaT."""
     xr = xarray()
     zarr = path.is_dir() or path.suffix.lower() in ZARR
+
+    def opened(times):
+        with warnings.catch_warnings():  # float times go to datetime64[ns], checked below
+            warnings.filterwarnings("ignore", "Can't decode floating point datetimes", xr.SerializationWarning)
+            return xr.open_dataset(path, engine="zarr" if zarr else None, chunks=None, cache=False,
+                                   decode_times=times)
     try:
-        if zarr:
-            return xr.open_dataset(path, engine="zarr", chunks=None, cache=False)
-        return xr.open_dataset(path, chunks=None, cache=False)
+        dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
+        if any(np.issubdtype(c.dtype, np.datetime64) and np.isnat(c.values).any() for c in dataset.coords.values()):
+            dataset.close()
+            dataset = opened(xr.coders.CFDatetimeCoder(use_cftime=True))
+        return dataset
     except ImportError as error:
         raise OptionError("data=fields", f"{path}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -120,17 +132,20 @@ def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, 
 
 
 STANDARD = ("standard", "gregorian", "proleptic_gregorian")
-EPOCH = np.datetime64("1970-01-01", "ns")
+COUNT_UNIT = "us"  # of times held as counts: datetime64[us] spans 290,000 years (datetime64[ns]: 1678-2262)
+COUNTS, STEPS = f"datetime64[{COUNT_UNIT}]", f"timedelta64[{COUNT_UNIT}]"
+EPOCH = np.datetime64("1970-01-01", COUNT_UNIT)
 PERIOD = re.compile(r"^\s*(\d{1,4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ](\d{1,2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?\s*$")
 
 
 class Calendar:
     """The calendar of a FieldSource's times (CF: standard, noleap, 360_day, julian, ...).
 
-    Times are held as datetime64[ns] counts on the calendar: 1970-01-01 plus the time since `epoch`, a
+    Times are held as datetime64[us] counts (`COUNTS`) on the calendar: 1970-01-01 plus the time since `epoch`, a
     date of the calendar (a cftime date), so that order, differences and steps are the calendar's own
     (360_day has Feb 30; noleap no Feb 29). Files whose times xarray decodes to datetime64 (the standard
-    and proleptic Gregorian calendars) have `epoch` None: counts and dates are the same. `dates`, `label`
+    and proleptic Gregorian calendars, to datetime64[us]: `open_dataset`) have `epoch` None: counts and dates
+    are the same. `dates`, `label`
     and `period` convert between counts and the calendar's dates.
     """
 
@@ -140,71 +155,72 @@ class Calendar:
     @classmethod
     def of(cls, values: np.ndarray) -> "Calendar":
         """The calendar of decoded times `values` (datetime64, or cftime dates), its epoch the first one's year."""
-        if np.issubdtype(values.dtype, np.datetime64) or not len(values):
+        if np.issubdtype(values.dtype, np.datetime64) or not len(values) or _gregorian(values):
             return cls()
         first = values[0]
         return cls(first.calendar, type(first)(first.year, 1, 1, calendar=first.calendar))
 
     def counts(self, values: np.ndarray, where: str) -> np.ndarray:
-        """Decoded times `values` as counts (datetime64[ns]); ValueError naming `where` for other values or
+        """Decoded times `values` as counts (`COUNTS`); ValueError naming `where` for other values or
         dates of another calendar."""
         if self.epoch is None:
+            if _gregorian(values):
+                first = values[0]
+                return EPOCH + np.array(values - type(first)(1970, 1, 1, calendar=first.calendar), dtype=STEPS)
             if not np.issubdtype(values.dtype, np.datetime64):
                 raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
                                  f"{self.name}; expected files of one calendar")
-            return values.astype("datetime64[ns]")
+            return values.astype(COUNTS)
         if np.issubdtype(values.dtype, np.datetime64) or _calendar_of(values) != self.name:
             raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
                              f"{self.name}; expected files of one calendar")
-        return EPOCH + np.array(values - self.epoch, dtype="timedelta64[us]").astype("timedelta64[ns]")
+        return EPOCH + np.array(values - self.epoch, dtype=STEPS)
 
     def dates(self, counts) -> np.ndarray:
-        """`counts` as dates of the calendar: datetime64[ns], or cftime dates (an object array)."""
-        counts = np.asarray(counts, dtype="datetime64[ns]")
+        """`counts` as dates of the calendar: datetime64[us], or cftime dates (an object array)."""
+        counts = np.asarray(counts, dtype=COUNTS)
         if self.epoch is None:
             return counts
-        deltas = (counts - EPOCH).astype("timedelta64[us]").astype(object)
+        deltas = (counts - EPOCH).astype(object)  # datetime.timedelta
         return np.array([self.epoch + d for d in deltas.ravel()], dtype=object).reshape(counts.shape)
 
     def label(self, count, unit: str = "s") -> str:
         """One count as a date of the calendar, e.g. 2000-02-30T06:00:00 (`unit` m: to the minute)."""
         if self.epoch is None:
-            return str(np.datetime_as_string(np.datetime64(count, "ns"), unit=unit))
+            return str(np.datetime_as_string(np.datetime64(count, COUNT_UNIT), unit=unit))
         return self.dates([count])[0].isoformat()[:16 if unit == "m" else 19]
 
     def period(self, text, option: str) -> tuple[np.datetime64, np.datetime64]:
         """(first, last) counts of the period `text` names in the calendar (2015: the year, 2015-02: the month,
         2015-02-30 a day of 360_day, 2015-02-30T06 an hour); OptionError naming `option` otherwise."""
         fields = period_fields(text, option, self.name)
-        if self.epoch is None:
-            import pandas as pd
-            try:
-                period = pd.Period(str(text).strip())
-            except ValueError:
-                raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
-            return np.datetime64(period.start_time.to_datetime64(), "ns"), \
-                np.datetime64(period.end_time.to_datetime64(), "ns")
-        import cftime
+        if self.epoch is None:  # Python's dates: the proleptic Gregorian calendar, years 1..9999
+            date = dt.datetime
+        else:
+            import cftime
 
+            def date(*parts):
+                return cftime.datetime(*parts, calendar=self.name)
         given = [v for v in fields if v is not None]
         parts = given + [1] * (3 - len(given[:3])) + [0] * (6 - max(len(given), 3))
         try:
-            start = cftime.datetime(*parts, calendar=self.name)
+            start = date(*parts)
             if len(given) <= 2:  # a year or a month: up to the first day of the next one
                 year, month = (parts[0] + 1, 1) if len(given) == 1 else divmod(parts[0] * 12 + parts[1], 12)
-                end = cftime.datetime(year, month + (len(given) == 2), 1, calendar=self.name)
+                end = date(year, month + (len(given) == 2), 1)
             else:
                 end = start + dt.timedelta(**{("days", "hours", "minutes", "seconds")[len(given) - 3]: 1})
-        except ValueError:
+        except (ValueError, OverflowError):
             raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
-        first, last = self.counts(np.array([start, end], dtype=object), option)
-        return first, last - np.timedelta64(1, "ns")
+        dates = np.array([start, end], dtype=COUNTS if self.epoch is None else object)
+        first, last = self.counts(dates, option)
+        return first, last - np.timedelta64(1, COUNT_UNIT)
 
     def point(self, text, option: str) -> np.datetime64:
         """The count of the time `text` (e.g. 2000-02-30T06) of the calendar; OptionError naming `option`."""
         if self.epoch is None:
             try:
-                return np.datetime64(np.datetime64(str(text)), "ns")
+                return np.datetime64(np.datetime64(str(text)), COUNT_UNIT)
             except ValueError:
                 raise OptionError(option, f"expected a time such as 2018-01-01T00, found {text!r}") from None
         return self.period(text, option)[0]
@@ -217,6 +233,16 @@ def period_fields(text, option: str, calendar: str = "standard") -> list:
         raise OptionError(option, f"expected a date such as 1979-01-01 or 1979-01-01T06 (or a year) in the "
                           f"{calendar} calendar, found {text!r}")
     return [None if v is None else int(v) for v in match.groups()]
+
+
+def _gregorian(values: np.ndarray) -> bool:
+    """Whether `values` are cftime dates that datetime64 holds as they are: of the proleptic Gregorian calendar,
+    or of the standard one after the Julian calendar's end (1582-10-15)."""
+    if values.dtype != object or not len(values) or not hasattr(values[0], "calendar"):
+        return False
+    calendar = values[0].calendar
+    return calendar == "proleptic_gregorian" or calendar in STANDARD and min(values) >= type(values[0])(
+        1582, 10, 15, calendar=calendar)
 
 
 def _calendar_of(values: np.ndarray) -> str:
@@ -262,7 +288,7 @@ def check_grid(grid, option: str = "grid") -> dict:
 
 
 def parse_step(time_step) -> np.timedelta64 | None:
-    """data.time_step ('6h', '1D', '30min') as a timedelta64[ns], None for None."""
+    """data.time_step ('6h', '1D', '30min') as a timedelta64[us] (`STEPS`), None for None."""
     if time_step is None:
         return None
     import pandas as pd
@@ -272,7 +298,7 @@ def parse_step(time_step) -> np.timedelta64 | None:
         step = None
     if step is None or step <= np.timedelta64(0):
         raise OptionError("time_step", f"expected a positive duration such as 6h, 1D or 30min, found {time_step!r}")
-    return step.astype("timedelta64[ns]")
+    return step.astype(STEPS)
 
 
 class Channel:
@@ -290,7 +316,7 @@ class FieldSource:
     time (WeatherBench: a folder of yearly files per variable); the files of a variable are ordered by
     their first time (overlapping times raise ValueError) and every variable must cover the same times.
     `time_step` picks every time that lies a whole number of steps after the first (None: the most common
-    spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
+    spacing). Attributes: `times` (the sampled axis, `COUNTS`), `step`, `channels`, `names`, `y`
     and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension names, coordinates
     and attributes, for writing forecasts back). `align` reads the field on another orientation of the
     same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files and cache
@@ -654,8 +680,8 @@ def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], fore
     `calendar` (a FieldSource's), written as dates of that calendar (None: the standard one)."""
     xr = xarray()
     n, frames = forecasts.shape[:2]
-    lead = (np.arange(1, frames + 1) * step).astype("timedelta64[ns]")
-    init = np.asarray(init_times, dtype="datetime64[ns]")
+    lead = (np.arange(1, frames + 1) * step).astype(STEPS)
+    init = np.asarray(init_times, dtype=COUNTS)
     calendar = calendar or Calendar()
     coords = {"init_time": ("init_time", calendar.dates(init),
                             {"long_name": "forecast initialization time (last input step)"}),
