@@ -115,6 +115,10 @@ CASES = [
          command_line(["trainer.num_sanity_val_steps=0"]),
          r"^trainer.num_sanity_val_steps=0: the config has no key .*write \+trainer.num_sanity_val_steps=0 "
          r"\(or \+\+trainer.num_sanity_val_steps=0"),
+    Case("cli-interpolation-missing-key", "an interpolation to a key the config lacks", "'data.cache_dir=${paths.nope}/c'",
+         command_line(["data.cache_dir=${paths.nope}/c"]),
+         r"^data.cache_dir=\$\{paths.nope\}/c: the interpolation \$\{paths.nope\} refers to paths.nope, a key the "
+         r"config does not have; did you mean \$\{paths.output_dir\}\?"),
     Case("cli-missing-key-typo", "a misspelt key, without +", "data.frame_in=3", command_line(["data.frame_in=3"]),
          r"no key data.frame_in \(did you mean data.frames_in\?\)"),
     Case("cli-add-existing-key", "+ on a key the config has", "+trainer.max_epochs=3",
