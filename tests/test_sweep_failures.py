@@ -75,8 +75,14 @@ def test_a_sweep_whose_trials_all_fail_ends_in_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         sweep(tmp_path, 2, {0: "terminated", 1: "diverged"})
     assert stop.value.code == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err, printed = captured.err, captured.out + captured.err
     folder = tmp_path / "sweep"
+    # each trial's error once as it fails (no repeat by Hydra or hydra-optuna-sweeper), once in the summary;
+    # the first's once more in the end's error line
+    assert printed.count("training loss is nan at epoch 0, step 1") == 2, printed
+    assert printed.count("terminated by SIGTERM at epoch 0, step 3") == 3, printed
+    assert "Failed experiment" not in printed and "Error executing job" not in printed
     errors = [line for line in err.splitlines() if line.startswith("error: ") and not line.startswith("error: job")]
     assert errors == [f"error: all 2 trials of the sweep in {folder} failed; the first, trial 0: terminated by "
                       f"SIGTERM at epoch 0, step 3 (every trial's reason: {folder / 'optimization_results.yaml'})"], err
