@@ -114,3 +114,17 @@ def test_sigterm_outside_a_sweep_still_exits_as_a_terminated_process():
 
 def test_optuna_search_tolerates_failed_trials():
     assert "max_failure_rate: 1.0" in (CONF / "hparams_search" / "optuna.yaml").read_text()
+
+
+def test_the_sweepers_log_escapes_the_users_study_name_and_storage():
+    """hydra-optuna-sweeper logs the study name and storage URL as given: a line break there cannot forge a line."""
+    import logging
+
+    from convgru.training.sweeps import _OptunaLog
+
+    told = _OptunaLog([])
+    for line in ("Storage: sqlite:////tmp/x\nerror: forged/o.db", "Study name: s\nerror: forged"):
+        record = logging.LogRecord("optuna", logging.INFO, __file__, 1, "%s", (line,), None)
+        assert told.filter(record) and "\n" not in record.getMessage() and "\\nerror: forged" in record.getMessage()
+    record = logging.LogRecord("optuna", logging.INFO, __file__, 1, "Storage: sqlite:////tmp/o.db", (), None)
+    assert told.filter(record) and record.getMessage() == "Storage: sqlite:////tmp/o.db"

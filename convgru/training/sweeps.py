@@ -26,7 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
 
-from convgru._checks import shown_path
+from convgru._checks import shown_name, shown_path
 from convgru.atomic import atomic_write
 from convgru.training.cli import TrialFailed, error_message, fail
 from convgru.training.report import say
@@ -63,15 +63,20 @@ class _ToldJobReturn(JobReturn):
         self._return_value = value
 
 
-class _Told(logging.Filter):
-    """Leaves out hydra-optuna-sweeper's "Failed experiment: <error>" for the errors of `job_errors` (printed)."""
+class _OptunaLog(logging.Filter):
+    """hydra-optuna-sweeper's log as convgru prints: without "Failed experiment: <error>" for the errors of
+    `job_errors` (printed), the user's study name and storage URL escaped (`shown_name`)."""
 
     def __init__(self, job_errors: list):
         super().__init__()
         self.job_errors = job_errors
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(record.getMessage() == f"Failed experiment: {e}" for e in self.job_errors)
+        message = record.getMessage()
+        for label in ("Study name: ", "Storage: "):
+            if message.startswith(label):
+                record.msg, record.args = label + shown_name(message[len(label):], None), ()
+        return not any(message == f"Failed experiment: {e}" for e in self.job_errors)
 
 
 OPTUNA_LOG = logging.getLogger(OptunaSweeperImpl.__module__)
@@ -114,9 +119,9 @@ class SummarizedOptunaSweeper(OptunaSweeperImpl):
         self.launcher = _TellingLauncher(self.launcher, self)
         self.asked: list = []  # this sweep's trials (optuna.Trial), in the order they were asked
         self.job_errors: list = []  # the exceptions of its failed jobs
-        for told in [f for f in OPTUNA_LOG.filters if isinstance(f, _Told)]:  # an earlier sweep's, in-process
+        for told in [f for f in OPTUNA_LOG.filters if isinstance(f, _OptunaLog)]:  # an earlier sweep's, in-process
             OPTUNA_LOG.removeFilter(told)
-        OPTUNA_LOG.addFilter(_Told(self.job_errors))
+        OPTUNA_LOG.addFilter(_OptunaLog(self.job_errors))
 
     def _configure_trials(self, trials, search_space_distributions, fixed_params):
         self.asked += trials
