@@ -73,7 +73,7 @@ def expand(files, option: str = "files") -> list[Path]:
             path = Path(text)
             check_path(path, "data file")
             if not path.exists():
-                raise FileNotFoundError(f"data file {path} not found (option data.{option})")
+                raise FileNotFoundError(f"data file {shown_path(path)} not found (option data.{option})")
             paths.append(path)
     return unique_files(paths, option)[0]  # a file named twice (links, a path twice) is read once
 
@@ -98,10 +98,10 @@ def open_dataset(path: Path):
             dataset = opened(xr.coders.CFDatetimeCoder(use_cftime=True))
         return dataset
     except ImportError as error:
-        raise OptionError("data=fields", f"{path}: {error}; {EXTRA}") from None
+        raise OptionError("data=fields", f"{shown_path(path)}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         kind = "a Zarr store" if zarr else "a NetCDF file"
-        raise ValueError(f"{path}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
+        raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
 
 
 def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, str]:
@@ -125,7 +125,7 @@ def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, 
     others = [d for d in dims if d not in found.values()]
     if missing or others:
         what = f"no {', '.join(missing)} dimension" if missing else f"the dimension(s) {others} of no known role"
-        raise ValueError(f"{path}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
+        raise ValueError(f"{shown_path(path)}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
                          "level for 4-d variables) named by CF attributes (axis, standard_name) or common names; "
                          "name them with data.dims={time: ..., y: ..., x: ..., level: ...}")
     return found
@@ -259,15 +259,15 @@ def _times(dataset, dim: str, path) -> np.ndarray:
             values.dtype == object and len(values) and all(hasattr(v, "calendar") for v in values[:1])):
         calendar = dataset[dim].attrs.get("calendar") or dataset[dim].encoding.get("calendar")
         hint = "" if calendar is None or calendar in STANDARD else \
-            f"; the calendar {calendar} needs cftime: {EXTRA}"
-        raise ValueError(f"{path}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
+            f"; the calendar {shown_name(calendar)} needs cftime: {EXTRA}"
+        raise ValueError(f"{shown_path(path)}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
                          f"times (units 'hours since ...'){hint}")
     return values
 
 
 def _increasing(times: np.ndarray, dim: str, path) -> np.ndarray:
     if len(times) > 1 and not (np.diff(times) > np.timedelta64(0)).all():
-        raise ValueError(f"{path}: the times of {dim!r} are not strictly increasing")
+        raise ValueError(f"{shown_path(path)}: the times of {dim!r} are not strictly increasing")
     return times
 
 
@@ -367,8 +367,8 @@ class FieldSource:
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:
-                    raise ValueError(f"{self.paths[b]}: its times ({self.label(times[b][0])} ..) overlap those of "
-                                     f"{self.paths[a]} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
+                    raise ValueError(f"{shown_path(self.paths[b])}: its times ({self.label(times[b][0])} ..) overlap those of "
+                                     f"{shown_path(self.paths[a])} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
                                      "that follow each other in time")
             spans[name] = np.concatenate([times[k] for k in held])
             self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
@@ -439,19 +439,19 @@ class FieldSource:
         if not held:
             found = sorted({str(v) for ds in self.datasets for v in ds.data_vars})
             more = f" (and {len(self.paths) - 1} more files)" if len(self.paths) > 1 else ""
-            raise ValueError(f"{self.paths[0]}{more}: no variable {name!r} (option data.variables); found {found}")
+            raise ValueError(f"{shown_path(self.paths[0])}{more}: no variable {name!r} (option data.variables); found {found}")
         return held
 
     def _check_grid(self, dataset, name: str, dims: dict, path) -> None:
         """ValueError naming `path` unless variable `name` lies on the grid of the first variable."""
         sizes = dict(dataset[name].sizes)
         if (sizes.get(dims["y"]), sizes.get(dims["x"])) != (len(self.y), len(self.x)):
-            raise ValueError(f"{path}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
-                             f"like {self.variables[0]!r} in {self.paths[0]}")
+            raise ValueError(f"{shown_path(path)}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
+                             f"like {self.variables[0]!r} in {shown_path(self.paths[0])}")
         for role, values in (("y", self.y), ("x", self.x)):
             if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
-                raise ValueError(f"{path}: the {dims[role]} coordinates of {name!r} differ from those of "
-                                 f"{self.variables[0]!r} in {self.paths[0]}; expected files on one grid")
+                raise ValueError(f"{shown_path(path)}: the {dims[role]} coordinates of {name!r} differ from those of "
+                                 f"{self.variables[0]!r} in {shown_path(self.paths[0])}; expected files on one grid")
 
     def _check_latitudes(self, path) -> None:
         """ValueError naming `path` (the first variable's file) unless its latitudes, when y is a latitude, can
@@ -473,13 +473,13 @@ class FieldSource:
         values = dataset[dims["level"]].values if dims["level"] in dataset.coords else \
             np.arange(dataset.sizes[dims["level"]])
         if self.levels is None:
-            raise OptionError("levels", f"variable {name!r} of {path} has levels {values.tolist()} along "
+            raise OptionError("levels", f"variable {name!r} of {shown_path(path)} has levels {values.tolist()} along "
                               f"{dims['level']!r}; choose some, e.g. data.levels=[{values[0]:g}]")
         channels = []
         for level in self.levels:
             index = np.flatnonzero(np.isclose(values.astype(float), level))
             if not len(index):
-                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {path}; found "
+                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {shown_path(path)}; found "
                                   f"{values.tolist()}")
             channels.append(Channel(name, dims, int(index[0]), level))
         return channels
@@ -529,13 +529,13 @@ class FieldSource:
         mine, theirs = self._summary(self.y, self.x, self.grid["y"], self.grid["x"]), \
             self._summary(y, x, grid["y"], grid["x"])
         if (len(self.y), len(self.x)) != (len(y), len(x)):
-            return True, (f"{self.paths[0]}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
+            return True, (f"{shown_path(self.paths[0])}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
                           f"on {len(y)}x{len(x)} ({theirs}): read as it is, the forecast may be poor")
         rows = _match(self.y, y)
         columns = _match(self.x, x, 360.0 if grid.get("longitude") and
                          _is_degrees(self.grid["coords"].get("x"), "x") else None)
         if rows is None or columns is None:
-            raise ValueError(f"{self.paths[0]}: its grid ({mine}) is not the grid the checkpoint was trained on "
+            raise ValueError(f"{shown_path(self.paths[0])}: its grid ({mine}) is not the grid the checkpoint was trained on "
                              f"({theirs}); expected the same coordinates (in any order, longitudes -180..180 or "
                              "0..360), or regrid the input")
         same = [(r, (k == np.arange(len(k))).all()) for r, k in (("y", rows), ("x", columns))]
@@ -543,12 +543,12 @@ class FieldSource:
             return None
         self.order = rows, columns
         self.y, self.x = self.y[rows], self.x[columns]
-        return False, (f"{self.paths[0]}: aligned to the grid the checkpoint was trained on ({theirs}) from "
+        return False, (f"{shown_path(self.paths[0])}: aligned to the grid the checkpoint was trained on ({theirs}) from "
                        f"{mine}; the forecast is written on the input's grid")
 
     @staticmethod
     def _summary(y, x, y_name: str, x_name: str) -> str:
-        return f"{y_name} {_axis(y)}, {x_name} {_axis(x)}"
+        return f"{shown_name(y_name)} {_axis(y)}, {shown_name(x_name)} {_axis(x)}"
 
     def to_file_order(self, array: np.ndarray) -> np.ndarray:
         """`array` (..., H, W) in the order `read` gives, in the files' order (the inverse of `align`)."""
@@ -648,7 +648,7 @@ def _hours(delta: np.timedelta64) -> str:
 def _common_step(times: np.ndarray, path) -> np.timedelta64:
     """The most common spacing of `times` (the data's time step)."""
     if len(times) < 2:
-        raise ValueError(f"{path}: a single time step; expected a time series")
+        raise ValueError(f"{shown_path(path)}: a single time step; expected a time series")
     values, counts = np.unique(np.diff(times), return_counts=True)
     return values[np.argmax(counts)]
 
