@@ -183,10 +183,10 @@ CASES = [
          r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
          r"got \[48\]$"),
     Case("predict-stored-image-size", "predict with a checkpoint whose stored data.image_size is an interpolation",
-         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.nope}')",
-         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.nope}"))),
+         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.data_dir}')",
+         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.data_dir}"))),
          r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
-         r"got '\$\{paths.nope\}'$"),
+         r"got '\$\{paths.data_dir\}'$"),
     Case("cli-help-config-not-utf8", "--help GROUP with a config in --config-dir that is not UTF-8",
          "convgru train --help experiment --config-dir /data/mine",
          config_dir_command(["train", "--help", "experiment", "--config-dir", "{dir}/mine"], not_utf8_experiment),
