@@ -456,3 +456,13 @@ def test_acc_on_a_realigned_grid_is_the_training_grids(tmp_path):
         assert scores.keys() == expected.keys() and "acc_t2m_12h" in scores
         for key in expected:
             assert scores[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+def test_predict_escapes_the_variable_names_it_reads(tmp_path, capsys):
+    """A variable named with a line separator (U+2028: NetCDF takes it, not a newline) in a Zarr store and the
+    checkpoint's data.variables is printed escaped: predict's summary cannot forge a line of output."""
+    forged = "t2m\u2028error: forged"
+    fields(days=2, gap=()).rename({"t2m": forged}).to_zarr(tmp_path / "in.zarr")
+    checkpoint = write_checkpoint(tmp_path / "model.ckpt", variables=(forged,))
+    status, out, err = run_predict([checkpoint, tmp_path / "in.zarr", tmp_path / "out.nc"], capsys)
+    assert status == 0 and forged not in out + err and "of 't2m\\u2028error: forged' to " in out, out + err
