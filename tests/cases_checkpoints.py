@@ -51,6 +51,12 @@ def env_data(folder: Path) -> dict:
             "cache_dir": "${oc.env:HOME}/elsewhere"}
 
 
+def unknown_path_data(folder: Path) -> dict:
+    """A real data config whose digit bank names a key that the paths config lacks (`${paths.nope}`)."""
+    return {"_target_": "convgru.data.MovingMNISTDataModule", "image_size": 32, "num_digits": 1,
+            "digit_bank": "${paths.nope}/digits.npz"}
+
+
 SYSTEM_OPTIMIZER = {"name": "adam", "lr": {"_target_": "os.system", "_args_": ["touch pwned"]}}
 
 
@@ -166,7 +172,11 @@ CASES = [
     Case("ckpt-config-env", "a checkpoint whose data config reads the environment",
          "ckpt_path=/data/model.ckpt", checkpoint_run(with_hparams(data=env_data), eval_with("num_images=1")),
          r"refused .*model.ckpt: hyper_parameters.data.cache_dir holds the interpolation "
-         r"'\$\{oc.env:HOME\}/elsewhere' \(only convgru's own \$\{paths.\*\} is kept\)"),
+         r"'\$\{oc.env:HOME\}/elsewhere' \(only convgru's own \$\{paths.root_dir\}, .* are kept\)"),
+    Case("ckpt-config-unknown-path", "a checkpoint whose data config names a paths key that does not exist",
+         "ckpt_path=/data/model.ckpt", checkpoint_run(with_hparams(data=unknown_path_data), eval_with("num_images=1")),
+         r"refused .*model.ckpt: hyper_parameters.data.digit_bank holds the interpolation "
+         r"'\$\{paths.nope\}/digits.npz' \(only convgru's own \$\{paths.root_dir\}, .* are kept\)"),
     Case("ckpt-config-system", "a checkpoint whose optimizer config would run a command",
          "ckpt_path=/data/model.ckpt", checkpoint_run(with_hparams(optimizer=SYSTEM_OPTIMIZER), resume_with()),
          r"refused .*model.ckpt: hyper_parameters.optimizer.lr._target_ holds the Hydra key _target_"),

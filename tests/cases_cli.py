@@ -115,6 +115,10 @@ CASES = [
          command_line(["trainer.num_sanity_val_steps=0"]),
          r"^trainer.num_sanity_val_steps=0: the config has no key .*write \+trainer.num_sanity_val_steps=0 "
          r"\(or \+\+trainer.num_sanity_val_steps=0"),
+    Case("cli-interpolation-missing-key", "an interpolation to a key the config lacks", "'data.cache_dir=${paths.nope}/c'",
+         command_line(["data.cache_dir=${paths.nope}/c"]),
+         r"^data.cache_dir=\$\{paths.nope\}/c: the interpolation \$\{paths.nope\} refers to paths.nope, a key the "
+         r"config does not have; did you mean \$\{paths.output_dir\}\?"),
     Case("cli-missing-key-typo", "a misspelt key, without +", "data.frame_in=3", command_line(["data.frame_in=3"]),
          r"no key data.frame_in \(did you mean data.frames_in\?\)"),
     Case("cli-add-existing-key", "+ on a key the config has", "+trainer.max_epochs=3",
@@ -179,10 +183,10 @@ CASES = [
          r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
          r"got \[48\]$"),
     Case("predict-stored-image-size", "predict with a checkpoint whose stored data.image_size is an interpolation",
-         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.nope}')",
-         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.nope}"))),
+         "convgru predict model.ckpt in.npy out.npy (data.image_size: '${paths.data_dir}')",
+         predict_run(deploy_files("{dir}/in.npy", "{dir}/out.npy", checkpoint=stored_image_size("${paths.data_dir}"))),
          r"^CKPT .*model.ckpt: its stored data.image_size: expected an int >= 1 or a pair \(H, W\) of them, "
-         r"got '\$\{paths.nope\}'$"),
+         r"got '\$\{paths.data_dir\}'$"),
     Case("cli-help-config-not-utf8", "--help GROUP with a config in --config-dir that is not UTF-8",
          "convgru train --help experiment --config-dir /data/mine",
          config_dir_command(["train", "--help", "experiment", "--config-dir", "{dir}/mine"], not_utf8_experiment),

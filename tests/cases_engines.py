@@ -8,7 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 from conftest import CONF
-from convgru.training import cli, overrides
+from convgru.training import cli, launch, overrides
 from sweep import Case, raised
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu"]
@@ -93,10 +93,21 @@ CASES = [
          "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/nope/optuna.db",
          launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/nope/optuna.db"]),
          r"hydra.sweeper.storage: expected sqlite:///FILE in an existing folder, .*does not exist"),
+    Case("sweep-storage-is-folder", "a storage that is a folder",
+         "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data",
+         launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}"]),
+         r"hydra.sweeper.storage: expected sqlite:///FILE, found .*, a folder; to keep the sweep's database in it, "
+         r"pass 'hydra.sweeper.storage=.*/optuna.db'"),
+    Case("sweep-storage-forged-name", "a storage in a missing folder whose name holds a line break (and a forged "
+         "error line)", "-m hparams_search=optuna 'hydra.sweeper.storage=sqlite:////data/x<LF>error: forged/o.db'",
+         lambda folder: raised(lambda: launch._check_storage(f"sqlite:///{folder}/x\nerror: forged/o.db")),
+         r"^hydra.sweeper.storage: expected sqlite:///FILE in an existing folder, found 'sqlite:///.*/x\\nerror: "
+         r"forged/o.db' \(the folder '.*/x\\nerror: forged' does not exist"),
     Case("sweep-storage-not-db", "a storage file that is not a database",
          "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/optuna.db",
          launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/optuna.db"], prepare=not_a_db),
-         r"hydra.sweeper.storage: .*not an SQLite database"),
+         r"hydra.sweeper.storage: .*not an SQLite database; the sweep does not write into it: give the sweep a "
+         r"database of its own, 'hydra.sweeper.storage=.*/optuna-2.db'"),
     Case("sweep-storage-corrupt", "a damaged storage database",
          "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/optuna.db",
          launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/optuna.db"], prepare=corrupt_db),

@@ -5,6 +5,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import torch
 
 from cases_data import with_resources
 from convgru.training import cli
@@ -52,6 +53,24 @@ def shifted_grid(folder: Path) -> list:
     data = fields(days=2, gap=())
     data.assign_coords(lat=data.lat + 1.0).to_netcdf(folder / "shifted.nc")
     return [write_checkpoint(folder / "model.ckpt"), folder / "shifted.nc", folder / "out.nc"]
+
+
+FORGED = "v\nerror: forged"  # a name that would print a line of its own
+
+
+def forged_input(folder: Path) -> list:
+    """A fields checkpoint and an INPUT .nc that is not NetCDF, whose name holds a line break."""
+    (folder / f"{FORGED}.nc").write_bytes(b"not NetCDF")
+    return [write_checkpoint(folder / "model.ckpt"), folder / f"{FORGED}.nc", folder / "out.nc"]
+
+
+def forged_grid_name(folder: Path) -> list:
+    """`shifted_grid` with a checkpoint whose stored grid names its latitude dimension with a line break."""
+    arguments = shifted_grid(folder)
+    checkpoint = torch.load(arguments[0], weights_only=True)
+    checkpoint["hyper_parameters"]["data"]["grid"]["y"] = FORGED
+    torch.save(checkpoint, arguments[0])
+    return arguments
 
 
 def latitudes_beyond_poles(folder: Path) -> None:
@@ -145,6 +164,14 @@ CASES = [
          r"INPUT .*shifted.nc: its grid \(lat -77.75..79.75 step 22.5 \(8\), lon 0..337.5 step 22.5 \(16\)\) is not "
          r"the grid the checkpoint was trained on \(lat -78.75..78.75 step 22.5 \(8\), lon 0..337.5 step 22.5 "
          r"\(16\)\); expected the same coordinates"),
+    Case("fields-input-forged-name", "predict with a fields INPUT whose name holds a line break (and a forged error "
+         "line)", "scripts/predict.py model.ckpt $'/data/v\\nerror: forged.nc' out.nc", predict_run(forged_input),
+         r"^INPUT '.*/v\\nerror: forged.nc': cannot be read as a NetCDF file \("),
+    Case("fields-grid-forged-name", "predict with a checkpoint whose stored grid names a dimension with a line break",
+         "scripts/predict.py model.ckpt shifted.nc out.nc (data.grid.y: $'v\\nerror: forged')",
+         predict_run(forged_grid_name),
+         r"INPUT .*shifted.nc: its grid \(lat -77.75..79.75 .*\) is not the grid the checkpoint was trained on "
+         r"\('v\\nerror: forged' -78.75..78.75 step 22.5 \(8\), lon 0..337.5 step 22.5 \(16\)\)"),
     Case("fields-checkpoint-on-video", "predict with a data=fields checkpoint on a video",
          "scripts/predict.py model.ckpt clip.mp4 out.mp4", predict_run(video_for_fields),
          r"CKPT .*model.ckpt was trained on gridded fields \(data=fields: t2m\); INPUT .*clip.mp4 is a video: "

@@ -70,3 +70,28 @@ def test_load_gives_the_trained_module(trained_run):
     pred = module.forecast(x)
     torch.testing.assert_close(pred, module.net(x, 2).clamp(0, 1))
     assert module.forecast(x, future=5).shape == (3, 5, 1, 32, 32)
+
+
+def test_a_stored_data_config_resolves_the_users_interpolations_but_convgrus_paths(monkeypatch):
+    """The command line's own interpolations (`data.train_size=${data.val_size}`, `${oc.env:...}`) are resolved
+    before a checkpoint stores the data config, which may hold no other interpolation than `${paths.<key>}` of the
+    packaged paths config (kept: portable); a checkpoint naming another paths key is refused, never resolved."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from convgru.training.checkpoint import PATH_KEYS, check_plain, portable_data_config
+    from convgru.training.paths import CONFIG_DIR
+
+    assert list(PATH_KEYS) == list(yaml.safe_load((CONFIG_DIR / "paths" / "default.yaml").read_text()))
+    monkeypatch.setenv("CONVGRU_TEST_UNITS", "dBZ")
+    cfg = OmegaConf.create({"paths": {"output_dir": "/runs/x", "data_dir": "/d"}, "data": {
+        "val_size": 4, "train_size": "${data.val_size}", "test_size": "${.val_size}",
+        "cache_dir": "${paths.output_dir}/cache", "files": ["${paths.data_dir}/a.npy", "b.npy"],
+        "units": "${oc.env:CONVGRU_TEST_UNITS}"}})
+    stored = portable_data_config(cfg.data, cwd="/work")
+    assert stored == {"val_size": 4, "train_size": 4, "test_size": 4, "cache_dir": "${paths.output_dir}/cache",
+                      "files": ["${paths.data_dir}/a.npy", "/work/b.npy"], "units": "dBZ"}
+    check_plain({"data": stored}, "model.ckpt", "hyper_parameters", "data")
+    with pytest.raises(CheckpointError, match=r"hyper_parameters.data.files\[0\] holds the interpolation "
+                                              r"'\$\{paths.nope\}/a.npy'"):
+        check_plain({"data": {**stored, "files": ["${paths.nope}/a.npy"]}}, "model.ckpt", "hyper_parameters", "data")

@@ -255,7 +255,7 @@ def test_calendars_are_read_split_and_written_back(calendar, fields_checkpoint, 
     source = FieldSource([path], ["t2m"])
     assert source.step == np.timedelta64(6, "h") and len(source) == 24
     assert source.label(source.times[-1]) == (last if source.calendar.epoch is not None else
-                                              str(np.datetime64(last, "ns")))
+                                              str(np.datetime64(last, "us")))
     assert (source.calendar.epoch is None) == (calendar in ("standard", "proleptic_gregorian"))
     # a split by the calendar's dates: Feb 30 of 360_day, Feb 28 the last day of February otherwise
     day = "2001-02-30" if calendar == "360_day" else "2001-02-28"
@@ -293,6 +293,33 @@ def test_windows_follow_the_calendar(tmp_path):
         assert len(window_starts(source.times, source.step, 9)) == 1
     with pytest.raises(ValueError, match=r"times in the calendar 360_day, the first file's are noleap"):
         FieldSource([tmp_path / "noleap.nc", tmp_path / "360_day.nc"], ["t2m"])
+
+
+CENTURIES = {"360_day": ("days since 1850-01-01", np.arange(4800) * 30),  # monthly: 400 years of 360 days
+             "standard": ("days since 1900-01-01", np.arange(4870) * 30.0)}  # floats: xarray's datetime64[ns] only
+
+
+@pytest.mark.parametrize("calendar", list(CENTURIES))
+def test_a_time_axis_of_centuries_is_read_whole(calendar, tmp_path):
+    """400 years of steps, beyond the 292 years of datetime64[ns] (to 2262), are all read with their dates: a
+    non-standard calendar's from cftime, float times of the standard one through cftime, never NaT or cut."""
+    units, offsets = CENTURIES[calendar]
+    values = np.arange(len(offsets), dtype=np.float32)[:, None, None] + np.zeros((1, 2, 3), np.float32)
+    data = xr.Dataset({"t2m": (("time", "lat", "lon"), values, {"units": "K"})},
+                      coords={"time": ("time", offsets, {"units": units, "calendar": calendar}),
+                              "lat": ("lat", LAT[:2], {"units": "degrees_north"}),
+                              "lon": ("lon", LON[:3], {"units": "degrees_east"})})
+    data.to_netcdf(tmp_path / "run.nc")
+    source = FieldSource([tmp_path / "run.nc"], ["t2m"])
+    assert len(source) == len(offsets) and source.step == np.timedelta64(30, "D")
+    if calendar == "360_day":  # month k: year 1850 + k // 12, month k % 12 + 1, day 1
+        dates = [d.isoformat()[:10] for d in source.calendar.dates(source.times)]
+        assert dates == [f"{1850 + k // 12}-{k % 12 + 1:02d}-01" for k in range(len(offsets))]
+        assert source.label(source.times[-1]) == "2249-12-01T00:00:00"
+    else:
+        assert np.array_equal(source.times, np.datetime64("1900-01-01", "us") + offsets.astype("timedelta64[D]"))
+        assert source.label(source.times[-1]) == "2299-12-05T00:00:00.000000"
+    assert source.read(len(offsets) - 2, len(offsets))[:, 0, 0, 0].tolist() == [len(offsets) - 2, len(offsets) - 1]
 
 
 def test_undecodable_times_are_refused(tmp_path):
@@ -429,3 +456,13 @@ def test_acc_on_a_realigned_grid_is_the_training_grids(tmp_path):
         assert scores.keys() == expected.keys() and "acc_t2m_12h" in scores
         for key in expected:
             assert scores[key] == pytest.approx(expected[key], rel=1e-5), key
+
+
+def test_predict_escapes_the_variable_names_it_reads(tmp_path, capsys):
+    """A variable named with a line separator (U+2028: NetCDF takes it, not a newline) in a Zarr store and the
+    checkpoint's data.variables is printed escaped: predict's summary cannot forge a line of output."""
+    forged = "t2m\u2028error: forged"
+    fields(days=2, gap=()).rename({"t2m": forged}).to_zarr(tmp_path / "in.zarr")
+    checkpoint = write_checkpoint(tmp_path / "model.ckpt", variables=(forged,))
+    status, out, err = run_predict([checkpoint, tmp_path / "in.zarr", tmp_path / "out.nc"], capsys)
+    assert status == 0 and forged not in out + err and "of 't2m\\u2028error: forged' to " in out, out + err

@@ -75,8 +75,14 @@ def test_a_sweep_whose_trials_all_fail_ends_in_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         sweep(tmp_path, 2, {0: "terminated", 1: "diverged"})
     assert stop.value.code == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err, printed = captured.err, captured.out + captured.err
     folder = tmp_path / "sweep"
+    # each trial's error once as it fails (no repeat by Hydra or hydra-optuna-sweeper), once in the summary;
+    # the first's once more in the end's error line
+    assert printed.count("training loss is nan at epoch 0, step 1") == 2, printed
+    assert printed.count("terminated by SIGTERM at epoch 0, step 3") == 3, printed
+    assert "Failed experiment" not in printed and "Error executing job" not in printed
     errors = [line for line in err.splitlines() if line.startswith("error: ") and not line.startswith("error: job")]
     assert errors == [f"error: all 2 trials of the sweep in {folder} failed; the first, trial 0: terminated by "
                       f"SIGTERM at epoch 0, step 3 (every trial's reason: {folder / 'optimization_results.yaml'})"], err
@@ -108,3 +114,17 @@ def test_sigterm_outside_a_sweep_still_exits_as_a_terminated_process():
 
 def test_optuna_search_tolerates_failed_trials():
     assert "max_failure_rate: 1.0" in (CONF / "hparams_search" / "optuna.yaml").read_text()
+
+
+def test_the_sweepers_log_escapes_the_users_study_name_and_storage():
+    """hydra-optuna-sweeper logs the study name and storage URL as given: a line break there cannot forge a line."""
+    import logging
+
+    from convgru.training.sweeps import _OptunaLog
+
+    told = _OptunaLog([])
+    for line in ("Storage: sqlite:////tmp/x\nerror: forged/o.db", "Study name: s\nerror: forged"):
+        record = logging.LogRecord("optuna", logging.INFO, __file__, 1, "%s", (line,), None)
+        assert told.filter(record) and "\n" not in record.getMessage() and "\\nerror: forged" in record.getMessage()
+    record = logging.LogRecord("optuna", logging.INFO, __file__, 1, "Storage: sqlite:////tmp/o.db", (), None)
+    assert told.filter(record) and record.getMessage() == "Storage: sqlite:////tmp/o.db"

@@ -105,7 +105,7 @@ def data_options():
 
 def _time_range(value, option: str, calendar: Calendar | None = None):
     """[start, end] (dates or times in the files' `calendar`; each a whole period: 2015 is the year, 2015-12-31
-    the day) as (first, last) counts of the calendar (`Calendar`: datetime64[ns]), or None. Without `calendar`
+    the day) as (first, last) counts of the calendar (`Calendar`: datetime64[us]), or None. Without `calendar`
     (before the files are opened) only the form is checked."""
     if value is None:
         return None
@@ -199,7 +199,7 @@ class FieldDataModule(SequenceDataModule):
 
     @property
     def ranges(self) -> dict:
-        """{split: (first, last) counts (datetime64[ns]) of the files' calendar, or None}: data.<split>_time."""
+        """{split: (first, last) counts (datetime64[us]) of the files' calendar, or None}: data.<split>_time."""
         if self._ranges is None:
             calendar = self.open().calendar
             with data_options():

@@ -11,6 +11,7 @@ import datetime as dt
 import glob
 import os
 import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -72,24 +73,35 @@ def expand(files, option: str = "files") -> list[Path]:
             path = Path(text)
             check_path(path, "data file")
             if not path.exists():
-                raise FileNotFoundError(f"data file {path} not found (option data.{option})")
+                raise FileNotFoundError(f"data file {shown_path(path)} not found (option data.{option})")
             paths.append(path)
     return unique_files(paths, option)[0]  # a file named twice (links, a path twice) is read once
 
 
 def open_dataset(path: Path):
-    """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file."""
+    """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file. Times
+    of the standard calendars are decoded to datetime64[us], others to cftime dates; times that xarray can
+    only decode to datetime64[ns] (floats) and that do not fit there (before 1678, after 2262: a 500-year
+    climate run) are decoded to cftime dates too, never to NaT."""
     xr = xarray()
     zarr = path.is_dir() or path.suffix.lower() in ZARR
+
+    def opened(times):
+        with warnings.catch_warnings():  # float times go to datetime64[ns], checked below
+            warnings.filterwarnings("ignore", "Can't decode floating point datetimes", xr.SerializationWarning)
+            return xr.open_dataset(path, engine="zarr" if zarr else None, chunks=None, cache=False,
+                                   decode_times=times)
     try:
-        if zarr:
-            return xr.open_dataset(path, engine="zarr", chunks=None, cache=False)
-        return xr.open_dataset(path, chunks=None, cache=False)
+        dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
+        if any(np.issubdtype(c.dtype, np.datetime64) and np.isnat(c.values).any() for c in dataset.coords.values()):
+            dataset.close()
+            dataset = opened(xr.coders.CFDatetimeCoder(use_cftime=True))
+        return dataset
     except ImportError as error:
-        raise OptionError("data=fields", f"{path}: {error}; {EXTRA}") from None
+        raise OptionError("data=fields", f"{shown_path(path)}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         kind = "a Zarr store" if zarr else "a NetCDF file"
-        raise ValueError(f"{path}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
+        raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
 
 
 def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, str]:
@@ -113,24 +125,27 @@ def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, 
     others = [d for d in dims if d not in found.values()]
     if missing or others:
         what = f"no {', '.join(missing)} dimension" if missing else f"the dimension(s) {others} of no known role"
-        raise ValueError(f"{path}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
+        raise ValueError(f"{shown_path(path)}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
                          "level for 4-d variables) named by CF attributes (axis, standard_name) or common names; "
                          "name them with data.dims={time: ..., y: ..., x: ..., level: ...}")
     return found
 
 
 STANDARD = ("standard", "gregorian", "proleptic_gregorian")
-EPOCH = np.datetime64("1970-01-01", "ns")
+COUNT_UNIT = "us"  # of times held as counts: datetime64[us] spans 290,000 years (datetime64[ns]: 1678-2262)
+COUNTS, STEPS = f"datetime64[{COUNT_UNIT}]", f"timedelta64[{COUNT_UNIT}]"
+EPOCH = np.datetime64("1970-01-01", COUNT_UNIT)
 PERIOD = re.compile(r"^\s*(\d{1,4})(?:-(\d{1,2})(?:-(\d{1,2})(?:[T ](\d{1,2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?\s*$")
 
 
 class Calendar:
     """The calendar of a FieldSource's times (CF: standard, noleap, 360_day, julian, ...).
 
-    Times are held as datetime64[ns] counts on the calendar: 1970-01-01 plus the time since `epoch`, a
+    Times are held as datetime64[us] counts (`COUNTS`) on the calendar: 1970-01-01 plus the time since `epoch`, a
     date of the calendar (a cftime date), so that order, differences and steps are the calendar's own
     (360_day has Feb 30; noleap no Feb 29). Files whose times xarray decodes to datetime64 (the standard
-    and proleptic Gregorian calendars) have `epoch` None: counts and dates are the same. `dates`, `label`
+    and proleptic Gregorian calendars, to datetime64[us]: `open_dataset`) have `epoch` None: counts and dates
+    are the same. `dates`, `label`
     and `period` convert between counts and the calendar's dates.
     """
 
@@ -140,71 +155,72 @@ class Calendar:
     @classmethod
     def of(cls, values: np.ndarray) -> "Calendar":
         """The calendar of decoded times `values` (datetime64, or cftime dates), its epoch the first one's year."""
-        if np.issubdtype(values.dtype, np.datetime64) or not len(values):
+        if np.issubdtype(values.dtype, np.datetime64) or not len(values) or _gregorian(values):
             return cls()
         first = values[0]
         return cls(first.calendar, type(first)(first.year, 1, 1, calendar=first.calendar))
 
     def counts(self, values: np.ndarray, where: str) -> np.ndarray:
-        """Decoded times `values` as counts (datetime64[ns]); ValueError naming `where` for other values or
+        """Decoded times `values` as counts (`COUNTS`); ValueError naming `where` for other values or
         dates of another calendar."""
         if self.epoch is None:
+            if _gregorian(values):
+                first = values[0]
+                return EPOCH + np.array(values - type(first)(1970, 1, 1, calendar=first.calendar), dtype=STEPS)
             if not np.issubdtype(values.dtype, np.datetime64):
                 raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
                                  f"{self.name}; expected files of one calendar")
-            return values.astype("datetime64[ns]")
+            return values.astype(COUNTS)
         if np.issubdtype(values.dtype, np.datetime64) or _calendar_of(values) != self.name:
             raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
                              f"{self.name}; expected files of one calendar")
-        return EPOCH + np.array(values - self.epoch, dtype="timedelta64[us]").astype("timedelta64[ns]")
+        return EPOCH + np.array(values - self.epoch, dtype=STEPS)
 
     def dates(self, counts) -> np.ndarray:
-        """`counts` as dates of the calendar: datetime64[ns], or cftime dates (an object array)."""
-        counts = np.asarray(counts, dtype="datetime64[ns]")
+        """`counts` as dates of the calendar: datetime64[us], or cftime dates (an object array)."""
+        counts = np.asarray(counts, dtype=COUNTS)
         if self.epoch is None:
             return counts
-        deltas = (counts - EPOCH).astype("timedelta64[us]").astype(object)
+        deltas = (counts - EPOCH).astype(object)  # datetime.timedelta
         return np.array([self.epoch + d for d in deltas.ravel()], dtype=object).reshape(counts.shape)
 
     def label(self, count, unit: str = "s") -> str:
         """One count as a date of the calendar, e.g. 2000-02-30T06:00:00 (`unit` m: to the minute)."""
         if self.epoch is None:
-            return str(np.datetime_as_string(np.datetime64(count, "ns"), unit=unit))
+            return str(np.datetime_as_string(np.datetime64(count, COUNT_UNIT), unit=unit))
         return self.dates([count])[0].isoformat()[:16 if unit == "m" else 19]
 
     def period(self, text, option: str) -> tuple[np.datetime64, np.datetime64]:
         """(first, last) counts of the period `text` names in the calendar (2015: the year, 2015-02: the month,
         2015-02-30 a day of 360_day, 2015-02-30T06 an hour); OptionError naming `option` otherwise."""
         fields = period_fields(text, option, self.name)
-        if self.epoch is None:
-            import pandas as pd
-            try:
-                period = pd.Period(str(text).strip())
-            except ValueError:
-                raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
-            return np.datetime64(period.start_time.to_datetime64(), "ns"), \
-                np.datetime64(period.end_time.to_datetime64(), "ns")
-        import cftime
+        if self.epoch is None:  # Python's dates: the proleptic Gregorian calendar, years 1..9999
+            date = dt.datetime
+        else:
+            import cftime
 
+            def date(*parts):
+                return cftime.datetime(*parts, calendar=self.name)
         given = [v for v in fields if v is not None]
         parts = given + [1] * (3 - len(given[:3])) + [0] * (6 - max(len(given), 3))
         try:
-            start = cftime.datetime(*parts, calendar=self.name)
+            start = date(*parts)
             if len(given) <= 2:  # a year or a month: up to the first day of the next one
                 year, month = (parts[0] + 1, 1) if len(given) == 1 else divmod(parts[0] * 12 + parts[1], 12)
-                end = cftime.datetime(year, month + (len(given) == 2), 1, calendar=self.name)
+                end = date(year, month + (len(given) == 2), 1)
             else:
                 end = start + dt.timedelta(**{("days", "hours", "minutes", "seconds")[len(given) - 3]: 1})
-        except ValueError:
+        except (ValueError, OverflowError):
             raise OptionError(option, f"{text!r} is not a date of the {self.name} calendar") from None
-        first, last = self.counts(np.array([start, end], dtype=object), option)
-        return first, last - np.timedelta64(1, "ns")
+        dates = np.array([start, end], dtype=COUNTS if self.epoch is None else object)
+        first, last = self.counts(dates, option)
+        return first, last - np.timedelta64(1, COUNT_UNIT)
 
     def point(self, text, option: str) -> np.datetime64:
         """The count of the time `text` (e.g. 2000-02-30T06) of the calendar; OptionError naming `option`."""
         if self.epoch is None:
             try:
-                return np.datetime64(np.datetime64(str(text)), "ns")
+                return np.datetime64(np.datetime64(str(text)), COUNT_UNIT)
             except ValueError:
                 raise OptionError(option, f"expected a time such as 2018-01-01T00, found {text!r}") from None
         return self.period(text, option)[0]
@@ -217,6 +233,16 @@ def period_fields(text, option: str, calendar: str = "standard") -> list:
         raise OptionError(option, f"expected a date such as 1979-01-01 or 1979-01-01T06 (or a year) in the "
                           f"{calendar} calendar, found {text!r}")
     return [None if v is None else int(v) for v in match.groups()]
+
+
+def _gregorian(values: np.ndarray) -> bool:
+    """Whether `values` are cftime dates that datetime64 holds as they are: of the proleptic Gregorian calendar,
+    or of the standard one after the Julian calendar's end (1582-10-15)."""
+    if values.dtype != object or not len(values) or not hasattr(values[0], "calendar"):
+        return False
+    calendar = values[0].calendar
+    return calendar == "proleptic_gregorian" or calendar in STANDARD and min(values) >= type(values[0])(
+        1582, 10, 15, calendar=calendar)
 
 
 def _calendar_of(values: np.ndarray) -> str:
@@ -233,15 +259,15 @@ def _times(dataset, dim: str, path) -> np.ndarray:
             values.dtype == object and len(values) and all(hasattr(v, "calendar") for v in values[:1])):
         calendar = dataset[dim].attrs.get("calendar") or dataset[dim].encoding.get("calendar")
         hint = "" if calendar is None or calendar in STANDARD else \
-            f"; the calendar {calendar} needs cftime: {EXTRA}"
-        raise ValueError(f"{path}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
+            f"; the calendar {shown_name(calendar)} needs cftime: {EXTRA}"
+        raise ValueError(f"{shown_path(path)}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
                          f"times (units 'hours since ...'){hint}")
     return values
 
 
 def _increasing(times: np.ndarray, dim: str, path) -> np.ndarray:
     if len(times) > 1 and not (np.diff(times) > np.timedelta64(0)).all():
-        raise ValueError(f"{path}: the times of {dim!r} are not strictly increasing")
+        raise ValueError(f"{shown_path(path)}: the times of {dim!r} are not strictly increasing")
     return times
 
 
@@ -262,7 +288,7 @@ def check_grid(grid, option: str = "grid") -> dict:
 
 
 def parse_step(time_step) -> np.timedelta64 | None:
-    """data.time_step ('6h', '1D', '30min') as a timedelta64[ns], None for None."""
+    """data.time_step ('6h', '1D', '30min') as a timedelta64[us] (`STEPS`), None for None."""
     if time_step is None:
         return None
     import pandas as pd
@@ -272,7 +298,7 @@ def parse_step(time_step) -> np.timedelta64 | None:
         step = None
     if step is None or step <= np.timedelta64(0):
         raise OptionError("time_step", f"expected a positive duration such as 6h, 1D or 30min, found {time_step!r}")
-    return step.astype("timedelta64[ns]")
+    return step.astype(STEPS)
 
 
 class Channel:
@@ -290,7 +316,7 @@ class FieldSource:
     time (WeatherBench: a folder of yearly files per variable); the files of a variable are ordered by
     their first time (overlapping times raise ValueError) and every variable must cover the same times.
     `time_step` picks every time that lies a whole number of steps after the first (None: the most common
-    spacing). Attributes: `times` (the sampled axis, datetime64[ns]), `step`, `channels`, `names`, `y`
+    spacing). Attributes: `times` (the sampled axis, `COUNTS`), `step`, `channels`, `names`, `y`
     and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension names, coordinates
     and attributes, for writing forecasts back). `align` reads the field on another orientation of the
     same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files and cache
@@ -341,8 +367,8 @@ class FieldSource:
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:
-                    raise ValueError(f"{self.paths[b]}: its times ({self.label(times[b][0])} ..) overlap those of "
-                                     f"{self.paths[a]} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
+                    raise ValueError(f"{shown_path(self.paths[b])}: its times ({self.label(times[b][0])} ..) overlap those of "
+                                     f"{shown_path(self.paths[a])} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
                                      "that follow each other in time")
             spans[name] = np.concatenate([times[k] for k in held])
             self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
@@ -413,19 +439,19 @@ class FieldSource:
         if not held:
             found = sorted({str(v) for ds in self.datasets for v in ds.data_vars})
             more = f" (and {len(self.paths) - 1} more files)" if len(self.paths) > 1 else ""
-            raise ValueError(f"{self.paths[0]}{more}: no variable {name!r} (option data.variables); found {found}")
+            raise ValueError(f"{shown_path(self.paths[0])}{more}: no variable {name!r} (option data.variables); found {found}")
         return held
 
     def _check_grid(self, dataset, name: str, dims: dict, path) -> None:
         """ValueError naming `path` unless variable `name` lies on the grid of the first variable."""
         sizes = dict(dataset[name].sizes)
         if (sizes.get(dims["y"]), sizes.get(dims["x"])) != (len(self.y), len(self.x)):
-            raise ValueError(f"{path}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
-                             f"like {self.variables[0]!r} in {self.paths[0]}")
+            raise ValueError(f"{shown_path(path)}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
+                             f"like {self.variables[0]!r} in {shown_path(self.paths[0])}")
         for role, values in (("y", self.y), ("x", self.x)):
             if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
-                raise ValueError(f"{path}: the {dims[role]} coordinates of {name!r} differ from those of "
-                                 f"{self.variables[0]!r} in {self.paths[0]}; expected files on one grid")
+                raise ValueError(f"{shown_path(path)}: the {dims[role]} coordinates of {name!r} differ from those of "
+                                 f"{self.variables[0]!r} in {shown_path(self.paths[0])}; expected files on one grid")
 
     def _check_latitudes(self, path) -> None:
         """ValueError naming `path` (the first variable's file) unless its latitudes, when y is a latitude, can
@@ -447,13 +473,13 @@ class FieldSource:
         values = dataset[dims["level"]].values if dims["level"] in dataset.coords else \
             np.arange(dataset.sizes[dims["level"]])
         if self.levels is None:
-            raise OptionError("levels", f"variable {name!r} of {path} has levels {values.tolist()} along "
+            raise OptionError("levels", f"variable {name!r} of {shown_path(path)} has levels {values.tolist()} along "
                               f"{dims['level']!r}; choose some, e.g. data.levels=[{values[0]:g}]")
         channels = []
         for level in self.levels:
             index = np.flatnonzero(np.isclose(values.astype(float), level))
             if not len(index):
-                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {path}; found "
+                raise OptionError("levels", f"{level:g} is not a level of {name!r} in {shown_path(path)}; found "
                                   f"{values.tolist()}")
             channels.append(Channel(name, dims, int(index[0]), level))
         return channels
@@ -503,13 +529,13 @@ class FieldSource:
         mine, theirs = self._summary(self.y, self.x, self.grid["y"], self.grid["x"]), \
             self._summary(y, x, grid["y"], grid["x"])
         if (len(self.y), len(self.x)) != (len(y), len(x)):
-            return True, (f"{self.paths[0]}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
+            return True, (f"{shown_path(self.paths[0])}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
                           f"on {len(y)}x{len(x)} ({theirs}): read as it is, the forecast may be poor")
         rows = _match(self.y, y)
         columns = _match(self.x, x, 360.0 if grid.get("longitude") and
                          _is_degrees(self.grid["coords"].get("x"), "x") else None)
         if rows is None or columns is None:
-            raise ValueError(f"{self.paths[0]}: its grid ({mine}) is not the grid the checkpoint was trained on "
+            raise ValueError(f"{shown_path(self.paths[0])}: its grid ({mine}) is not the grid the checkpoint was trained on "
                              f"({theirs}); expected the same coordinates (in any order, longitudes -180..180 or "
                              "0..360), or regrid the input")
         same = [(r, (k == np.arange(len(k))).all()) for r, k in (("y", rows), ("x", columns))]
@@ -517,12 +543,12 @@ class FieldSource:
             return None
         self.order = rows, columns
         self.y, self.x = self.y[rows], self.x[columns]
-        return False, (f"{self.paths[0]}: aligned to the grid the checkpoint was trained on ({theirs}) from "
+        return False, (f"{shown_path(self.paths[0])}: aligned to the grid the checkpoint was trained on ({theirs}) from "
                        f"{mine}; the forecast is written on the input's grid")
 
     @staticmethod
     def _summary(y, x, y_name: str, x_name: str) -> str:
-        return f"{y_name} {_axis(y)}, {x_name} {_axis(x)}"
+        return f"{shown_name(y_name)} {_axis(y)}, {shown_name(x_name)} {_axis(x)}"
 
     def to_file_order(self, array: np.ndarray) -> np.ndarray:
         """`array` (..., H, W) in the order `read` gives, in the files' order (the inverse of `align`)."""
@@ -622,7 +648,7 @@ def _hours(delta: np.timedelta64) -> str:
 def _common_step(times: np.ndarray, path) -> np.timedelta64:
     """The most common spacing of `times` (the data's time step)."""
     if len(times) < 2:
-        raise ValueError(f"{path}: a single time step; expected a time series")
+        raise ValueError(f"{shown_path(path)}: a single time step; expected a time series")
     values, counts = np.unique(np.diff(times), return_counts=True)
     return values[np.argmax(counts)]
 
@@ -654,8 +680,8 @@ def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], fore
     `calendar` (a FieldSource's), written as dates of that calendar (None: the standard one)."""
     xr = xarray()
     n, frames = forecasts.shape[:2]
-    lead = (np.arange(1, frames + 1) * step).astype("timedelta64[ns]")
-    init = np.asarray(init_times, dtype="datetime64[ns]")
+    lead = (np.arange(1, frames + 1) * step).astype(STEPS)
+    init = np.asarray(init_times, dtype=COUNTS)
     calendar = calendar or Calendar()
     coords = {"init_time": ("init_time", calendar.dates(init),
                             {"long_name": "forecast initialization time (last input step)"}),

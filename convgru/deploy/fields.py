@@ -5,7 +5,7 @@ and the forecast written as NetCDF on the input's grid (what scripts/predict.py 
 import numpy as np
 import torch
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_name
 from convgru.data.fields import NO_GRID, FieldSource, check_grid, expand, forecast_dataset, write_forecasts
 from convgru.deploy.forecast import check_forecast_memory
 from convgru.domain.fields import denormalize, normalize
@@ -72,6 +72,6 @@ def _init_index(source, init: str) -> int:
                          f"{source.calendar.name})") from None
     found = np.flatnonzero(source.times == when)
     if not len(found):
-        raise ValueError(f"--init {init}: not a time step of the input ({source.label(source.times[0])} .. "
+        raise ValueError(f"--init {shown_name(init)}: not a time step of the input ({source.label(source.times[0])} .. "
                          f"{source.label(source.times[-1])}, every {source.step / np.timedelta64(1, 'h'):g}h)")
     return int(found[0])

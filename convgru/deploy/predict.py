@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from convgru._checks import shown_path
+from convgru._checks import shown_name, shown_path
 from convgru.atomic import FAILED, atomic_write
 from convgru.data import ArrayFile
 from convgru.data.arrays import check_path
@@ -183,7 +183,7 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
     except OSError as error:
         parser.error(cannot_write("OUTPUT", args.output, error))
     init = source.calendar.label(source.times[end], unit="m")
-    print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(source.names)} "
+    print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(map(shown_name, source.names))} "
           f"to {shown_path(args.output)}", file=sys.stdout)
     if args.png or args.gif:
         from convgru.training.figures import LeadTime, colorize, fields_rendering  # matplotlib

@@ -39,7 +39,9 @@ CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and 
 DATA_MODULES = ("convgru.data.MovingMNISTDataModule", "convgru.data.ArrayDataModule", "convgru.data.RadarDataModule",
                 "convgru.data.VideoDataModule", "convgru.data.FieldDataModule")
 HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
-PATHS = re.compile(r"\$\{paths\.[A-Za-z_][A-Za-z0-9_]*\}")  # the only interpolation a checkpoint may hold
+# The only interpolations a checkpoint may hold: convgru's own ${paths.<key>}, of the keys of the packaged paths config
+PATH_KEYS = ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")
+PATHS = re.compile(r"\$\{paths\.(?:%s)\}" % "|".join(PATH_KEYS))
 # Data options that name files or folders: stored absolute, so that a checkpoint works from any folder.
 DATA_PATHS = ("files", "train_files", "val_files", "test_files", "mask_file", "test_file", "idx_train", "idx_test",
               "digit_bank", "mnist_root")
@@ -113,7 +115,7 @@ def check_checkpoint(checkpoint, path) -> dict:
 def check_plain(value, path, key: str, data_key: str | None = None) -> None:
     """Raise CheckpointError naming `path` and the dotted `key` unless `value` is plain data: bool,
     int, float, str, None, lists/tuples and dicts with string keys, without Hydra instantiation keys
-    and with no interpolation but `${paths.*}`. `value[data_key]` is a data config, whose own
+    and with no interpolation but `${paths.<PATH_KEYS>}` (never resolved otherwise). `value[data_key]` is a data config, whose own
     `_target_` may name one of DATA_MODULES."""
     def refuse(where: str, found: str):
         where = shown_name(where)
@@ -142,7 +144,8 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
                 walk(child, f"{where}[{i}]", data)
         elif isinstance(item, str):
             if "${" in PATHS.sub("", item):
-                refuse(where, f"the interpolation {shown(item)} (only convgru's own ${{paths.*}} is kept)")
+                refuse(where, f"the interpolation {shown(item)} (only convgru's own "
+                       f"{', '.join('${paths.%s}' % k for k in PATH_KEYS)} are kept)")
         elif item is not None and not isinstance(item, (bool, int, float)):
             refuse(where, f"a {type(item).__module__}.{type(item).__qualname__}")
 
@@ -197,10 +200,24 @@ def check_finite(state_dict: Mapping, path) -> None:
                                   "the run diverged before this checkpoint was saved: use an earlier one")
 
 
-def portable_data_config(data: dict, cwd=None) -> dict:
-    """`data` (a data config, interpolations kept) as a checkpoint stores it: the file and folder
-    options (DATA_PATHS) made absolute against `cwd` (default: where the run was started), so that
-    eval and predict find them from any folder; `${paths.*}` values stay as they are (portable)."""
+def portable_data_config(data, cwd=None) -> dict:
+    """`data` (a data config node) as a checkpoint stores it: plain values, the command line's own
+    interpolations resolved (`${data.val_size}`, `${oc.env:HOME}/x`: a checkpoint may hold no other) but
+    `${paths.*}` kept as they are (portable), and the file and folder options (DATA_PATHS) made absolute
+    against `cwd` (default: where the run was started), so that eval and predict find them from any folder."""
+    from omegaconf import OmegaConf
+
+    def kept(value, key: str):
+        """`value` (unresolved) of the dotted `key`, resolved where it holds interpolations but convgru's own."""
+        if isinstance(value, dict):
+            return {k: kept(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [kept(v, f"{key}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in PATHS.sub("", value):
+            resolved = OmegaConf.select(data, key)
+            return OmegaConf.to_container(resolved, resolve=True) if OmegaConf.is_config(resolved) else resolved
+        return value
+    data = kept(OmegaConf.to_container(data, resolve=False), "") if OmegaConf.is_config(data) else data
     if cwd is None:
         from hydra.core.hydra_config import HydraConfig
         cwd = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from convgru._checks import OptionError, shown_name
+from convgru._checks import OptionError, shown_name, shown_path
+from convgru.training.paste import paste_command
 
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 SQLITE = "sqlite:///"
@@ -117,15 +118,17 @@ def _check_storage(storage) -> None:
     if storage is None or not str(storage).startswith(SQLITE):
         return  # in memory, or a database server that only the run can reach
     option, path = "hydra.sweeper.storage", Path(str(storage)[len(SQLITE):])
+    shown = shown_path(str(storage))
     if not path.parent.is_dir():
-        raise OptionError(option, f"expected sqlite:///FILE in an existing folder, found {storage} (the folder "
-                          f"{path.parent} does not exist; create it first)")
+        raise OptionError(option, f"expected sqlite:///FILE in an existing folder, found {shown} (the folder "
+                          f"{shown_path(path.parent)} does not exist; create it first)")
     if path.is_dir():
-        raise OptionError(option, f"expected sqlite:///FILE, found {storage}, a folder")
+        raise OptionError(option, f"expected sqlite:///FILE, found {shown}, a folder; to keep the sweep's "
+                          f"database in it, pass {_new_storage(path)}")
     written = path if path.exists() else path.parent
     if not os.access(written, os.W_OK):
-        raise OptionError(option, f"expected a database Optuna can write, found {storage}, read-only ({written} "
-                          "cannot be written)")
+        raise OptionError(option, f"expected a database Optuna can write, found {shown}, read-only "
+                          f"({shown_path(written)} cannot be written)")
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as file:
             header = file.read(len(SQLITE_HEADER))
@@ -143,5 +146,14 @@ def _check_storage(storage) -> None:
             except sqlite3.DatabaseError as error:
                 problem = f"damaged ({error})"
         if problem:
-            raise OptionError(option, f"expected an SQLite database of Optuna's (or a new file), found {storage}: "
-                              f"{problem}; move it away or choose another file")
+            raise OptionError(option, f"expected an SQLite database of Optuna's (or a new file), found {shown}: "
+                              f"{problem}; the sweep does not write into it: give the sweep a database of its own, "
+                              f"{_new_storage(path.parent)}")
+
+
+def _new_storage(folder: Path) -> str:
+    """The override of hydra.sweeper.storage (as `paste_command` writes it) naming a new SQLite file in `folder`:
+    optuna.db, or optuna-2.db, optuna-3.db, ..., the first that does not exist."""
+    names = (f"optuna{'-' + str(n) if n > 1 else ''}.db" for n in range(1, 1000))
+    free = next((folder / name for name in names if not (folder / name).exists()), folder / "optuna-new.db")
+    return paste_command(None, [("hydra.sweeper.storage", f"{SQLITE}{free}")])

@@ -130,6 +130,35 @@ def check_overrides(composer: Compose, overrides: list[str], multirun: bool = Tr
         check_distributed_environment(cfg)
         check_sweeper(cfg, [o for o in overrides if not o.startswith('hydra.')] if multirun else [])
         check_search_space_keys(composer, combination, cfg)
+        check_interpolations(cfg, combination)
+
+
+NODE_INTERPOLATION = re.compile(r"\$\{([^${}:]+)\}")  # ${key}, ${.sibling}: not a resolver's ${name:...}
+
+
+def check_interpolations(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """OptionError naming the override whose value refers to a key (`${paths.nope}/cache`) that the composed
+    `cfg` lacks, which OmegaConf would find only when the run resolves it, with a traceback. Relative keys
+    (`${.sibling}`) are taken from the override's key as OmegaConf does."""
+    config = OmegaConf.to_container(cfg, resolve=False)
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        for reference in NODE_INTERPOLATION.findall(value):
+            name = reference.strip()
+            dots = len(name) - len(name.lstrip("."))
+            parts = key.split(".")[:-1] if dots else []
+            full = ".".join([*parts[:len(parts) - dots + 1], name[dots:]] if dots else [name])
+            node = config
+            for part in full.split("."):
+                index = int(part) if isinstance(node, list) and part.isdigit() else part
+                if not (isinstance(node, dict) and index in node or isinstance(node, list) and
+                        isinstance(index, int) and index < len(node)):
+                    close = difflib.get_close_matches(full, list(_flat(config)), n=1)
+                    expected = (f"did you mean ${{{close[0]}}}?" if close else
+                                "expected a key of the config, such as ${paths.output_dir}")
+                    raise OptionError(override, f"the interpolation ${{{reference}}} refers to {full}, a key the "
+                                      f"config does not have; {expected}") from None
+                node = node[index]
 
 
 def check_search_space_keys(composer: Compose, overrides: tuple[str, ...], cfg: DictConfig) -> None:

@@ -75,7 +75,7 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
         check_options(net, EncoderForecaster, "model.net")
         make_module = instantiate(cfg.model, "model", _convert_="all", _partial_=True)
         with full_names(OmegaConf.to_container(cfg.model, resolve=True), "model"):
-            module = make_module(data=portable_data_config(OmegaConf.to_container(cfg.data, resolve=False)))
+            module = make_module(data=portable_data_config(cfg.data))
     loggers = _instantiate_all(cfg.get("logger"), "logger")
     trainer = instantiate(
         cfg.trainer,

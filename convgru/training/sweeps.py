@@ -5,6 +5,9 @@ outcome in its summary and an all-failed sweep ended in one `error:` line.
 - each failed trial's reason (the job's one-line error, "terminated by SIGTERM ..." for a preempted job, or
   the value it returned that is not a finite number) is stored with the trial in Optuna (user attribute
   `reason`) as it is told;
+- each failed trial's error is printed once, as it fails: by the job (`cli.user_errors`) where it ran in
+  this process (Hydra's basic launcher), else by the sweeper; Hydra's and hydra-optuna-sweeper's repeats of
+  it ("Error executing job with overrides", "Failed experiment: ...") are left out;
 - at the end the sweep prints one line per trial (number, job folder, value or "failed: <reason>",
   parameters) and adds them (`trials`) to <sweep dir>/optimization_results.yaml. A sweep in which no trial
   completed, or that stopped because more than hydra.sweeper.max_failure_rate of a batch failed, ends in
@@ -13,15 +16,17 @@ Hydra takes sweepers only from the hydra_plugins package: hydra_plugins/convgru_
 names this class for hparams_search=optuna.
 """
 
+import logging
 import math
+import sys
 from pathlib import Path
 
 import optuna
-from hydra.core.utils import JobStatus
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import OmegaConf
 
-from convgru._checks import shown_path
+from convgru._checks import shown_name, shown_path
 from convgru.atomic import atomic_write
 from convgru.training.cli import TrialFailed, error_message, fail
 from convgru.training.report import say
@@ -44,8 +49,44 @@ def failure_reason(job) -> str | None:
     return f"the run returned {value!r}, not a finite number (no validation ran, or the monitored metric is missing)"
 
 
+class _ToldJobReturn(JobReturn):
+    """A failed trial's JobReturn whose error, already printed, Hydra does not print again when the sweeper reads it."""
+
+    @property
+    def return_value(self):
+        if self.status == JobStatus.COMPLETED:
+            return self._return_value
+        raise self._return_value
+
+    @return_value.setter
+    def return_value(self, value) -> None:
+        self._return_value = value
+
+
+class _OptunaLog(logging.Filter):
+    """hydra-optuna-sweeper's log as convgru prints: without "Failed experiment: <error>" for the errors of
+    `job_errors` (printed), the user's study name and storage URL escaped (`shown_name`)."""
+
+    def __init__(self, job_errors: list):
+        super().__init__()
+        self.job_errors = job_errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for label in ("Study name: ", "Storage: "):
+            if message.startswith(label):
+                record.msg, record.args = label + shown_name(message[len(label):], None), ()
+        return not any(message == f"Failed experiment: {e}" for e in self.job_errors)
+
+
+OPTUNA_LOG = logging.getLogger(OptunaSweeperImpl.__module__)
+ON_THIS_TERMINAL = ("BasicLauncher", "JoblibLauncher")  # launchers whose jobs print on the sweep's stderr (submitit's:
+# in each job's log)
+
+
 class _TellingLauncher:
-    """The sweeper's launcher, storing each failed trial's reason and its job folder in Optuna as the jobs return."""
+    """The sweeper's launcher, storing each failed trial's reason and its job folder in Optuna as the jobs return,
+    and printing the error of each failed trial that its job did not print here."""
 
     def __init__(self, launcher, sweeper: "SummarizedOptunaSweeper"):
         self.launcher, self.sweeper = launcher, sweeper
@@ -58,8 +99,14 @@ class _TellingLauncher:
             if reason is None:
                 continue
             trial.set_user_attr(REASON, reason)
+            printed = job.status == JobStatus.FAILED and isinstance(job._return_value, TrialFailed) and \
+                type(self.launcher).__name__ in ON_THIS_TERMINAL  # the job printed its line here
             if job.status != JobStatus.FAILED:  # NaN: Optuna would not take it, ending the sweep in a traceback
                 job.status, job.return_value = JobStatus.FAILED, TrialFailed(f"error: {reason}", reason)
+            if not printed:
+                number, named = (OmegaConf.select(job.hydra_cfg or {}, f"hydra.job.{k}") for k in ("num", "override_dirname"))
+                say(f"\nerror: job {number} ({named or 'no overrides'}): {reason}", logging.ERROR, sys.stderr)
+            job.__class__ = _ToldJobReturn
             self.sweeper.job_errors.append(job._return_value)
         return jobs
 
@@ -72,6 +119,9 @@ class SummarizedOptunaSweeper(OptunaSweeperImpl):
         self.launcher = _TellingLauncher(self.launcher, self)
         self.asked: list = []  # this sweep's trials (optuna.Trial), in the order they were asked
         self.job_errors: list = []  # the exceptions of its failed jobs
+        for told in [f for f in OPTUNA_LOG.filters if isinstance(f, _OptunaLog)]:  # an earlier sweep's, in-process
+            OPTUNA_LOG.removeFilter(told)
+        OPTUNA_LOG.addFilter(_OptunaLog(self.job_errors))
 
     def _configure_trials(self, trials, search_space_distributions, fixed_params):
         self.asked += trials
