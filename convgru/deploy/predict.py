@@ -135,7 +135,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    """Forecast with a checkpoint: scripts/predict.py CKPT INPUT OUTPUT [options] (see USAGE)."""
+    """Forecast with a checkpoint: `convgru predict CKPT INPUT OUTPUT [options]` (`argv`: its arguments,
+    default sys.argv[1:]; options in USAGE and `parser`). INPUT .npy (T, C, H, W) or (N, T, C, H, W) frames,
+    a video or NetCDF / Zarr fields (`predict_fields`); OUTPUT the forecast in [0, 1] (.npy, a video) or in
+    the variables' units (NetCDF), written atomically. Every bad argument or file exits with status 2 and
+    one `error:` line naming it (SystemExit); nothing existing is overwritten without --force."""
     parse = parser()
     args = parse.parse_args(sys.argv[1:] if argv is None else list(argv))
     if is_field_path(args.input):

@@ -16,7 +16,8 @@ def forecast_gif(path, inputs: Tensor, preds: Tensor, targets: Tensor | None = N
     """Write a looping GIF of forecasts to `path`: the frames of `forecast_frames`, `duration` ms each.
 
     inputs: (N, T_in, C_in, H, W); preds and targets (None: no target panel): (N, T_out, C, H, W);
-    values in [0, 1]; every pixel becomes a `scale` x `scale` block.
+    values in [0, 1]; every pixel becomes a `scale` x `scale` block. Raises ValueError for mismatched
+    shapes, `scale` < 1 or `duration` < 1 (ms).
     """
     if duration < 1:
         raise ValueError(f"duration must be >= 1, got {duration}")
