@@ -322,10 +322,11 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     with open(folder / "per_frame.csv", "w", newline="") as file:
         csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
     x, y, pred = forecasts
-    save_image(rows_grid(x, y, pred), folder / "predictions.png")
-    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
+    lead = figures[1].lead if figures is not None else None  # the data's time step, where known
+    save_image(rows_grid(x, y, pred, lead), folder / "predictions.png")
+    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0), lead=lead)
     if rate:
-        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate)
+        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate, lead=lead)
     csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
     say("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
