@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from convgru.training.paste import paste_command
 # --- the console -------------------------------------------------------------------------------
 
 LOG = logging.getLogger("convgru.console")
+WIDTH = 100  # characters of a printed table's lines and titles: whole in a terminal and in the docs' code boxes
 LOG.addHandler(logging.NullHandler())  # no handler of the scripts' logging: print only, never Python's lastResort
 LOG.propagate = False  # printed already: never again through the root logger's terminal handler
 LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning")  # their messages: into the run's log too
@@ -117,11 +119,25 @@ def skill_columns(scores: dict[str, float], prefix: str = "") -> list[tuple[str,
     return [*columns, *((f"CSI-p{n}", f"csi_pool{n}") for n in pools), *((f"FSS-{n}", f"fss_{n}px") for n in scales)]
 
 
-def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "") -> str:
+def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "",
+                width: int = WIDTH) -> str:
     """A row per threshold (and their mean) and forecast (the model, then each baseline), a column per
     skill score (`skill_columns`), from `scores` keyed `{prefix}csi_20` (the model's) and
-    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/")."""
+    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/"). Lines longer than `width`
+    characters are split: the categorical scores (CSI ... bias) in one table, the neighbourhood scores
+    (pooled CSI, FSS) in a second one of the same rows below it (and so on in chunks that fit)."""
     forecasts, columns = skill_forecasts(scores, prefix), skill_columns(scores, prefix)
+    label = 11 + max(8, *(len(name) + 1 for name in forecasts))
+    if label + 8 * len(columns) <= width:
+        groups = [columns]
+    else:
+        fit = max(1, (width - label) // 8)
+        groups = [group[i:i + fit] for group in ([c for c in columns if "-" not in c[0]],
+                                                 [c for c in columns if "-" in c[0]]) for i in range(0, len(group), fit)]
+    return "\n\n".join(_skill_rows(scores, thresholds, units, prefix, forecasts, group) for group in groups if group)
+
+
+def _skill_rows(scores, thresholds, units, prefix, forecasts, columns) -> str:
     width = max(8, *(len(name) + 1 for name in forecasts))
     lines = [f"{units or 'threshold':>9}  {'forecast':<{width}}" + "".join(f"{head:>8}" for head, _ in columns)]
     for key in [*(f"{thr:g}" for thr in thresholds), "mean"]:
@@ -232,8 +248,8 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
     extra = [head for head, _ in skill_columns(scores, prefix) if "-" in head]
     legend = ("\n(CSI-pN: CSI after N x N max-pooling; FSS-N: fractions skill score over N x N pixels)"
               if extra else "")
-    return (f"\nSkill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}{legend}:\n"
-            + skill_table(scores, thresholds, units, prefix))
+    title = f"Skill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}"
+    return "\n" + textwrap.fill(title, WIDTH) + legend + ":\n" + skill_table(scores, thresholds, units, prefix)
 
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
