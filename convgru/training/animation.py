@@ -32,7 +32,8 @@ def forecast_video(path, inputs: Tensor, preds: Tensor, targets: Tensor | None, 
                    suffix: str | None = None, lead: LeadTime | None = None) -> None:
     """Write the frames of `forecast_frames` as a video at `rate` frames/s (one frame per time step,
     so the clip plays at its own speed) with the encoder of `suffix` (default: the path's; see
-    `convgru.data.video.write_video`). Frames are padded to even sizes (black) for 4:2:0 chroma."""
+    `convgru.data.video.write_video`). Frames are padded to even sizes (black) for 4:2:0 chroma. Shapes
+    as `forecast_gif`'s; ValueError for mismatched shapes, `scale` < 1 or a suffix of no video encoder."""
     import numpy as np
 
     from convgru.data.video import write_video
