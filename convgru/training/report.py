@@ -132,9 +132,10 @@ def skill_table(scores: dict[str, float], thresholds, units: str | None = None, 
         groups = [columns]
     else:
         fit = max(1, (width - label) // 8)
-        groups = [group[i:i + fit] for group in ([c for c in columns if "-" not in c[0]],
-                                                 [c for c in columns if "-" in c[0]]) for i in range(0, len(group), fit)]
-    return "\n\n".join(_skill_rows(scores, thresholds, units, prefix, forecasts, group) for group in groups if group)
+        kinds = ([c for c in columns if "-" not in c[0]], [c for c in columns if "-" in c[0]])  # CSI.., CSI-p4..
+        groups = [kind[i:i + fit] for kind in kinds for i in range(0, len(kind), fit)]
+    tables = [_skill_rows(scores, thresholds, units, prefix, forecasts, group) for group in groups if group]
+    return "\n\n".join(tables)
 
 
 def _skill_rows(scores, thresholds, units, prefix, forecasts, columns) -> str:
