@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from convgru.training.animation import BLANK, forecast_gif
+from convgru.training.animation import forecast_frames, forecast_gif
+from convgru.training.images import LeadTime
 
 N, T_IN, T_OUT, H, W, SCALE = 2, 3, 2, 5, 6, 3
 
@@ -43,11 +44,10 @@ def test_gif_plays_inputs_then_forecast(tmp_path, with_targets):
     columns = 3 if with_targets else 2
     assert len(frames) == T_IN + T_OUT
     assert frames[0].shape[1] >= (columns * (W + 1) + 1) * SCALE  # wider if the counter needs it
-    blank = np.full((H * SCALE, W * SCALE), round(BLANK * 255), np.uint8)
     for t, frame in enumerate(frames):
         for i in range(N):
-            if t < T_IN:
-                expected = [grey(inputs[i, t])] + [blank] * (columns - 1)
+            if t < T_IN:  # the observed frame in every panel
+                expected = [grey(inputs[i, t])] * columns
             else:
                 later = [targets[i, t - T_IN]] if with_targets else []
                 expected = [grey(x) for x in (inputs[i, -1], *later, preds[i, t - T_IN])]
@@ -56,6 +56,30 @@ def test_gif_plays_inputs_then_forecast(tmp_path, with_targets):
     header = [frame[: frame.shape[0] - (N * (H + 1) + 1) * SCALE] for frame in frames]
     assert all(h.max() > 200 for h in header), "no header text"
     assert len({h.tobytes() for h in header}) == len(frames), "the frame counter does not change"
+
+
+def test_the_first_frame_of_the_gif_is_the_first_image_with_content(tmp_path):
+    """What a viewer that shows one frame displays (a page before the GIF plays, a thumbnail): the first
+    image of `forecast_frames` exactly, each panel the first input frame, none of it a blank grey."""
+    torch.manual_seed(1)
+    inputs, preds = torch.rand(N, T_IN, 1, H, W), torch.rand(N, T_OUT, 1, H, W)
+    forecast_gif(tmp_path / "f.gif", inputs, preds, preds, scale=SCALE, duration=120)
+    first = read_gif(tmp_path / "f.gif", "RGB")[0]
+    np.testing.assert_array_equal(first, np.asarray(forecast_frames(inputs, preds, preds, SCALE)[0].convert("RGB")))
+    for i in range(N):
+        for j in range(3):
+            np.testing.assert_array_equal(panel(first[..., 0], i, j), grey(inputs[i, 0]))
+
+
+def test_gif_counter_gives_the_inputs_times_and_the_lead_times():
+    """The field's convention, as the figures: inputs at t = -2 .. 0, forecasts at +1 .. +T, in the
+    data's time step where known."""
+    inputs, preds = torch.rand(1, T_IN, 1, H, W), torch.rand(1, T_OUT, 1, H, W)
+    assert LeadTime([]).inputs(T_IN) + LeadTime([]).leads(T_OUT) == ["-2", "-1", "0", "+1", "+2"]
+    minutes = LeadTime([5.0, 10.0], "min")
+    assert minutes.inputs(T_IN) + minutes.leads(3) == ["-10 min", "-5 min", "0 min", "+5 min", "+10 min", "+15 min"]
+    plain, timed = (forecast_frames(inputs, preds, None, SCALE, lead) for lead in (None, minutes))
+    assert [a.tobytes() != b.tobytes() for a, b in zip(plain, timed)] == [True] * (T_IN + T_OUT)
 
 
 def test_gif_shows_three_channels_in_colour_and_others_in_grey(tmp_path):

@@ -41,7 +41,7 @@ def test_comments_continued_noted_extended_and_selected(tmp_path):
     assert mine.package == "_global_" and mine.defaults == [("override /data: small", "the small one")]
     assert config_docs.undocumented(configs) == ["data/base.yaml: plain"]
     markdown = config_docs.reference_markdown(tmp_path)
-    assert "| `size` | `4` | pixels of a side, a long comment continued below it |" in markdown
+    assert "\n`size` = `4`\n: pixels of a side, a long comment continued below it\n" in markdown
     assert "```bash\nconvgru train experiment=mine\n```" in markdown
 
 

@@ -227,14 +227,34 @@ def test_quickstart_script_prints_model_vs_baselines(tmp_path):
                f"paths.cache_dir={tmp_path}/cache"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    table = result.stdout[result.stdout.index("model vs persistence"):].splitlines()
-    assert "vs extrapolation" in table[0] and "vs sprog" in table[0] and "FSS-N: fractions skill score" in table[1]
-    assert table[2].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "ETS", "SEDI", "bias", "CSI-p4",
-                                "CSI-p16", "FSS-1", "FSS-5", "FSS-11", "FSS-21"]
-    rows = [row.split() for row in table[3:19]]
-    assert [row[0] for row in rows[::4]] == ["20", "30", "40", "mean"]
-    assert [row[-14] for row in rows] == ["model", "persistence", "extrapolation", "sprog"] * 4
-    assert all(len(row) in (14, 15) for row in rows)
+    out = result.stdout[result.stdout.index("model vs persistence"):]
+    title, table = out[:out.index(":\n")], out[out.index(":\n") + 2:].splitlines()
+    assert "vs extrapolation" in title and "vs sprog" in title and "FSS-N: fractions skill score" in title
+    assert table[0].split() == ["dBZ", "forecast", "CSI", "POD", "FAR", "HSS", "ETS", "SEDI", "bias"]
+    assert table[17] == "" and table[18].split() == ["dBZ", "forecast", "CSI-p4", "CSI-p16", "FSS-1", "FSS-5",
+                                                     "FSS-11", "FSS-21"]
+    for first, columns in ((1, 7), (19, 6)):
+        rows = [row.split() for row in table[first:first + 16]]
+        assert [row[0] for row in rows[::4]] == ["20", "30", "40", "mean"]
+        assert [row[-columns - 1] for row in rows] == ["model", "persistence", "extrapolation", "sprog"] * 4
+        assert all(len(row) in (columns + 1, columns + 2) for row in rows)
+    assert max(len(line) for line in out.splitlines()[:36]) <= 100  # whole in a terminal and the docs
+
+
+def test_skill_table_splits_to_fit_its_width():
+    """The categorical scores in one table and the neighbourhood scores in a second one of the same rows
+    when one line would be wider than `width`; one table when it fits."""
+    from convgru.training.report import skill_table
+
+    names = ["csi", "pod", "far", "hss", "ets", "sedi", "bias", "csi_pool4", "fss_5px"]
+    scores = {f"{who}{name}_{key}": 0.5 for who in ("", "persistence/") for name in names for key in ("20", "mean")}
+    wide = skill_table(scores, [20], "dBZ", width=200)
+    assert "\n\n" not in wide and wide.splitlines()[0].split()[-2:] == ["CSI-p4", "FSS-5"]
+    split = skill_table(scores, [20], "dBZ", width=90)
+    first, second = (part.splitlines() for part in split.split("\n\n"))
+    assert first[0].split()[2:] == ["CSI", "POD", "FAR", "HSS", "ETS", "SEDI", "bias"]
+    assert second[0].split()[2:] == ["CSI-p4", "FSS-5"] and len(first) == len(second) == 5
+    assert max(len(line) for line in split.splitlines()) <= 90
 
 
 @pytest.mark.slow  # matplotlib and TensorBoard's event reader: about 5 s

@@ -41,6 +41,10 @@ def export_module(module, path, frames_in: int | None = None, future: int | None
 
 
 def main(argv=None) -> None:
+    """The export command: `convgru export CKPT OUT.onnx [--frames-in N] [--future M] [--height H] [--width
+    W] [--opset V] [--force]` (`argv`: its arguments, default sys.argv[1:]). Writes OUT atomically, checks it
+    with onnxruntime and prints the max abs difference; a bad argument or file exits with status 2 and one
+    `error:` line naming it (SystemExit)."""
     parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt", type=Path, metavar="CKPT", help="checkpoint written by scripts/train.py")
     parser.add_argument("output", type=Path, metavar="OUT", help="the .onnx file to write")

@@ -48,8 +48,9 @@ def read_fields(module, input_pattern, init: str | None, say=print):
 
 def forecast_fields(module, source, frames: np.ndarray, future: int | None, batch_size: int, where) -> np.ndarray:
     """The forecast (1, future, C, H, W) in physical units of `frames` (frames_in, C, H, W, physical
-    units; NaN missing), normalized with the checkpoint's statistics (ValueError naming `where` when it
-    has none)."""
+    units; NaN missing: 0.5 once normalized), normalized with the checkpoint's statistics
+    (ValueError naming `where` when it has none), forecast `batch_size` sequences at a time and mapped back
+    to the variables' units."""
     mean, std = stored_normalization(module.hparams["data"], source.names, where)
     x = torch.from_numpy(np.nan_to_num(normalize(frames, mean, std), nan=0.5)).float()[None]
     return denormalize(forecast_batches(module, x, future, batch_size), mean, std).numpy()
@@ -57,7 +58,9 @@ def forecast_fields(module, source, frames: np.ndarray, future: int | None, batc
 
 def write_field_forecast(path, source, forecast: np.ndarray, end: int) -> None:
     """Write `forecast` (1, T, C, H, W, in the order `source.read` gives) from the input's step `end` as NetCDF
-    on the input's grid, in its order."""
+    on the input's grid, in its order, with lead times from the init time `source.times[end]` in steps of the
+    input's time step (`convgru.data.fields.write_forecasts`: atomically, never a partial file; OSError
+    naming the OUTPUT file when the write fails)."""
     write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, source.to_file_order(forecast),
                                            source.times[end:end + 1], source.step, source.calendar), "OUTPUT file")
 

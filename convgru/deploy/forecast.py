@@ -58,7 +58,8 @@ def check_values(frames: np.ndarray, value_range=None, option: str = "value_rang
 def as_batch(frames: np.ndarray, channels: int, value_range=None) -> tuple[torch.Tensor, bool]:
     """(T, C, H, W) or (N, T, C, H, W) array -> float32 (N, T, C, H, W) tensor in [0, 1] and whether the
     input was a single sequence. uint8 is scaled by 1/255, float taken as in [0, 1]; `value_range` =
-    (low, high) maps low..high to [0, 1] instead (values outside are clipped, as data.clip does)."""
+    (low, high) maps low..high to [0, 1] instead (values outside are clipped, as data.clip does).
+    Raises ValueError for another number of dimensions, or a C other than `channels`."""
     if frames.ndim not in (4, 5):
         raise ValueError(
             f"input frames must be (T, C, H, W) or (N, T, C, H, W), got shape {frames.shape}"
@@ -94,7 +95,15 @@ def forecast(module, frames: np.ndarray, batch_size: int = 16, future: int | Non
     in [0, 1], (future, C, H, W) for one input sequence or (N, future, C, H, W) for a batch.
     `value_range` = (low, high) maps input values low..high to [0, 1] (see `check_values`); the
     forecast stays in [0, 1] (low + (high - low) * forecast gives the input's units). `check=False`
-    skips `check_values` (done by the caller)."""
+    skips `check_values` (done by the caller).
+
+    frames: (T, C, H, W) or (N, T, C, H, W) numpy array (memory-mapped arrays are read block by block
+    for the checks), uint8 (0..255), float in [0, 1], or any numbers with `value_range`; C must be the
+    model's input channels and H, W multiples of 2**(levels - 1).
+
+    Raises ValueError (one line naming what was expected and found): another number of dimensions or
+    channels (`as_batch`), values that cannot be read as [0, 1] or NaN / inf (`check_values`), or a
+    forecast that would not fit in memory (`check_forecast_memory`)."""
     if frames.ndim in (4, 5):  # from the shape the input declares, before it is copied
         sequences = 1 if frames.ndim == 4 else frames.shape[0]
         check_forecast_memory(module, sequences, frames.shape[-4], *frames.shape[-2:], future,

@@ -36,7 +36,7 @@ from convgru.domain.units import check_value_range
 from convgru.training.animation import forecast_gif
 from convgru.training.checkpoint import CheckpointError
 from convgru.training.cli import output_error, positive_int
-from convgru.training.images import sequence_grid
+from convgru.training.images import lead_times, sequence_grid, time_lines
 from convgru.training.restore import load_module
 
 FIELD_OUTPUTS = (".nc", ".nc4", ".netcdf")
@@ -135,7 +135,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    """Forecast with a checkpoint: scripts/predict.py CKPT INPUT OUTPUT [options] (see USAGE)."""
+    """Forecast with a checkpoint: `convgru predict CKPT INPUT OUTPUT [options]` (`argv`: its arguments,
+    default sys.argv[1:]; options in USAGE and `parser`). INPUT .npy (T, C, H, W) or (N, T, C, H, W) frames,
+    a video or NetCDF / Zarr fields (`predict_fields`); OUTPUT the forecast in [0, 1] (.npy, a video) or in
+    the variables' units (NetCDF), written atomically. Every bad argument or file exits with status 2 and
+    one `error:` line naming it (SystemExit); nothing existing is overwritten without --force."""
     parse = parser()
     args = parse.parse_args(sys.argv[1:] if argv is None else list(argv))
     if is_field_path(args.input):
@@ -289,13 +293,15 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
             save_pictures(parser, args, rendering.physical(inputs), rendering.physical(preds), rendering, colorize,
                           (inputs, preds))
             return
+        lead = lead_times(module.hparams.get("data"), preds.shape[1])
         if args.png:
             grid = sequence_grid([seq for pair in zip(inputs, preds) for seq in pair],
-                                 ["input", "prediction"] * len(inputs))
+                                 ["input", "prediction"] * len(inputs),
+                                 time_lines(inputs.shape[1], preds.shape[1], "prediction", lead))
             save_output(parser, "--png", args.png, lambda name: save_image(grid, name))
             print(f"Wrote {shown_path(args.png)}")
         if args.gif:
-            save_output(parser, "--gif", args.gif, lambda name: forecast_gif(name, inputs, preds))
+            save_output(parser, "--gif", args.gif, lambda name: forecast_gif(name, inputs, preds, lead=lead))
             print(f"Wrote {shown_path(args.gif)}")
 
 
@@ -362,7 +368,7 @@ def save_pictures(parser, args, inputs, preds, rendering, colorize, scaled=None)
     if args.gif:
         x, y = scaled if scaled is not None else (inputs, preds)
         coloured = colorize(torch.cat([x, y], 1), rendering).split([x.shape[1], y.shape[1]], 1)  # one scale
-        save_output(parser, "--gif", args.gif, lambda tmp: forecast_gif(tmp, *coloured))
+        save_output(parser, "--gif", args.gif, lambda tmp: forecast_gif(tmp, *coloured, lead=rendering.lead))
         print(f"Wrote {shown_path(args.gif)}")
 
 

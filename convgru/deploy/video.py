@@ -62,7 +62,9 @@ def write_forecast(path, preds: np.ndarray, rate, suffix: str | None = None, inp
                    truth: np.ndarray | None = None) -> None:
     """Write the forecast `preds` (T_out, C, H, W) in [0, 1] as a video at `rate` frames/s; with
     `inputs` (T_in, C, H, W) uint8, side by side with them and the `truth` where given (frames past
-    its end grey), as `convgru.training.animation.forecast_video` lays them out."""
+    its end grey), as `convgru.training.animation.forecast_video` lays them out. The encoder is the one of
+    `suffix` (default: the path's: .mp4, .mkv, .mov, .webm, .avi); ValueError naming the file for another
+    suffix or a frame size the encoder cannot take (`convgru.data.video.write_video`)."""
     from convgru.data.video import write_video
 
     if inputs is None:

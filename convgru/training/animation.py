@@ -5,57 +5,67 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from convgru.training.images import text_font
+from convgru.training.images import LeadTime, text_font
 
-BLANK = 0.5  # grey of the target and prediction panels while the inputs play
+BLANK = 0.5  # grey of a video's truth panel past the clip's end
 BORDER = 1.0  # white lines between panels
 
 
 def forecast_gif(path, inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4,
-                 duration: int = 250) -> None:
-    """Write a looping GIF of forecasts to `path`: the frames of `forecast_frames`, `duration` ms each.
+                 duration: int = 250, lead: LeadTime | None = None) -> None:
+    """Write a looping GIF of forecasts to `path`: the frames of `forecast_frames`, `duration` ms each,
+    the first frame showing the first input frame in every panel (what a viewer that shows one frame of
+    a GIF, or a page before it plays, displays).
 
     inputs: (N, T_in, C_in, H, W); preds and targets (None: no target panel): (N, T_out, C, H, W);
-    values in [0, 1]; every pixel becomes a `scale` x `scale` block.
+    values in [0, 1]; every pixel becomes a `scale` x `scale` block; `lead`: the data's time step for
+    the counter (default: frames). Raises ValueError for mismatched shapes, `scale` < 1 or `duration`
+    < 1 (ms).
     """
     if duration < 1:
         raise ValueError(f"duration must be >= 1, got {duration}")
-    frames = forecast_frames(inputs, preds, targets, scale)
+    frames = forecast_frames(inputs, preds, targets, scale, lead)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0)
 
 
 def forecast_video(path, inputs: Tensor, preds: Tensor, targets: Tensor | None, rate, scale: int = 4,
-                   suffix: str | None = None) -> None:
+                   suffix: str | None = None, lead: LeadTime | None = None) -> None:
     """Write the frames of `forecast_frames` as a video at `rate` frames/s (one frame per time step,
     so the clip plays at its own speed) with the encoder of `suffix` (default: the path's; see
-    `convgru.data.video.write_video`). Frames are padded to even sizes (black) for 4:2:0 chroma."""
+    `convgru.data.video.write_video`). Frames are padded to even sizes (black) for 4:2:0 chroma. Shapes
+    as `forecast_gif`'s; ValueError for mismatched shapes, `scale` < 1 or a suffix of no video encoder."""
     import numpy as np
 
     from convgru.data.video import write_video
 
-    frames = [np.asarray(frame.convert("RGB")) for frame in forecast_frames(inputs, preds, targets, scale)]
+    frames = [np.asarray(frame.convert("RGB")) for frame in forecast_frames(inputs, preds, targets, scale, lead)]
     h, w = frames[0].shape[:2]
     frames = np.pad(np.stack(frames), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     write_video(path, frames, rate, suffix)
 
 
-def forecast_frames(inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4) -> list:
+def forecast_frames(inputs: Tensor, preds: Tensor, targets: Tensor | None = None, scale: int = 4,
+                    lead: LeadTime | None = None) -> list:
     """The T_in + T_out frames (PIL images) of a forecast animation: per time step one row per
     sequence, panels input | target | prediction (no target panel when `targets` is None).
 
     inputs: (N, T_in, C_in, H, W); preds and targets: (N, T_out, C, H, W); values in [0, 1]. The
-    inputs play with the other panels grey ("input t/T_in"), then the forecast plays next to the last
-    input frame ("forecast +k/T_out"). Panels of 3 channels show in colour, others show their first
-    channel in grey; every pixel becomes a `scale` x `scale` block.
+    inputs play in every panel (the observed frames: "input t = -4" .. "input t = 0"), then the forecast
+    plays next to the last input frame ("forecast t = +1" .. "+T_out"), times in `lead`'s unit (default:
+    frames; `LeadTime`). Panels of 3 channels show in colour, others show their first channel in grey
+    (the input's first channel in the other panels while the inputs play); every pixel becomes a
+    `scale` x `scale` block.
     """
     columns = {"input": inputs, **({} if targets is None else {"target": targets}), "prediction": preds}
     _check_shapes(columns)
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got scale={scale}")
     t_in, t_out, later = inputs.shape[1], preds.shape[1], list(columns.values())[1:]
-    blank = [torch.full_like(preds[:, 0], BLANK)] * len(later)
-    steps = [([inputs[:, t]] + blank, f"input {t + 1}/{t_in}") for t in range(t_in)]
-    steps += [([inputs[:, -1]] + [seq[:, k] for seq in later], f"forecast +{k + 1}/{t_out}") for k in range(t_out)]
+    lead = lead or LeadTime([])
+    steps = [([inputs[:, t]] * (1 + len(later)), f"input t = {time}")
+             for t, time in enumerate(lead.inputs(t_in))]
+    steps += [([inputs[:, -1]] + [seq[:, k] for seq in later], f"forecast t = {time}")
+              for k, time in enumerate(lead.leads(t_out))]
     font = text_font(list(columns), inputs.shape[-1] * scale, minimum=10)  # panels under ~55 px: headers overlap
     width = round(max(font.getlength(counter) for _, counter in steps)) + 2 * scale
     return [_frame(panels, counter, list(columns), scale, font, width) for panels, counter in steps]

@@ -261,20 +261,18 @@ def _description_markdown(text: str) -> list[str]:
     return out + (["```"] if code else [])
 
 
-def _code(value: str) -> str:
-    return f"`{value.replace('|', chr(92) + '|')}`" if value else ""
-
-
-def _table(configs: Configs, config: ConfigFile, scope: str | None) -> list[str]:
-    if not config.entries:
-        return []
-    lines = ["", "| Key | Default | Meaning |", "| --- | --- | --- |"]
+def _keys(configs: Configs, config: ConfigFile, scope: str | None) -> list[str]:
+    """The keys of `config` as a definition list, one term per key (`key` = `default`) over what it does,
+    and its notes in place, in italics: long meanings and defaults read at any width (a table's columns
+    would cut them into tall thin cells)."""
+    lines = []
     for entry in config.entries:
         if entry.key:
-            meaning = _markdown_text(configs.meaning(config, entry.key, scope))
-            lines.append(f"| `{entry.key}` | {_code(entry.value)} | {meaning} |")
+            meaning = _markdown_text(configs.meaning(config, entry.key, scope)) or "(a mapping: the keys below)"
+            default = f" = `{entry.value}`" if entry.value else ""
+            lines += ["", f"`{entry.key}`{default}", f": {meaning}"]
         else:
-            lines.append(f"| | | *{_markdown_text(entry.comment)}* |")
+            lines += ["", f"*{_markdown_text(entry.comment)}*"]
     return lines
 
 
@@ -306,7 +304,7 @@ def reference_markdown(config_dir) -> str:
     out += ["", "## The commands' own keys", ""]
     for name, config in configs.primary.items():
         out += [f"({_anchor('top', name)})=", f"### {name}.yaml", "", *_description_markdown(config.description)]
-        out += _defaults(config, None) + _table(configs, config, None) + [""]
+        out += _defaults(config, None) + _keys(configs, config, None) + [""]
     for group, options in configs.groups.items():
         title = "hydra (convgru's Hydra settings: run folders and logs)" if group == HYDRA_GROUP else group
         out += [f"## {title}", "", "Options: " + ", ".join(f"[{name}](#{_anchor(group, name)})" for name in options)
@@ -319,7 +317,7 @@ def reference_markdown(config_dir) -> str:
                 out += ["", f"Package `{config.package}`: its keys are paths from the config's root."]
             if config.description:
                 out += ["", *_description_markdown(config.description)]
-            out += _defaults(config, group) + _table(configs, config, scope) + [""]
+            out += _defaults(config, group) + _keys(configs, config, scope) + [""]
     return "\n".join(out) + "\n"
 
 

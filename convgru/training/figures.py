@@ -46,6 +46,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from convgru._checks import OptionError
 from convgru.domain.fields import denormalize
 from convgru.domain.units import to_physical
+from convgru.training.images import LeadTime, lead_times
 
 DPI = 100
 MAX_WIDTH = 16.0  # inches: 1600 pixels at DPI
@@ -69,24 +70,6 @@ WINDOW = re.compile(r"_?(\d+)(px)?$")  # csi_pool4 -> csi_pool (4 px), fss_5px -
 # --- what the figures know of the data -------------------------------------------------------
 
 @dataclass
-class LeadTime:
-    """Lead times of the forecast frames (1 .. T) in `unit` (frames, min or h)."""
-    values: list[float]
-    unit: str = "frames"
-
-    @property
-    def label(self) -> str:
-        return f"lead time ({self.unit})"
-
-    def text(self, value: float, sign: str = "+") -> str:
-        """`value` as a panel title: +30 min, +6 h, +3 (frames)."""
-        if value == 0:
-            return "0" if self.unit == "frames" else f"0 {self.unit}"
-        shown = f"{sign if value > 0 else '-'}{abs(value):g}"
-        return shown if self.unit == "frames" else f"{shown} {self.unit}"
-
-
-@dataclass
 class Rendering:
     """How frames are drawn in physical units: `kind` frames (grey or RGB in [0, 1]), radar (`units`
     one of dBZ, mm/h, kg/m^2, pixel; `physical` maps [0, 1] back through the data's value_range) or
@@ -101,17 +84,6 @@ class Rendering:
     colors: str = "pysteps"
     lat: np.ndarray | None = None
     lon: np.ndarray | None = None
-
-
-def lead_times(data: Mapping | None, frames: int, hours: list[float] | None = None) -> LeadTime:
-    """Lead times of `frames` forecast frames: `hours` (fields: the data's time step), else minutes
-    from the data config's `time_step_minutes` (radar), else frames 1 .. `frames`."""
-    if hours:
-        return LeadTime([float(h) for h in hours], "h")
-    step = data.get("time_step_minutes") if isinstance(data, Mapping) else None
-    if isinstance(step, (int, float)) and step > 0:
-        return LeadTime([float(step) * (k + 1) for k in range(frames)], "min")
-    return LeadTime([float(k + 1) for k in range(frames)])
 
 
 def check_colors(colors: str, option: str = "figures.radar_colors") -> str:
@@ -451,7 +423,6 @@ def _panels(inputs, targets, forecasts, rendering: Rendering, draw: dict | None,
     width, gap = x1 - x0, 0.06 * (x1 - x0)
     panel = min((MAX_WIDTH - 2.5) / columns, 2.4)  # inches per frame
     rows = n * len(kinds)
-    step = rendering.lead.values[0] if rendering.lead.values else 1.0
     with matplotlib.rc_context(FONTS):
         figure = new_figure(panel * columns + 2.5, rows * (panel * (y1 - y0) / width + 0.55) + 1.0)
         axes = figure.subplots(rows, 1, squeeze=False)[:, 0]
@@ -464,9 +435,8 @@ def _panels(inputs, targets, forecasts, rendering: Rendering, draw: dict | None,
                     image = _show(ax, values[s, index], draw, (left, left + width, y0, y1), rendering)
                     ax.add_patch(Rectangle((left, y0), width, y1 - y0, fill=False, edgecolor="grey", linewidth=0.6))
                 top = ax.secondary_xaxis("top")
-                top.set_xticks([left + width / 2 for left in lefts],
-                               [rendering.lead.text((i - t_in + 1) * step) if kind == "input"
-                                else rendering.lead.text(rendering.lead.values[i]) for i in pick])
+                times = rendering.lead.inputs(t_in) if kind == "input" else rendering.lead.leads(t_out)
+                top.set_xticks([left + width / 2 for left in lefts], [times[i] for i in pick])
                 top.tick_params(length=0)
                 ax.set_xlim(x0 - gap / 2, x0 + columns * (width + gap) - gap / 2)
                 ax.set_ylim(y0, y1)

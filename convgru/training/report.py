@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import sys
+import textwrap
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ from convgru.training.paste import paste_command
 # --- the console -------------------------------------------------------------------------------
 
 LOG = logging.getLogger("convgru.console")
+WIDTH = 100  # characters of a printed table's lines and titles: whole in a terminal and in the docs' code boxes
 LOG.addHandler(logging.NullHandler())  # no handler of the scripts' logging: print only, never Python's lastResort
 LOG.propagate = False  # printed already: never again through the root logger's terminal handler
 LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning")  # their messages: into the run's log too
@@ -128,11 +130,26 @@ def skill_columns(scores: dict[str, float], prefix: str = "") -> list[tuple[str,
     return [*columns, *((f"CSI-p{n}", f"csi_pool{n}") for n in pools), *((f"FSS-{n}", f"fss_{n}px") for n in scales)]
 
 
-def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "") -> str:
+def skill_table(scores: dict[str, float], thresholds, units: str | None = None, prefix: str = "",
+                width: int = WIDTH) -> str:
     """A row per threshold (and their mean) and forecast (the model, then each baseline), a column per
     skill score (`skill_columns`), from `scores` keyed `{prefix}csi_20` (the model's) and
-    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/")."""
+    `{prefix}persistence/csi_20` (a baseline's; prefix e.g. "test/"). Lines longer than `width`
+    characters are split: the categorical scores (CSI ... bias) in one table, the neighbourhood scores
+    (pooled CSI, FSS) in a second one of the same rows below it (and so on in chunks that fit)."""
     forecasts, columns = skill_forecasts(scores, prefix), skill_columns(scores, prefix)
+    label = 11 + max(8, *(len(name) + 1 for name in forecasts))
+    if label + 8 * len(columns) <= width:
+        groups = [columns]
+    else:
+        fit = max(1, (width - label) // 8)
+        kinds = ([c for c in columns if "-" not in c[0]], [c for c in columns if "-" in c[0]])  # CSI.., CSI-p4..
+        groups = [kind[i:i + fit] for kind in kinds for i in range(0, len(kind), fit)]
+    tables = [_skill_rows(scores, thresholds, units, prefix, forecasts, group) for group in groups if group]
+    return "\n\n".join(tables)
+
+
+def _skill_rows(scores, thresholds, units, prefix, forecasts, columns) -> str:
     width = max(8, *(len(name) + 1 for name in forecasts))
     lines = [f"{units or 'threshold':>9}  {'forecast':<{width}}" + "".join(f"{head:>8}" for head, _ in columns)]
     for key in [*(f"{thr:g}" for thr in thresholds), "mean"]:
@@ -243,8 +260,8 @@ def skill_report(scores: dict[str, float], thresholds, units: str | None, prefix
     extra = [head for head, _ in skill_columns(scores, prefix) if "-" in head]
     legend = ("\n(CSI-pN: CSI after N x N max-pooling; FSS-N: fractions skill score over N x N pixels)"
               if extra else "")
-    return (f"\nSkill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}{legend}:\n"
-            + skill_table(scores, thresholds, units, prefix))
+    title = f"Skill on the test set, {' vs '.join(names)}, thresholds in {units or 'the data units'}"
+    return "\n" + textwrap.fill(title, WIDTH) + legend + ":\n" + skill_table(scores, thresholds, units, prefix)
 
 
 def train_report(trainer: pl.Trainer, best: str, metrics: dict[str, float], folder: Path, thresholds=None,
@@ -333,10 +350,11 @@ def eval_report(folder: Path, ckpt_path, metrics, per_frame, forecasts, threshol
     with open(folder / "per_frame.csv", "w", newline="") as file:
         csv.writer(file).writerows([["frame", *columns], *([f, *(f"{v:.6f}" for v in vs)] for f, *vs in rows)])
     x, y, pred = forecasts
-    save_image(rows_grid(x, y, pred), folder / "predictions.png")
-    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0))
+    lead = figures[1].lead if figures is not None else None  # the data's time step, where known
+    save_image(rows_grid(x, y, pred, lead), folder / "predictions.png")
+    forecast_gif(folder / "predictions.gif", x, pred, y.nan_to_num(0.0), lead=lead)
     if rate:
-        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate)
+        forecast_video(folder / "predictions.mp4", x, pred, y.nan_to_num(0.0), rate, lead=lead)
     csi = [c for c in columns if re.fullmatch(r"csi_[^_]+", c.split("/")[-1]) and not c.endswith("_mean")]
     say("\n" + frame_table(per_frame, metrics, [*METRICS, *csi]))
     if thresholds:
