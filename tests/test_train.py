@@ -27,14 +27,25 @@ def test_fast_dev_run_each_depth(tmp_path, cache_dir, depth):
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [["trainer.precision=bf16-mixed"],
                                      ["model.compile=true", "model.net.hidden_sizes=[4]"]], ids=str)
-def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, options):
+def test_bf16_and_compiled_training_on_the_cpu(tmp_path, cache_dir, options, monkeypatch):
     """model.compile=true through Lightning: one level is enough (test_forecaster.py compares a compiled
-    2-level network with eager, forward and backward, across batch sizes)."""
+    2-level network with eager, forward and backward, across batch sizes). The compile runs dynamo and
+    AOT autograd (fullgraph) on the aot_eager backend: inductor's C++ builds (minutes on a 2-core CPU) are
+    tested on cells in test_dtypes.py and test_porting.py."""
+    compile_module = torch.nn.Module.compile
+    backends = []
+
+    def aot_eager(module, **options):
+        backends.append("aot_eager")
+        return compile_module(module, backend="aot_eager", **options)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", aot_eager)
     overrides = [*options, "trainer.max_steps=3", "+trainer.limit_val_batches=0", "test=false", "data.train_size=4",
                  "trainer.max_epochs=3", "model.scheduler.name=none"]  # three training steps, no validation
     torch._dynamo.reset()  # nothing compiled by the tests before this one in the process (pytest-xdist workers)
     metrics = train(compose_config("train", tmp_path, tiny("train", overrides), cache_dir))
     assert torch.isfinite(torch.tensor(metrics["train/loss_epoch"]))
+    assert backends == (["aot_eager"] if "model.compile=true" in options else [])
 
 
 def test_run_writes_checkpoints_and_metrics(trained_run):
