@@ -116,6 +116,28 @@ def calendar_run(calendar: str, train_time: str) -> callable:
     return run
 
 
+def monthly_file(folder: Path) -> None:
+    """era5_0.nc: t2m at the month starts of 2000 and 2001 (monthly means, as ERA5's)."""
+    import xarray as xr
+
+    data = fields(days=6, gap=())
+    data.assign_coords(time=xr.date_range("2000-01-01", periods=data.sizes["time"], freq="MS")).to_netcdf(
+        folder / "era5_0.nc")
+
+
+def calendars_across_1582(folder: Path) -> None:
+    """era5_0.nc in the standard calendar before 1582-10-15 (cftime dates), era5_1.nc after it in another
+    calendar, proleptic_gregorian (datetime64): a true mix of calendars."""
+    import xarray as xr
+
+    data = fields(days=4, gap=())
+    for i, (start, calendar) in enumerate((("1582-10-03", "standard"), ("1582-10-15", "proleptic_gregorian"))):
+        part = data.isel(time=slice(8 * i, 8 * i + 8))
+        part = part.assign_coords(time=xr.date_range(start, periods=8, freq="6h", calendar=calendar, use_cftime=True))
+        part.time.encoding.update(calendar=calendar, units=f"hours since {start}")
+        part.to_netcdf(folder / f"era5_{i}.nc")
+
+
 CASES = [
     Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=fields 'data.variables=[t3m]'",
          fields_run(["data.variables=[t3m]"]),
@@ -152,8 +174,8 @@ CASES = [
          fields_run(["data.normalization={t2m:{mean:280.0,std:10.0}}",
                      "data.climatology={hours:[0],period:[a,b],shape:[366,1,2,2],values:[]}"]),
          r"data.climatology: expected the climatology a checkpoint stores \(\{hours, period, shape, values or "
-         r"file\}\) of shape \(366 x hours, C, H, W\) for 1 channel\(s\) \['t2m'\] on the 8x16 grid, found shape "
-         r"\[366, 1, 2, 2\] with 0 values"),
+         r"file\}\) of shape \(366 x hours, C, H, W\) \(or 12 rows by calendar month\) for 1 channel\(s\) "
+         r"\['t2m'\] on the 8x16 grid, found shape \[366, 1, 2, 2\] with 0 values"),
     Case("save-forecasts-not-fields", "eval.save_forecasts=true with data that are not NetCDF / Zarr fields",
          "ckpt_path=/data/model.ckpt save_forecasts=true",
          checkpoint_run(tiny_checkpoint, eval_with("save_forecasts=true")),
@@ -193,4 +215,15 @@ CASES = [
          "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=latitudes_beyond_poles),
          r"^.*era5_0.nc: its latitude coordinate lat: expected a 1-d axis in degrees within \[-90, 90\], found "
          r"\[-100.0, "),
+    Case("fields-time-step-duration-on-months", "a duration as data.time_step on monthly files",
+         "data.time_step=30D", fields_run(["data.time_step=30D"], write=monthly_file),
+         r"data.time_step: expected calendar months such as 1MS or 3MS \(the files' times are 1 month apart\), "
+         r"found '30D'"),
+    Case("fields-time-step-months-on-hours", "calendar months as data.time_step on 6-hourly files",
+         "data.time_step=1MS", fields_run(["data.time_step=1MS"]),
+         r"data.time_step: expected a duration such as 6h or 1D \(the files' times are 6h apart\), found '1MS'"),
+    Case("fields-calendar-mix", "files of one run in two calendars (standard before 1582-10-15, proleptic_gregorian "
+         "after)", "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=calendars_across_1582),
+         r"era5_1.nc: times in the calendar proleptic_gregorian, the first file's are standard; expected files of "
+         r"one calendar"),
 ]

@@ -33,7 +33,8 @@ def module(future: int) -> ForecastModule:
     made = ForecastModule(net={"hidden_sizes": [4], "kernel_size": 3, "stem_channels": 4}, future=future,
                           thresholds=THRESHOLDS, fss_scales=[1, 3], csi_pool_sizes=[2], baselines=["persistence"])
     made.field_scores = FieldTestScores({"names": ["t2m"], "units": ["K"], "height": H, "mean": [280.0], "std": [5.0],
-                                         "latitudes": torch.linspace(-60, 60, H).numpy(), "lead_hours": [6.0] * future,
+                                         "latitudes": torch.linspace(-60, 60, H).numpy(), "lead_times": [6.0] * future,
+                                         "lead_unit": "h",
                                          "climatology": torch.rand(ROWS, 1, H, W).numpy()}, future)
     made.net = Fade()
     return made.eval()

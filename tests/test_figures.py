@@ -143,7 +143,8 @@ def test_fields_maps_and_scores_in_their_units(tmp_path):
     from convgru.domain.fields import normalize
 
     scoring = {"names": source.names, "units": source.units, "height": 8, "latitudes": source.latitudes,
-               "climatology": np.nanmean(source.read(0, 20), 0)[None], "mean": mean, "std": std, "lead_hours": [6, 12]}
+               "climatology": np.nanmean(source.read(0, 20), 0)[None], "mean": mean, "std": std, "lead_times": [6, 12],
+               "lead_unit": "h"}
     scores = FieldTestScores(scoring, 2)  # a climatology table of one row, every target's
     z = torch.from_numpy(normalize(frames, mean, std)).float()
     scores.update(z[:, :3].nan_to_num(0.5), z[:, 3:].nan_to_num(0.5).clamp(0, 1), z[:, 3:], torch.zeros(1, 2).long())

@@ -37,6 +37,7 @@ SPLITS = ("train", "val", "test")
 STATS_VERSION = 2  # bump when the statistics change, so cached ones are computed again
 CHUNK_BYTES = 1 << 26  # bytes of field read at a time while computing the statistics
 DAYS = 366  # days of year in the climatology's table (366: leap years' last day)
+MONTHS = 12  # rows of a climatology by calendar month (steps of months)
 WINDOW_DAYS = 61  # the climatology's smoothing window in days, as WeatherBench 2 (Rasp et al. 2024)
 # (shortest, longest) year in days of each CF calendar (cftime's names); others: the standard's (365, 366)
 YEAR_DAYS = {"360_day": (360, 360), "noleap": (365, 365), "365_day": (365, 365), "all_leap": (366, 366),
@@ -134,8 +135,9 @@ class FieldDataModule(SequenceDataModule):
 
     `variables` become the channels, in order; 4-d variables give one channel per level of `levels`
     (named e.g. z500); `channels` must equal their number. `dims` names the time / y / x / level
-    dimensions when the CF conventions do not tell. `time_step` (e.g. 6h; None: the data's spacing) picks
-    the sampling; windows of frames_in + frames_out steps that would cross a gap in time are skipped.
+    dimensions when the CF conventions do not tell. `time_step` (e.g. 6h, or 3MS: calendar months; None: the
+    data's own step, calendar months for monthly or yearly times) picks the sampling; windows of frames_in +
+    frames_out steps that would cross a gap in time (a missing month too) are skipped.
     Splits are by time: `train_time`, `val_time`, `test_time` = [start, end] (whole windows inside),
     every `stride`-th window.
 
@@ -152,7 +154,8 @@ class FieldDataModule(SequenceDataModule):
     Climatology (what ACC and the climatology baseline need): the mean of the training period by day
     of year and hour of day of the files' calendar (noleap, 360_day, ... too), smoothed over WINDOW_DAYS
     days around the calendar's year (WeatherBench 2; `field_stats`), computed with the statistics when the
-    training period spans a year or more, or `climatology` as a checkpoint stores it (`stored_climatology`:
+    training period spans a year or more (with steps of calendar months: by calendar month, unsmoothed, when it
+    holds all twelve), or `climatology` as a checkpoint stores it (`stored_climatology`:
     up to CHECKPOINT_CLIMATOLOGY values); either is on the grid in the order `read` gives (the training
     grid's). Each target is scored against the table's row at its valid time (the third item of a window).
     `climatology_note` says which climatology was used, or why there is none (then ACC and the climatology
@@ -261,7 +264,8 @@ class FieldDataModule(SequenceDataModule):
                         f"DataLoader worker) to serve the windows inside it; a store chunked by about {self.length} "
                         "steps reads faster in shuffled order")
         table = self.climatology()
-        rows = None if table is None else climatology_rows(source.calendar.dates(source.times), table["hours"])
+        rows = None if table is None else climatology_rows(source.calendar.dates(source.times), table["hours"],
+                                                           table["by"])
         for split in SPLITS:
             starts = self.starts(split)
             if self.ranges[split] is None or len(starts) == 0:
@@ -289,7 +293,7 @@ class FieldDataModule(SequenceDataModule):
                                   f"{split} split (e.g. [2016-01-01, 2016-12-31]), found None")
             source = self.open()
             raise ValueError(f"the {split} split is empty: no window of {self.length} consecutive steps of "
-                             f"{source.step / np.timedelta64(1, 'h'):g}h (data.frames_in + data.frames_out) lies "
+                             f"{source.step.text} (data.frames_in + data.frames_out) lies "
                              f"within data.{split}_time={self._shown(split)} in "
                              f"{source.label(source.times[0])} .. {source.label(source.times[-1])} without a gap")
         return self.datasets[split]
@@ -310,7 +314,7 @@ class FieldDataModule(SequenceDataModule):
         (path, size, time), the channels, the dimensions (data.dims: y and x swapped transpose the
         climatology), the time step, train_time and the climatology's settings."""
         source = self.open()
-        parts = [STATS_VERSION, source.names, [c.dims for c in source.channels], str(source.step),
+        parts = [STATS_VERSION, source.names, [c.dims for c in source.channels], source.step.key,
                  [str(t) for t in self.ranges["train"] or ()], DAYS, WINDOW_DAYS]
         if source.calendar.epoch is not None:  # counts of another calendar (its days of year too)
             parts.append([source.calendar.name, source.calendar.epoch.isoformat()])
@@ -352,12 +356,12 @@ class FieldDataModule(SequenceDataModule):
                      f"{source.paths[0]}: the statistics of data.train_time over {len(source.y)}x{len(source.x)} "
                      f"frames of {len(source.channels)} channel(s) ({size_text(frame * 4)} a step)",
                      "use fewer data.variables or data.levels, or regrid the files to a coarser grid")
-        hours, note = self._climatology_plan(steps, frame)
+        hours, by, note = self._climatology_plan(steps, frame)
         log.info(f"Computing the statistics of data.train_time: {len(steps)} steps of {len(source.channels)}x"
                  f"{len(source.y)}x{len(source.x)} ({size_text(len(steps) * frame * 4)}) from {source.paths[0]}"
                  f"{' and more files' if len(source.paths) > 1 else ''}")
         began = time.perf_counter()
-        self._stats = field_stats(source, steps, hours)
+        self._stats = field_stats(source, steps, hours, by=by)
         self._stats["note"] = note
         log.info(f"Computed the statistics in {time.perf_counter() - began:.1f} s")
         bad = [n for n, s in zip(source.names, self._stats["std"]) if not s > 0]
@@ -374,30 +378,40 @@ class FieldDataModule(SequenceDataModule):
                               "paths.cache_dir (or data.cache_dir) to a writable folder") from None
         return self._stats
 
-    def _climatology_plan(self, steps: np.ndarray, frame: int) -> tuple[list[int] | None, str]:
-        """(hours of day of the climatology's table, or None when there is none, and the note that says which
-        climatology it is or why there is none) for the training steps `steps`."""
+    def _climatology_plan(self, steps: np.ndarray, frame: int) -> tuple[list[int] | None, str, str]:
+        """(hours of day of the climatology's table, or None when there is none; what its rows are: "day" (of year
+        and hour of day) or "month" (calendar months, for steps of months); the note that says which climatology
+        it is or why there is none) for the training steps `steps`."""
         source = self.open()
         times = source.times[steps]
         first, last = _text(source.label(times[0])), _text(source.label(times[-1]))
-        days = (times[-1] - times[0] + source.step) / np.timedelta64(1, "D")  # the calendar's days its steps cover
+        dates = source.calendar.dates(times)
+        if source.step.months:  # 61 days around a monthly step's day of year would hold the months beside it
+            months = len(set(calendar_months(dates).tolist()))
+            if months < MONTHS:
+                return None, "month", (f"ACC and the climatology baseline left out: the training period in the files "
+                                       f"({first} .. {last}) holds {months} of the 12 calendar months, too few for a "
+                                       "climatology by calendar month")
+            return [], "month", climatology_text({"period": [first, last], "hours": [], "by": "month"})
+        days = float((source.step.after(times[-1], 1) - times[0]) / np.timedelta64(1, "D"))  # the days the steps cover
         year = YEAR_DAYS.get(source.calendar.name, (365, 366))[0]
         if days < year:
-            return None, (f"ACC and the climatology baseline left out: the training period in the files ({first} .. "
-                          f"{last}, {days:g} days) is under a year ({year} days in the {source.calendar.name} "
-                          "calendar), too short for a climatology by day of year and hour of day")
-        hours = sorted(set(day_and_hour(source.calendar.dates(times))[1].tolist()))
+            return None, "day", (f"ACC and the climatology baseline left out: the training period in the files "
+                                 f"({first} .. {last}, {days:g} days) is under a year ({year} days in the "
+                                 f"{source.calendar.name} calendar), too short for a climatology by day of year and "
+                                 "hour of day")
+        hours = sorted(set(day_and_hour(dates)[1].tolist()))
         needed = stats_bytes(frame, DAYS * len(hours), source.order is not None)
         available = resources.available_memory()
         if available is not None and needed > available:
-            return None, (f"ACC and the climatology baseline left out: the climatology by day of year and hour of day "
-                          f"({DAYS} x {len(hours)} fields) needs about {size_text(needed)} of memory, "
-                          f"{size_text(available)} available; a coarser data.time_step or grid makes it fit")
-        return hours, climatology_text({"period": [first, last], "hours": hours})
+            return None, "day", (f"ACC and the climatology baseline left out: the climatology by day of year and hour "
+                                 f"of day ({DAYS} x {len(hours)} fields) needs about {size_text(needed)} of memory, "
+                                 f"{size_text(available)} available; a coarser data.time_step or grid makes it fit")
+        return hours, "day", climatology_text({"period": [first, last], "hours": hours, "by": "day"})
 
     def climatology(self) -> dict | None:
-        """The climatology's table {values (rows, C, H, W) float32, hours, period} of the training period (see
-        the class), None when there is none; sets `climatology_note`."""
+        """The climatology's table {values (rows, C, H, W) float32, hours, period, by: "day" or "month"} of the
+        training period (see the class), None when there is none; sets `climatology_note`."""
         if self._table is None:
             self._table = (self._climatology(),)
         return self._table[0]
@@ -429,7 +443,7 @@ class FieldDataModule(SequenceDataModule):
         if "climatology" not in stats:
             return None
         return {"values": stats["climatology"], "hours": [int(h) for h in stats["hours"]],
-                "period": [str(p) for p in stats["period"]]}
+                "period": [str(p) for p in stats["period"]], "by": str(stats.get("by", "day"))}
 
     def stored_climatology(self, folder=None) -> dict | None:
         """The climatology as a checkpoint stores it (data.climatology: hours, period, shape, and the values
@@ -441,7 +455,8 @@ class FieldDataModule(SequenceDataModule):
             return None
         values = table["values"]
         stored = {"hours": list(table["hours"]), "period": list(table["period"]), "window_days": WINDOW_DAYS,
-                  "shape": list(values.shape)}
+                  "shape": list(values.shape)} if table["by"] == "day" else \
+            {"by": table["by"], "hours": [], "period": list(table["period"]), "shape": list(values.shape)}
         if values.size <= CHECKPOINT_CLIMATOLOGY:
             return {**stored, "values": [float(v) for v in values.ravel()]}
         if folder is None:
@@ -457,15 +472,16 @@ class FieldDataModule(SequenceDataModule):
     def scoring(self) -> dict:
         """What the weather scores need: channel names and units, the latitudes (None: not a latitude
         grid), the climatology's table (rows, C, H, W) (None: no ACC), `note` (which climatology, or why
-        none), the normalization, the lead times in hours."""
+        none), the normalization, the lead times `lead_times` in `lead_unit` (h, or mo: calendar months;
+        `TimeStep.leads`)."""
         source = self.open()
         mean = [self.normalization[n]["mean"] for n in source.names]
         std = [self.normalization[n]["std"] for n in source.names]
-        hours = source.step / np.timedelta64(1, "h")
+        leads, unit = source.step.leads(self.frames_out)
         table = self.climatology()
         return {"names": source.names, "units": source.units, "height": len(source.y), "latitudes": source.latitudes,
                 "climatology": None if table is None else table["values"], "note": self.climatology_note,
-                "mean": mean, "std": std, "lead_hours": [float(hours) * (k + 1) for k in range(self.frames_out)]}
+                "mean": mean, "std": std, "lead_times": leads, "lead_unit": unit}
 
 
 def _text(time) -> str:
@@ -481,9 +497,17 @@ def day_and_hour(dates) -> tuple[np.ndarray, np.ndarray]:
     return dates.dayofyear.values.astype(np.int64), dates.hour.values.astype(np.int64)
 
 
-def climatology_rows(dates, hours) -> np.ndarray:
-    """The climatology's table row of each of `dates` (of the files' calendar, `Calendar.dates`): (day of year
-    - 1) * len(hours) + the index of the nearest of `hours` (hours of day, around midnight too)."""
+def calendar_months(dates) -> np.ndarray:
+    """The calendar month 1..12 of each of `dates` (of the files' calendar, `Calendar.dates`), through xarray's .dt."""
+    return xarray().DataArray(np.asarray(dates), dims="time").dt.month.values.astype(np.int64)
+
+
+def climatology_rows(dates, hours, by: str = "day") -> np.ndarray:
+    """The climatology's table row of each of `dates` (of the files' calendar, `Calendar.dates`): by "day",
+    (day of year - 1) * len(hours) + the index of the nearest of `hours` (hours of day, around midnight too); by
+    "month" (a table of steps of months), the calendar month - 1."""
+    if by == "month":
+        return calendar_months(dates) - 1
     day, hour = day_and_hour(dates)
     distance = np.abs(hour[:, None] - np.asarray(hours)[None, :])
     return (day - 1) * len(hours) + np.minimum(distance, 24 - distance).argmin(1)
@@ -491,6 +515,8 @@ def climatology_rows(dates, hours) -> np.ndarray:
 
 def climatology_text(table: dict) -> str:
     """Which climatology ACC is against (the title of the fields' table says it)."""
+    if table["by"] == "month":
+        return f"ACC against the climatology of {table['period'][0]} .. {table['period'][1]} by calendar month"
     hours = ", ".join(f"{h:02d}" for h in table["hours"])
     return (f"ACC against the climatology of {table['period'][0]} .. {table['period'][1]} by day of year and hour "
             f"of day ({hours} h), smoothed over {WINDOW_DAYS} days (WeatherBench 2)")
@@ -498,23 +524,26 @@ def climatology_text(table: dict) -> str:
 
 def parse_climatology(given, source: FieldSource) -> dict:
     """data.climatology (as `FieldDataModule.stored_climatology` writes it: values, or the .npz `file` holding
-    them) as a table for `source`; OptionError unless it fits its channels and grid, FileNotFoundError naming
-    a missing file."""
+    them; `by` month for a table of calendar months) as a table for `source`; OptionError unless it fits its
+    channels and grid, FileNotFoundError naming a missing file."""
     expected = (len(source.channels), len(source.y), len(source.x))
     try:
+        by = str(given.get("by", "day"))
         hours = [int(h) for h in given["hours"]]
         shape = tuple(int(n) for n in given["shape"])
         period = [str(p) for p in given["period"]]
         values = _climatology_values(given)
         found = f"shape {list(shape)} with {values.size} values"
-    except (KeyError, TypeError, ValueError):
-        hours, shape, values = [], (), np.zeros(0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        by, hours, shape, values = "day", [], (), np.zeros(0)
         found = f"{sorted(given) if hasattr(given, 'keys') else given!r}"[:120]
-    if not hours or shape != (DAYS * len(hours), *expected) or values.size != math.prod(shape):
+    rows = MONTHS if by == "month" else DAYS * len(hours)
+    if by not in ("day", "month") or not rows or shape != (rows, *expected) or values.size != math.prod(shape):
         raise OptionError("data.climatology", f"expected the climatology a checkpoint stores ({{hours, period, shape, "
-                          f"values or file}}) of shape ({DAYS} x hours, C, H, W) for {len(source.channels)} channel(s) "
-                          f"{source.names} on the {expected[1]}x{expected[2]} grid, found {found}")
-    return {"values": values.astype(np.float32, copy=False).reshape(shape), "hours": hours, "period": period}
+                          f"values or file}}) of shape ({DAYS} x hours, C, H, W) (or {MONTHS} rows by calendar month) "
+                          f"for {len(source.channels)} channel(s) {source.names} on the {expected[1]}x{expected[2]} "
+                          f"grid, found {found}")
+    return {"values": values.astype(np.float32, copy=False).reshape(shape), "hours": hours, "period": period, "by": by}
 
 
 def _climatology_values(given) -> np.ndarray:
@@ -543,7 +572,7 @@ def stats_bytes(frame: int, rows: int, aligned: bool = False) -> int:
     return per_chunk * frame * (4 * (1 + aligned) + 8 + 1 + 8 + 8) + rows * frame * (8 + 8 + 4)
 
 
-def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bool = True) -> dict:
+def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bool = True, by: str = "day") -> dict:
     """Mean and std per channel of `source`'s time steps `steps`, NaN left out, read about CHUNK_BYTES at a
     time (runs of consecutive steps; a progress bar on a terminal); per-chunk means and sums of squared
     deviations are merged as Chan et al. (1979) do, in float64.
@@ -553,7 +582,9 @@ def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bo
     calendar) lies within WINDOW_DAYS // 2 days of `day` (around the calendar's year's end too: 360 days in
     360_day, 365 in noleap, 366 otherwise; the days' sums pooled, as WeatherBench 2 smooths its climatology
     over a 61-day window), NaN where no step is valid (and on days past the calendar's year); with `hours`
-    and `period`. On the grid in the order `source.read` gives (`FieldSource.align`)."""
+    and `period`. `by` "month" (steps of calendar months; `hours` []): (MONTHS, C, H, W), row m - 1 the mean of
+    the steps in calendar month m (unsmoothed), and `by`. On the grid in the order
+    `source.read` gives (`FieldSource.align`)."""
     from tqdm.auto import tqdm
 
     frame = len(source.channels) * len(source.y) * len(source.x) * 4
@@ -562,9 +593,9 @@ def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bo
     count, mean, m2 = np.zeros(channels), np.zeros(channels), np.zeros(channels)
     slots = None
     if hours is not None:
-        rows = climatology_rows(source.calendar.dates(source.times[steps]), hours)
+        rows = climatology_rows(source.calendar.dates(source.times[steps]), hours, by)
         slots = dict(zip(steps.tolist(), rows.tolist()))
-        sums = np.zeros((DAYS * len(hours), channels, len(source.y), len(source.x)))
+        sums = np.zeros((MONTHS if by == "month" else DAYS * len(hours), channels, len(source.y), len(source.x)))
         counts = np.zeros_like(sums)
     runs = np.split(steps, np.flatnonzero(np.diff(steps) != 1) + 1)
     with tqdm(total=len(steps), unit="step", desc="Statistics of data.train_time", disable=None if progress else True,
@@ -594,7 +625,12 @@ def field_stats(source: FieldSource, steps: np.ndarray, hours=None, progress: bo
     if slots is not None:
         times = source.times[steps]
         year = YEAR_DAYS.get(source.calendar.name, (365, 366))[1]
-        stats.update(climatology=smooth_days(sums, counts, len(hours), year), hours=np.asarray(hours),
+        if by == "month":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                table = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
+        else:
+            table = smooth_days(sums, counts, len(hours), year)
+        stats.update(climatology=table, hours=np.asarray(hours, dtype=np.int64), by=np.array(by),
                      period=np.array([_text(source.label(times[0])), _text(source.label(times[-1]))]))
     return stats
 

@@ -80,7 +80,8 @@ def expand(files, option: str = "files") -> list[Path]:
 
 def open_dataset(path: Path):
     """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file. Times
-    of the standard calendars are decoded to datetime64[us], others to cftime dates; times that xarray can
+    of the standard calendars are decoded to datetime64[us] (the standard one before 1582-10-15 to cftime dates,
+    as xarray does, without its warning: `Calendar.of` joins both), others to cftime dates; times that xarray can
     only decode to datetime64[ns] (floats) and that do not fit there (before 1678, after 2262: a 500-year
     climate run) are decoded to cftime dates too, never to NaT."""
     xr = xarray()
@@ -89,6 +90,7 @@ def open_dataset(path: Path):
     def opened(times):
         with warnings.catch_warnings():  # float times go to datetime64[ns], checked below
             warnings.filterwarnings("ignore", "Can't decode floating point datetimes", xr.SerializationWarning)
+            warnings.filterwarnings("ignore", "Unable to decode time axis", xr.SerializationWarning)  # to cftime
             return xr.open_dataset(path, engine="zarr" if zarr else None, chunks=None, cache=False,
                                    decode_times=times)
     try:
@@ -153,35 +155,67 @@ class Calendar:
         self.name, self.epoch = name, epoch
 
     @classmethod
-    def of(cls, values: np.ndarray) -> "Calendar":
-        """The calendar of decoded times `values` (datetime64, or cftime dates), its epoch the first one's year."""
-        if np.issubdtype(values.dtype, np.datetime64) or not len(values) or _gregorian(values):
+    def of(cls, decoded: list) -> "Calendar":
+        """The calendar of files' decoded times `decoded`, [(values: datetime64 or cftime dates, the file's
+        calendar name, as `_times` gives them)]: the first file's. Its dates are counts since an epoch (January 1
+        of the first year of a file that needs cftime) when a file of that calendar is decoded to cftime dates
+        that datetime64 cannot hold as they are: another calendar, or the standard one before 1582-10-15. The
+        files of the standard calendar that xarray decodes to datetime64 (after that date) are then counted on
+        the same calendar (`counts`), so a run across 1582 in several files is one time axis."""
+        if not decoded:
             return cls()
-        first = values[0]
-        return cls(first.calendar, type(first)(first.year, 1, 1, calendar=first.calendar))
+        name = decoded[0][1]
+        for values, other in decoded:
+            if other == name and len(values) and values.dtype == object and not _gregorian(values):
+                first = values[0]
+                return cls(name, type(first)(first.year, 1, 1, calendar=first.calendar))
+        return cls(name)
 
-    def counts(self, values: np.ndarray, where: str) -> np.ndarray:
-        """Decoded times `values` as counts (`COUNTS`); ValueError naming `where` for other values or
-        dates of another calendar."""
+    def counts(self, values: np.ndarray, where: str, name: str | None = None) -> np.ndarray:
+        """Decoded times `values` (of a file of the calendar `name`; default: the dates' own) as counts
+        (`COUNTS`); ValueError naming `where` for dates of another calendar."""
+        name = name or _calendar_of(values)
         if self.epoch is None:
             if _gregorian(values):
                 first = values[0]
                 return EPOCH + np.array(values - type(first)(1970, 1, 1, calendar=first.calendar), dtype=STEPS)
-            if not np.issubdtype(values.dtype, np.datetime64):
-                raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
-                                 f"{self.name}; expected files of one calendar")
-            return values.astype(COUNTS)
-        if np.issubdtype(values.dtype, np.datetime64) or _calendar_of(values) != self.name:
-            raise ValueError(f"{where}: times in the calendar {_calendar_of(values)}, the first file's are "
-                             f"{self.name}; expected files of one calendar")
-        return EPOCH + np.array(values - self.epoch, dtype=STEPS)
+            if np.issubdtype(values.dtype, np.datetime64):
+                return values.astype(COUNTS)
+        elif np.issubdtype(values.dtype, np.datetime64):  # the standard calendar's dates after 1582-10-15
+            if self.name == name == "standard":
+                since = type(self.epoch)(1970, 1, 1, calendar=self.name) - self.epoch  # datetime.timedelta
+                return values.astype(COUNTS) + np.timedelta64(since).astype(STEPS)
+        elif _calendar_of(values) == self.name:
+            return EPOCH + np.array(values - self.epoch, dtype=STEPS)
+        raise ValueError(f"{where}: times in the calendar {name}, the first file's are {self.name}; expected files "
+                         "of one calendar")
+
+    def months(self, counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(month numbers (year * 12 + month - 1, int64), the first count of each one's month, the first count of
+        the next month) of `counts`, in the calendar (months of 28 to 31 days; 30 in 360_day)."""
+        counts = np.asarray(counts, dtype=COUNTS)
+        if self.epoch is None:
+            month = counts.astype("datetime64[M]")
+            return month.astype(np.int64) + 1970 * 12, month.astype(COUNTS), (month + 1).astype(COUNTS)
+        dates = self.dates(counts)
+        number = np.array([d.year * 12 + d.month - 1 for d in dates.ravel()], np.int64).reshape(counts.shape)
+        return number, self.month_starts(number), self.month_starts(number + 1)
+
+    def month_starts(self, number) -> np.ndarray:
+        """The first counts of the months `number` (year * 12 + month - 1)."""
+        number = np.asarray(number, np.int64)
+        if self.epoch is None:
+            return (number - 1970 * 12).astype("datetime64[M]").astype(COUNTS)
+        date = type(self.epoch)
+        starts = [date(int(n) // 12, int(n) % 12 + 1, 1, calendar=self.name) for n in number.ravel()]
+        return self.counts(np.array(starts, dtype=object), "a month").reshape(number.shape)
 
     def dates(self, counts) -> np.ndarray:
         """`counts` as dates of the calendar: datetime64[us], or cftime dates (an object array)."""
         counts = np.asarray(counts, dtype=COUNTS)
         if self.epoch is None:
             return counts
-        deltas = (counts - EPOCH).astype(object)  # datetime.timedelta
+        deltas = np.asarray(counts - EPOCH).astype(object)  # datetime.timedelta
         return np.array([self.epoch + d for d in deltas.ravel()], dtype=object).reshape(counts.shape)
 
     def label(self, count, unit: str = "s") -> str:
@@ -248,21 +282,29 @@ def _gregorian(values: np.ndarray) -> bool:
 def _calendar_of(values: np.ndarray) -> str:
     if np.issubdtype(values.dtype, np.datetime64):
         return "standard"
-    return str(getattr(values[0], "calendar", "(none)")) if len(values) else "(none)"
+    return _calendar_name(getattr(values[0], "calendar", "(none)")) if len(values) else "(none)"
 
 
-def _times(dataset, dim: str, path) -> np.ndarray:
-    """The decoded times of `dim`: datetime64, or cftime dates (calendars other than the standard one);
-    ValueError naming `path` for other values."""
+def _calendar_name(name) -> str:
+    """A CF calendar name as one spelling: gregorian is the standard calendar's old name (CF 1.9)."""
+    name = str(name).lower()
+    return "standard" if name == "gregorian" else name
+
+
+def _times(dataset, dim: str, path) -> tuple[np.ndarray, str]:
+    """(the decoded times of `dim`: datetime64, or cftime dates (calendars other than the standard one, and the
+    standard one before 1582-10-15), the name of the file's calendar); ValueError naming `path` for other values."""
     values = dataset[dim].values
+    calendar = dataset[dim].attrs.get("calendar") or dataset[dim].encoding.get("calendar")
     if not np.issubdtype(values.dtype, np.datetime64) and not (
             values.dtype == object and len(values) and all(hasattr(v, "calendar") for v in values[:1])):
-        calendar = dataset[dim].attrs.get("calendar") or dataset[dim].encoding.get("calendar")
         hint = "" if calendar is None or calendar in STANDARD else \
             f"; the calendar {shown_name(calendar)} needs cftime: {EXTRA}"
         raise ValueError(f"{shown_path(path)}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
                          f"times (units 'hours since ...'){hint}")
-    return values
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values, _calendar_name(calendar or "standard")
+    return values, _calendar_of(values)
 
 
 def _increasing(times: np.ndarray, dim: str, path) -> np.ndarray:
@@ -287,18 +329,152 @@ def check_grid(grid, option: str = "grid") -> dict:
             "x_values": [float(v) for v in given["x_values"]], "longitude": bool(given.get("longitude", False))}
 
 
-def parse_step(time_step) -> np.timedelta64 | None:
-    """data.time_step ('6h', '1D', '30min') as a timedelta64[us] (`STEPS`), None for None."""
+MONTHS = re.compile(r"^\s*(\d*)\s*(MS|ME|M|months?|YS|YE|Y|years?)\s*$")  # data.time_step in calendar months
+SHARE = 1.5 / 30  # places in two months within this share of a month (a day and a half) are the same place
+SHORTEST_MONTH = np.timedelta64(27, "D")  # spacings under this are never calendar months
+
+
+class TimeStep:
+    """The time between two steps of a FieldSource: a fixed `delta` (timedelta64[us]: 6 h, 1 day), or `months`
+    calendar months of `calendar` (1: monthly means, 28 to 31 days apart in the standard calendar, 30 in
+    360_day; 12: yearly), counted as xarray's and pandas' month offsets count them (freq="MS": month starts).
+
+    A time is one step of months after another when it lies that many months later at the same place in its
+    month: the same day and time of day (month starts, the 15th), the same time before the month's end (month
+    ends), or within a day and a half (SHARE) of the same share of the month (mid-month stamps, which vary: the
+    middles of CMIP6 Amon's time bounds 1850-01-16T12, 1850-02-15T00, or the 16th and Feb 15). `place` is the
+    one the times keep ("start", "end" or "share"): the forecasts' valid times keep it (`after`).
+    """
+
+    def __init__(self, delta=None, months: int = 0, calendar: Calendar | None = None, place: str = "start"):
+        self.delta = None if delta is None else np.timedelta64(delta).astype(STEPS)
+        self.months, self.calendar, self.place = int(months), calendar or Calendar(), place
+
+    @classmethod
+    def of(cls, times: np.ndarray, calendar: Calendar, path) -> "TimeStep":
+        """The step of `times` (counts of `calendar`): calendar months when some number of months (`follows`)
+        spaces more of them than their most common spacing does (as many: when they keep the same day and time,
+        or time before the month's end: 360_day's month starts, 30 days apart), else that spacing; ValueError
+        naming `path` for a single time."""
+        if len(times) < 2:
+            raise ValueError(f"{shown_path(path)}: a single time step; expected a time series")
+        values, counts = np.unique(np.diff(times), return_counts=True)
+        fixed = cls(values[np.argmax(counts)])
+        if fixed.delta < SHORTEST_MONTH:
+            return fixed
+        apart, numbers = np.unique(np.diff(calendar.months(times)[0]), return_counts=True)
+        months = int(apart[np.argmax(numbers)])
+        if months < 1:
+            return fixed
+        monthly = cls.in_months(months, calendar, times)
+        spaced = monthly.follows(times).sum()
+        return monthly if spaced > counts.max() or spaced == counts.max() and monthly.place != "share" else fixed
+
+    @classmethod
+    def in_months(cls, months: int, calendar: Calendar, times: np.ndarray) -> "TimeStep":
+        """A step of `months` calendar months at the place in the month that `times` keep."""
+        _, early, late, _ = _places(calendar, times)
+        place = "start" if (early == early[0]).all() else "end" if (late == late[0]).all() else "share"
+        return cls(months=months, calendar=calendar, place=place)
+
+    def follows(self, times: np.ndarray) -> np.ndarray:
+        """(len(times) - 1,) bool: whether each of `times` (counts) lies one step after the one before."""
+        if not self.months:
+            return np.diff(times) == self.delta
+        number, early, late, share = _places(self.calendar, times)
+        same = (np.diff(early) == np.timedelta64(0)) | (np.diff(late) == np.timedelta64(0)) | \
+            (np.abs(np.diff(share)) <= SHARE)
+        return (np.diff(number) == self.months) & same
+
+    def picks(self, times: np.ndarray) -> np.ndarray:
+        """Whether each of `times` lies a whole number of steps after the first (what data.time_step samples)."""
+        if not self.months:
+            return (times - times[0]) % self.delta == np.timedelta64(0)
+        number = self.calendar.months(times)[0]
+        return (number - number[0]) % self.months == 0
+
+    def after(self, counts, steps) -> np.ndarray:
+        """The counts `steps` (integers, broadcast against `counts`) steps after `counts`; in months, at the step's
+        place in the month (the same day and time, clipped to the month's end; the same time before its end; or
+        the same share of it)."""
+        counts, steps = np.asarray(counts, dtype=COUNTS), np.asarray(steps, dtype=np.int64)
+        if not self.months:
+            return counts + steps * self.delta
+        number, early, late, share = _places(self.calendar, counts)
+        target = number + steps * self.months
+        start, end = self.calendar.month_starts(target), self.calendar.month_starts(target + 1)
+        if self.place == "start":
+            return np.minimum(start + early, end - np.timedelta64(1, COUNT_UNIT))
+        if self.place == "end":
+            return np.maximum(end - late, start)
+        length = (end - start) / np.timedelta64(1, COUNT_UNIT)
+        return start + np.round(share * length).astype(np.int64).astype(STEPS)
+
+    @property
+    def text(self) -> str:
+        """The step as messages show it: 6h, 0.5h, 1 month, 12 months."""
+        if self.months:
+            return f"{self.months} month{'s' * (self.months > 1)}"
+        return f"{self.delta / np.timedelta64(1, 'h'):g}h"
+
+    @property
+    def key(self) -> str:
+        """The step in a cache's digest (a fixed one as numpy writes it, as the digests before calendar months)."""
+        return f"{self.months} months" if self.months else str(self.delta)
+
+    def leads(self, frames: int) -> tuple[list[float], str]:
+        """(lead times of `frames` forecast steps, their unit): hours ("h"), or calendar months ("mo"), as the
+        pictures' labels (`convgru.training.images.LeadTime`) and the scores' names (rmse_t2m_6h, rmse_t2m_1mo)
+        show them."""
+        if self.months:
+            return [float(self.months * (k + 1)) for k in range(frames)], "mo"
+        hours = float(self.delta / np.timedelta64(1, "h"))
+        return [hours * (k + 1) for k in range(frames)], "h"
+
+
+def _places(calendar: Calendar, counts) -> tuple:
+    """(month numbers, time since the month's start, time to the next month's start, share of the month gone)
+    of `counts` in `calendar`."""
+    counts = np.asarray(counts, dtype=COUNTS)
+    number, start, end = calendar.months(counts)
+    return number, counts - start, end - counts, (counts - start) / (end - start)
+
+
+def parse_step(time_step) -> np.timedelta64 | int | None:
+    """data.time_step as a timedelta64[us] (`STEPS`: '6h', '1D', '30min') or a number of calendar months (an int:
+    '1MS', '3M', '1 month', '12 months'; '1YS', 'year': 12), None for None; OptionError otherwise."""
     if time_step is None:
         return None
+    if match := MONTHS.match(str(time_step)):
+        months = int(match[1] or 1) * (12 if match[2][0] in "Yy" else 1)
+        if months > 0:
+            return months
     import pandas as pd
     try:  # a bare number has no unit (pandas would read 6 as 6 ns)
         step = None if str(time_step).replace(".", "", 1).isdigit() else pd.Timedelta(str(time_step)).to_timedelta64()
     except ValueError:
         step = None
     if step is None or step <= np.timedelta64(0):
-        raise OptionError("time_step", f"expected a positive duration such as 6h, 1D or 30min, found {time_step!r}")
+        raise OptionError("time_step", f"expected a positive duration such as 6h, 1D or 30min, or calendar months "
+                          f"such as 1MS, 3MS or 12MS, found {time_step!r}")
     return step.astype(STEPS)
+
+
+def chosen_step(time_step, found: TimeStep | None, calendar: Calendar) -> TimeStep:
+    """The step data.time_step (`parse_step`) names for times whose own step is `found` (None: a single time);
+    OptionError unless it is of the same kind (calendar months for times some months apart, durations
+    otherwise) and, in months, a multiple of it."""
+    given = parse_step(time_step)
+    months = isinstance(given, int)
+    if found is not None and months != bool(found.months):
+        kind = "calendar months such as 1MS or 3MS" if found.months else "a duration such as 6h or 1D"
+        raise OptionError("time_step", f"expected {kind} (the files' times are {found.text} apart), found "
+                          f"{time_step!r}")
+    if not months:
+        return TimeStep(given)
+    if found is not None and given % found.months:
+        raise OptionError("time_step", f"expected a multiple of the files' step ({found.text}), found {time_step!r}")
+    return TimeStep(months=given, calendar=calendar, place="start" if found is None else found.place)
 
 
 class Channel:
@@ -315,11 +491,13 @@ class FieldSource:
     paths: one Zarr store, or NetCDF files on one grid, each holding some of the variables over some
     time (WeatherBench: a folder of yearly files per variable); the files of a variable are ordered by
     their first time (overlapping times raise ValueError) and every variable must cover the same times.
-    `time_step` picks every time that lies a whole number of steps after the first (None: the most common
-    spacing). Attributes: `times` (the sampled axis, `COUNTS`), `step`, `channels`, `names`, `y`
-    and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension names, coordinates
-    and attributes, for writing forecasts back). `align` reads the field on another orientation of the
-    same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files and cache
+    The files of a calendar are one time axis (`Calendar.of`: the standard calendar across 1582 too). `step`
+    (a `TimeStep`) is the files' own (`TimeStep.of`: calendar months for monthly or yearly times, else the most
+    common spacing), or `time_step` (`parse_step`: 6h, or months such as 3MS), which picks every time that lies a
+    whole number of steps after the first. Attributes: `times` (the sampled axis, `COUNTS`), `step`, `calendar`,
+    `channels`, `names`, `y` and `x` (coordinate values, in the order `read` gives), `grid` (the files' dimension
+    names, coordinates and attributes, for writing forecasts back). `align` reads the field on another orientation
+    of the same grid (a checkpoint's); `to_file_order` maps arrays back. Pickles without its open files and cache
     (DataLoader workers reopen them).
 
     Reads follow the files' chunks: a variable chunked along time (several steps per chunk) is read a
@@ -354,16 +532,20 @@ class FieldSource:
         self.y, self.x = first[dims0["y"]].values, first[dims0["x"]].values
         self.order = None  # (rows, columns) of the files that `read` gives, after `align`; None: the files' order
         spans, self._file, self._local = {}, {}, {}
-        self.calendar: Calendar | None = None
+        decoded = {}  # {(variable, file): (times as decoded, the file's calendar)}
         for name, held in holders.items():
             dims = next(c.dims for c in self.channels if c.variable == name)
             for k in held:
                 self._check_grid(datasets[k], name, dims, self.paths[k])
+                decoded[name, k] = _times(datasets[k], dims["time"], self.paths[k])
+        self.calendar = Calendar.of(list(decoded.values()))
+        for name, held in holders.items():
+            dims = next(c.dims for c in self.channels if c.variable == name)
             times = {}
             for k in held:
-                decoded = _times(datasets[k], dims["time"], self.paths[k])
-                self.calendar = self.calendar or Calendar.of(decoded)
-                times[k] = _increasing(self.calendar.counts(decoded, str(self.paths[k])), dims["time"], self.paths[k])
+                values, calendar = decoded[name, k]
+                times[k] = _increasing(self.calendar.counts(values, shown_path(self.paths[k]), calendar), dims["time"],
+                                       self.paths[k])
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:
@@ -380,14 +562,16 @@ class FieldSource:
                                  f"({self.label(first[0])} .. {self.label(first[-1])}); expected every "
                                  "variable of data.variables at the same times")
         all_times = spans[self.variables[0]]
-        self.step = parse_step(time_step) if time_step is not None else _common_step(all_times, self.paths[0])
-        keep = (all_times - all_times[0]) % self.step == np.timedelta64(0)
+        single = time_step is not None and len(all_times) < 2  # data.time_step names the step of a single time
+        found = None if single else TimeStep.of(all_times, self.calendar, self.paths[0])
+        self.step = found if time_step is None else chosen_step(time_step, found, self.calendar)
+        keep = self.step.picks(all_times)
         self.times = all_times[keep]
         self._file = {name: index[keep] for name, index in self._file.items()}
         self._local = {name: index[keep] for name, index in self._local.items()}
-        if len(self.times) > 1 and np.diff(self.times).min() > self.step:
+        if len(self.times) > 1 and not self.step.months and np.diff(self.times).min() > self.step.delta:
             raise OptionError("time_step", f"{time_step} is finer than the data's spacing "
-                              f"({_hours(np.diff(self.times).min())}); expected a multiple of it")
+                              f"({TimeStep(np.diff(self.times).min()).text}); expected a multiple of it")
         self.grid = self._grid({name: datasets[held[0]] for name, held in holders.items()})
         self._check_latitudes(self.paths[holders[self.variables[0]][0]])
 
@@ -640,28 +824,15 @@ def _levels(levels) -> list[float]:
     return values
 
 
-def _hours(delta: np.timedelta64) -> str:
-    hours = delta / np.timedelta64(1, "h")
-    return f"{hours:g}h"
-
-
-def _common_step(times: np.ndarray, path) -> np.timedelta64:
-    """The most common spacing of `times` (the data's time step)."""
-    if len(times) < 2:
-        raise ValueError(f"{shown_path(path)}: a single time step; expected a time series")
-    values, counts = np.unique(np.diff(times), return_counts=True)
-    return values[np.argmax(counts)]
-
-
-def window_starts(times: np.ndarray, step: np.timedelta64, length: int, start=None, end=None,
+def window_starts(times: np.ndarray, step: TimeStep, length: int, start=None, end=None,
                   stride: int = 1) -> np.ndarray:
-    """First indices of the windows of `length` consecutive steps of `times` (spaced exactly `step`: a window
-    that would cross a gap is skipped, never stitched) lying wholly within [start, end]
-    (datetime64, None: open), every `stride`-th of them."""
+    """First indices of the windows of `length` consecutive steps of `times` (each one `step` after the one
+    before, `TimeStep.follows`: calendar months too; a window that would cross a gap is skipped, never stitched)
+    lying wholly within [start, end] (counts, None: open), every `stride`-th of them."""
     count = len(times) - length + 1
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    regular = np.concatenate([[0], np.cumsum(np.diff(times) == step)])  # regular[i]: regular gaps before i
+    regular = np.concatenate([[0], np.cumsum(step.follows(times))])  # regular[i]: regular gaps before i
     first = np.arange(count)
     ok = regular[first + length - 1] - regular[first] == length - 1
     if start is not None:
@@ -672,21 +843,27 @@ def window_starts(times: np.ndarray, step: np.timedelta64, length: int, start=No
 
 
 def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], forecasts: np.ndarray,
-                     init_times: np.ndarray, step: np.timedelta64, calendar: Calendar | None = None):
+                     init_times: np.ndarray, step: TimeStep, calendar: Calendar | None = None):
     """An xarray Dataset of `forecasts` (N, T, C, H, W) in physical units: each variable with its input's name and
     attributes (4-d ones with their level dimension, one entry per chosen level), dimensions init_time
-    (`init_times`, the time of the last input step), lead_time (step, 2 step, ...), the grid's y and x with
-    their coordinates, and a coordinate `time` = init_time + lead_time (the valid time). Times are counts of
-    `calendar` (a FieldSource's), written as dates of that calendar (None: the standard one)."""
+    (`init_times`, the time of the last input step), lead_time (step, 2 step, ...: durations, or whole calendar
+    months (integers) for a step in months), the grid's y and x with their coordinates, and a coordinate `time`,
+    the valid time: init_time + lead_time (`TimeStep.after`: in months, at the place in the month the input's
+    times keep). Times are counts of `calendar` (a FieldSource's), written as dates of that calendar (None: the
+    standard one)."""
     xr = xarray()
     n, frames = forecasts.shape[:2]
-    lead = (np.arange(1, frames + 1) * step).astype(STEPS)
+    ahead = np.arange(1, frames + 1)
+    if step.months:  # CF's unit "months" is a twelfth of a year, no calendar month: a count of them instead
+        lead = ("lead_time", ahead * step.months, {"long_name": "forecast lead time in calendar months"})
+    else:
+        lead = ("lead_time", (ahead * step.delta).astype(STEPS), {"long_name": "forecast lead time"})
     init = np.asarray(init_times, dtype=COUNTS)
     calendar = calendar or Calendar()
     coords = {"init_time": ("init_time", calendar.dates(init),
                             {"long_name": "forecast initialization time (last input step)"}),
-              "lead_time": ("lead_time", lead, {"long_name": "forecast lead time"}),
-              "time": (("init_time", "lead_time"), calendar.dates(init[:, None] + lead[None, :]),
+              "lead_time": lead,
+              "time": (("init_time", "lead_time"), calendar.dates(step.after(init[:, None], ahead[None, :])),
                        {"long_name": "valid time"})}
     for role in ("y", "x"):
         coord = grid["coords"].get(role)

@@ -37,8 +37,8 @@ def read_fields(module, input_pattern, init: str | None, say=print):
     end = len(source.times) - 1 if init is None else _init_index(source, init)
     start = end - frames_in + 1
     steps = source.times[max(start, 0):end + 1]
-    if start < 0 or (np.diff(steps) != source.step).any():
-        raise ValueError(f"expected {frames_in} consecutive steps of {source.step / np.timedelta64(1, 'h'):g}h "
+    if start < 0 or not source.step.follows(steps).all():
+        raise ValueError(f"expected {frames_in} consecutive steps of {source.step.text} "
                          f"(the checkpoint's data.frames_in and data.time_step) up to "
                          f"{source.label(source.times[end])}, found {len(steps)} step(s) "
                          f"{[source.label(t) for t in steps[:3]]}{' ...' if len(steps) > 3 else ''}")
@@ -76,5 +76,5 @@ def _init_index(source, init: str) -> int:
     found = np.flatnonzero(source.times == when)
     if not len(found):
         raise ValueError(f"--init {shown_name(init)}: not a time step of the input ({source.label(source.times[0])} .. "
-                         f"{source.label(source.times[-1])}, every {source.step / np.timedelta64(1, 'h'):g}h)")
+                         f"{source.label(source.times[-1])}, every {source.step.text})")
     return int(found[0])

@@ -187,14 +187,12 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
     except OSError as error:
         parser.error(cannot_write("OUTPUT", args.output, error))
     init = source.calendar.label(source.times[end], unit="m")
-    print(f"Wrote the forecast ({prediction.shape[1]} lead times from {init}) of {', '.join(map(shown_name, source.names))} "
-          f"to {shown_path(args.output)}", file=sys.stdout)
+    print(f"Wrote the forecast ({prediction.shape[1]} lead times of {source.step.text} from {init}) of "
+          f"{', '.join(map(shown_name, source.names))} to {shown_path(args.output)}", file=sys.stdout)
     if args.png or args.gif:
         from convgru.training.figures import LeadTime, colorize, fields_rendering  # matplotlib
 
-        hours = source.step / np.timedelta64(1, "h")
-        rendering = fields_rendering(source, np.asarray, LeadTime([hours * (k + 1) for k in
-                                                                   range(prediction.shape[1])], "h"))
+        rendering = fields_rendering(source, np.asarray, LeadTime(*source.step.leads(prediction.shape[1])))
         save_pictures(parser, args, torch.from_numpy(frames[None]), torch.from_numpy(prediction), rendering,
                       colorize)
 

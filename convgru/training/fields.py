@@ -26,14 +26,15 @@ class FieldTestScores(nn.Module):
     against that climatology too (Rasp et al. 2020; WeatherBench 2).
 
     scoring: what `FieldDataModule.scoring()` gives (names, units, height H, latitudes (H,) or None,
-    climatology: the table (rows, C, H, W) or None, note, mean, std, lead_hours). Without latitudes the
-    rows are weighted equally; without a climatology there is no ACC nor climatology baseline, and `note`
-    says why.
+    climatology: the table (rows, C, H, W) or None, note, mean, std, lead_times in lead_unit: h or mo).
+    Without latitudes the rows are weighted equally; without a climatology there is no ACC nor climatology
+    baseline, and `note` says why.
     """
 
     def __init__(self, scoring: Mapping, future: int):
         super().__init__()
-        self.names, self.hours = list(scoring["names"]), list(scoring["lead_hours"])
+        self.names, self.leads = list(scoring["names"]), list(scoring["lead_times"])
+        self.unit = str(scoring["lead_unit"])
         self.units = list(scoring.get("units") or [""] * len(self.names))
         self.mean, self.std = list(scoring["mean"]), list(scoring["std"])
         self.note = scoring.get("note") or ""
@@ -71,20 +72,20 @@ class FieldTestScores(nn.Module):
     def results(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """({name: scalar}, {name: (future,)}): per_frame `rmse_t2m`, `acc_t2m`, `persistence/rmse_t2m`,
         ..., `climatology/rmse_t2m` per lead time; summary the same averaged over lead times and each lead
-        time on its own as `rmse_t2m_6h` (the lead time in hours)."""
+        time on its own as `rmse_t2m_6h` (the lead time in hours, or `rmse_t2m_1mo` in calendar months)."""
         summary, per_frame = {}, {}
         for who, metric in self.scores.items():
             prefix = "" if who == "model" else f"{who}/"
             for score, values in metric.compute().items():
                 if who == "climatology" and score == "acc":
                     continue
-                values = values.reshape(len(self.hours), len(self.names))  # torchmetrics squeezes (1, 1)
+                values = values.reshape(len(self.leads), len(self.names))  # torchmetrics squeezes (1, 1)
                 for c, name in enumerate(self.names):
                     key = f"{prefix}{score}_{name}"
                     per_frame[key] = values[:, c].float()
                     summary[key] = values[:, c].float().nanmean()
-                    for t, hours in enumerate(self.hours):
-                        summary[f"{key}_{hours:g}h"] = values[t, c].float()
+                    for t, lead in enumerate(self.leads):
+                        summary[f"{key}_{lead:g}{self.unit}"] = values[t, c].float()
         return summary, per_frame
 
     def reset(self) -> None:

@@ -103,9 +103,8 @@ def rendering_of(module, datamodule=None, colors: str = "pysteps") -> Rendering:
     if source is not None:
         stats = data.get("normalization") or datamodule.normalization
         mean, std = [stats[n]["mean"] for n in source.names], [stats[n]["std"] for n in source.names]
-        hours = datamodule.scoring()["lead_hours"]
         return fields_rendering(source, lambda t: denormalize(np.asarray(t, dtype=np.float32), mean, std),
-                                lead_times(None, future, hours))
+                                LeadTime(*source.step.leads(future)))
     units, value_range = data.get("units"), data.get("value_range")
     if isinstance(units, str) and value_range is not None:
         low, high = (float(v) for v in value_range)

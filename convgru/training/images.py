@@ -26,9 +26,9 @@ def text_font(labels: list[str], room: float, minimum: int = 8) -> ImageFont.Fre
 
 @dataclass
 class LeadTime:
-    """Lead times of the forecast frames (1 .. T) in `unit` (frames, min or h). The field's convention
-    for every picture: input frames at t = -4 .. 0 (the last input at 0), forecasts at +1 .. +T, in the
-    data's time step where known (-20 min .. 0, +5 min .. +50 min)."""
+    """Lead times of the forecast frames (1 .. T) in `unit` (frames, min, h, or mo: calendar months). The
+    field's convention for every picture: input frames at t = -4 .. 0 (the last input at 0), forecasts at
+    +1 .. +T, in the data's time step where known (-20 min .. 0, +5 min .. +50 min; -2 mo .. 0, +1 mo .. +3 mo)."""
     values: list[float]
     unit: str = "frames"
 
@@ -42,7 +42,7 @@ class LeadTime:
         return self.values[0] if self.values else 1.0
 
     def text(self, value: float, sign: str = "+") -> str:
-        """`value` as a panel title: +30 min, +6 h, +3 (frames)."""
+        """`value` as a panel title: +30 min, +6 h, +1 mo, +3 (frames)."""
         if value == 0:
             return "0" if self.unit == "frames" else f"0 {self.unit}"
         shown = f"{sign if value > 0 else '-'}{abs(value):g}"
@@ -58,11 +58,9 @@ class LeadTime:
         return [self.text(self.values[k] if k < len(self.values) else (k + 1) * self.step) for k in range(frames)]
 
 
-def lead_times(data: Mapping | None, frames: int, hours: list[float] | None = None) -> LeadTime:
-    """Lead times of `frames` forecast frames: `hours` (fields: the data's time step), else minutes
-    from the data config's `time_step_minutes` (radar), else frames 1 .. `frames`."""
-    if hours:
-        return LeadTime([float(h) for h in hours], "h")
+def lead_times(data: Mapping | None, frames: int) -> LeadTime:
+    """Lead times of `frames` forecast frames: minutes from the data config's `time_step_minutes` (radar), else
+    frames 1 .. `frames` (fields: `LeadTime(*source.step.leads(frames))`, hours or calendar months)."""
     step = data.get("time_step_minutes") if isinstance(data, Mapping) else None
     if isinstance(step, (int, float)) and step > 0:
         return LeadTime([float(step) * (k + 1) for k in range(frames)], "min")

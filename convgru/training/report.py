@@ -184,41 +184,44 @@ def metrics_table(metrics: dict[str, float], stages=("val", "test"), first=()) -
     return "\n".join(line.rstrip() for line in lines)
 
 
-PER_LEAD = re.compile(r"(^|/)(rmse|acc)_.+_[0-9.e+-]+h$")
+LEAD = r"_([0-9.e+-]+)(h|mo)$"  # a weather score's lead time in hours or calendar months (`TimeStep.leads`)
+PER_LEAD = re.compile(r"(^|/)(rmse|acc)_.+" + LEAD)
 
 
 def per_lead_key(key: str) -> bool:
-    """Whether `key` is a weather score at one lead time (`test/rmse_t2m_72h`)."""
+    """Whether `key` is a weather score at one lead time (`test/rmse_t2m_72h`, `test/rmse_t2m_1mo`)."""
     return bool(PER_LEAD.search(key))
 
 
 def field_table(metrics: Mapping, prefix: str = "", note: str = "") -> str:
     """Latitude-weighted RMSE and ACC per lead time of the model, persistence and climatology from `metrics`
-    keyed `{prefix}rmse_t2m_6h`, `{prefix}persistence/acc_t2m_6h`, ...; "" when it holds none. `note` says
-    which climatology ACC is against, or why ACC and the climatology baseline are left out (empty cells)."""
-    pattern = re.compile(rf"^{re.escape(prefix)}rmse_(.+)_([0-9.e+-]+)h$")
-    found: dict[str, list[float]] = {}
+    keyed `{prefix}rmse_t2m_6h` (or `_1mo`: calendar months), `{prefix}persistence/acc_t2m_6h`, ...; "" when it
+    holds none. `note` says which climatology ACC is against, or why ACC and the climatology baseline are left
+    out (empty cells)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}rmse_(.+)" + LEAD)
+    found: dict[str, list[tuple[float, str]]] = {}
     for key in metrics:
         if match := pattern.match(key):
-            found.setdefault(match[1], []).append(float(match[2]))
+            found.setdefault(match[1], []).append((float(match[2]), match[3]))
     if not found:
         return ""
     columns = [("rmse", ""), ("rmse", "persistence/"), ("rmse", "climatology/"), ("acc", ""), ("acc", "persistence/")]
     heads = ["model", "persist", "clim", "model", "persist"]
     blocks = []
-    for name, hours in found.items():
+    for name, leads in found.items():
         lines = [f"{'lead':>7} {'RMSE ' + name:^29} {'ACC ' + name:^19}",
                  f"{'':>7} " + " ".join(f"{h:>9}" for h in heads)]
-        for h in sorted(hours) + [None]:
+        for lead in sorted(leads) + [None]:
+            shown = "all" if lead is None else f"{lead[0]:g}{lead[1]}"
             cells = []
             for score, who in columns:
-                value = metrics.get(f"{prefix}{who}{score}_{name}" + ("" if h is None else f"_{h:g}h"))
+                value = metrics.get(f"{prefix}{who}{score}_{name}" + ("" if lead is None else f"_{shown}"))
                 if value is None:  # not scored (no climatology), or null in a metrics.json
                     cells.append(f"{'':>9}")
                 else:
                     cells.append(f"{'nan':>9}" if value != value else f"{value:9.4g}" if score == "rmse"
                                  else f"{value:9.3f}")
-            lines.append(f"{'all' if h is None else f'{h:g}h':>7} " + " ".join(cells))
+            lines.append(f"{shown:>7} " + " ".join(cells))
         blocks.append("\n".join(lines))
     return ("\nScores of the fields on the test set: latitude-weighted RMSE (the variable's units) and ACC, model vs "
             "persistence and climatology of the training period" + (f".\n{note}" if note else "") + ":\n"
