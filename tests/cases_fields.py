@@ -138,6 +138,13 @@ def calendars_across_1582(folder: Path) -> None:
         part.to_netcdf(folder / f"era5_{i}.nc")
 
 
+def cf_months_file(folder: Path) -> None:
+    """era5_0.nc with its times in CF's "months since 2000-01-01" of the noleap calendar."""
+    data = fields(days=1, gap=())
+    data["time"] = ("time", np.arange(data.sizes["time"]), {"units": "months since 2000-01-01", "calendar": "noleap"})
+    data.to_netcdf(folder / "era5_0.nc")
+
+
 CASES = [
     Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=fields 'data.variables=[t3m]'",
          fields_run(["data.variables=[t3m]"]),
@@ -226,4 +233,8 @@ CASES = [
          "after)", "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=calendars_across_1582),
          r"era5_1.nc: times in the calendar proleptic_gregorian, the first file's are standard; expected files of "
          r"one calendar"),
+    Case("fields-cf-months", "a NetCDF file whose times are in CF's \"months since\" (noleap calendar)",
+         "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=cf_months_file),
+         r"era5_0.nc: its times are in months since 2000-01-01 \(the noleap calendar\): CF's months and years are "
+         r"fixed lengths .*expected units such as 'days since 2000-01-01'"),
 ]

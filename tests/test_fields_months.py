@@ -200,3 +200,22 @@ def test_a_true_calendar_mix_across_1582_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"b_late.nc: times in the calendar proleptic_gregorian, the first file's are "
                                          r"standard; expected files of one calendar"):
         FieldSource(paths, ["t2m"])
+
+
+@pytest.mark.parametrize("calendar", ["standard", "noleap", "360_day"])
+def test_times_in_cf_months_are_read_only_where_they_are_calendar_months(calendar, tmp_path):
+    """CF's unit "months" is a twelfth of a year: xarray decodes "months since" only in 360_day, where every month is
+    30 days; elsewhere the file is refused in one line saying why and what to write instead."""
+    data = xr.Dataset({"t2m": (("time", "lat", "lon"), np.zeros((4, 2, 3), np.float32))},
+                      coords={"time": ("time", np.arange(4), {"units": "months since 2000-01-01", "calendar": calendar}),
+                              "lat": ("lat", LAT[:2], {"units": "degrees_north"}),
+                              "lon": ("lon", LON[:3], {"units": "degrees_east"})})
+    data.to_netcdf(tmp_path / "months.nc")
+    if calendar == "360_day":
+        source = FieldSource([tmp_path / "months.nc"], ["t2m"])
+        assert source.step.months == 1 and source.label(source.times[-1]) == "2000-04-01T00:00:00"
+        return
+    with pytest.raises(ValueError, match=rf"months.nc: its times are in months since 2000-01-01 \(the {calendar} "
+                                         r"calendar\): CF's months and years are fixed lengths .* expected units such "
+                                         r"as 'days since 2000-01-01'"):
+        FieldSource([tmp_path / "months.nc"], ["t2m"])

@@ -36,6 +36,8 @@ NO_GRID = ("the checkpoint records no grid (convgru 0.2.0 and earlier): the inpu
 ZARR = (".zarr",)
 NETCDF = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 CACHE_BYTES = 1 << 28  # whole time chunks a FieldSource keeps (per process: each DataLoader worker has its own)
+# xarray's refusal of CF's "months since" / "years since" times outside 360_day: (the units, the calendar)
+CF_MONTHS = re.compile(r"unable to decode time units '((?:months|years) since [^']*)' with \"calendar '([^']*)'")
 
 
 def xarray():
@@ -102,6 +104,12 @@ def open_dataset(path: Path):
     except ImportError as error:
         raise OptionError("data=fields", f"{shown_path(path)}: {error}; {EXTRA}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
+        if units := CF_MONTHS.search(str(error)):
+            raise ValueError(f"{shown_path(path)}: its times are in {shown_name(units[1])} (the "
+                             f"{shown_name(units[2])} calendar): CF's months and years are fixed lengths (a twelfth of a "
+                             "year of 365.242198781 days, and that year), not calendar months, so xarray decodes them "
+                             "only in 360_day; expected units such as 'days since 2000-01-01' (re-encode the time "
+                             "coordinate)") from None
         kind = "a Zarr store" if zarr else "a NetCDF file"
         raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
 
