@@ -183,7 +183,7 @@ def reform_files(folder, late_calendar: str = "standard") -> list:
 def test_a_standard_calendar_run_across_1582_is_one_time_axis(tmp_path):
     paths = reform_files(tmp_path)
     kinds = [open_dataset(p).time.dtype for p in paths]  # the mix xarray gives: cftime dates, then datetime64
-    assert kinds[0] == object and np.issubdtype(kinds[1], np.datetime64)
+    assert kinds[0] == np.dtype(object) and np.issubdtype(kinds[1], np.datetime64)
     for order in (paths, paths[::-1]):
         source = FieldSource(order, ["t2m"])
         assert source.step.delta == np.timedelta64(6, "h") and len(source) == 16
@@ -206,8 +206,9 @@ def test_a_true_calendar_mix_across_1582_is_refused(tmp_path):
 def test_times_in_cf_months_are_read_only_where_they_are_calendar_months(calendar, tmp_path):
     """CF's unit "months" is a twelfth of a year: xarray decodes "months since" only in 360_day, where every month is
     30 days; elsewhere the file is refused in one line saying why and what to write instead."""
+    months = {"units": "months since 2000-01-01", "calendar": calendar}
     data = xr.Dataset({"t2m": (("time", "lat", "lon"), np.zeros((4, 2, 3), np.float32))},
-                      coords={"time": ("time", np.arange(4), {"units": "months since 2000-01-01", "calendar": calendar}),
+                      coords={"time": ("time", np.arange(4), months),
                               "lat": ("lat", LAT[:2], {"units": "degrees_north"}),
                               "lon": ("lon", LON[:3], {"units": "degrees_east"})})
     data.to_netcdf(tmp_path / "months.nc")
