@@ -166,6 +166,8 @@ def test_monthly_fields_are_scored_and_forecast_in_months(calendar, fields_check
     with open_cftime(tmp_path / "out.nc") as back:
         assert back.lead_time.values.tolist() == [1, 2] and "calendar months" in back.lead_time.attrs["long_name"]
         assert [d.isoformat()[:16] for d in back.time.values[0]] == [d.isoformat()[:16] for d in when[28:]]
+    status, out, err = run_predict([fields_checkpoint, path, tmp_path / "march.nc", "--init", "2002-03"], capsys)
+    assert status == 0 and f"from {when[26].isoformat()[:16]})" in out  # the month's step
 
 
 # --- the standard calendar across 1582-10-15 in several files --------------------------------------------

@@ -66,8 +66,8 @@ def write_field_forecast(path, source, forecast: np.ndarray, end: int) -> None:
 
 
 def _init_index(source, init: str) -> int:
-    """The index of time `init` (a date of the input's calendar) in the input; ValueError naming --init when it
-    is not one of its steps."""
+    """The index of time `init` (a date of the input's calendar) in the input: that step, or the one step inside
+    the period it names (2002-03: the month's step of monthly data); ValueError naming --init otherwise."""
     try:
         when = source.calendar.point(init, "--init")
     except OptionError:
@@ -75,6 +75,12 @@ def _init_index(source, init: str) -> int:
                          f"{source.calendar.name})") from None
     found = np.flatnonzero(source.times == when)
     if not len(found):
+        try:
+            first, last = source.calendar.period(init, "--init")
+            found = np.flatnonzero((source.times >= first) & (source.times <= last))
+        except OptionError:
+            found = []
+    if len(found) != 1:
         raise ValueError(f"--init {shown_name(init)}: not a time step of the input ({source.label(source.times[0])} .. "
                          f"{source.label(source.times[-1])}, every {source.step.text})")
     return int(found[0])

@@ -127,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
                         help="video OUTPUT: input | truth (where the clip continues) | forecast; the default "
                              "--start then leaves the forecast's frames of the clip as the truth")
     parser.add_argument("--init", help="fields INPUT: initialization time (the last input step), e.g. "
-                                       "2018-01-01T00; default: the input's last time step")
+                                       "2018-01-01T00 (or 2018-01: the month's step of monthly data); default: "
+                                       "the input's last time step")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
