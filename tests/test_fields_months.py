@@ -145,6 +145,9 @@ def test_monthly_fields_are_scored_and_forecast_in_months(calendar, fields_check
                             normalization=dm.normalization, climatology=stored, grid=dm.grid,
                             cache_dir=tmp_path / "cache")
     assert again.climatology()["by"] == "month" and again.climatology_note == scoring["note"]
+    cached = FieldDataModule(files=[str(path)], variables=["t2m"], frames_in=3, frames_out=2, num_workers=0,
+                             train_time=["2000-01", "2000-12"], cache_dir=tmp_path / "cache")
+    assert cached.stats_path().is_file() and cached.climatology()["by"] == "month"  # from the statistics cache
     short = FieldDataModule(files=[str(path)], variables=["t2m"], frames_in=3, frames_out=2, num_workers=0,
                             train_time=["2000-01", "2000-06"], cache_dir=tmp_path / "cache")
     short.setup("fit")
