@@ -207,7 +207,9 @@ class Calendar:
             return month.astype(np.int64) + 1970 * 12, month.astype(COUNTS), (month + 1).astype(COUNTS)
         dates = self.dates(counts)
         number = np.array([d.year * 12 + d.month - 1 for d in dates.ravel()], np.int64).reshape(counts.shape)
-        return number, self.month_starts(number), self.month_starts(number + 1)
+        edges = np.union1d(number, number + 1)  # each month's start made once (cftime dates are slow to make)
+        starts = self.month_starts(edges)
+        return number, starts[np.searchsorted(edges, number)], starts[np.searchsorted(edges, number + 1)]
 
     def month_starts(self, number) -> np.ndarray:
         """The first counts of the months `number` (year * 12 + month - 1)."""
@@ -370,18 +372,19 @@ class TimeStep:
         fixed = cls(values[np.argmax(counts)])
         if fixed.delta < SHORTEST_MONTH:
             return fixed
-        apart, numbers = np.unique(np.diff(calendar.months(times)[0]), return_counts=True)
+        places = _places(calendar, times)
+        apart, numbers = np.unique(np.diff(places[0]), return_counts=True)
         months = int(apart[np.argmax(numbers)])
         if months < 1:
             return fixed
-        monthly = cls.in_months(months, calendar, times)
-        spaced = monthly.follows(times).sum()
+        monthly = cls.in_months(months, calendar, places)
+        spaced = monthly.follows_places(places).sum()
         return monthly if spaced > counts.max() or spaced == counts.max() and monthly.place != "share" else fixed
 
     @classmethod
-    def in_months(cls, months: int, calendar: Calendar, times: np.ndarray) -> "TimeStep":
-        """A step of `months` calendar months at the place in the month that `times` keep."""
-        _, early, late, _ = _places(calendar, times)
+    def in_months(cls, months: int, calendar: Calendar, places: tuple) -> "TimeStep":
+        """A step of `months` calendar months at the place in the month that times keep (their `_places`)."""
+        _, early, late, _ = places
         place = "start" if (early == early[0]).all() else "end" if (late == late[0]).all() else "share"
         return cls(months=months, calendar=calendar, place=place)
 
@@ -389,7 +392,11 @@ class TimeStep:
         """(len(times) - 1,) bool: whether each of `times` (counts) lies one step after the one before."""
         if not self.months:
             return np.diff(times) == self.delta
-        number, early, late, share = _places(self.calendar, times)
+        return self.follows_places(_places(self.calendar, times))
+
+    def follows_places(self, places: tuple) -> np.ndarray:
+        """`follows` of times given by their `_places` (a step of months)."""
+        number, early, late, share = places
         same = (np.diff(early) == np.timedelta64(0)) | (np.diff(late) == np.timedelta64(0)) | \
             (np.abs(np.diff(share)) <= SHARE)
         return (np.diff(number) == self.months) & same
