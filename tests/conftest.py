@@ -1,5 +1,6 @@
-"""Shared fixtures for the training, evaluation and config tests: tiny composed Hydra configs; `gpu` tests
-are skipped without a CUDA device (markers: pyproject.toml; `pytest -m "not slow"` is the quick loop)."""
+"""Shared fixtures for the training, evaluation, export and config tests: tiny composed Hydra configs, tiny
+checkpoints, one ONNX export per session; `gpu` tests are skipped without a CUDA device (markers: pyproject.toml;
+`pytest -m "not slow"` is the quick loop)."""
 
 import contextlib
 import io
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 
 import convgru.training
-from convgru.training import cli
+from convgru.training import ForecastModule, cli
 from convgru.training.paths import CONFIG_DIR, register_resolvers
 
 register_resolvers()  # ${project_root:}, which the configs use (the scripts register it when they start)
@@ -129,3 +131,38 @@ def nowcast_run(tmp_path_factory, cache_dir):
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         metrics = convgru.training.train(cfg)
     return out, metrics, cfg, printed.getvalue()
+
+
+def tiny_checkpoint(path, data=None):
+    """A Lightning-style checkpoint of an untrained 2-level ForecastModule (future=2) whose raw
+    outputs go above 1; `data` is its data config (None: none, as convgru 0.1.0 wrote)."""
+    torch.manual_seed(0)
+    module = ForecastModule(net=dict(hidden_sizes=[4, 4], kernel_size=3, stem_channels=4), future=2, data=data)
+    with torch.no_grad():
+        module.net.head[-1].bias.fill_(1.0)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": "2.6.6", "epoch": 0, "global_step": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory):
+    """A tiny checkpoint (`tiny_checkpoint`, data config: 3 frames in, 8x8) exported by `convgru export CKPT
+    model.onnx` (what scripts/export.py runs) once per test run: (checkpoint, model.onnx, what the command
+    printed). An export spends ~25 s on an idle core in torch.export's symbolic-shape tracing, so under
+    pytest-xdist the first worker to ask writes it, under a lock, in the run's folder, and the others read it."""
+    from convgru import commands
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder (pytest-N), above each worker's own (pytest-N/popen-gwK)
+    folder = root / "exported_model"
+    with FileLock(str(root / "exported_model.lock")):
+        if not (folder / "printed.txt").is_file():  # written last: a failed export is tried again
+            folder.mkdir(exist_ok=True)
+            ckpt = tiny_checkpoint(folder / "tiny_data.ckpt", {"frames_in": 3, "image_size": 8})
+            (folder / "model.onnx").unlink(missing_ok=True)
+            with contextlib.redirect_stdout(io.StringIO()) as printed:
+                commands.run("export", [str(ckpt), str(folder / "model.onnx")])
+            (folder / "printed.txt").write_text(printed.getvalue())
+    return folder / "tiny_data.ckpt", folder / "model.onnx", (folder / "printed.txt").read_text()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,9 +31,8 @@ SHELL = {"bash", "sh", "shell", "console", ""}
 COMMAND = re.compile(r"(scripts/(train|eval|predict|export)\.py|\bconvgru (train|eval|predict|export)\b)")
 MARKER = re.compile(r"^<!-- (run by|not run): (.*?) -->$")
 RUN_BY = re.compile(r"^(tests/[\w/]+\.py)::(\w+)$")
-WRITTEN_BEFORE = {"model.onnx": lambda path: convgru.export_onnx(  # what scripts/export.py writes before the block
-    convgru.EncoderForecaster(hidden_sizes=(4, 4), kernel_size=3, stem_channels=4), path, frames_in=3, future=2,
-    clamp=True, check=False)}
+# files that blocks read, written by the command before them: the fixture (tests/conftest.py) that holds one
+WRITTEN_BEFORE = {"model.onnx": "exported_model"}  # what scripts/export.py writes (one export per test run)
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,11 @@ def porting_namespace(section: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.id)
-def test_python_block_runs_from_another_folder(block, tmp_path, monkeypatch):
+def test_python_block_runs_from_another_folder(block, tmp_path, monkeypatch, request):
     namespace = porting_namespace(block.section) if block.page == "docs/porting.md" else {}
-    for name, write in WRITTEN_BEFORE.items():
+    for name, fixture in WRITTEN_BEFORE.items():
         if f'"{name}"' in block.text and "export_onnx" not in block.text:
-            write(tmp_path / name)
+            shutil.copyfile(request.getfixturevalue(fixture)[1], tmp_path / name)
     monkeypatch.chdir(tmp_path)
     exec(compile(block.text, f"{block.id} (python block)", "exec"), namespace)
     if block.page == "docs/porting.md":  # a ConvGRUCell built; the steps taken left states of the project's shape

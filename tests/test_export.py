@@ -43,9 +43,11 @@ def test_torch_export_convgru_matches_eager():
 
 @pytest.fixture(scope="module")
 def raw_onnx(tmp_path_factory):
-    """A 2-level network with outputs above 1, exported raw (frames_in=3, future=2, traced at 8x8)."""
+    """A 1-level network (no downsampling: any H, W) with outputs above 1, exported raw (frames_in=3, future=2,
+    traced at 8x8). 2 levels (H, W multiples of 2) and the clamp: test_scripts.py's export of a checkpoint;
+    1 level here traces in half the time (no floor divisions of symbolic sizes)."""
     torch.manual_seed(0)
-    net = EncoderForecaster(1, 1, hidden_sizes=[4, 4], kernel_size=3, stem_channels=4)
+    net = EncoderForecaster(1, 1, hidden_sizes=[4], kernel_size=3, stem_channels=4)
     with torch.no_grad():
         net.head[-1].bias.fill_(1.0)
     path = tmp_path_factory.mktemp("onnx") / "net.onnx"
@@ -61,7 +63,7 @@ def test_onnx_takes_any_batch_and_size(raw_onnx):
     assert x_info.name == "x" and x_info.shape[1:3] == [3, 1] and all(isinstance(d, str) for d in x_info.shape[::3])
     assert y_info.name == "y" and y_info.shape[1:3] == [2, 1]
     net.eval()
-    for shape in [(1, 3, 1, 4, 12), (5, 3, 1, 20, 6)]:
+    for shape in [(1, 3, 1, 5, 12), (5, 3, 1, 20, 7)]:
         x = torch.rand(shape)
         (y,) = session.run(None, {"x": x.numpy()})
         with torch.no_grad():
@@ -74,7 +76,7 @@ def test_onnx_takes_any_batch_and_size(raw_onnx):
 @pytest.mark.slow
 def test_check_onnx_rejects_other_weights(raw_onnx):
     path, net, _ = raw_onnx
-    other = Forecast(EncoderForecaster(1, 1, hidden_sizes=[4, 4], kernel_size=3, stem_channels=4), 2, False).eval()
+    other = Forecast(EncoderForecaster(1, 1, hidden_sizes=[4], kernel_size=3, stem_channels=4), 2, False).eval()
     with pytest.raises(RuntimeError, match="onnxruntime and PyTorch differ by"):
         check_onnx(path, other, torch.rand(2, 3, 1, 8, 8))
 
