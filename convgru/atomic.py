@@ -58,6 +58,21 @@ def disk_full_error(what: str, path: Path, needed: int, free: int | None, advice
     return error
 
 
+# what writers that pass no errno on say when the disk or the file size limit stops them: netCDF4 "NetCDF: HDF error"
+# (HDF5 failed), the system's words for the errno (netCDF-3 files: nc_strerror), HDF5's "errno = 28" (h5py, h5netcdf)
+_STOPPED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_STOPPED_WORDS = re.compile("|".join(["NetCDF: HDF error", *(re.escape(os.strerror(n)) for n in _STOPPED),
+                                      *(rf"errno = {n}\b" for n in _STOPPED)]))
+
+
+def write_stopped(error: BaseException) -> bool:
+    """Whether a writer library's `error` says that a full disk, a quota or the file size limit (`ulimit -f`)
+    may have stopped the write: an OSError of ENOSPC, EDQUOT or EFBIG, or the words of `_STOPPED_WORDS`."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in _STOPPED
+    return bool(_STOPPED_WORDS.search(str(error)))
+
+
 def failed_write_error(what: str, path: Path, needed: int, cause: str) -> OSError:
     """An OSError for a writer (a library such as netCDF4 / HDF5) that failed without saying why, `cause`
     its words: a full disk (ENOSPC) when the folder lacks `needed` bytes, the file size limit (EFBIG,

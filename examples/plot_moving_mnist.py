@@ -46,8 +46,9 @@ for name in ("pytorch_lightning", "lightning_fabric"):
     logging.getLogger(name).setLevel(logging.WARNING)
 # sphinx_gallery_end_ignore
 
-TINY = ["data.image_size=48", "data.frames_in=4", "data.frames_out=4",
-        "data.train_size=64", "data.val_size=8", "data.num_workers=0",
+TINY = ["data.image_size=48", "data.frames_in=4",
+        "data.frames_out=4", "data.train_size=64",
+        "data.val_size=8", "data.num_workers=0",
         "model.net.hidden_sizes=[8,8]", "model.net.stem_channels=4",
         "model.net.kernel_size=3", "trainer.max_epochs=1",
         "trainer.log_every_n_steps=2"]
@@ -87,7 +88,8 @@ tested = work / "eval"
 overrides = ["data.test_size=16", "figures.sequences=1"]
 scores = convgru.training.evaluate(config("eval", [
     f"ckpt_path={best}", *overrides, QUIET[0],
-    f"paths.output_dir={tested}", f"paths.cache_dir={work / 'cache'}"]),
+    f"paths.output_dir={tested}",
+    f"paths.cache_dir={work / 'cache'}"]),
     overrides)
 
 # %%
@@ -121,10 +123,10 @@ digits = resolve_digits("bundled").heldout
 rng = np.random.default_rng(7)
 sequence = generate(digits, 1, rng, num_frames=8, num_digits=1,
                     image_size=48)[0]
-frames = sequence[:, None] / np.float32(255)  # (T, 1, H, W) in [0, 1]
+frames = sequence[:, None] / np.float32(255)  # (T, 1, H, W), [0, 1]
 inputs = torch.from_numpy(frames[None, :4])  # (1, 4, 1, 48, 48)
-with torch.no_grad():
-    predicted = module.forecast(inputs, 4)[0].numpy()  # (4, 1, H, W)
+with torch.no_grad():  # the next 4 frames: (4, 1, H, W)
+    predicted = module.forecast(inputs, 4)[0].numpy()
 
 fig, axes = plt.subplots(2, 8, figsize=(10, 2.9),
                          layout="constrained")
@@ -158,4 +160,4 @@ plt.show()
 #     import onnxruntime
 #     session = onnxruntime.InferenceSession(
 #         "model.onnx", providers=["CPUExecutionProvider"])
-#     (y,) = session.run(None, {"x": inputs.numpy()})  # (1, 4, 1, 48, 48)
+#     (y,) = session.run(None, {"x": inputs.numpy()})  # (1, 4, 1, H, W)

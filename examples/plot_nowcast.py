@@ -50,14 +50,17 @@ for name in ("pytorch_lightning", "lightning_fabric"):
 
 run = work / "train"
 overrides = [
-    "experiment=nowcast_quickstart", "data.synthetic.num_sequences=32",
-    "data.synthetic.image_size=32", "data.frames_in=4",
-    "data.frames_out=4",
+    "experiment=nowcast_quickstart",
+    "data.synthetic.num_sequences=32",
+    "data.synthetic.image_size=32",
+    "data.frames_in=4", "data.frames_out=4",
     "data.num_workers=0", "model.net.hidden_sizes=[8,8]",
     "model.net.stem_channels=4", "trainer.max_epochs=1",
     "trainer.log_every_n_steps=2", "figures.sequences=1",
-    "+trainer.enable_progress_bar=false", "callbacks.progress_bar=null",
-    "+trainer.enable_model_summary=false", f"paths.output_dir={run}",
+    "+trainer.enable_progress_bar=false",
+    "callbacks.progress_bar=null",
+    "+trainer.enable_model_summary=false",
+    f"paths.output_dir={run}",
     f"paths.cache_dir={work / 'cache'}"]
 with initialize_config_dir(config_dir=str(CONFIG_DIR),
                            version_base="1.3"):
@@ -90,7 +93,7 @@ from convgru.training.figures import radar_scale
 
 best = min((run / "checkpoints").glob("epoch_*.ckpt"))
 module = load_module(best)
-low, high = module.hparams.data["value_range"]  # dBZ seen as 0 and 1
+low, high = module.hparams.data["value_range"]  # dBZ of 0 and 1
 frames_in, future = 4, int(module.hparams.future)
 rng = np.random.default_rng(3)
 dbz = generate_radar(1, rng, num_frames=frames_in + future,
@@ -106,8 +109,9 @@ rows.update({name: low + (high - low) * forecast[0, :, 0].numpy()
              for name, forecast in scaled.items()})  # dBZ
 
 cmap, norm, ticks, _ = radar_scale("dBZ")
-fig, axes = plt.subplots(len(rows), future + 1, layout="constrained",
-                         figsize=(1.6 * future + 2.6, 1.6 * len(rows)))
+fig, axes = plt.subplots(
+    len(rows), future + 1, layout="constrained",
+    figsize=(1.6 * future + 2.6, 1.6 * len(rows)))
 axes[0, 0].imshow(dbz[frames_in - 1], cmap=cmap, norm=norm)
 axes[0, 0].set_title("0 min (last input)")
 for r, (name, frames) in enumerate(rows.items()):

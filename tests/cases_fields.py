@@ -102,6 +102,17 @@ def fail_mid_write(self, path, *args, **kwargs):
     raise RuntimeError("NetCDF: HDF error")
 
 
+def zarr_input(folder: Path, variable: str = "t2m", attrs: dict | None = None) -> list:
+    """A fields checkpoint of `variable`, a Zarr store era5.zarr of `fields()` with t2m renamed `variable` (and
+    `attrs` added to it) and an earlier out.nc: predict's arguments, with --force."""
+    data = fields(days=2, gap=()).rename({"t2m": variable})
+    data[variable].attrs.update(attrs or {})
+    data.to_zarr(folder / "era5.zarr", zarr_format=2)
+    (folder / "out.nc").write_bytes(b"an earlier forecast")
+    return [write_checkpoint(folder / "model.ckpt", variables=(variable,)), folder / "era5.zarr", folder / "out.nc",
+            "--force"]
+
+
 def calendar_run(calendar: str, train_time: str) -> callable:
     """data=fields on a NetCDF file in `calendar` with data.train_time=`train_time`."""
     def run(folder: Path) -> str:
@@ -214,6 +225,17 @@ CASES = [
          predict_run(failed_write, mock.patch("xarray.Dataset.to_netcdf", fail_mid_write)),
          r"OUTPUT .*out.nc: cannot write the OUTPUT file out.nc in .*: the writer failed \(NetCDF: HDF error\): "
          r"a full disk or a file size limit \(ulimit -f\)\?", exact=False),
+    Case("fields-netcdf-name-refused", "predict on a Zarr store whose variable has a name NetCDF refuses ('t2m ': "
+         "a space at its end)", "scripts/predict.py model.ckpt era5.zarr out.nc --force",
+         predict_run(lambda folder: zarr_input(folder, "t2m ")),
+         r"OUTPUT .*out.nc: cannot write the OUTPUT file out.nc in .*: NetCDF refuses the input's variable name 't2m ' "
+         r"\(it ends in a space\); expected names that start with a letter, a digit or '_', hold no '/' or control "
+         r"character, do not end in a space and take at most 256 bytes; nothing was written there"),
+    Case("fields-netcdf-writer-refuses", "predict on a Zarr store whose variable has an attribute NetCDF cannot hold "
+         "(a null)", "scripts/predict.py model.ckpt era5.zarr out.nc --force",
+         predict_run(lambda folder: zarr_input(folder, attrs={"comment": None})),
+         r"OUTPUT .*out.nc: cannot write the OUTPUT file out.nc in .*: the NetCDF writer says \"Invalid value for attr "
+         r"'comment': None\. .*\"; nothing was written there"),
     Case("fields-calendar-date", "a split date that its file's calendar (noleap) does not have",
          "data.train_time=[2001-02-27,2001-02-29]", calendar_run("noleap", "[2001-02-27,2001-02-29]"),
          r"data.train_time: '2001-02-29' is not a date of the noleap calendar; expected \[start, end\] dates of the "

@@ -115,6 +115,42 @@ def test_every_training_block_is_run_or_says_why_not(block):
             f"{block.id}: {name} does not exist"
 
 
+# The characters a code box shows without scrolling sideways, measured in the built site with headless Chromium at
+# 1280 pixels and wider (the PyData theme's article is 60em at most; 14-pixel DejaVu Sans Mono): 102 on a page
+# (100 kept), 68 on a gallery page, whose section sidebar narrows it; GitHub shows the README's boxes narrower
+# (90). Text boxes (```text, output) wrap instead (docs/_static/convgru.css).
+BOX = {"page": 100, "gallery": 68, "README.md": 90}
+
+
+def gallery_code_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) of the code an example shows: after its docstring, outside `sphinx_gallery_*_ignore`,
+    not the comment lines (the text between code cells)."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if i and line.startswith('"""')) + 1
+    shown, ignored = [], False
+    for n, line in enumerate(lines[start:], start + 1):
+        if "sphinx_gallery_start_ignore" in line or "sphinx_gallery_end_ignore" in line:
+            ignored = "start" in line
+        elif not ignored and not line.startswith("#"):
+            shown.append((n, line))
+    return shown
+
+
+def test_code_boxes_fit_without_scrolling():
+    """Every line of a code block (Python, shell, plain: ```text wraps) of the README, the docs' pages, the config
+    reference's commands (the configs' comments) and the gallery's code fits its box (`BOX`)."""
+    from convgru.training.config_docs import reference_markdown
+    from convgru.training.paths import CONFIG_DIR
+
+    long = [f"{b.id}: {line}" for b in BLOCKS if b.lang not in ("text", "none")
+            for line in b.text.splitlines() if len(line) > BOX.get(b.page, BOX["page"])]
+    reference = re.findall(r"```bash\n(.*?)```", reference_markdown(CONFIG_DIR), re.S)
+    long += [f"configs: {line}" for block in reference for line in block.splitlines() if len(line) > BOX["page"]]
+    long += [f"{path.name}:{n}: {line}" for path in sorted((ROOT / "examples").glob("plot_*.py"))
+             for n, line in gallery_code_lines(path) if len(line) > BOX["gallery"]]
+    assert not long, "\n".join(long)
+
+
 def test_markers_stand_right_before_a_block():
     for path in PAGES:
         lines = path.read_text().split("\n")

@@ -2,6 +2,7 @@
 checkpoint's grid, refused or warned), the wrong kind of input for a checkpoint, climate-model calendars,
 and NetCDF writes that fail on the way. Tiny files and the shared untrained `fields_checkpoint`."""
 
+import errno
 import logging
 import math
 import os
@@ -384,6 +385,83 @@ except OSError as error:
     assert result.stdout.startswith("OSError: cannot write the forecast file f.nc in ") and \
         "file size limit (ulimit -f) is 100000 bytes" in result.stdout, result.stdout + result.stderr
     assert "HDF error" not in result.stderr and list(tmp_path.iterdir()) == []
+
+
+NAMES = ["t2m", "_t", "2m_temperature", "T (K) [2m]", "température", "é" * 128, "a" * 256, "a" * 257, "é" * 129,
+         "t2m ", " t2m", "t\t", "t2m\n", "a/b", "-t", ".t", "+t", "#t", "t\x7f", "\u2028t", "t\u2028", ""]
+
+
+def test_the_netcdf_name_rule_is_netcdf4s():
+    """`netcdf_name_fault` refuses exactly the names that netCDF4 (netCDF-C) refuses."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    from convgru.data.fields import netcdf_name_fault
+
+    with netCDF4.Dataset("names.nc", "w", diskless=True, persist=False) as dataset:
+        for name in NAMES:
+            try:
+                dataset.createDimension(name, 1)
+                takes = True
+            except (RuntimeError, ValueError):
+                takes = False
+            assert (netcdf_name_fault(name) is None) == takes, (name, netcdf_name_fault(name))
+
+
+def test_the_errors_that_say_a_write_was_stopped():
+    from convgru.atomic import write_stopped
+
+    stopped = [OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EFBIG, "File too large"),
+               OSError(errno.EDQUOT, "Disk quota exceeded"), RuntimeError("NetCDF: HDF error"),
+               RuntimeError(os.strerror(errno.ENOSPC)), RuntimeError(os.strerror(errno.EFBIG)),
+               OSError("Can't write data (file write failed: errno = 28, error message = 'No space left')")]
+    other = [OSError(errno.EACCES, "Permission denied"), RuntimeError("NetCDF: Name contains illegal characters"),
+             RuntimeError("NetCDF: Invalid argument"), TypeError("Invalid value for attr 'x': None"),
+             OSError("Can't write data (errno = 280)")]
+    assert [write_stopped(e) for e in stopped] == [True] * len(stopped)
+    assert [write_stopped(e) for e in other] == [False] * len(other)
+
+
+def test_a_name_netcdf_refuses_is_refused_before_anything_is_written(tmp_path):
+    """A name of the input that NetCDF refuses (here an attribute's, with a '/') is one ValueError naming the file,
+    the name and the rule before the file is opened; eval.save_forecasts=true refuses it before the test."""
+    from convgru.training.fields import check_save_forecasts
+
+    data = fields(days=2, gap=())
+    data.t2m.attrs["units/si"] = "K"
+    data.to_zarr(tmp_path / "in.zarr", zarr_format=2)
+    source = FieldSource([tmp_path / "in.zarr"], ["t2m"])
+    forecast = forecast_dataset(source.grid, source.names, source.channels, np.zeros((1, 2, 1, 8, 16), np.float32),
+                                source.times[:1], source.step, source.calendar)
+    with pytest.raises(ValueError) as raised:
+        write_forecasts(tmp_path / "out" / "f.nc", forecast)
+    assert str(raised.value) == (
+        f"cannot write the forecast file f.nc in {tmp_path / 'out'}: NetCDF refuses the input's attribute name "
+        "'units/si' of 't2m' (a '/'); expected names that start with a letter, a digit or '_', hold no '/' or "
+        "control character, do not end in a space and take at most 256 bytes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr"]
+
+    datamodule = FieldDataModule(files=[str(tmp_path / "in.zarr")], variables=["t2m"], frames_in=2, frames_out=2,
+                                 num_workers=0, cache_dir=str(tmp_path / "cache"), **SPLIT)
+    with pytest.raises(OptionError, match=r"^save_forecasts: cannot write the forecast file forecasts.nc in .*/run: "
+                                          r"NetCDF refuses the input's attribute name 'units/si' of 't2m'"):
+        check_save_forecasts(datamodule, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_writer_error_is_said_with_the_writers_words(grids, tmp_path, monkeypatch):
+    """An error of the writer that is not a full disk or a file size limit is a ValueError naming the file with the
+    writer's words, not a guess at the disk; nothing is left."""
+    def refuse(self, path, *args, **kwargs):
+        raise RuntimeError("NetCDF: Invalid argument")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", refuse)
+    source = FieldSource([grids["same"]], ["t2m"])
+    with pytest.raises(ValueError) as raised:
+        write_forecasts(tmp_path / "f.nc", forecast_dataset(
+            source.grid, source.names, source.channels, np.zeros((1, 2, 1, 8, 16), np.float32), source.times[:1],
+            source.step, source.calendar))
+    assert str(raised.value) == f"cannot write the forecast file f.nc in {tmp_path}: the NetCDF writer says " \
+        "'NetCDF: Invalid argument'"
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- ACC's climatology on other calendars and grids ------------------------------------------------------------

@@ -163,6 +163,32 @@ def test_lightnings_pytree_deprecation_warning_is_left_out():
         assert [w.filename for w in caught] == [__file__]
 
 
+def test_lightnings_warnings_that_convgru_answers_are_left_out():
+    """Lightning's warnings that convgru answers (its advice on DistributedSampler in a test, a mid-epoch resume, a
+    checkpoint folder that holds checkpoints, a changed dirpath), as Lightning words them, are left out; another
+    PossibleUserWarning stays."""
+    import warnings
+
+    from pytorch_lightning.utilities.warnings import PossibleUserWarning
+
+    from convgru.training.report import quiet_lightning
+
+    said = [("Using `DistributedSampler` with the dataloaders. During `trainer.test()`, it is recommended to use "
+             "`Trainer(devices=1, num_nodes=1)`", PossibleUserWarning),
+            ("You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not "
+             "resumable. This can cause unreliable results if further training is done.", PossibleUserWarning),
+            ("Checkpoint directory /runs/a/checkpoints exists and is not empty.", UserWarning),
+            ("The dirpath has changed from '/runs/a' to '/runs/b', therefore `best_model_score`, ...", UserWarning)]
+    other = "The number of training batches (2) is smaller than the logging interval Trainer(log_every_n_steps=50)."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()  # in front of "always"
+        for message, category in said:
+            warnings.warn(message, category, stacklevel=1)
+        warnings.warn(other, PossibleUserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [other]
+
+
 def test_one_tensorboard_command_for_the_runs_of_a_task(tmp_path):
     """The run summary's command is the README's: the task's folder above runs/ (logs/train), a sweep's folder."""
     from convgru.training.report import tensorboard_command

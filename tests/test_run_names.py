@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from conftest import CONF
-from convgru.training.cli import OutputDirCheck
+from convgru.training.cli import OutputDirCheck, as_text
 from convgru.training.paste import hydra_value
 from convgru.training.run_folder import LOCK, NAME_BYTES, RunFolderInUse, claim, run_dir, run_name, sweep_dir
 from convgru.training.run_folder import TIME as TIME_OF_RUN
@@ -114,6 +114,24 @@ def test_runs_of_one_name_in_one_second_get_their_own_folders(tmp_path):
     check.on_run_end(cfg)
     with pytest.raises(SystemExit):
         OutputDirCheck().on_run_start(user)
+
+
+def test_a_single_runs_folder_is_data(tmp_path):
+    """A `${` in a run folder's path (here paths.log_dir's) is never interpolated, also when a run of the same name
+    and second holds the folder and this run takes `-2` (as for a sweep's folder)."""
+    for text in ["/x/${a}", "/x/\\${a}", "/x/\\\\${a:b}", "/x/$", "/x/\\", "/x/${a}\\${b}"]:
+        assert OmegaConf.create({"dir": as_text(text)}).dir == text
+    logs = tmp_path / "my logs ${now:%H}"  # typed in Hydra's grammar, as any path can be
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.log_dir={hydra_value(str(logs))}", "experiment=quickstart"],
+                      return_hydra_config=True)
+    generated = cfg.hydra.run.dir
+    assert re.fullmatch(re.escape(f"{logs}/train/runs/quickstart") + TIME, generated)
+    hold(generated)
+    check = OutputDirCheck()
+    check.on_run_start(cfg)
+    assert cfg.hydra.run.dir == f"{generated}-2" and Path(f"{generated}-2").is_dir()
+    check.on_run_end(cfg)
 
 
 def launch(logs, command, jobs=None) -> list:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convgru._checks import OptionError, shown_name, shown_path
+from convgru._checks import OptionError, shown, shown_name, shown_path
 
 from .arrays import check_path
 from .files import unique_files
@@ -906,16 +906,77 @@ def forecast_dataset(grid: dict, names: list[str], channels: list[Channel], fore
     return dataset
 
 
+# the names NetCDF takes for variables, dimensions and attributes: netCDF-C's NC_check_name (libdispatch/dstring.c;
+# the NetCDF User Guide, "Object names")
+NETCDF_NAMES = ("names that start with a letter, a digit or '_', hold no '/' or control character, do not end in a "
+                "space and take at most 256 bytes")
+NETCDF_NAME_BYTES = 256  # NC_MAX_NAME
+
+
+def netcdf_name_fault(name) -> str | None:
+    """What makes `name` one that NetCDF refuses (`NETCDF_NAMES`), None if it takes it."""
+    if not isinstance(name, str) or not name:
+        return "not a name" if not isinstance(name, str) else "empty"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "not UTF-8"
+    if "/" in name:
+        return "a '/'"
+    if name[0].isascii() and not (name[0].isalnum() or name[0] == "_"):
+        return f"it starts with {name[0]!r}"
+    control = next((c for c in name if c < " " or c == "\x7f"), None)
+    if control is not None:
+        return f"a control character {control!r}"
+    if name[-1] == " ":
+        return "it ends in a space"
+    if size > NETCDF_NAME_BYTES:
+        return f"{size} bytes"
+    return None
+
+
+def check_netcdf_names(dataset, path, what: str = "forecast file") -> None:
+    """ValueError naming `what` `path` and the first name of `dataset` (a dimension, variable, coordinate or
+    attribute: all come from the input) that NetCDF refuses (`netcdf_name_fault`), before anything is written."""
+    named = [("dimension", name, "") for name in dataset.dims]
+    for name, variable in dataset.variables.items():
+        named += [("coordinate" if name in dataset.coords else "variable", name, ""),
+                  *(("attribute", key, f" of {shown(name)}") for key in variable.attrs)]
+    named += [("global attribute", key, "") for key in dataset.attrs]
+    for kind, name, of in named:
+        fault = netcdf_name_fault(name)
+        if fault:
+            path = Path(path)
+            raise ValueError(f"cannot write the {what} {shown_name(path.name)} in {shown_path(path.parent)}: NetCDF "
+                             f"refuses the input's {kind} name {shown(name)}{of} ({fault}); expected {NETCDF_NAMES}")
+
+
+def check_forecast_names(source: FieldSource, path, what: str = "forecast file") -> None:
+    """`check_netcdf_names` of a forecast of `source` (`forecast_dataset`) before it is made."""
+    empty = np.zeros((0, 1, len(source.channels), len(source.y), len(source.x)), np.float32)
+    check_netcdf_names(forecast_dataset(source.grid, source.names, source.channels, empty, source.times[:0],
+                                        source.step, source.calendar), path, what)
+
+
 def write_forecasts(path, dataset, what: str = "forecast file") -> None:
     """Write `dataset` as NetCDF at `path` with `convgru.atomic.atomic_write` (never a partial file, an existing
-    one untouched). A write that fails on the way (a full disk, `ulimit -f`: netCDF4 says only `NetCDF: HDF
-    error`) raises one OSError naming `what` and `path` (`convgru.atomic.failed_write_error`)."""
-    from convgru.atomic import atomic_write, failed_write_error
+    one untouched). A name that NetCDF refuses is a ValueError before anything is written (`check_netcdf_names`).
+    A write that a full disk, a quota or `ulimit -f` stops (`convgru.atomic.write_stopped`; netCDF4 says only
+    `NetCDF: HDF error`) raises one OSError naming `what` and `path` (`convgru.atomic.failed_write_error`); any
+    other error of the writer is a ValueError naming them with the writer's words."""
+    from convgru.atomic import atomic_write, failed_write_error, write_stopped
 
     path = Path(path)
+    check_netcdf_names(dataset, path, what)
     needed = int(sum(v.nbytes for v in dataset.variables.values()))
     with atomic_write(path, what, needed) as tmp:
         try:
             dataset.to_netcdf(tmp)
-        except RuntimeError as error:  # netCDF4's and HDF5's report of a failed write
-            raise failed_write_error(what, path, needed, str(error).splitlines()[0]) from None
+        except (OSError, RuntimeError, TypeError, ValueError) as error:  # netCDF4's, HDF5's and xarray's
+            cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if write_stopped(error):
+                raise failed_write_error(what, path, needed, cause) from None
+            if isinstance(error, OSError):
+                raise
+            raise ValueError(f"cannot write the {what} {shown_name(path.name)} in {shown_path(path.parent)}: the "
+                             f"NetCDF writer says {shown(cause, None)}") from None

@@ -60,7 +60,8 @@ def write_field_forecast(path, source, forecast: np.ndarray, end: int) -> None:
     """Write `forecast` (1, T, C, H, W, in the order `source.read` gives) from the input's step `end` as NetCDF
     on the input's grid, in its order, with lead times from the init time `source.times[end]` in steps of the
     input's time step (`convgru.data.fields.write_forecasts`: atomically, never a partial file; OSError
-    naming the OUTPUT file when the write fails)."""
+    naming the OUTPUT file when the write fails, ValueError when NetCDF refuses a name or the writer refuses
+    what it is given)."""
     write_forecasts(path, forecast_dataset(source.grid, source.names, source.channels, source.to_file_order(forecast),
                                            source.times[end:end + 1], source.step, source.calendar), "OUTPUT file")
 

@@ -187,6 +187,8 @@ def predict_fields(parser: argparse.ArgumentParser, args) -> None:
         write_field_forecast(args.output, source, prediction, end)
     except OSError as error:
         parser.error(cannot_write("OUTPUT", args.output, error))
+    except ValueError as error:  # a name NetCDF refuses, or the writer's own refusal
+        parser.error(f"OUTPUT {shown_path(args.output)}: {error}; nothing was written there")
     init = source.calendar.label(source.times[end], unit="m")
     print(f"Wrote the forecast ({prediction.shape[1]} lead times of {source.step.text} from {init}) of "
           f"{', '.join(map(shown_name, source.names))} to {shown_path(args.output)}", file=sys.stdout)

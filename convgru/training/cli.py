@@ -128,6 +128,12 @@ def check_writable(folder, option: str) -> None:
         raise PermissionError(f"{option}={folder}: cannot write in {existing} (read-only or not yours); " + advice)
 
 
+def as_text(path: str) -> str:
+    """`path` as an OmegaConf value that reads back as `path`: a folder's name is data, so a `${` in it is
+    escaped (with the backslashes before it), never interpolated."""
+    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", path)
+
+
 class OutputDirCheck(Callback):
     """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write,
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until
@@ -144,7 +150,7 @@ class OutputDirCheck(Callback):
             folder, self.lock = claim(config.hydra.run.dir, named=not generated)
             if str(folder) != config.hydra.run.dir:  # a run of the same name started in the same second
                 with read_write(config):
-                    config.hydra.run.dir = str(folder)
+                    config.hydra.run.dir = as_text(str(folder))
             if config.get("task_name") == "train":  # before Hydra writes .hydra/ over a finished run's
                 check_fresh_folder(Path(config.hydra.run.dir) / "checkpoints",
                                    config.get("ckpt_path") or requeued_checkpoint(config.hydra.run.dir))
@@ -171,8 +177,8 @@ class OutputDirCheck(Callback):
             pinned.append(("hydra.job.config.override_dirname.exclude_keys",
                            list(dict.fromkeys([*exclude, *fixed]))))
             with read_write(config):
-                if "hydra.sweep.dir" in dict(pinned):  # as text: a `${` in the folder's name is not interpolated
-                    config.hydra.sweep.dir = dict(pinned)["hydra.sweep.dir"].replace("${", "\\${")
+                if "hydra.sweep.dir" in dict(pinned):
+                    config.hydra.sweep.dir = as_text(dict(pinned)["hydra.sweep.dir"])
                 config.hydra.overrides.hydra.extend([f"{key}={hydra_value(value)}" for key, value in pinned])
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

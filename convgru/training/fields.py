@@ -109,13 +109,21 @@ def stored_normalization(data: Mapping, names: list[str], where) -> tuple[list[f
                          "expected a checkpoint trained with data=fields") from None
 
 
-def check_save_forecasts(datamodule) -> None:
-    """OptionError (save_forecasts) unless `datamodule` holds gridded fields (data=fields)."""
+def check_save_forecasts(datamodule, folder) -> Path:
+    """Where the test forecasts go (`folder`/forecasts.nc); OptionError (save_forecasts) unless `datamodule` holds
+    gridded fields (data=fields) whose names NetCDF takes (`convgru.data.fields.check_forecast_names`)."""
     from convgru._checks import OptionError
+    from convgru.data.fields import check_forecast_names
 
     if not hasattr(datamodule, "scoring"):
         raise OptionError("save_forecasts", "expected data=fields (forecasts are written as NetCDF on the data's "
                           f"grid), found the data module {type(datamodule).__name__}")
+    path = Path(folder) / "forecasts.nc"
+    try:
+        check_forecast_names(datamodule.open(), path)
+    except ValueError as error:
+        raise OptionError("save_forecasts", str(error)) from None
+    return path
 
 
 def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Path:
@@ -124,8 +132,7 @@ def save_test_forecasts(module, datamodule, folder, batch_size: int = 16) -> Pat
     path."""
     from convgru.data.fields import forecast_dataset, write_forecasts
 
-    check_save_forecasts(datamodule)
-    path = Path(folder) / "forecasts.nc"
+    path = check_save_forecasts(datamodule, folder)
     dataset, source = datamodule.test_dataloader().dataset, datamodule.source
     mean, std = stored_normalization(module.hparams.get("data"), source.names, "the checkpoint")
     out = np.empty((len(dataset), module.hparams.future, len(source.names), len(source.y), len(source.x)), np.float32)

@@ -6,14 +6,12 @@ data config, build, test, report. What is written and printed after a test is in
 """
 
 import logging
-import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from convgru import EncoderForecaster
 from convgru.training.callbacks import MidEpochResume, OwnCheckpoints, batches_done, terminated_workers
@@ -52,17 +50,6 @@ def _build(cfg: DictConfig, callbacks: bool, module=None, extra_callbacks=(), da
         check_colors(cfg.figures.radar_colors)
     quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
-    # Lightning's advice to test on one device, as its sampler repeats samples: the module scores each once
-    # (convgru.training.metrics.UnpaddedShard)
-    warnings.filterwarnings("ignore", "Using `DistributedSampler` with the dataloaders", PossibleUserWarning)
-    # Lightning's warning that a mid-epoch resume "can cause unreliable results": MidEpochResume says what it does
-    warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended",
-                            PossibleUserWarning)
-    # ModelCheckpoint's note on a folder that holds checkpoints: a new run never writes there (check_fresh), a
-    # resumed one continues its own
-    warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
-    # ModelCheckpoint's note on a resumed state from another folder: OwnCheckpoints says what is kept
-    warnings.filterwarnings("ignore", r"The dirpath has changed from")
     try:
         datamodule = instantiate(cfg.data, "data")
     except (ValueError, OmegaConfBaseException) as error:
@@ -215,7 +202,7 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
                                          extra_callbacks=[results],
                                          data_from=cfg.ckpt_path if from_checkpoint else None)
     if cfg.get("save_forecasts"):  # before the test: data=fields only
-        check_save_forecasts(datamodule)
+        check_save_forecasts(datamodule, cfg.paths.output_dir)
     trainer.test(module, datamodule=datamodule, verbose=False)
     bad = int(trainer.callback_metrics["test/nonfinite_predictions"])
     if bad:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.experimental.callback import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torchvision.utils import save_image
 from tqdm import tqdm
 
@@ -64,22 +65,34 @@ class _Drop(logging.Filter):
         return not str(record.msg).startswith(self.starts)
 
 
-# Python warnings that Lightning's code causes and that are not about the run: (message, category, module the
-# warning is raised from). torch >= 2.10 deprecates `LeafSpec`, which Lightning's CombinedLoader still builds
-# (pytorch_lightning/utilities/_pytree.py), in every fit, validation and test.
-WARNINGS_NOT_ABOUT_THE_RUN = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning,
-                               r"pytorch_lightning\.utilities\._pytree"),)
+# Python warnings of Lightning's that are not about the run, or that convgru answers: (message, category, module
+# the warning is raised from, "" any), each with why it is left out
+WARNINGS_LEFT_OUT = (
+    # torch >= 2.10 deprecates `LeafSpec`, which Lightning's CombinedLoader still builds
+    # (pytorch_lightning/utilities/_pytree.py), in every fit, validation and test
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"pytorch_lightning\.utilities\._pytree"),
+    # Lightning's advice to test on one device, as its sampler repeats samples: the module scores each once
+    # (convgru.training.metrics.UnpaddedShard)
+    ("Using `DistributedSampler` with the dataloaders", PossibleUserWarning, ""),
+    # Lightning's warning that a mid-epoch resume "can cause unreliable results": MidEpochResume says what it does
+    ("You're resuming from a checkpoint that ended before the epoch ended", PossibleUserWarning, ""),
+    # ModelCheckpoint's note on a folder that holds checkpoints: a new run never writes there (check_fresh), a
+    # resumed one continues its own
+    (r"Checkpoint directory .* exists and is not empty", Warning, ""),
+    # ModelCheckpoint's note on a resumed state from another folder: OwnCheckpoints says what is kept
+    (r"The dirpath has changed from", Warning, ""),
+)
 
 
 def quiet_lightning() -> None:
     """Leave out Lightning's messages that are not about the run (NOT_ABOUT_THE_RUN), each by its own
-    logger and words, and the warnings of WARNINGS_NOT_ABOUT_THE_RUN, each by its words, category and the
+    logger and words, and the warnings of WARNINGS_LEFT_OUT, each by its words, category and the
     module it comes from, so that every other message and warning is printed as before (idempotent)."""
     for name, starts in NOT_ABOUT_THE_RUN.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Drop) for f in logger.filters):
             logger.addFilter(_Drop(starts))
-    for message, category, module in WARNINGS_NOT_ABOUT_THE_RUN:
+    for message, category, module in WARNINGS_LEFT_OUT:
         warnings.filterwarnings("ignore", message, category, module)
 
 
