@@ -121,4 +121,14 @@ CASES = [
          launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/notes.db"], prepare=users_db),
          r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*notes.db: a "
          r"database of other tables \(notes\) without Optuna's studies and alembic_version"),
+    Case("sweep-storage-users-db-options", "the user's own database named with SQLAlchemy's driver and options "
+         "(which SQLAlchemy reads as the same file)",
+         "-m hparams_search=optuna 'hydra.sweeper.storage=sqlite+pysqlite:////data/notes.db?timeout=30'",
+         launched([*OPTUNA, "hydra.sweeper.storage=sqlite+pysqlite:///{dir}/notes.db?timeout=30"], prepare=users_db),
+         r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*notes.db\?timeout="
+         r"30: a database of other tables \(notes\) without Optuna's studies"),
+    Case("sweep-storage-not-url", "a storage that is not a database URL", "-m hparams_search=optuna "
+         "hydra.sweeper.storage=/data/optuna.db", launched([*OPTUNA, "hydra.sweeper.storage={dir}/optuna.db"]),
+         r"hydra.sweeper.storage: expected a database URL such as sqlite:///FILE \(or postgresql://HOST/NAME\), "
+         r"found .*/optuna.db"),
 ]

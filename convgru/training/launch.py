@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,28 +115,43 @@ def _check_search_space(overrides: list[str]) -> None:
 
 
 def _check_storage(storage) -> None:
-    """A sqlite:///FILE storage: its folder exists and is writable, FILE (if there) an SQLite database."""
-    if storage is None or not str(storage).startswith(SQLITE):
-        return  # in memory, or a database server that only the run can reach
-    option, path = "hydra.sweeper.storage", Path(str(storage)[len(SQLITE):])
-    shown = shown_path(str(storage))
+    """A storage (hydra.sweeper.storage) that is a database URL of SQLAlchemy's, as Optuna opens it; for SQLite (a
+    file: `sqlite:///FILE`, also with a driver, `sqlite+pysqlite:///`, options, `?timeout=30`, or a URI filename,
+    `?uri=true`) FILE's folder exists and is writable, and FILE (if there) is an SQLite database of Optuna's."""
+    if storage is None:
+        return  # in memory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    option, shown = "hydra.sweeper.storage", shown_path(str(storage))
+    try:
+        url = make_url(str(storage))
+        url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise OptionError(option, f"expected a database URL such as {SQLITE}FILE (or postgresql://HOST/NAME), found "
+                          f"{shown}") from None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return  # a database server that only the run can reach, or in memory
+    path = Path(url.database)
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and url.database.startswith("file:"):
+        path = Path(unquote(urlparse(url.database).path))  # SQLite's URI filename: file:NAME, file:///PATH
     if not path.parent.is_dir():
         raise OptionError(option, f"expected sqlite:///FILE in an existing folder, found {shown} (the folder "
                           f"{shown_path(path.parent)} does not exist; create it first)")
     if path.is_dir():
         raise OptionError(option, f"expected sqlite:///FILE, found {shown}, a folder; to keep the sweep's "
                           f"database in it, pass {_new_storage(path)}")
-    written = path if path.exists() else path.parent
-    if not os.access(written, os.W_OK):
-        raise OptionError(option, f"expected a database Optuna can write, found {shown}, read-only "
-                          f"({shown_path(written)} cannot be written)")
+    for written in (path, path.parent):  # SQLite writes its journal beside the file
+        if written.exists() and not os.access(written, os.W_OK):
+            raise OptionError(option, f"expected a database Optuna can write, found {shown}, read-only "
+                              f"({shown_path(written)} cannot be written)")
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as file:
             header = file.read(len(SQLITE_HEADER))
         problem = None if header == SQLITE_HEADER else "not an SQLite database"
         if problem is None:
             try:
-                with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                with closing(sqlite3.connect(f"file:{quote(_absolute(path))}?mode=ro", uri=True)) as db:
                     result = db.execute("PRAGMA quick_check").fetchone()
                     tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
                 problem = None if result and result[0] == "ok" else f"damaged ({result[0] if result else 'no answer'})"
@@ -157,3 +173,8 @@ def _new_storage(folder: Path) -> str:
     names = (f"optuna{'-' + str(n) if n > 1 else ''}.db" for n in range(1, 1000))
     free = next((folder / name for name in names if not (folder / name).exists()), folder / "optuna-new.db")
     return paste_command(None, [("hydra.sweeper.storage", f"{SQLITE}{free}")])
+
+
+def _absolute(path: Path) -> str:
+    """`path` absolute, with one leading slash (`//x` is `/x` on Linux, but an authority in a file: URI)."""
+    return "/" + str(path.resolve()).lstrip("/")
