@@ -16,6 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
+from convgru._checks import shown_name, shown_path
 from convgru.training.paste import paste_command
 
 LOCK = ".convgru.lock"
@@ -154,6 +155,24 @@ def check_fresh_folder(folder, resume: str | None) -> None:
         )
 
 
+SWEEP_RESULTS = "optimization_results.yaml"  # hydra-optuna-sweeper's summary in a sweep folder
+SWEEP_RECORDS = ("multirun.yaml", SWEEP_RESULTS)  # Hydra's (basic sweeper) and hydra-optuna-sweeper's records
+
+
+def check_fresh_sweep(folder) -> None:
+    """Refuse to start a sweep (-m) in `folder`, a hydra.sweep.dir the user named, that holds an earlier sweep: its
+    records (SWEEP_RECORDS) or a job's folder (`<num>+key-value...` with Hydra's .hydra/), which Hydra would write
+    over job by job before any job could refuse (`check_fresh_folder` stops a job after Hydra wrote .hydra/ there)."""
+    folder = Path(folder)
+    found = sorted(p.name for p in folder.iterdir() if p.name in SWEEP_RECORDS or (
+        re.fullmatch(r"\d+(\+.*)?", p.name) and (p / ".hydra").is_dir())) if folder.is_dir() else []
+    if found:
+        raise ValueError(
+            f"hydra.sweep.dir={shown_path(folder)} holds an earlier sweep ({', '.join(map(shown_name, found[:4]))}"
+            f"{', ...' * (len(found) > 4)}) whose records and jobs' folders this sweep would write over: pick "
+            "another hydra.sweep.dir (by default every sweep gets a new folder)")
+
+
 # --- run names ------------------------------------------------------------------------------
 
 NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
@@ -210,6 +229,8 @@ def _fit(base: str, words: list[str], left: int = 0) -> str:
     name = "+".join([base, *words]) + (f"+{left}-more" if left else "")
     if len(name) <= NAME_BYTES:
         return name
+    if not words and not left:  # a long name alone (an evaluated checkpoint's file name): cut, nothing left out
+        return base[:NAME_BYTES]
     name = base[:NAME_BYTES - len("+99-more")]
     for i, word in enumerate(words):
         if len(f"{name}+{word}+99-more") > NAME_BYTES:
