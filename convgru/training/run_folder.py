@@ -203,9 +203,14 @@ def _value_word(value) -> str:
 
 
 def _parse(overrides) -> list:
+    """`overrides` (strings, or hydra.overrides.task as a resolver gets it: a ListConfig) parsed as the user typed them:
+    their interpolations unresolved (`x=${oc.env:TOKEN}` names a run `x-oc.env.TOKEN`, never by the variable's value,
+    which may not even parse again: a comma, a quote)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
 
-    return OverridesParser.create().parse_overrides([str(o) for o in overrides or ()])
+    typed = OmegaConf.to_container(overrides, resolve=False) if OmegaConf.is_config(overrides) else overrides
+    return OverridesParser.create().parse_overrides([str(o) for o in typed or ()])
 
 
 def _key_word(key: str) -> str:
@@ -303,9 +308,14 @@ def source_run(folder: Path) -> str:
 
 
 def _checkpoint(overrides) -> Path | None:
-    """The path that `ckpt_path=` among `overrides` gives (the last one), or None."""
+    """The path that `ckpt_path=` among `overrides` gives (the last one), or None; an interpolation in it
+    (`ckpt_path=${paths.log_dir}/...`) resolved as the run resolves it, where `overrides` is the config's node."""
+    from omegaconf import OmegaConf
+
     paths = [o.value() for o in _parse(overrides)
              if o.key_or_group == "ckpt_path" and isinstance(o.value(), str)]
+    if paths and "${" in paths[-1] and OmegaConf.is_config(overrides):
+        paths[-1] = str(OmegaConf.select(overrides._get_root(), "ckpt_path"))
     return Path(paths[-1]).expanduser() if paths else None
 
 
