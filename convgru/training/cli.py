@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.paste import hydra_value
+from convgru.training.paste import as_text, hydra_value
 from convgru.training.report import say
 from convgru.training.run_folder import (
     check_fresh_folder,
@@ -184,7 +184,7 @@ class OutputDirCheck(Callback):
                            list(dict.fromkeys([*exclude, *fixed]))))
             with read_write(config):
                 if "hydra.sweep.dir" in dict(pinned):  # as text: a `${` in the folder's name is not interpolated
-                    config.hydra.sweep.dir = dict(pinned)["hydra.sweep.dir"].replace("${", "\\${")
+                    config.hydra.sweep.dir = as_text(dict(pinned)["hydra.sweep.dir"])
                 config.hydra.overrides.hydra.extend([f"{key}={hydra_value(value)}" for key, value in pinned])
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
