@@ -51,6 +51,7 @@ def test_names_are_safe_and_short():
     cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
     assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
         "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
+    assert run_name({}, [], "x" * 300) == "x" * NAME_BYTES  # a long checkpoint file name alone: cut, nothing left out
     path = run_dir("/logs/train/runs", "2026-12-03_16-32-37", "train", {"experiment": "x"}, overrides)
     override = OverridesParser.create().parse_override(f"ckpt_path={path}/checkpoints/last.ckpt")
     assert override.value() == f"{path}/checkpoints/last.ckpt"  # typed as it is in an override
