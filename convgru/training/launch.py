@@ -154,17 +154,41 @@ def _check_storage(storage) -> None:
                 with closing(sqlite3.connect(f"file:{quote(_absolute(path))}?mode=ro", uri=True)) as db:
                     result = db.execute("PRAGMA quick_check").fetchone()
                     tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+                    schema = db.execute("SELECT version_num FROM alembic_version").fetchone() \
+                        if set(OPTUNA_TABLES) <= set(tables) else None
                 problem = None if result and result[0] == "ok" else f"damaged ({result[0] if result else 'no answer'})"
                 if problem is None and tables and not set(OPTUNA_TABLES) <= set(tables):
                     problem = (f"a database of other tables ({', '.join(map(shown_name, tables[:5]))}"
                                f"{', ...' * (len(tables) > 5)}) without Optuna's {' and '.join(OPTUNA_TABLES)}, "
                                "which the sweep would add its tables to")
+                elif problem is None and tables:
+                    problem = _other_schema(schema, storage)
             except sqlite3.DatabaseError as error:
                 problem = f"damaged ({error})"
         if problem:
             raise OptionError(option, f"expected an SQLite database of Optuna's (or a new file), found {shown}: "
                               f"{problem}; the sweep does not write into it: give the sweep a database of its own, "
                               f"{_new_storage(path.parent)}")
+
+
+def _other_schema(row, storage) -> str | None:
+    """Why Optuna would refuse a database of its own whose schema version (`row` of its alembic_version table) is not
+    this Optuna's, at the sweep's start with a traceback; None if it is."""
+    import alembic.config
+    import alembic.script
+    import optuna
+    from optuna.storages._rdb import storage as rdb
+
+    folder = Path(rdb.__file__).parent
+    config = alembic.config.Config(str(folder / "alembic.ini"))
+    config.set_main_option("script_location", str(folder / "alembic"))
+    head = alembic.script.ScriptDirectory.from_config(config).get_current_head()
+    found = row[0] if row else None
+    if found == head:
+        return None
+    upgrade = paste_command(("optuna", "storage", "upgrade", "--storage", str(storage)))
+    return (f"Optuna's tables of schema {shown_name(str(found))}, and this Optuna ({optuna.__version__}) reads schema "
+            f"{head} (upgrade an older one with: {upgrade})")
 
 
 def _new_storage(folder: Path) -> str:
