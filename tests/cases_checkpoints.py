@@ -57,6 +57,12 @@ def unknown_path_data(folder: Path) -> dict:
             "digit_bank": "${paths.nope}/digits.npz"}
 
 
+def forged_key_data(folder: Path) -> dict:
+    """A real data config with an extra key holding a line break (a forged error line) and a terminal colour code."""
+    return {"_target_": "convgru.data.MovingMNISTDataModule", "image_size": 32, "num_digits": 1,
+            "x\nerror: forged \x1b[31m": 1}
+
+
 SYSTEM_OPTIMIZER = {"name": "adam", "lr": {"_target_": "os.system", "_args_": ["touch pwned"]}}
 
 
@@ -177,6 +183,12 @@ CASES = [
          "ckpt_path=/data/model.ckpt", checkpoint_run(with_hparams(data=unknown_path_data), eval_with("num_images=1")),
          r"refused .*model.ckpt: hyper_parameters.data.digit_bank holds the interpolation "
          r"'\$\{paths.nope\}/digits.npz' \(only convgru's own \$\{paths.root_dir\}, .* are kept\)"),
+    Case("ckpt-config-forged-key", "a checkpoint whose data config holds a key with a line break (and a forged error "
+         "line)", "ckpt_path=/data/model.ckpt",
+         checkpoint_run(with_hparams(data=forged_key_data), eval_with("num_images=1")),
+         r"^the data config stored in .*model.ckpt \(with the command line's data.\* on top\) does not build: "
+         r"'data.x\\nerror: forged \\x1b\[31m': not an option of .*MovingMNISTDataModule. Drop it with "
+         r"~'data.x\\nerror: forged \\x1b\[31m' on the command line"),
     Case("ckpt-config-system", "a checkpoint whose optimizer config would run a command",
          "ckpt_path=/data/model.ckpt", checkpoint_run(with_hparams(optimizer=SYSTEM_OPTIMIZER), resume_with()),
          r"refused .*model.ckpt: hyper_parameters.optimizer.lr._target_ holds the Hydra key _target_"),

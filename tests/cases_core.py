@@ -25,6 +25,7 @@ from sweep import (
     raw,
     read_only_run,
     reused_run_dir,
+    reused_sweep_dir,
     script_run,
     tiny_checkpoint,
     truncated,
@@ -224,6 +225,11 @@ CASES = [
          reused_run_dir, r"run/checkpoints already holds checkpoints \(last.ckpt\) that this run would write over: "
          r"pick another hydra.run.dir \(by default every run gets a new folder\), or continue that run with "
          r"'ckpt_path=.*run/checkpoints/last.ckpt.*'$"),  # quoted for Hydra and the shell (paste_command)
+    Case("reused-sweep-dir", "a sweep in the folder of an earlier sweep",
+         "-m hydra.sweep.dir=/data/sweep (used before) model.optimizer.lr=0.001,0.002", reused_sweep_dir,
+         r"hydra.sweep.dir=.*/sweep holds an earlier sweep \(0\+lr-0.001, multirun.yaml\) whose records and jobs' "
+         r"folders this sweep would write over: pick another hydra.sweep.dir \(by default every sweep gets a new "
+         r"folder\)$"),
     Case("log-dir-read-only", "a read-only log folder", "paths.log_dir=/data/logs",
          read_only_run, r"hydra.run.dir=.*logs/train/runs/.*: cannot write in .*logs \(read-only or not yours\)"),
     Case("cli-run-dir-under-file", "an output folder inside a file (command line)", "hydra.run.dir=/data/a.npy/run",

@@ -43,6 +43,14 @@ def users_db(folder: Path) -> None:
         db.execute("INSERT INTO notes VALUES ('precious')")
 
 
+def old_optuna_db(folder: Path) -> None:
+    """A database of Optuna's in a schema older than this Optuna's (an earlier Optuna's study)."""
+    with closing(sqlite3.connect(folder / "optuna.db")) as db, db:
+        db.execute("CREATE TABLE studies (study_id INTEGER)")
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        db.execute("INSERT INTO alembic_version VALUES ('v1.3.0.a')")
+
+
 def read_only(folder: Path) -> None:
     (folder / "ro").mkdir()
     (folder / "ro").chmod(0o555)
@@ -121,4 +129,20 @@ CASES = [
          launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/notes.db"], prepare=users_db),
          r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*notes.db: a "
          r"database of other tables \(notes\) without Optuna's studies and alembic_version"),
+    Case("sweep-storage-users-db-options", "the user's own database named with SQLAlchemy's driver and options "
+         "(which SQLAlchemy reads as the same file)",
+         "-m hparams_search=optuna 'hydra.sweeper.storage=sqlite+pysqlite:////data/notes.db?timeout=30'",
+         launched([*OPTUNA, "hydra.sweeper.storage=sqlite+pysqlite:///{dir}/notes.db?timeout=30"], prepare=users_db),
+         r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*notes.db\?timeout="
+         r"30: a database of other tables \(notes\) without Optuna's studies"),
+    Case("sweep-storage-old-schema", "a storage database of an older Optuna's schema",
+         "-m hparams_search=optuna hydra.sweeper.storage=sqlite:////data/optuna.db",
+         launched([*OPTUNA, "hydra.sweeper.storage=sqlite:///{dir}/optuna.db"], prepare=old_optuna_db),
+         r"hydra.sweeper.storage: expected an SQLite database of Optuna's \(or a new file\), found .*optuna.db: "
+         r"Optuna's tables of schema v1.3.0.a, and this Optuna \(.*\) reads schema .* \(upgrade an older one with: "
+         r"optuna storage upgrade --storage .*optuna.db.?\); the sweep does not write into it", exact=False),
+    Case("sweep-storage-not-url", "a storage that is not a database URL", "-m hparams_search=optuna "
+         "hydra.sweeper.storage=/data/optuna.db", launched([*OPTUNA, "hydra.sweeper.storage={dir}/optuna.db"]),
+         r"hydra.sweeper.storage: expected a database URL such as sqlite:///FILE \(or postgresql://HOST/NAME\), "
+         r"found .*/optuna.db"),
 ]

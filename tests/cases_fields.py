@@ -156,6 +156,17 @@ def cf_months_file(folder: Path) -> None:
     data.to_netcdf(folder / "era5_0.nc")
 
 
+def raw_times(hours, fill=None):
+    """A writer of a NetCDF file era5_0.nc whose time coordinate is stored as `hours` since 2000-01-01 (a function of
+    the number of steps), with `fill` as its _FillValue (a missing time)."""
+    def write(folder: Path) -> None:
+        data = fields(days=3, gap=())
+        attrs = {"units": "hours since 2000-01-01", **({"_FillValue": fill} if fill is not None else {})}
+        data.drop_vars("time").assign_coords(time=("time", hours(data.sizes["time"]), attrs)).to_netcdf(
+            folder / "era5_0.nc")
+    return write
+
+
 CASES = [
     Case("fields-unknown-variable", "a variable the NetCDF files do not hold", "data=fields 'data.variables=[t3m]'",
          fields_run(["data.variables=[t3m]"]),
@@ -259,4 +270,13 @@ CASES = [
          "data=fields data.files=[/data/era5_*.nc]", fields_run([], write=cf_months_file),
          r"era5_0.nc: its times are in months since 2000-01-01 \(the noleap calendar\): CF's months and years are "
          r"fixed lengths .*expected units such as 'days since 2000-01-01'"),
+    Case("fields-time-missing", "a NetCDF file whose time coordinate holds a missing time (its _FillValue)",
+         "data=fields data.files=[/data/era5_*.nc]",
+         fields_run([], write=raw_times(lambda n: np.where(np.arange(n) == 5, -1, np.arange(n) * 6), fill=-1)),
+         r"^.*era5_0.nc: the time coordinate 'time' holds 1 missing time\(s\) \(NaN, its _FillValue or inf; the first "
+         r"at step 5 of 12\); expected a time for every step$"),
+    Case("fields-time-repeated", "a NetCDF file with a time twice", "data=fields data.files=[/data/era5_*.nc]",
+         fields_run([], write=raw_times(lambda n: np.minimum(np.arange(n), 4) * 6)),
+         r"^.*era5_0.nc: the times of 'time' are not strictly increasing: expected each step after the one before, "
+         r"found 2000-01-02T00:00:00 twice \(steps 4 and 5 of 12\)$"),
 ]

@@ -22,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import ROOT, compose_config  # noqa: E402
+from conftest import CONF, ROOT, compose_config  # noqa: E402
 from convgru.training import ForecastModule, cli, evaluate, train  # noqa: E402
 from convgru.training.checkpoint import load_checkpoint  # noqa: E402
 from convgru.training.options import instantiate  # noqa: E402
@@ -172,6 +172,30 @@ def reused_run_dir(folder: Path) -> str:
     overrides = ["data.image_size=32", "data.num_digits=1", "data.train_size=8", "data.val_size=4", "data.test_size=4",
                  "data.num_workers=0", "trainer=cpu"]
     message = raised(lambda: train(compose_config("train", run, overrides, folder.parent / "cache")))
+    assert_kept(folder, before)
+    return message
+
+
+def reused_sweep_dir(folder: Path) -> str:
+    """A sweep (-m) into a hydra.sweep.dir that holds an earlier sweep (Hydra's multirun.yaml, a job's folder with its
+    .hydra/ and checkpoints): the sweep's own start (`cli.OutputDirCheck.on_multirun_start`), before any job."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from convgru.training.paste import hydra_value
+
+    sweep = folder / "sweep"
+    (sweep / "0+lr-0.001" / ".hydra").mkdir(parents=True)
+    (sweep / "0+lr-0.001" / ".hydra" / "config.yaml").write_text("the job's config")
+    (sweep / "multirun.yaml").write_text("the sweep's config")
+    before = digest(folder)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        config = GlobalHydra.instance().config_loader().load_configuration(
+            "train", [f"hydra.sweep.dir={hydra_value(str(sweep))}", "model.optimizer.lr=0.001,0.002"],
+            run_mode=RunMode.MULTIRUN)
+        with mock.patch.dict(os.environ, {cli.DEBUG: "1"}):  # the error itself, not the exit that prints it
+            message = raised(lambda: cli.OutputDirCheck().on_multirun_start(config))
     assert_kept(folder, before)
     return message
 

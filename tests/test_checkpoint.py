@@ -95,3 +95,13 @@ def test_a_stored_data_config_resolves_the_users_interpolations_but_convgrus_pat
     with pytest.raises(CheckpointError, match=r"hyper_parameters.data.files\[0\] holds the interpolation "
                                               r"'\$\{paths.nope\}/a.npy'"):
         check_plain({"data": {**stored, "files": ["${paths.nope}/a.npy"]}}, "model.ckpt", "hyper_parameters", "data")
+
+    # a `${` in a path (typed escaped, or in a variable's value) is text: stored escaped, accepted, read back as typed
+    monkeypatch.setenv("CONVGRU_TEST_DIR", "/e/${y}")
+    cfg.data.files = ["/d/\\${x}/a.npy", "rel\\\\\\${z}.npy", "${oc.env:CONVGRU_TEST_DIR}/b.npy"]
+    stored = portable_data_config(cfg.data, cwd="/work")
+    check_plain({"data": stored}, "model.ckpt", "hyper_parameters", "data")
+    read = OmegaConf.to_container(OmegaConf.create({"paths": cfg.paths, "data": stored}).data, resolve=True)
+    assert read["files"] == ["/d/${x}/a.npy", "/work/rel\\${z}.npy", "/e/${y}/b.npy"]
+    with pytest.raises(CheckpointError, match=r"files\[0\] holds the interpolation '\\\\\\\\\$\{oc.env:HOME\}'"):
+        check_plain({"data": {**stored, "files": ["\\\\${oc.env:HOME}"]}}, "model.ckpt", "hyper_parameters", "data")

@@ -20,7 +20,8 @@ from convgru.training.paste import hydra_value, paste_command
 from convgru.training.run_folder import check_fresh_folder
 
 NASTY = ["runs/a;b", "runs/a`whoami`", "runs/a,b", "runs/it's", 'runs/say "hi"', "runs/a b", "runs/back\\slash\\",
-         "runs/$HOME", "runs/${now:%H}", "runs/é=1", "runs/[x]", "runs/(x)", "runs/~x", "runs/#1", "runs/\\'"]
+         "runs/$HOME", "runs/${now:%H}", "runs/a\\${now:%H}", "runs/é=1", "runs/[x]", "runs/(x)", "runs/~x", "runs/#1",
+         "runs/\\'"]
 
 
 def parsed(command: str) -> dict:

@@ -51,6 +51,7 @@ def test_names_are_safe_and_short():
     cut = "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3+11-more"  # a run's name, cut short
     assert run_name({}, ["data.test_size=8"], cut) == "moving_mnist-convgru3+image_size-32+num_digits-1+frames_in-3" \
         "+test_size-8+11-more"  # an evaluation of its checkpoint: one count of what is left out
+    assert run_name({}, [], "x" * 300) == "x" * NAME_BYTES  # a long checkpoint file name alone: cut, nothing left out
     path = run_dir("/logs/train/runs", "2026-12-03_16-32-37", "train", {"experiment": "x"}, overrides)
     override = OverridesParser.create().parse_override(f"ckpt_path={path}/checkpoints/last.ckpt")
     assert override.value() == f"{path}/checkpoints/last.ckpt"  # typed as it is in an override
@@ -67,6 +68,9 @@ def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path
     assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))  # no lock: another app's
     (run / ".convgru.lock").write_text("")  # a convgru run's marks: its lock, .hydra/ and checkpoints/
     assert folder("train", ["experiment=quickstart", *resume]) == str(run)
+    with mock.patch.dict(os.environ, {"RUNS": str(tmp_path)}):  # an interpolation in ckpt_path, as the run reads it
+        assert folder("train", ["experiment=quickstart", f"ckpt_path=${{oc.env:RUNS}}/{run.name}/checkpoints/last.ckpt"]
+                      ) == str(run)
     assert folder("train", [], "output_subdir") == ".hydra"  # a new run's record; a resume's beside the run's own
     assert re.fullmatch(r"\.hydra/resumed" + TIME, folder("train", ["experiment=quickstart", *resume], "output_subdir"))
     (run / "pretrained.ckpt").write_bytes(b"x")  # a checkpoint where runs do not write theirs
@@ -77,6 +81,15 @@ def test_resume_continues_in_the_runs_folder_and_eval_is_named_after_it(tmp_path
                         folder("eval", [*resume, "data.test_size=8"]))
     (run / ".hydra" / "config.yaml").unlink()  # a checkpoint outside a run folder: a new run starts from it
     assert re.fullmatch(new_run, folder("train", ["experiment=quickstart", *resume]))
+
+
+def test_names_show_interpolations_as_typed():
+    """An override's interpolation names the run as typed, never by its value: an environment variable may hold a
+    secret, or a comma or quote that would not parse again as an override (it stopped the run)."""
+    with mock.patch.dict(os.environ, {"TOKEN": "s3cret', x,y"}):
+        assert re.fullmatch(rf"/logs/train/runs/quickstart\+token-oc.env.TOKEN\+note-oc.decode.a.1{TIME}",
+                            folder("train", ["experiment=quickstart", "+model.token=${oc.env:TOKEN}",
+                                             """+model.note='${oc.decode:"{a: 1}"}'"""]))
 
 
 def hold(folder) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 
@@ -212,3 +213,39 @@ def test_the_model_summary_counts_the_flops_of_one_sequence(tmp_path):
     summary = summarize(module, max_depth=1)
     assert summary.total_flops == sum(summary.flop_counts["net"].values()) == counter.get_total_flops() > 0
     assert module.to(torch.bfloat16).example_input_array.dtype == torch.bfloat16
+
+
+def test_the_summary_shape_comes_from_the_training_set_of_a_fit_without_validation(tmp_path):
+    """A fit with trainer.limit_val_batches=0 may have no validation set (data=fields with data.val_time=null, whose
+    val_dataloader refuses): the summary's input shape is the training set's first input's, without validation data;
+    a set with no first sample to read (empty, or a stream) gives no shape, and the summary no FLOPs."""
+    from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+    from convgru.data import FieldDataModule
+    from convgru.training.module import example_shape
+    from fields_data import write_netcdf
+
+    write_netcdf(tmp_path, 1, days=3)
+    data = FieldDataModule(files=[str(tmp_path / "era5_0.nc")], variables=["t2m"], frames_in=3, frames_out=2,
+                           train_time=["2000-01-01", "2000-01-03"], num_workers=0, cache_dir=tmp_path)
+    data.setup("fit")
+    with pytest.raises(ValueError, match="data.val_time"):
+        data.val_dataloader()  # what the summary asked for, in a fit that never validates
+    assert example_shape(data, validates=False) == (1, 3, 1, 8, 16)
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield torch.zeros(3, 1, 8, 8), torch.zeros(2, 1, 8, 8)
+
+    class Loaders(pl.LightningDataModule):  # a user's data module: a training set alone
+        def __init__(self, dataset):
+            super().__init__()
+            self.dataset = dataset
+
+        def train_dataloader(self):
+            return DataLoader(self.dataset)
+
+    inputs = TensorDataset(torch.zeros(2, 3, 1, 8, 8), torch.zeros(2, 2, 1, 8, 8))
+    assert example_shape(Loaders(inputs)) == (1, 3, 1, 8, 8)  # no val_dataloader: the training set's
+    assert example_shape(Loaders(TensorDataset(torch.zeros(0, 3, 1, 8, 8)))) is None
+    assert example_shape(Loaders(Stream())) is None

@@ -96,14 +96,21 @@ def open_dataset(path: Path):
             return xr.open_dataset(path, engine="zarr" if zarr else None, chunks=None, cache=False,
                                    decode_times=times)
     try:
-        dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
+        try:
+            dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
+        except (ValueError, OverflowError):
+            _check_missing_times(opened(False), path)  # xarray's "unable to decode" for a missing first or last time
+            raise
         if any(np.issubdtype(c.dtype, np.datetime64) and np.isnat(c.values).any() for c in dataset.coords.values()):
             dataset.close()
+            _check_missing_times(opened(False), path)  # cftime would read a missing time as the epoch, or overflow
             dataset = opened(xr.coders.CFDatetimeCoder(use_cftime=True))
         return dataset
     except ImportError as error:
         raise OptionError("data=fields", f"{shown_path(path)}: {error}; {EXTRA}") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except MissingTimes:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         if units := CF_MONTHS.search(str(error)):
             raise ValueError(f"{shown_path(path)}: its times are in {shown_name(units[1])} (the "
                              f"{shown_name(units[2])} calendar): CF's months and years are fixed lengths (a twelfth of a "
@@ -111,7 +118,30 @@ def open_dataset(path: Path):
                              "only in 360_day; expected units such as 'days since 2000-01-01' (re-encode the time "
                              "coordinate)") from None
         kind = "a Zarr store" if zarr else "a NetCDF file"
-        raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({str(error).splitlines()[0]})") from None
+        reason = (str(error).splitlines() or [type(error).__name__])[0].split(". Try opening your dataset")[0]
+        raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({reason})") from None
+
+
+class MissingTimes(ValueError):
+    """A time coordinate of a file holds missing values (NaN, its _FillValue)."""
+
+
+def _check_missing_times(raw, path) -> None:
+    """Raise MissingTimes naming `path` where a time coordinate of `raw` (the file opened with its times not decoded:
+    a variable whose units are '<unit> since <date>') holds missing or non-finite values (NaN, its _FillValue, inf),
+    which no decoding may turn into a time."""
+    try:
+        for name, coord in raw.coords.items():
+            values = coord.values
+            if " since " not in str(coord.attrs.get("units", "")) or not np.issubdtype(values.dtype, np.number):
+                continue
+            bad = np.flatnonzero(~np.isfinite(values.astype(np.float64)))
+            if len(bad):
+                raise MissingTimes(f"{shown_path(path)}: the time coordinate {str(name)!r} holds {len(bad)} missing "
+                                   f"time(s) (NaN, its _FillValue or inf; the first at step {bad[0]} of "
+                                   f"{len(values)}); expected a time for every step")
+    finally:
+        raw.close()
 
 
 def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, str]:
@@ -317,9 +347,15 @@ def _times(dataset, dim: str, path) -> tuple[np.ndarray, str]:
     return values, _calendar_of(values)
 
 
-def _increasing(times: np.ndarray, dim: str, path) -> np.ndarray:
+def _increasing(times: np.ndarray, dim: str, path, label) -> np.ndarray:
+    """`times` (counts) if strictly increasing; ValueError naming `path` and the first two that are not (shown by
+    `label`) otherwise."""
     if len(times) > 1 and not (np.diff(times) > np.timedelta64(0)).all():
-        raise ValueError(f"{shown_path(path)}: the times of {dim!r} are not strictly increasing")
+        i = int(np.flatnonzero(~(np.diff(times) > np.timedelta64(0)))[0])
+        found = "twice" if times[i] == times[i + 1] else f"then {label(times[i + 1])}"
+        raise ValueError(f"{shown_path(path)}: the times of {dim!r} are not strictly increasing: expected each step "
+                         f"after the one before, found {label(times[i])} {found} (steps {i} and {i + 1} of "
+                         f"{len(times)})")
     return times
 
 
@@ -559,8 +595,8 @@ class FieldSource:
             times = {}
             for k in held:
                 values, calendar = decoded[name, k]
-                times[k] = _increasing(self.calendar.counts(values, shown_path(self.paths[k]), calendar), dims["time"],
-                                       self.paths[k])
+                counts = self.calendar.counts(values, shown_path(self.paths[k]), calendar)
+                times[k] = _increasing(counts, dims["time"], self.paths[k], self.calendar.label)
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:

@@ -31,6 +31,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 import convgru
 from convgru._checks import shown, shown_name, shown_path
 from convgru.atomic import atomic_write
+from convgru.training.paste import as_text, interpolations
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 1: convgru 0.1.0 (no "convgru" entry); 2: adds it, and the data config in hparams
@@ -47,6 +48,9 @@ DATA_PATHS = ("files", "train_files", "val_files", "test_files", "mask_file", "t
               "digit_bank", "mnist_root")
 # Data options about this machine rather than the model: eval uses its own, never a checkpoint's.
 MACHINE_DATA = {"cache_dir": "${paths.cache_dir}", "download": False}
+def foreign_interpolations(text: str) -> bool:
+    """Whether `text` holds an interpolation (`interpolations`) other than convgru's own `${paths.<key>}`."""
+    return any(not PATHS.match(found) for found in interpolations(text))
 
 
 class CheckpointError(RuntimeError):
@@ -115,8 +119,8 @@ def check_checkpoint(checkpoint, path) -> dict:
 def check_plain(value, path, key: str, data_key: str | None = None) -> None:
     """Raise CheckpointError naming `path` and the dotted `key` unless `value` is plain data: bool,
     int, float, str, None, lists/tuples and dicts with string keys, without Hydra instantiation keys
-    and with no interpolation but `${paths.<PATH_KEYS>}` (never resolved otherwise). `value[data_key]` is a data config, whose own
-    `_target_` may name one of DATA_MODULES."""
+    and with no interpolation but `${paths.<PATH_KEYS>}` (never resolved otherwise; an escaped `\\${` is text,
+    `interpolations`). `value[data_key]` is a data config, whose own `_target_` may name one of DATA_MODULES."""
     def refuse(where: str, found: str):
         where = shown_name(where)
         raise CheckpointError(f"refused {shown_path(path)}: {where} holds {found}; a checkpoint may hold only plain "
@@ -143,7 +147,7 @@ def check_plain(value, path, key: str, data_key: str | None = None) -> None:
             for i, child in enumerate(item):
                 walk(child, f"{where}[{i}]", data)
         elif isinstance(item, str):
-            if "${" in PATHS.sub("", item):
+            if foreign_interpolations(item):
                 refuse(where, f"the interpolation {shown(item)} (only convgru's own "
                        f"{', '.join('${paths.%s}' % k for k in PATH_KEYS)} are kept)")
         elif item is not None and not isinstance(item, (bool, int, float)):
@@ -203,8 +207,9 @@ def check_finite(state_dict: Mapping, path) -> None:
 def portable_data_config(data, cwd=None) -> dict:
     """`data` (a data config node) as a checkpoint stores it: plain values, the command line's own
     interpolations resolved (`${data.val_size}`, `${oc.env:HOME}/x`: a checkpoint may hold no other) but
-    `${paths.*}` kept as they are (portable), and the file and folder options (DATA_PATHS) made absolute
-    against `cwd` (default: where the run was started), so that eval and predict find them from any folder."""
+    `${paths.*}` kept as they are (portable), a `${` in a resolved value and an escaped `\\${` kept as text (a
+    path holding `${`: `as_text`), and the file and folder options (DATA_PATHS) made absolute against `cwd`
+    (default: where the run was started), so that eval and predict find them from any folder."""
     from omegaconf import OmegaConf
 
     def kept(value, key: str):
@@ -213,9 +218,10 @@ def portable_data_config(data, cwd=None) -> dict:
             return {k: kept(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
         if isinstance(value, list):
             return [kept(v, f"{key}.{i}") for i, v in enumerate(value)]
-        if isinstance(value, str) and "${" in PATHS.sub("", value):
-            resolved = OmegaConf.select(data, key)
-            return OmegaConf.to_container(resolved, resolve=True) if OmegaConf.is_config(resolved) else resolved
+        if isinstance(value, str) and foreign_interpolations(value):
+            resolved = OmegaConf.select(data, key)  # as text: a `${` in the value (a path's) is not resolved again
+            resolved = OmegaConf.to_container(resolved, resolve=True) if OmegaConf.is_config(resolved) else resolved
+            return as_text(resolved)
         return value
     data = kept(OmegaConf.to_container(data, resolve=False), "") if OmegaConf.is_config(data) else data
     if cwd is None:
@@ -225,7 +231,7 @@ def portable_data_config(data, cwd=None) -> dict:
     def absolute(value):
         if isinstance(value, (list, tuple)):
             return [absolute(v) for v in value]
-        if isinstance(value, str) and "${" not in value:
+        if isinstance(value, str) and not interpolations(value):
             return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
         return value
     return {k: absolute(v) if k in DATA_PATHS else v for k, v in data.items()}

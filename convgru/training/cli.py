@@ -20,9 +20,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from convgru._checks import shown_path
 from convgru.training.checkpoint import CheckpointError
-from convgru.training.paste import hydra_value
+from convgru.training.paste import as_text, hydra_value
 from convgru.training.report import say
-from convgru.training.run_folder import check_fresh_folder, claim, fixed_keys, requeued_checkpoint, resumed_run
+from convgru.training.run_folder import (
+    check_fresh_folder,
+    check_fresh_sweep,
+    claim,
+    fixed_keys,
+    requeued_checkpoint,
+    resumed_run,
+)
 
 USER_ERRORS = (ValueError, OSError, CheckpointError, FloatingPointError, MisconfigurationException,
                OmegaConfBaseException)
@@ -140,7 +147,9 @@ class OutputDirCheck(Callback):
     the run ends) or of a finished run (its checkpoints/ folder holds checkpoints, and ckpt_path does
     not continue that run). A generated run folder (not hydra.run.dir=, not a resumed run's) that another
     run of the same name and second holds becomes `<folder>-2`, `-3`... (`run_folder.claim`); so does a generated
-    sweep folder (-m), which it names once for all the sweep's jobs (`on_multirun_start`)."""
+    sweep folder (-m), which it names once for all the sweep's jobs (`on_multirun_start`); a sweep folder the user
+    named (hydra.sweep.dir=) is refused while another sweep runs in it, or when it holds an earlier sweep
+    (`run_folder.check_fresh_sweep`)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with user_errors():
@@ -172,12 +181,15 @@ class OutputDirCheck(Callback):
             if str(OmegaConf.to_container(config.hydra.sweep)["dir"]).startswith("${sweep_dir:"):
                 folder, self.lock = claim(config.hydra.sweep.dir, named=False)
                 pinned.append(("hydra.sweep.dir", str(folder)))
+            else:  # the user's folder: not one that another sweep is running in, or ran in
+                check_fresh_sweep(config.hydra.sweep.dir)
+                _, self.lock = claim(config.hydra.sweep.dir, named=True)
             exclude = config.hydra.job.config.override_dirname.exclude_keys
             fixed = fixed_keys(config.hydra.overrides.task, OmegaConf.select(config, "hydra.sweeper.params"))
             pinned.append(("hydra.job.config.override_dirname.exclude_keys",
                            list(dict.fromkeys([*exclude, *fixed]))))
             with read_write(config):
-                if "hydra.sweep.dir" in dict(pinned):
+                if "hydra.sweep.dir" in dict(pinned):  # as text: a `${` in the folder's name is not interpolated
                     config.hydra.sweep.dir = as_text(dict(pinned)["hydra.sweep.dir"])
                 config.hydra.overrides.hydra.extend([f"{key}={hydra_value(value)}" for key, value in pinned])
 

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,35 +115,54 @@ def _check_search_space(overrides: list[str]) -> None:
 
 
 def _check_storage(storage) -> None:
-    """A sqlite:///FILE storage: its folder exists and is writable, FILE (if there) an SQLite database."""
-    if storage is None or not str(storage).startswith(SQLITE):
-        return  # in memory, or a database server that only the run can reach
-    option, path = "hydra.sweeper.storage", Path(str(storage)[len(SQLITE):])
-    shown = shown_path(str(storage))
+    """A storage (hydra.sweeper.storage) that is a database URL of SQLAlchemy's, as Optuna opens it; for SQLite (a
+    file: `sqlite:///FILE`, also with a driver, `sqlite+pysqlite:///`, options, `?timeout=30`, or a URI filename,
+    `?uri=true`) FILE's folder exists and is writable, and FILE (if there) is an SQLite database of Optuna's."""
+    if storage is None:
+        return  # in memory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    option, shown = "hydra.sweeper.storage", shown_path(str(storage))
+    try:
+        url = make_url(str(storage))
+        url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise OptionError(option, f"expected a database URL such as {SQLITE}FILE (or postgresql://HOST/NAME), found "
+                          f"{shown}") from None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return  # a database server that only the run can reach, or in memory
+    path = Path(url.database)
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and url.database.startswith("file:"):
+        path = Path(unquote(urlparse(url.database).path))  # SQLite's URI filename: file:NAME, file:///PATH
     if not path.parent.is_dir():
         raise OptionError(option, f"expected sqlite:///FILE in an existing folder, found {shown} (the folder "
                           f"{shown_path(path.parent)} does not exist; create it first)")
     if path.is_dir():
         raise OptionError(option, f"expected sqlite:///FILE, found {shown}, a folder; to keep the sweep's "
                           f"database in it, pass {_new_storage(path)}")
-    written = path if path.exists() else path.parent
-    if not os.access(written, os.W_OK):
-        raise OptionError(option, f"expected a database Optuna can write, found {shown}, read-only "
-                          f"({shown_path(written)} cannot be written)")
+    for written in (path, path.parent):  # SQLite writes its journal beside the file
+        if written.exists() and not os.access(written, os.W_OK):
+            raise OptionError(option, f"expected a database Optuna can write, found {shown}, read-only "
+                              f"({shown_path(written)} cannot be written)")
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as file:
             header = file.read(len(SQLITE_HEADER))
         problem = None if header == SQLITE_HEADER else "not an SQLite database"
         if problem is None:
             try:
-                with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                with closing(sqlite3.connect(f"file:{quote(_absolute(path))}?mode=ro", uri=True)) as db:
                     result = db.execute("PRAGMA quick_check").fetchone()
                     tables = sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+                    schema = db.execute("SELECT version_num FROM alembic_version").fetchone() \
+                        if set(OPTUNA_TABLES) <= set(tables) else None
                 problem = None if result and result[0] == "ok" else f"damaged ({result[0] if result else 'no answer'})"
                 if problem is None and tables and not set(OPTUNA_TABLES) <= set(tables):
                     problem = (f"a database of other tables ({', '.join(map(shown_name, tables[:5]))}"
                                f"{', ...' * (len(tables) > 5)}) without Optuna's {' and '.join(OPTUNA_TABLES)}, "
                                "which the sweep would add its tables to")
+                elif problem is None and tables:
+                    problem = _other_schema(schema, storage)
             except sqlite3.DatabaseError as error:
                 problem = f"damaged ({error})"
         if problem:
@@ -151,9 +171,34 @@ def _check_storage(storage) -> None:
                               f"{_new_storage(path.parent)}")
 
 
+def _other_schema(row, storage) -> str | None:
+    """Why Optuna would refuse a database of its own whose schema version (`row` of its alembic_version table) is not
+    this Optuna's, at the sweep's start with a traceback; None if it is."""
+    import alembic.config
+    import alembic.script
+    import optuna
+    from optuna.storages._rdb import storage as rdb
+
+    folder = Path(rdb.__file__).parent
+    config = alembic.config.Config(str(folder / "alembic.ini"))
+    config.set_main_option("script_location", str(folder / "alembic"))
+    head = alembic.script.ScriptDirectory.from_config(config).get_current_head()
+    found = row[0] if row else None
+    if found == head:
+        return None
+    upgrade = paste_command(("optuna", "storage", "upgrade", "--storage", str(storage)))
+    return (f"Optuna's tables of schema {shown_name(str(found))}, and this Optuna ({optuna.__version__}) reads schema "
+            f"{head} (upgrade an older one with: {upgrade})")
+
+
 def _new_storage(folder: Path) -> str:
     """The override of hydra.sweeper.storage (as `paste_command` writes it) naming a new SQLite file in `folder`:
     optuna.db, or optuna-2.db, optuna-3.db, ..., the first that does not exist."""
     names = (f"optuna{'-' + str(n) if n > 1 else ''}.db" for n in range(1, 1000))
     free = next((folder / name for name in names if not (folder / name).exists()), folder / "optuna-new.db")
     return paste_command(None, [("hydra.sweeper.storage", f"{SQLITE}{free}")])
+
+
+def _absolute(path: Path) -> str:
+    """`path` absolute, with one leading slash (`//x` is `/x` on Linux, but an authority in a file: URI)."""
+    return "/" + str(path.resolve()).lstrip("/")

@@ -1,10 +1,14 @@
 """ForecastModule: the LightningModule that trains and evaluates an EncoderForecaster."""
 
+from collections.abc import Sized
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
+from torch.utils.data import IterableDataset
 from torchmetrics import MeanMetric, SumMetric
 
 from convgru import EncoderForecaster
@@ -310,7 +314,7 @@ class ForecastModule(pl.LightningModule):
         the training files."""
         datamodule = self.trainer.datamodule
         if stage == "fit" and not self.hparams.compile:  # a compiled net would compile again for the summary
-            self.example_shape = example_shape(datamodule)
+            self.example_shape = example_shape(datamodule, validates=self.trainer.limit_val_batches != 0)
         if getattr(datamodule, "normalization", None) is not None and isinstance(self.hparams.get("data"), dict):
             self.hparams.data["normalization"] = datamodule.normalization
             if getattr(datamodule, "grid", None) is not None:
@@ -366,10 +370,16 @@ class ForecastModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def example_shape(datamodule) -> tuple[int, ...] | None:
-    """(1, T_in, C, H, W): the shape of one input of `datamodule`'s validation set (its first sample, which
-    is read), or None without a data module (a fit given data loaders)."""
+def example_shape(datamodule, validates: bool = True) -> tuple[int, ...] | None:
+    """(1, T_in, C, H, W): the shape of one input of `datamodule`, its first sample read: of the validation set
+    where the fit `validates` (trainer.limit_val_batches not 0) and the data module has one, else of the training
+    set, which a fit without validation may be all there is (data=fields with data.val_time=null). None without a
+    data module (a fit given data loaders), or where the set has no first sample to read (empty, or a stream: an
+    IterableDataset)."""
     if datamodule is None:
         return None
-    sample = datamodule.val_dataloader().dataset[0]
-    return (1, *sample[0].shape)
+    validates = validates and is_overridden("val_dataloader", datamodule, pl.LightningDataModule)
+    dataset = getattr(datamodule.val_dataloader() if validates else datamodule.train_dataloader(), "dataset", None)
+    if not isinstance(dataset, Sized) or isinstance(dataset, IterableDataset) or not len(dataset):
+        return None
+    return (1, *dataset[0][0].shape)

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from convgru._checks import OptionError
+from convgru._checks import OptionError, shown_name
 
 _HYDRA_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "_args_")
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
@@ -37,9 +37,10 @@ def check_options(values: typing.Mapping, target, name: str, where: str | None =
             hints = [f" (did you mean {name}.{close[0]}?)" for key in unknown
                      if (close := difflib.get_close_matches(key, list(params), n=1))]
             them = "it" if len(unknown) == 1 else "them"
+            keys = [shown_name(f"{name}.{key}") for key in unknown]  # a key from a file (a checkpoint's) escaped
             raise ValueError(
-                f"{', '.join(f'{name}.{key}' for key in unknown)}: not {'an option' if them == 'it' else 'options'} "
-                f"of {where}{''.join(hints)}. Drop {them} with {' '.join(f'~{name}.{key}' for key in unknown)} "
+                f"{', '.join(keys)}: not {'an option' if them == 'it' else 'options'} "
+                f"of {where}{''.join(hints)}. Drop {them} with {' '.join(f'~{key}' for key in keys)} "
                 f"on the command line, or remove {them} from the experiment or config that sets {them}"
             )
     for key, value in values.items():

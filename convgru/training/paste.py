@@ -4,18 +4,40 @@ overrides that fix a mismatch, a tensorboard command), each word in Hydra's gram
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from convgru.training.checkout import checkout
+
+# `${` after a run of backslashes: OmegaConf's grammar reads an even run (none, `\\${`) as backslashes and an
+# interpolation, an odd one (`\${`, `\\\${`) as backslashes and the text `${`
+INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def interpolations(text: str) -> list[str]:
+    """The interpolations OmegaConf would resolve in `text`, each as the text from its `${` on ("a${x}b${y}":
+    ["${x}b${y}", "${y}"]); an escaped `\\${` is text, not one."""
+    return [text[m.end(1):] for m in INTERPOLATION.finditer(text) if len(m[1]) % 2 == 0]
+
+
+def as_text(value):
+    """`value` (a string, or lists and mappings of them) with every `${` escaped, so that OmegaConf reads it back as
+    the same text and resolves nothing in it: `a${x}` -> `a\\${x}`, a backslash before it doubled."""
+    if isinstance(value, str):
+        return INTERPOLATION.sub(lambda m: m[1] * 2 + "\\${", value)
+    if isinstance(value, (list, tuple)):
+        return [as_text(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: as_text(v) for k, v in value.items()}
+    return value
 
 
 def hydra_value(value) -> str:
     """`value` (a string, number, bool, None, or a list / dict of them) written in Hydra's override grammar,
     so that `key=<result>` gives back `value`: strings that the grammar would read otherwise (a sweep at a
     comma, a quote, a space, `;`, a backtick, a number-like text...) are single-quoted, a backslash doubled
-    before a quote and at the end, `${` escaped so that OmegaConf does not interpolate it."""
+    before a quote and at the end, `${` escaped so that OmegaConf does not interpolate it (`as_text`)."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -25,8 +47,8 @@ def hydra_value(value) -> str:
     text = str(value)
     if "${" not in text and _parsed_value(f"k={text}") == text:
         return text
-    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text)
-    return "'" + quoted.replace("${", "\\${") + "'"
+    quoted = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), as_text(text))
+    return "'" + quoted + "'"
 
 
 def _parsed_value(override: str):

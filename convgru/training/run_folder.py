@@ -16,6 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
+from convgru._checks import shown_name, shown_path
 from convgru.training.paste import paste_command
 
 LOCK = ".convgru.lock"
@@ -154,6 +155,24 @@ def check_fresh_folder(folder, resume: str | None) -> None:
         )
 
 
+SWEEP_RESULTS = "optimization_results.yaml"  # hydra-optuna-sweeper's summary in a sweep folder
+SWEEP_RECORDS = ("multirun.yaml", SWEEP_RESULTS)  # Hydra's (basic sweeper) and hydra-optuna-sweeper's records
+
+
+def check_fresh_sweep(folder) -> None:
+    """Refuse to start a sweep (-m) in `folder`, a hydra.sweep.dir the user named, that holds an earlier sweep: its
+    records (SWEEP_RECORDS) or a job's folder (`<num>+key-value...` with Hydra's .hydra/), which Hydra would write
+    over job by job before any job could refuse (`check_fresh_folder` stops a job after Hydra wrote .hydra/ there)."""
+    folder = Path(folder)
+    found = sorted(p.name for p in folder.iterdir() if p.name in SWEEP_RECORDS or (
+        re.fullmatch(r"\d+(\+.*)?", p.name) and (p / ".hydra").is_dir())) if folder.is_dir() else []
+    if found:
+        raise ValueError(
+            f"hydra.sweep.dir={shown_path(folder)} holds an earlier sweep ({', '.join(map(shown_name, found[:4]))}"
+            f"{', ...' * (len(found) > 4)}) whose records and jobs' folders this sweep would write over: pick "
+            "another hydra.sweep.dir (by default every sweep gets a new folder)")
+
+
 # --- run names ------------------------------------------------------------------------------
 
 NAME_BYTES = 80  # the name before its time: at most 80 bytes, 100 with `_<time>`
@@ -184,9 +203,14 @@ def _value_word(value) -> str:
 
 
 def _parse(overrides) -> list:
+    """`overrides` (strings, or hydra.overrides.task as a resolver gets it: a ListConfig) parsed as the user typed them:
+    their interpolations unresolved (`x=${oc.env:TOKEN}` names a run `x-oc.env.TOKEN`, never by the variable's value,
+    which may not even parse again: a comma, a quote)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
 
-    return OverridesParser.create().parse_overrides([str(o) for o in overrides or ()])
+    typed = OmegaConf.to_container(overrides, resolve=False) if OmegaConf.is_config(overrides) else overrides
+    return OverridesParser.create().parse_overrides([str(o) for o in typed or ()])
 
 
 def _key_word(key: str) -> str:
@@ -210,6 +234,8 @@ def _fit(base: str, words: list[str], left: int = 0) -> str:
     name = "+".join([base, *words]) + (f"+{left}-more" if left else "")
     if len(name) <= NAME_BYTES:
         return name
+    if not words and not left:  # a long name alone (an evaluated checkpoint's file name): cut, nothing left out
+        return base[:NAME_BYTES]
     name = base[:NAME_BYTES - len("+99-more")]
     for i, word in enumerate(words):
         if len(f"{name}+{word}+99-more") > NAME_BYTES:
@@ -282,9 +308,14 @@ def source_run(folder: Path) -> str:
 
 
 def _checkpoint(overrides) -> Path | None:
-    """The path that `ckpt_path=` among `overrides` gives (the last one), or None."""
+    """The path that `ckpt_path=` among `overrides` gives (the last one), or None; an interpolation in it
+    (`ckpt_path=${paths.log_dir}/...`) resolved as the run resolves it, where `overrides` is the config's node."""
+    from omegaconf import OmegaConf
+
     paths = [o.value() for o in _parse(overrides)
              if o.key_or_group == "ckpt_path" and isinstance(o.value(), str)]
+    if paths and "${" in paths[-1] and OmegaConf.is_config(overrides):
+        paths[-1] = str(OmegaConf.select(overrides._get_root(), "ckpt_path"))
     return Path(paths[-1]).expanduser() if paths else None
 
 

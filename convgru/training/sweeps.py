@@ -30,8 +30,8 @@ from convgru._checks import shown_name, shown_path
 from convgru.atomic import atomic_write
 from convgru.training.cli import TrialFailed, error_message, fail
 from convgru.training.report import say
+from convgru.training.run_folder import SWEEP_RESULTS as RESULTS  # the summary file in the sweep folder
 
-RESULTS = "optimization_results.yaml"  # hydra-optuna-sweeper's summary file in the sweep folder
 REASON = "reason"  # the user attribute of a failed trial in Optuna's study
 
 
