@@ -3,7 +3,7 @@ runs, against the minutes since the run started, with the test scores of its bas
 
     python scripts/skill_vs_time.py RUN_DIR [RUN_DIR ...] [--fss 21] [--out skill_vs_time.png]
 
-RUN_DIR is a training run's folder (logs/train/runs/<date_time>): the model's `val/csi_mean` and
+RUN_DIR is a training run's folder (logs/train/runs/<name>_<date_time>): the model's `val/csi_mean` and
 `val/fss_<n>px_mean` come from its TensorBoard events (wall time of each validation), the
 baselines' `test/<baseline>/csi_mean` and `.../fss_<n>px_mean` from its metrics.json (every
 baseline found there, e.g. persistence, extrapolation, sprog, steps; the first run's). The model's
