@@ -3,7 +3,7 @@ runs, against the minutes since the run started, with the test scores of its bas
 
     python scripts/skill_vs_time.py RUN_DIR [RUN_DIR ...] [--fss 21] [--out skill_vs_time.png]
 
-RUN_DIR is a training run's folder (logs/train/runs/<date_time>): the model's `val/csi_mean` and
+RUN_DIR is a training run's folder (logs/train/runs/<name>_<date_time>): the model's `val/csi_mean` and
 `val/fss_<n>px_mean` come from its TensorBoard events (wall time of each validation), the
 baselines' `test/<baseline>/csi_mean` and `.../fss_<n>px_mean` from its metrics.json (every
 baseline found there, e.g. persistence, extrapolation, sprog, steps; the first run's). The model's
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     scores = [("csi_mean", "mean CSI"), (f"fss_{args.fss}px_mean", f"mean FSS-{args.fss}")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     for ax, (score, label) in zip(axes, scores):
         for run in args.runs:
             points = model_curve(run, f"val/{score}")
@@ -69,7 +69,8 @@ def main(argv=None) -> int:
             ax.axhline(value, color=f"C{i + len(args.runs)}", linestyle="--", label=f"{name} (test)")
         ax.set(xlabel="minutes of training (wall time)", ylabel=label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    # one legend for both panels, below them: inside an axes it hid the model's points
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=10)
     fig.savefig(args.out, dpi=120)
     print(f"Wrote {args.out}")
     return 0

@@ -46,12 +46,13 @@ def test_eval_missing_checkpoint(tmp_path, cache_dir):
         evaluate(_eval_cfg(tmp_path, tmp_path / "missing.ckpt", cache_dir))
 
 
-def test_eval_needs_only_the_checkpoint(trained_run, tmp_path, cache_dir):
+def test_eval_needs_only_the_checkpoint(trained_run, tmp_path, cache_dir, capsys):
     out, metrics, _ = trained_run
     best = next((out / "checkpoints").glob("epoch_*.ckpt"))
     result = _evaluate(tmp_path, best, cache_dir)  # the default eval config is another model and data set
     for name in ("mse", "ssim"):
         assert result[name] == pytest.approx(metrics[f"test/{name}"], rel=1e-5)
+    assert "Testing DataLoader 0: 100%" in capsys.readouterr().out  # train's progress bar, drawn into a file too
 
 
 def test_eval_data_options_apply_on_top_of_the_checkpoint(trained_run, tmp_path, cache_dir):

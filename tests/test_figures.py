@@ -159,6 +159,14 @@ def test_fields_maps_and_scores_in_their_units(tmp_path):
     assert figure.axes[0].get_ylabel() == "latitude-weighted RMSE (K)" and _small_text(figure) == []
 
 
+def test_frame_scores_say_their_scale():
+    """MSE and MAE are sums over a frame's pixels (OpenSTL's convention): their axes say so, SSIM's does not."""
+    per_frame = {"mse": [82.0, 81.0], "mae": [220.0, 218.0], "ssim": [0.03, 0.03]}
+    figure, _ = lead_time_figures(per_frame, LeadTime([1.0, 2.0], "frames"))["scores"]
+    labels = [ax.get_ylabel() for ax in figure.axes if ax.get_visible()]
+    assert labels == ["MSE (sum over a frame's pixels)", "MAE (sum over a frame's pixels)", "SSIM"]
+
+
 def test_predict_draws_radar_in_its_colours(nowcast_run, tmp_path):
     """predict.py --png / --gif with a radar checkpoint: maps in dBZ on pysteps' scale, a coloured GIF."""
     from convgru.deploy.predict import main

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, tiny_checkpoint
-from convgru.deploy.forecast import forecast
+from convgru.deploy.forecast import forecast, trained_on
 from convgru.training import ForecastModule, load_module
 
 
@@ -115,6 +115,19 @@ def test_predict_script_warns_about_another_size(ckpt_with_data, tmp_path, capsy
     err = capsys.readouterr().err
     assert f"warning: {ckpt} was trained on 8x8 frames, {tmp_path}/in.npy holds 12x12 frames" in err
     assert np.load(tmp_path / "out.npy").shape == (2, 1, 12, 12)
+
+
+def test_predict_script_warns_about_another_number_of_input_frames(ckpt_with_data, tmp_path, capsys):
+    ckpt = ckpt_with_data
+    frames_in, (height, width) = trained_on(load_module(ckpt))
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).random((frames_in + 2, 1, height, width), dtype=np.float32))
+    predict_script.main([str(ckpt), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")])
+    err = capsys.readouterr().err
+    assert (f"warning: {ckpt} was trained on {frames_in} input frames, {tmp_path}/in.npy holds {frames_in + 2} per "
+            "sequence") in err and "trained on 8x8" not in err
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).random((frames_in, 1, height, width), dtype=np.float32))
+    predict_script.main([str(ckpt), str(tmp_path / "in.npy"), str(tmp_path / "out2.npy")])
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, error", [

@@ -258,11 +258,15 @@ def predict_frames(parser: argparse.ArgumentParser, args) -> None:
         check_values(frames, args.value_range, "--value-range LOW HIGH" + range_hint(module))
     except (OSError, ValueError, ImportError) as error:
         parser.error(input_error(args.input, error))
-    trained_size = trained_on(module)[1]
+    trained_frames, trained_size = trained_on(module)
     if trained_size and frames.ndim >= 2 and tuple(frames.shape[-2:]) != trained_size:
         print(f"warning: {shown_path(args.ckpt)} was trained on {trained_size[0]}x{trained_size[1]} frames, "
               f"{shown_path(args.input)} "
               f"holds {frames.shape[-2]}x{frames.shape[-1]} frames; the forecast may be poor", file=sys.stderr)
+    if not video_in and trained_frames and frames.ndim in (4, 5) and frames.shape[-4] != trained_frames:
+        print(f"warning: {shown_path(args.ckpt)} was trained on {trained_frames} input frames, "
+              f"{shown_path(args.input)} holds {frames.shape[-4]} per sequence; the model reads all of them "
+              f"(the last {trained_frames}: slice the array) and the forecast may be poor", file=sys.stderr)
     try:
         pred = forecast(module, frames, args.batch_size, args.future, args.value_range, check=False)
     except ValueError as error:

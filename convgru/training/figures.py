@@ -63,7 +63,8 @@ COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 NAMES = {"csi": "CSI", "pod": "POD", "far": "FAR", "hss": "HSS", "bias": "frequency bias", "ets": "ETS",
          "sedi": "SEDI", "fss": "FSS", "csi_pool": "pooled CSI", "mse": "MSE", "mae": "MAE", "ssim": "SSIM",
-         "psnr": "PSNR (dB)", "rmse": "latitude-weighted RMSE", "acc": "ACC"}
+         "psnr": "PSNR (dB)", "rmse": "latitude-weighted RMSE", "acc": "ACC", "bmse": "B-MSE", "bmae": "B-MAE"}
+SCALES = {"mse": "sum over a frame's pixels", "mae": "sum over a frame's pixels"}  # OpenSTL's convention
 WINDOW = re.compile(r"_?(\d+)(px)?$")  # csi_pool4 -> csi_pool (4 px), fss_5px -> fss (5 px)
 
 
@@ -236,7 +237,7 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
                     values = np.asarray(per_frame[key], dtype=np.float64)
                     ax.plot(lead.values[:len(values)], values, **_style(method, methods))
                 ax.set_title(_panel_title(score, level, thresholds_units, family))
-                unit = units.get(level) if score == "rmse" else None
+                unit = units.get(level) if score == "rmse" else SCALES.get(score)
                 ax.set_ylabel(NAMES.get(score, NAMES.get(family, score.upper())) + (f" ({unit})" if unit else ""))
                 ax.grid(True, alpha=0.3)
             for ax in axes.flat[len(panels):]:

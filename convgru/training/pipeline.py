@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convgru import EncoderForecaster
-from convgru.training.callbacks import MidEpochResume, OwnCheckpoints, batches_done, terminated_workers
+from convgru.training.callbacks import MidEpochResume, OwnCheckpoints, ProgressBar, batches_done, terminated_workers
 from convgru.training.checkpoint import load_checkpoint, portable_data_config
 from convgru.training.cli import Terminated, error_message, group_choices, override_keys
 from convgru.training.fields import check_save_forecasts, save_test_forecasts
@@ -198,8 +198,11 @@ def _evaluate(cfg: DictConfig, overrides) -> dict[str, float]:
                            keys=None if choice else model_keys)
     from_checkpoint = use_checkpoint_data(cfg, checkpoint, overrides)
     results = TestReport()
+    # train's progress bar (its callbacks config): Lightning's default, Rich's, draws nothing until the end
+    # when the output is a file (a SLURM log)
+    bar = [ProgressBar()] if cfg.trainer.get("enable_progress_bar", True) is not False else []
     datamodule, module, trainer = _build(cfg, callbacks=False, module=module_from_checkpoint(checkpoint, cfg.ckpt_path),
-                                         extra_callbacks=[results],
+                                         extra_callbacks=[results, *bar],
                                          data_from=cfg.ckpt_path if from_checkpoint else None)
     if cfg.get("save_forecasts"):  # before the test: data=fields only
         check_save_forecasts(datamodule, cfg.paths.output_dir)
