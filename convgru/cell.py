@@ -76,7 +76,8 @@ NORM_EPS = 1e-5  # nn.GroupNorm's
 
 
 class ConvGRUCell(nn.Module):
-    """Convolutional GRU cell with nn.GRUCell's gates (r, z, n), optional GroupNorm (equations in the module docstring, convgru.cell).
+    """Convolutional GRU cell with nn.GRUCell's gates (r, z, n), optional GroupNorm (equations in the module
+    docstring, convgru.cell).
 
     Args:
         input_size: channels of x; 0 makes a cell with no input (``x=None``).

@@ -43,6 +43,19 @@ def baselines(run: Path, score: str) -> dict[str, float]:
     return found
 
 
+def methods(run: Path, found) -> list[str]:
+    """model, then the baselines `found` in the order of the run's test figures (figures/csi.csv's columns:
+    model.baselines' order), so that each has its colour of those figures; without them (figures.enabled=false)
+    in convgru's order of the baselines (persistence, extrapolation, sprog, steps), then others sorted."""
+    from convgru.training.baselines import BASELINES
+    from convgru.training.figures import methods_of
+
+    path = run / "figures" / "csi.csv"
+    order = methods_of(dict.fromkeys(path.read_text().partition("\n")[0].split(",")[1:])) if path.is_file() else []
+    order += [m for m in BASELINES if m not in order]
+    return ["model", *(m for m in order if m in found), *sorted(set(found) - set(order) - {"model"})]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="training run folders")
@@ -58,15 +71,21 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from convgru.training.figures import COLORS, method_style
+
     scores = [("csi_mean", "mean CSI"), (f"fss_{args.fss}px_mean", f"mean FSS-{args.fss}")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     for ax, (score, label) in zip(axes, scores):
-        for run in args.runs:
+        found = baselines(args.runs[0], score)
+        names = methods(args.runs[0], found)
+        for i, run in enumerate(args.runs):
             points = model_curve(run, f"val/{score}")
-            if points:
-                ax.plot(*zip(*points), marker="o", label=f"model ({run.name}, validation)")
-        for i, (name, value) in enumerate(sorted(baselines(args.runs[0], score).items())):
-            ax.axhline(value, color=f"C{i + len(args.runs)}", linestyle="--", label=f"{name} (test)")
+            if points:  # the first run in the model's colour of the test figures, others after the baselines'
+                colour = COLORS[0 if i == 0 else (len(names) + i - 1) % len(COLORS)]
+                ax.plot(*zip(*points), marker="o", color=colour, label=f"model ({run.name}, validation)")
+        for name in names[1:]:
+            style = method_style(name, names)
+            ax.axhline(found[name], color=style["color"], linestyle=style["linestyle"], label=f"{name} (test)")
         ax.set(xlabel="minutes of training (wall time)", ylabel=label)
         ax.grid(alpha=0.3)
     # one legend for both panels, below them: inside an axes it hid the model's points

@@ -115,7 +115,8 @@ CASES = [
          command_line(["trainer.num_sanity_val_steps=0"]),
          r"^trainer.num_sanity_val_steps=0: the config has no key .*write \+trainer.num_sanity_val_steps=0 "
          r"\(or \+\+trainer.num_sanity_val_steps=0"),
-    Case("cli-interpolation-missing-key", "an interpolation to a key the config lacks", "'data.cache_dir=${paths.nope}/c'",
+    Case("cli-interpolation-missing-key", "an interpolation to a key the config lacks",
+         "'data.cache_dir=${paths.nope}/c'",
          command_line(["data.cache_dir=${paths.nope}/c"]),
          r"^data.cache_dir=\$\{paths.nope\}/c: the interpolation \$\{paths.nope\} refers to paths.nope, a key the "
          r"config does not have; did you mean \$\{paths.output_dir\}\?"),

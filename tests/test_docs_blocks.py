@@ -102,7 +102,8 @@ def test_the_docs_have_python_and_training_blocks():
 @pytest.mark.parametrize("block", TRAINING, ids=lambda b: b.id)
 def test_every_training_block_is_run_or_says_why_not(block):
     assert block.marker, (f"{block.id}: a block that runs {COMMAND.search(block.text).group(0)} needs "
-                          "'<!-- run by: tests/test_x.py::test_name -->' or '<!-- not run: the reason -->' right before it")
+                          "'<!-- run by: tests/test_x.py::test_name -->' or '<!-- not run: the reason -->' "
+                          "right before it")
     kind, what = block.marker
     if kind == "not run":
         assert len(what.split()) >= 3, f"{block.id}: say why it is not run"

@@ -148,7 +148,8 @@ def test_training_records_the_grid_and_eval_aligns_to_it(grids, fields_checkpoin
     assert trained.grid == GRID
     module = load_module(fields_checkpoint)
     normalization = module.hparams["data"]["normalization"]
-    caplog.clear()  # the statistics pass above logs too when the root logger is at INFO (Hydra's logging of another test)
+    # the statistics pass above logs too when the root logger is at INFO (Hydra's logging of another test)
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="convgru.data.field_module"):
         flipped = FieldDataModule(files=[str(grids["both"])], normalization=normalization, grid=GRID, **options)
         flipped.setup("test")

@@ -4,6 +4,8 @@ the data says so, text of at least 10 points, at most 1600 pixels wide. From the
 of the nowcast run with figures, the video run's forecasts, real NetCDF fields."""
 
 import csv
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch
 from matplotlib.text import Text
 from PIL import Image
 
-from conftest import compose_config
+from conftest import ROOT, compose_config
 from convgru.training import evaluate, load_module
 from convgru.training.figures import (
     LeadTime,
@@ -31,6 +33,20 @@ def _colour_bar(figure, unit: str):
     """The axes of the colour bar labelled with `unit`."""
     (bar,) = [ax for ax in figure.axes if unit in ax.get_ylabel()]
     return bar
+
+
+@pytest.mark.slow
+def test_make_figures_evaluates_a_checkpoint(nowcast_run, tmp_path, cache_dir):
+    """scripts/make_figures.py --ckpt (how the docs' figures are made): the checkpoint evaluated, no training,
+    the three figures the Training page shows copied to --out; the overrides reach the eval (its cache)."""
+    best = next((nowcast_run[0] / "checkpoints").glob("epoch_*.ckpt"))
+    work, out = tmp_path / "work", tmp_path / "figures"
+    subprocess.run([sys.executable, "scripts/make_figures.py", "--ckpt", str(best), "--out", str(out), "--work",
+                    str(work), f"paths.cache_dir={cache_dir}"], cwd=ROOT, check=True, capture_output=True)
+    assert not (work / "train").exists()
+    for name in ("forecasts.png", "csi.png", "performance_diagram.png"):
+        assert (out / name).read_bytes() == (work / "eval" / "figures" / name).read_bytes()
+    assert "persistence/csi_20" in (work / "eval" / "metrics.json").read_text()
 
 
 def _small_text(figure) -> list[str]:

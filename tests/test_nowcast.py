@@ -264,7 +264,10 @@ def test_skill_against_training_time_figure(nowcast_run, tmp_path):
 
     out, metrics, _, _ = nowcast_run
     assert skill_vs_time.model_curve(out, "val/csi_mean")[0][1] == pytest.approx(metrics["val/csi_mean"], rel=1e-5)
-    assert set(skill_vs_time.baselines(out, "fss_21px_mean")) == {"persistence", "extrapolation", "sprog", "steps"}
+    found = skill_vs_time.baselines(out, "fss_21px_mean")
+    assert set(found) == {"persistence", "extrapolation", "sprog", "steps"}
+    # model.baselines' order, as the test figures have it (metrics.json is sorted): their colours there
+    assert skill_vs_time.methods(out, found) == ["model", "persistence", "extrapolation", "sprog", "steps"]
     assert skill_vs_time.main([str(out), "--out", str(tmp_path / "skill.png")]) == 0
     assert (tmp_path / "skill.png").stat().st_size > 1000
     assert skill_vs_time.main([str(tmp_path / "none")]) == 2

@@ -113,10 +113,10 @@ def open_dataset(path: Path):
     except (OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         if units := CF_MONTHS.search(str(error)):
             raise ValueError(f"{shown_path(path)}: its times are in {shown_name(units[1])} (the "
-                             f"{shown_name(units[2])} calendar): CF's months and years are fixed lengths (a twelfth of a "
-                             "year of 365.242198781 days, and that year), not calendar months, so xarray decodes them "
-                             "only in 360_day; expected units such as 'days since 2000-01-01' (re-encode the time "
-                             "coordinate)") from None
+                             f"{shown_name(units[2])} calendar): CF's months and years are fixed lengths "
+                             "(a twelfth of a year of 365.242198781 days, and that year), not calendar months, so "
+                             "xarray decodes them only in 360_day; expected units such as 'days since 2000-01-01' "
+                             "(re-encode the time coordinate)") from None
         kind = "a Zarr store" if zarr else "a NetCDF file"
         reason = (str(error).splitlines() or [type(error).__name__])[0].split(". Try opening your dataset")[0]
         raise ValueError(f"{shown_path(path)}: cannot be read as {kind} ({reason})") from None
@@ -165,9 +165,9 @@ def find_dims(dataset, name: str, path, given: dict | None = None) -> dict[str, 
     others = [d for d in dims if d not in found.values()]
     if missing or others:
         what = f"no {', '.join(missing)} dimension" if missing else f"the dimension(s) {others} of no known role"
-        raise ValueError(f"{shown_path(path)}: variable {name!r} has dimensions {dims}: {what}; expected time, y, x (and a "
-                         "level for 4-d variables) named by CF attributes (axis, standard_name) or common names; "
-                         "name them with data.dims={time: ..., y: ..., x: ..., level: ...}")
+        raise ValueError(f"{shown_path(path)}: variable {name!r} has dimensions {dims}: {what}; expected time, "
+                         "y, x (and a level for 4-d variables) named by CF attributes (axis, standard_name) or "
+                         "common names; name them with data.dims={time: ..., y: ..., x: ..., level: ...}")
     return found
 
 
@@ -340,8 +340,8 @@ def _times(dataset, dim: str, path) -> tuple[np.ndarray, str]:
             values.dtype == object and len(values) and all(hasattr(v, "calendar") for v in values[:1])):
         hint = "" if calendar is None or calendar in STANDARD else \
             f"; the calendar {shown_name(calendar)} needs cftime: {EXTRA}"
-        raise ValueError(f"{shown_path(path)}: the time coordinate {dim!r} holds {values.dtype} values, not dates; expected CF "
-                         f"times (units 'hours since ...'){hint}")
+        raise ValueError(f"{shown_path(path)}: the time coordinate {dim!r} holds {values.dtype} values, not dates; "
+                         f"expected CF times (units 'hours since ...'){hint}")
     if np.issubdtype(values.dtype, np.datetime64):
         return values, _calendar_name(calendar or "standard")
     return values, _calendar_of(values)
@@ -600,9 +600,9 @@ class FieldSource:
             held = sorted(held, key=lambda k: times[k][0])
             for a, b in zip(held, held[1:]):
                 if times[b][0] <= times[a][-1]:
-                    raise ValueError(f"{shown_path(self.paths[b])}: its times ({self.label(times[b][0])} ..) overlap those of "
-                                     f"{shown_path(self.paths[a])} (.. {self.label(times[a][-1])}) for {name!r}; expected files "
-                                     "that follow each other in time")
+                    raise ValueError(f"{shown_path(self.paths[b])}: its times ({self.label(times[b][0])} ..) "
+                                     f"overlap those of {shown_path(self.paths[a])} (.. {self.label(times[a][-1])}) "
+                                     f"for {name!r}; expected files that follow each other in time")
             spans[name] = np.concatenate([times[k] for k in held])
             self._file[name] = np.concatenate([np.full(len(times[k]), k) for k in held])
             self._local[name] = np.concatenate([np.arange(len(times[k])) for k in held])
@@ -674,15 +674,16 @@ class FieldSource:
         if not held:
             found = sorted({str(v) for ds in self.datasets for v in ds.data_vars})
             more = f" (and {len(self.paths) - 1} more files)" if len(self.paths) > 1 else ""
-            raise ValueError(f"{shown_path(self.paths[0])}{more}: no variable {name!r} (option data.variables); found {found}")
+            raise ValueError(f"{shown_path(self.paths[0])}{more}: no variable {name!r} (option data.variables); "
+                             f"found {found}")
         return held
 
     def _check_grid(self, dataset, name: str, dims: dict, path) -> None:
         """ValueError naming `path` unless variable `name` lies on the grid of the first variable."""
         sizes = dict(dataset[name].sizes)
         if (sizes.get(dims["y"]), sizes.get(dims["x"])) != (len(self.y), len(self.x)):
-            raise ValueError(f"{shown_path(path)}: variable {name!r} is on a {sizes} grid; expected {len(self.y)}x{len(self.x)} "
-                             f"like {self.variables[0]!r} in {shown_path(self.paths[0])}")
+            raise ValueError(f"{shown_path(path)}: variable {name!r} is on a {sizes} grid; expected "
+                             f"{len(self.y)}x{len(self.x)} like {self.variables[0]!r} in {shown_path(self.paths[0])}")
         for role, values in (("y", self.y), ("x", self.x)):
             if dims[role] in dataset.coords and not np.array_equal(dataset[dims[role]].values, values):
                 raise ValueError(f"{shown_path(path)}: the {dims[role]} coordinates of {name!r} differ from those of "
@@ -764,22 +765,22 @@ class FieldSource:
         mine, theirs = self._summary(self.y, self.x, self.grid["y"], self.grid["x"]), \
             self._summary(y, x, grid["y"], grid["x"])
         if (len(self.y), len(self.x)) != (len(y), len(x)):
-            return True, (f"{shown_path(self.paths[0])}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint was trained "
-                          f"on {len(y)}x{len(x)} ({theirs}): read as it is, the forecast may be poor")
+            return True, (f"{shown_path(self.paths[0])}: a {len(self.y)}x{len(self.x)} grid ({mine}); the checkpoint "
+                          f"was trained on {len(y)}x{len(x)} ({theirs}): read as it is, the forecast may be poor")
         rows = _match(self.y, y)
         columns = _match(self.x, x, 360.0 if grid.get("longitude") and
                          _is_degrees(self.grid["coords"].get("x"), "x") else None)
         if rows is None or columns is None:
-            raise ValueError(f"{shown_path(self.paths[0])}: its grid ({mine}) is not the grid the checkpoint was trained on "
-                             f"({theirs}); expected the same coordinates (in any order, longitudes -180..180 or "
-                             "0..360), or regrid the input")
+            raise ValueError(f"{shown_path(self.paths[0])}: its grid ({mine}) is not the grid the checkpoint was "
+                             f"trained on ({theirs}); expected the same coordinates (in any order, longitudes "
+                             "-180..180 or 0..360), or regrid the input")
         same = [(r, (k == np.arange(len(k))).all()) for r, k in (("y", rows), ("x", columns))]
         if all(done for _, done in same):
             return None
         self.order = rows, columns
         self.y, self.x = self.y[rows], self.x[columns]
-        return False, (f"{shown_path(self.paths[0])}: aligned to the grid the checkpoint was trained on ({theirs}) from "
-                       f"{mine}; the forecast is written on the input's grid")
+        return False, (f"{shown_path(self.paths[0])}: aligned to the grid the checkpoint was trained on "
+                       f"({theirs}) from {mine}; the forecast is written on the input's grid")
 
     @staticmethod
     def _summary(y, x, y_name: str, x_name: str) -> str:

@@ -135,12 +135,6 @@ def check_writable(folder, option: str) -> None:
         raise PermissionError(f"{option}={folder}: cannot write in {existing} (read-only or not yours); " + advice)
 
 
-def as_text(path: str) -> str:
-    """`path` as an OmegaConf value that reads back as `path`: a folder's name is data, so a `${` in it is
-    escaped (with the backslashes before it), never interpolated."""
-    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", path)
-
-
 class OutputDirCheck(Callback):
     """Hydra callback: stop with `error: ...` before Hydra creates an output folder it cannot write,
     or writes its config and log into the folder of a run that is still going (`RunLock`, held until

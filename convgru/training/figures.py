@@ -185,7 +185,9 @@ def families(per_frame: Mapping) -> dict[str, dict[str, dict[str, dict[str, str]
     return found
 
 
-def _methods(per_frame: Mapping) -> list[str]:
+def methods_of(per_frame: Mapping) -> list[str]:
+    """The methods of per-frame keys (`csi_20`, `persistence/csi_20`, ...): model first, then the
+    baselines in their order there (model.baselines'), which fixes their colours in every figure."""
     names = ["model"]
     for key in per_frame:
         method = parse_key(key)[0]
@@ -194,7 +196,8 @@ def _methods(per_frame: Mapping) -> list[str]:
     return names
 
 
-def _style(method: str, methods: list[str]) -> dict:
+def method_style(method: str, methods: list[str]) -> dict:
+    """Colour, marker, line of `method` among `methods` (methods_of): the same in every figure."""
     i = methods.index(method) % len(COLORS)
     return {"color": COLORS[i], "marker": MARKERS[i], "linewidth": 2.2 if method == "model" else 1.5,
             "linestyle": "-" if method == "model" else ("--", "-.", ":")[i % 3], "markersize": 5, "label": method}
@@ -219,7 +222,7 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
     as eval's per_frame.csv) against `lead`: one panel per score and threshold (or variable), one line
     per method. `units`: {variable: unit} of the fields' RMSE; `thresholds_units`: the thresholds' unit.
     CSV rows: a header (lead time, then each key drawn), one row per lead time."""
-    methods, out = _methods(per_frame), {}
+    methods, out = methods_of(per_frame), {}
     units = units or {}
     for family, scores in families(per_frame).items():
         panels = [(score, level, keys) for score, levels in scores.items() for level, keys in levels.items()]
@@ -235,7 +238,7 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
             for ax, (score, level, keys) in zip(axes.flat, panels):
                 for method, key in keys.items():
                     values = np.asarray(per_frame[key], dtype=np.float64)
-                    ax.plot(lead.values[:len(values)], values, **_style(method, methods))
+                    ax.plot(lead.values[:len(values)], values, **method_style(method, methods))
                 ax.set_title(_panel_title(score, level, thresholds_units, family))
                 unit = units.get(level) if score == "rmse" else SCALES.get(score)
                 ax.set_ylabel(NAMES.get(score, NAMES.get(family, score.upper())) + (f" ({unit})" if unit else ""))
@@ -272,7 +275,7 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
     levels = [lv for lv in pod if lv in far and lv != "mean"]
     if not levels:
         return None
-    methods = _methods(per_frame)
+    methods = methods_of(per_frame)
     with matplotlib.rc_context(FONTS):
         figure = new_figure(9.0, 8.0)
         ax = figure.add_subplot()
@@ -284,9 +287,12 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
         for bias in (0.3, 0.5, 0.8, 1.0, 1.3, 2.0, 3.0, 5.0):
             x = np.linspace(0, 1, 50)
             ax.plot(x, bias * x, color="grey", linestyle="--", linewidth=0.8)
-            end, offset = ((1.0, bias), (-4, 3)) if bias <= 1 else ((1 / bias, 1.0), (-4, -14))
+            # outside the frame, on its right and top edges as in Roebber's diagram: inside, they met the
+            # CSI labels and the points
+            end, offset, ha, va = ((1.0, bias), (3, 0), "left", "center") if bias <= 1 else \
+                ((1 / bias, 1.0), (0, 3), "center", "bottom")
             ax.annotate(f"{bias:g}", end, xytext=offset, textcoords="offset points", fontsize=10, color="dimgrey",
-                        ha="right")
+                        ha=ha, va=va, annotation_clip=False)
         for m, method in enumerate(methods):
             for t, level in enumerate(levels):
                 if method not in pod[level] or method not in far[level]:
@@ -297,17 +303,23 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
                 ax.plot(s, p, color=color, marker=marker, markersize=4, linewidth=1.2)
                 ax.plot(s[:1], p[:1], color=color, marker=marker, markersize=10, markeredgecolor="black",
                         linestyle="none")
-        handles = [Line2D([], [], color=COLORS[m % len(COLORS)], linewidth=2, label=method)
+        colours = [Line2D([], [], color=COLORS[m % len(COLORS)], linewidth=2, label=method)
                    for m, method in enumerate(methods)]
-        handles += [Line2D([], [], color="black", marker=MARKERS[t % len(MARKERS)], linestyle="none",
-                           label=f">= {level} {units or ''}".rstrip()) for t, level in enumerate(levels)]
-        ax.legend(handles=handles, loc="upper left", framealpha=0.9)
+        markers = [Line2D([], [], color="black", marker=MARKERS[t % len(MARKERS)], linestyle="none",
+                          label=f">= {level} {units or ''}".rstrip()) for t, level in enumerate(levels)]
+        # below the axes (inside, it hid the points of a method that over-forecasts, upper left): methods
+        # in the first row, thresholds in the second (a legend fills column by column)
+        columns = max(len(colours), len(markers))
+        blank = Line2D([], [], linestyle="none", label=" ")
+        handles = [h for c in range(columns) for h in (colours + [blank] * columns)[c:c + 1]
+                   + (markers + [blank] * columns)[c:c + 1]]
+        figure.legend(handles=handles, loc="outside lower center", ncol=columns)
         ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="success ratio (1 - FAR)",
                ylabel="probability of detection (POD)")
         first, last = lead.text(lead.values[0]), lead.text(lead.values[-1])
         ax.set_title(f"Performance diagram: lines from {first} (large marker) to {last};\n"
-                     "shading and solid lines: CSI, dashed: frequency bias")
-        figure.colorbar(shaded, ax=ax, shrink=0.6, label="CSI")
+                     "shading and solid lines: CSI, dashed: frequency bias (labelled outside)", pad=18)
+        figure.colorbar(shaded, ax=ax, shrink=0.6, pad=0.06, label="CSI")
     return figure
 
 

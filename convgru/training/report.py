@@ -50,7 +50,8 @@ LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning")  # their mess
 # Lightning's messages that are not about the run: advertisements ("💡 Tip: ... litlogger / litmodels") and
 # "`weights_only` was not set, defaulting to `False`" (said when a full training checkpoint is saved, which
 # reads like a security warning; convgru loads every checkpoint with weights_only=True)
-NOT_ABOUT_THE_RUN = {"pytorch_lightning.utilities.rank_zero": ("💡 Tip:",), "lightning_fabric.utilities.rank_zero": ("💡 Tip:",),
+NOT_ABOUT_THE_RUN = {"pytorch_lightning.utilities.rank_zero": ("💡 Tip:",),
+                     "lightning_fabric.utilities.rank_zero": ("💡 Tip:",),
                      "pytorch_lightning.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",)}
 
 

@@ -104,7 +104,8 @@ class _TellingLauncher:
             if job.status != JobStatus.FAILED:  # NaN: Optuna would not take it, ending the sweep in a traceback
                 job.status, job.return_value = JobStatus.FAILED, TrialFailed(f"error: {reason}", reason)
             if not printed:
-                number, named = (OmegaConf.select(job.hydra_cfg or {}, f"hydra.job.{k}") for k in ("num", "override_dirname"))
+                number, named = (OmegaConf.select(job.hydra_cfg or {}, f"hydra.job.{k}")
+                                 for k in ("num", "override_dirname"))
                 say(f"\nerror: job {number} ({named or 'no overrides'}): {reason}", logging.ERROR, sys.stderr)
             job.__class__ = _ToldJobReturn
             self.sweeper.job_errors.append(job._return_value)
