@@ -2,7 +2,7 @@
 "Figures"): a checkpoint evaluated with scripts/eval.py, which writes figures/ beside metrics.json; three of
 them are copied to docs/figures.
 
-    python scripts/make_figures.py --ckpt logs/train/runs/<run>/checkpoints/epoch_007.ckpt [--out docs/figures]
+    python scripts/make_figures.py --ckpt logs/train/runs/<run>/checkpoints/epoch_NNN.ckpt [--out docs/figures]
     python scripts/make_figures.py [--out docs/figures] [--work /tmp/convgru-figures] [--epochs 1] [OVERRIDE ...]
 
 The docs' figures evaluate `experiment=nowcast seed=1`'s best checkpoint (`--ckpt`) on its 300 test sequences,

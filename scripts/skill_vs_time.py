@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from convgru.training.figures import COLORS, method_style
+    from convgru.training.figures import COLORS, method_label, method_style
 
     scores = [("csi_mean", "mean CSI"), (f"fss_{args.fss}px_mean", f"mean FSS-{args.fss}")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
                 ax.plot(*zip(*points), marker="o", color=colour, label=f"model ({run.name}, validation)")
         for name in names[1:]:
             style = method_style(name, names)
-            ax.axhline(found[name], color=style["color"], linestyle=style["linestyle"], label=f"{name} (test)")
+            ax.axhline(found[name], color=style["color"], linestyle=style["linestyle"],
+                       label=f"{method_label(name)} (test)")
         ax.set(xlabel="minutes of training (wall time)", ylabel=label)
         ax.grid(alpha=0.3)
     # one legend for both panels, below them: inside an axes it hid the model's points

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 from PIL import Image
 
 from conftest import ROOT, compose_config
@@ -23,6 +23,8 @@ from convgru.training.figures import (
     fields_rendering,
     forecast_panels,
     lead_time_figures,
+    method_style,
+    performance_diagram,
     radar_scale,
     rendering_of,
 )
@@ -181,6 +183,33 @@ def test_frame_scores_say_their_scale():
     figure, _ = lead_time_figures(per_frame, LeadTime([1.0, 2.0], "frames"))["scores"]
     labels = [ax.get_ylabel() for ax in figure.axes if ax.get_visible()]
     assert labels == ["MSE (sum over a frame's pixels)", "MAE (sum over a frame's pixels)", "SSIM"]
+
+
+def test_baselines_named_and_styled_apart_thresholds_on_one_scale():
+    """The baselines by the field's names (S-PROG, STEPS mean), each line style its own; the panels of one
+    score at several thresholds share their y scale, scores.png's panels do not; the performance diagram's
+    bias labels lie outside the frame and its legend below the axes."""
+    methods = ("", "persistence/", "extrapolation/", "sprog/", "steps/")
+    per_frame = {f"{m}{s}_{t}": [0.9 - 0.1 * i - 0.2 * (t == 40), 0.5 - 0.05 * i]
+                 for i, m in enumerate(methods) for s in ("csi", "pod", "far") for t in (20, 40)}
+    per_frame.update({"mse": [82.0, 81.0], "ssim": [0.5, 0.4]})
+    lead = LeadTime([5.0, 10.0], "min")
+    drawn = lead_time_figures(per_frame, lead, thresholds_units="dBZ")
+    figure = drawn["csi"][0]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [
+        "model", "persistence", "extrapolation", "S-PROG", "STEPS mean"]
+    names = ["model", "persistence", "extrapolation", "sprog", "steps"]
+    assert len({str(method_style(m, names)["linestyle"]) for m in names}) == 5
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert len({ax.get_ylim() for ax in axes}) == 1
+    scores = [ax for ax in drawn["scores"][0].axes if ax.get_visible()]
+    assert scores[0].get_ylim() != scores[1].get_ylim()  # MSE and SSIM each on their own
+    diagram = performance_diagram(per_frame, lead, "dBZ")
+    ax = diagram.axes[0]
+    bias = [t for t in ax.texts if isinstance(t, Annotation)]  # the CSI lines' labels are plain Text
+    assert {"0.5", "2", "bias"} <= {t.get_text() for t in bias} and not ax.get_legend()
+    assert all((t.xy[0] == 1.0 or t.xy[1] == 1.0) and t.get_annotation_clip() is False for t in bias)
+    assert "STEPS mean" in [t.get_text() for t in diagram.legends[0].get_texts()]
 
 
 def test_predict_draws_radar_in_its_colours(nowcast_run, tmp_path):

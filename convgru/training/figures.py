@@ -44,6 +44,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from convgru._checks import OptionError
+from convgru.domain.extrapolation import NAMES as METHOD_NAMES
 from convgru.domain.fields import denormalize
 from convgru.domain.units import to_physical
 from convgru.training.images import LeadTime, lead_times
@@ -61,6 +62,7 @@ MAX_COLUMNS = 10  # lead times shown in the forecast panels (evenly spaced, the 
 # Okabe and Ito (2008): eight colours told apart with any colour vision; the model first, in black.
 COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)))  # the baselines': four apart, then again
 NAMES = {"csi": "CSI", "pod": "POD", "far": "FAR", "hss": "HSS", "bias": "frequency bias", "ets": "ETS",
          "sedi": "SEDI", "fss": "FSS", "csi_pool": "pooled CSI", "mse": "MSE", "mae": "MAE", "ssim": "SSIM",
          "psnr": "PSNR (dB)", "rmse": "latitude-weighted RMSE", "acc": "ACC", "bmse": "B-MSE", "bmae": "B-MAE"}
@@ -200,7 +202,13 @@ def method_style(method: str, methods: list[str]) -> dict:
     """Colour, marker, line of `method` among `methods` (methods_of): the same in every figure."""
     i = methods.index(method) % len(COLORS)
     return {"color": COLORS[i], "marker": MARKERS[i], "linewidth": 2.2 if method == "model" else 1.5,
-            "linestyle": "-" if method == "model" else ("--", "-.", ":")[i % 3], "markersize": 5, "label": method}
+            "linestyle": "-" if method == "model" else LINESTYLES[(i - 1) % len(LINESTYLES)], "markersize": 5,
+            "label": method_label(method)}
+
+
+def method_label(method: str) -> str:
+    """A method's name in figures: pysteps' baselines by their names in the field (S-PROG, STEPS mean)."""
+    return METHOD_NAMES.get(method, method)
 
 
 def _panel_title(score: str, level: str, units: str | None, family: str) -> str:
@@ -234,7 +242,10 @@ def lead_time_figures(per_frame: Mapping, lead: LeadTime, units: Mapping | None 
             width, height = figure.get_size_inches()
             figure.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.6 / height,
                                    top=1 - 0.75 / height, wspace=0.3, hspace=0.45)
-            axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
+            # one score at several thresholds (CSI, FSS at its scales, ...) on one y scale; scores.png (MSE, SSIM,
+            # ...) and the fields' scores per variable (in their units) each panel on its own
+            thresholds = family != "scores" and all(_is_number(lv) or lv == "mean" for _, lv, _ in panels)
+            axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=thresholds)
             for ax, (score, level, keys) in zip(axes.flat, panels):
                 for method, key in keys.items():
                     values = np.asarray(per_frame[key], dtype=np.float64)
@@ -293,6 +304,8 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
                 ((1 / bias, 1.0), (0, 3), "center", "bottom")
             ax.annotate(f"{bias:g}", end, xytext=offset, textcoords="offset points", fontsize=10, color="dimgrey",
                         ha=ha, va=va, annotation_clip=False)
+        ax.annotate("bias", (1.0, 1.0), xytext=(3, 3), textcoords="offset points", fontsize=10, color="dimgrey",
+                    ha="left", va="bottom", style="italic", annotation_clip=False)
         for m, method in enumerate(methods):
             for t, level in enumerate(levels):
                 if method not in pod[level] or method not in far[level]:
@@ -303,7 +316,7 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
                 ax.plot(s, p, color=color, marker=marker, markersize=4, linewidth=1.2)
                 ax.plot(s[:1], p[:1], color=color, marker=marker, markersize=10, markeredgecolor="black",
                         linestyle="none")
-        colours = [Line2D([], [], color=COLORS[m % len(COLORS)], linewidth=2, label=method)
+        colours = [Line2D([], [], color=COLORS[m % len(COLORS)], linewidth=2, label=method_label(method))
                    for m, method in enumerate(methods)]
         markers = [Line2D([], [], color="black", marker=MARKERS[t % len(MARKERS)], linestyle="none",
                           label=f">= {level} {units or ''}".rstrip()) for t, level in enumerate(levels)]
