@@ -48,6 +48,11 @@ def main(argv=None) -> None:
         best = next((train / "checkpoints").glob("epoch_*.ckpt"))
     evaluated = work / "eval"
     run([sys.executable, "scripts/eval.py", f"ckpt_path={best}", *paths, f"hydra.run.dir={evaluated}"])
+    missing = [name for name in SHOWN if not (evaluated / "figures" / name).is_file()]
+    if missing:  # a checkpoint of another kind of data: eval draws no CSI nor radar maps for it
+        found = sorted(p.name for p in (evaluated / "figures").glob("*.png"))
+        sys.exit(f"error: --ckpt {best}: expected a nowcast checkpoint (radar with data.thresholds), whose eval "
+                 f"draws {', '.join(SHOWN)}; its eval drew {', '.join(found) or 'no figures'}")
     args.out.mkdir(parents=True, exist_ok=True)
     for name in SHOWN:
         shutil.copyfile(evaluated / "figures" / name, args.out / name)
@@ -55,8 +60,10 @@ def main(argv=None) -> None:
 
 
 def run(command: list[str]) -> None:
+    """Run a convgru script; if it fails (its `error:` line printed), exit with its status."""
     print("+", " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+    if code := subprocess.run(command, cwd=ROOT).returncode:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ class Exploit:
 
 @pytest.mark.parametrize("content,why", [(b"", "the file is empty"),
                                          (b"not a checkpoint at all", "it is not a PyTorch checkpoint"),
+                                         # read as pickle opcodes: a memo lookup (KeyError), an empty stack
+                                         # (IndexError), a short integer (struct.error), odd text bytes
+                                         (b"hi\n", "it is not a PyTorch checkpoint"),
+                                         (b"K", "it is not a PyTorch checkpoint"),
+                                         (b"GIF89a", "it is not a PyTorch checkpoint"),
+                                         (b"U\xdcb\xb7: \x0e\xe7g<\xfe", "it is not a PyTorch checkpoint"),
                                          (b"PK\x03\x04truncated zip", "the file is truncated or damaged")])
 def test_corrupt_checkpoint_is_reported(tmp_path, content, why):
     path = tmp_path / "corrupt.ckpt"
