@@ -336,6 +336,22 @@ def test_undecodable_times_are_refused(tmp_path):
         FieldSource([tmp_path / "odd.nc"], ["t2m"])
 
 
+
+@pytest.mark.parametrize("calendar", ["standard", "noleap"])
+@pytest.mark.parametrize("step", [0, 2])
+def test_an_infinite_time_is_missing_not_the_epoch(tmp_path, calendar, step):
+    """inf in a time coordinate is a missing time, as NaN is: xarray decoded it as the units' epoch, which a
+    first time passed on as a wrong date (inf, 100, 106 h read as 2000-01-01T00, then 04:00 and 10:00 of the 5th)."""
+    hours = [100.0, 106.0, 112.0]
+    hours[step] = np.inf
+    data = xr.Dataset({"t2m": (("time", "lat", "lon"), np.zeros((3, 8, 16), np.float32))},
+                      coords={"time": ("time", hours, {"units": "hours since 2000-01-01", "calendar": calendar}),
+                              "lat": LAT, "lon": LON})
+    data.to_netcdf(tmp_path / "inf.nc")
+    with pytest.raises(ValueError, match=rf"inf.nc: the time coordinate 'time' holds 1 missing time\(s\) \(NaN, "
+                                         rf"its _FillValue or inf; the first at step {step} of 3\)"):
+        FieldSource([tmp_path / "inf.nc"], ["t2m"])
+
 # --- 27.8: NetCDF writes that fail on the way ---------------------------------------------------------------
 
 def test_a_failed_netcdf_write_is_one_error_and_leaves_nothing(grids, fields_checkpoint, tmp_path, capsys,

@@ -82,6 +82,7 @@ def expand(files, option: str = "files") -> list[Path]:
 
 def open_dataset(path: Path):
     """`path` opened lazily with xarray (no dask): a Zarr store (a folder or *.zarr) or a NetCDF file. Times
+    holding NaN, their _FillValue or inf raise MissingTimes (`_check_missing_times`, before decoding). Times
     of the standard calendars are decoded to datetime64[us] (the standard one before 1582-10-15 to cftime dates,
     as xarray does, without its warning: `Calendar.of` joins both), others to cftime dates; times that xarray can
     only decode to datetime64[ns] (floats) and that do not fit there (before 1678, after 2262: a 500-year
@@ -96,14 +97,11 @@ def open_dataset(path: Path):
             return xr.open_dataset(path, engine="zarr" if zarr else None, chunks=None, cache=False,
                                    decode_times=times)
     try:
-        try:
-            dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
-        except (ValueError, OverflowError):
-            _check_missing_times(opened(False), path)  # xarray's "unable to decode" for a missing first or last time
-            raise
+        # before any decoding: xarray reads inf as the units' epoch, cftime a NaN as the epoch or overflows
+        _check_missing_times(opened(False), path)
+        dataset = opened(xr.coders.CFDatetimeCoder(time_unit=COUNT_UNIT))
         if any(np.issubdtype(c.dtype, np.datetime64) and np.isnat(c.values).any() for c in dataset.coords.values()):
-            dataset.close()
-            _check_missing_times(opened(False), path)  # cftime would read a missing time as the epoch, or overflow
+            dataset.close()  # out of datetime64's range: cftime dates
             dataset = opened(xr.coders.CFDatetimeCoder(use_cftime=True))
         return dataset
     except ImportError as error:
