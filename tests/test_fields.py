@@ -335,6 +335,8 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     assert set(stored) == {"t2m"} and 280 < stored["t2m"]["mean"] < 310
     grid = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["grid"]  # eval and predict align to it
     assert (grid["y"], grid["x"], grid["y_values"], grid["longitude"]) == ("lat", "lon", LAT.tolist(), True)
+    # the files' own step (data.time_step=null): predict reads new input at it
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]["time_step"] == "6h"
 
     options = [f"ckpt_path={ckpt}", "save_forecasts=true", "figures.enabled=true"]
     summary = convgru.training.evaluate(compose_config("eval", tmp_path / "eval", options, tmp_path / "cache"), options)
@@ -376,6 +378,15 @@ def test_train_eval_and_predict_netcdf(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.main([str(ckpt), str(data["netcdf"][1]), str(out)])  # exists: not replaced without --force
     assert "OUTPUT" in capsys.readouterr().err
+    coarse = tmp_path / "twelve_hourly.nc"  # steps the model was not trained on: refused, not forecast
+    with xr.open_dataset(data["netcdf"][1]) as source:
+        source.isel(time=slice(None, None, 2)).to_netcdf(coarse)
+    with pytest.raises(SystemExit):
+        predict.main([str(ckpt), str(coarse), str(tmp_path / "coarse_forecast.nc")])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith("twelve_hourly.nc: its times are 12h apart; expected 6h (the checkpoint's data.time_step: "
+                         "it was trained on steps of 6h), or a step that divides it (the input is then read every "
+                         "6h)") and not (tmp_path / "coarse_forecast.nc").exists()
 
 
 def test_without_xarray_names_the_extra(monkeypatch, tmp_path):

@@ -89,6 +89,17 @@ def test_yearly_times_are_steps_of_twelve_months(calendar, tmp_path):
     assert source.step.leads(2) == ([12.0, 24.0], "mo")
 
 
+@pytest.mark.parametrize("step,option", [(np.timedelta64(6, "h"), "6h"), (np.timedelta64(90, "s"), "0.025h"),
+                                         (np.timedelta64(7, "m"), "420000000us"), (12, "12 months")])
+def test_a_step_as_the_option_that_names_it(step, option):
+    """TimeStep.option: what a checkpoint stores as data.time_step (the files' own step); parse_step reads it back."""
+    from convgru.data.fields import TimeStep, parse_step
+
+    found = TimeStep(months=step) if isinstance(step, int) else TimeStep(step)
+    assert found.option == option
+    assert parse_step(option) == (step if isinstance(step, int) else step.astype("timedelta64[us]"))
+
+
 def test_time_step_in_calendar_months(tmp_path):
     path = write(tmp_path / "monthly.nc", stamps("noleap", "middle", 24), "noleap")
     quarterly = FieldSource([path], ["t2m"], time_step="3MS")

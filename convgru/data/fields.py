@@ -467,6 +467,14 @@ class TimeStep:
         return f"{self.delta / np.timedelta64(1, 'h'):g}h"
 
     @property
+    def option(self) -> str:
+        """The step as data.time_step names it (`parse_step` reads it back to this step): 6h, 1 month, or in
+        microseconds where hours in 6 digits would round it (7 minutes: 420000000us)."""
+        if self.months or parse_step(self.text) == self.delta:
+            return self.text
+        return f"{self.delta // np.timedelta64(1, COUNT_UNIT)}{COUNT_UNIT}"
+
+    @property
     def key(self) -> str:
         """The step in a cache's digest (a fixed one as numpy writes it, as the digests before calendar months)."""
         return f"{self.months} months" if self.months else str(self.delta)

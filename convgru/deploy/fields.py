@@ -27,8 +27,16 @@ def read_fields(module, input_pattern, init: str | None, say=print):
     that records no grid). Raises OSError or ValueError naming what is missing or the grids that differ,
     or, before reading, the memory the input's declared grid would need (`check_forecast_memory`)."""
     data = module.hparams["data"]
-    source = FieldSource(expand(input_pattern, "INPUT"), data["variables"], data.get("levels"), data.get("dims"),
-                         data.get("time_step"))
+    paths, options = expand(input_pattern, "INPUT"), (data["variables"], data.get("levels"), data.get("dims"))
+    try:  # at the checkpoint's time step (a finer input sampled at it, a coarser one refused)
+        source = FieldSource(paths, *options, data.get("time_step"))
+    except OptionError as error:
+        if error.option != "time_step":
+            raise
+        step, found = data["time_step"], FieldSource(paths, *options).step.text
+        raise ValueError(f"INPUT {shown_name(input_pattern)}: its times are {found} apart; expected {step} (the "
+                         f"checkpoint's data.time_step: it was trained on steps of {step}), or a step that divides it "
+                         f"(the input is then read every {step})") from None
     if data.get("grid") is None:
         say(NO_GRID, True)
     elif said := source.align(check_grid(data["grid"], "the checkpoint's data.grid")):

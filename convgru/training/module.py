@@ -308,10 +308,11 @@ class ForecastModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         """As a fit starts, take the shape of the data's inputs for the model summary (`example_input_array`).
         Keep the data's normalization (data=fields: mean and std per channel of the training split), grid
-        (coordinates and their order) and climatology (`FieldDataModule.stored_climatology`: its values, or a
-        file beside the checkpoints) in the data config that checkpoints store, so that eval and predict
-        normalize as training did, read new files in the training grid's order, and eval scores ACC without
-        the training files."""
+        (coordinates and their order), time step (`data.time_step`, the files' own when not given) and
+        climatology (`FieldDataModule.stored_climatology`: its values, or a file beside the checkpoints) in the
+        data config that checkpoints store, so that eval and predict
+        normalize as training did, read new files in the training grid's order and at its time step, and eval
+        scores ACC without the training files."""
         datamodule = self.trainer.datamodule
         if stage == "fit" and not self.hparams.compile:  # a compiled net would compile again for the summary
             self.example_shape = example_shape(datamodule, validates=self.trainer.limit_val_batches != 0)
@@ -319,6 +320,9 @@ class ForecastModule(pl.LightningModule):
             self.hparams.data["normalization"] = datamodule.normalization
             if getattr(datamodule, "grid", None) is not None:
                 self.hparams.data["grid"] = datamodule.grid
+            source = getattr(datamodule, "source", None)
+            if self.hparams.data.get("time_step") is None and source is not None:
+                self.hparams.data["time_step"] = source.step.option  # the files' own: predict samples input at it
             stored = getattr(datamodule, "stored_climatology", None)
             if stored is not None:  # a large one: a file beside the checkpoints
                 self.hparams.data["climatology"] = stored(getattr(self.trainer.checkpoint_callback, "dirpath", None))
