@@ -352,6 +352,25 @@ def test_an_infinite_time_is_missing_not_the_epoch(tmp_path, calendar, step):
                                          rf"its _FillValue or inf; the first at step {step} of 3\)"):
         FieldSource([tmp_path / "inf.nc"], ["t2m"])
 
+
+@pytest.mark.parametrize("stored,error", [
+    ("abc", "the checkpoint's data.time_step: expected a positive duration such as 6h"),
+    ("1MS", "its times are 6h apart; expected 1MS (the checkpoint's data.time_step: it was trained on steps of 1MS)"),
+    ("3h", "its times are 6h apart; expected 3h (the checkpoint's data.time_step"),
+])
+def test_a_checkpoints_time_step_the_input_cannot_give_is_one_error(tmp_path, capsys, stored, error):
+    """A checkpoint's data.time_step (written by training, or by anyone): not a step, or one the input's times
+    cannot give (calendar months from 6-hourly times, a finer step), is one error line; nothing written."""
+    fields(days=3, gap=()).to_netcdf(tmp_path / "era5_0.nc")
+    ckpt = write_checkpoint(tmp_path / "model.ckpt")
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["hyper_parameters"]["data"]["time_step"] = stored
+    torch.save(checkpoint, ckpt)
+    status, _, err = run_predict([ckpt, tmp_path / "era5_0.nc", tmp_path / "out.nc"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert status == 2 and " error: INPUT " in last and error in last and last.count("INPUT") == 1
+    assert not (tmp_path / "out.nc").exists()
+
 # --- 27.8: NetCDF writes that fail on the way ---------------------------------------------------------------
 
 def test_a_failed_netcdf_write_is_one_error_and_leaves_nothing(grids, fields_checkpoint, tmp_path, capsys,

@@ -6,7 +6,15 @@ import numpy as np
 import torch
 
 from convgru._checks import OptionError, shown_name
-from convgru.data.fields import NO_GRID, FieldSource, check_grid, expand, forecast_dataset, write_forecasts
+from convgru.data.fields import (
+    NO_GRID,
+    FieldSource,
+    check_grid,
+    expand,
+    forecast_dataset,
+    parse_step,
+    write_forecasts,
+)
 from convgru.deploy.forecast import check_forecast_memory
 from convgru.domain.fields import denormalize, normalize
 from convgru.training.fields import forecast_batches, stored_normalization
@@ -27,6 +35,10 @@ def read_fields(module, input_pattern, init: str | None, say=print):
     that records no grid). Raises OSError or ValueError naming what is missing or the grids that differ,
     or, before reading, the memory the input's declared grid would need (`check_forecast_memory`)."""
     data = module.hparams["data"]
+    try:  # a checkpoint's own value, before it is compared with the input's step
+        parse_step(data.get("time_step"))
+    except OptionError as error:
+        raise ValueError(f"the checkpoint's data.time_step: {error.message}") from None
     paths, options = expand(input_pattern, "INPUT"), (data["variables"], data.get("levels"), data.get("dims"))
     try:  # at the checkpoint's time step (a finer input sampled at it, a coarser one refused)
         source = FieldSource(paths, *options, data.get("time_step"))
@@ -34,7 +46,7 @@ def read_fields(module, input_pattern, init: str | None, say=print):
         if error.option != "time_step":
             raise
         step, found = data["time_step"], FieldSource(paths, *options).step.text
-        raise ValueError(f"INPUT {shown_name(input_pattern)}: its times are {found} apart; expected {step} (the "
+        raise ValueError(f"its times are {found} apart; expected {step} (the "
                          f"checkpoint's data.time_step: it was trained on steps of {step}), or a step that divides it "
                          f"(the input is then read every {step})") from None
     if data.get("grid") is None:

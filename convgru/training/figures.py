@@ -324,8 +324,8 @@ def performance_diagram(per_frame: Mapping, lead: LeadTime, units: str | None = 
         # in the first row, thresholds in the second (a legend fills column by column)
         columns = max(len(colours), len(markers))
         blank = Line2D([], [], linestyle="none", label=" ")
-        handles = [h for c in range(columns) for h in (colours + [blank] * columns)[c:c + 1]
-                   + (markers + [blank] * columns)[c:c + 1]]
+        colours, markers = (row + [blank] * (columns - len(row)) for row in (colours, markers))
+        handles = [handle for pair in zip(colours, markers) for handle in pair]
         figure.legend(handles=handles, loc="outside lower center", ncol=columns)
         ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="success ratio (1 - FAR)",
                ylabel="probability of detection (POD)")
